@@ -1,0 +1,131 @@
+"""Check results: the one record every check writes, whatever ran it.
+
+A GX expectation on one region's table, a parity diff across regions, a drift test: each
+produces :class:`CheckResult` rows, appended to ``<root>/<pipeline>/_lockstep/check_results``
+(Delta, append-only) *before* the gate acts on them, so ``explain``, ``status`` and the UI
+read the same rows that decided.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import polars as pl
+
+from pipelines.storage import append_rows, lockstep_uri, read_table, table_version
+
+CHECK_RESULTS = "check_results"
+
+CHECK_RESULT_SCHEMA = {
+    "pipeline": pl.String,
+    "interval": pl.String,
+    "run_id": pl.String,
+    "stage": pl.String,
+    "check_id": pl.String,
+    "check_type": pl.String,
+    "region": pl.String,
+    "table": pl.String,
+    "policy": pl.String,
+    "success": pl.Boolean,
+    "blocking": pl.Boolean,
+    "observed": pl.String,
+    "threshold": pl.String,
+    "unexpected_count": pl.Int64,
+    "element_count": pl.Int64,
+    "message": pl.String,
+    "details": pl.String,
+    "recorded_at": pl.Datetime("us", "UTC"),
+}
+
+
+@dataclass
+class CheckResult:
+    """One result of one check. ``region`` is ``"*"`` for a check across regions."""
+
+    stage: str  # "validation" or "reconcile"
+    check_id: str
+    check_type: str
+    region: str
+    table: str
+    policy: str  # warn | quarantine | block
+    success: bool
+    observed: Any = None
+    threshold: Any = None
+    unexpected_count: int | None = None
+    element_count: int | None = None
+    message: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def blocking(self) -> bool:
+        """A failed check whose policy is block stops certification."""
+        return (not self.success) and self.policy == "block"
+
+    def to_row(self, pipeline: str, interval: str, run_id: str) -> dict[str, Any]:
+        row = asdict(self)
+        row.update(
+            pipeline=pipeline,
+            interval=interval,
+            run_id=run_id,
+            blocking=self.blocking,
+            observed=json.dumps(self.observed, default=str),
+            threshold=json.dumps(self.threshold, default=str),
+            details=json.dumps(self.details, default=str),
+            recorded_at=datetime.now(timezone.utc),
+        )
+        return row
+
+
+def record_results(
+    root: str, pipeline: str, interval: str, run_id: str, results: list[CheckResult],
+    storage_options: dict[str, str] | None = None,
+) -> int | None:
+    """Append results to the check-results table in one commit; returns its version."""
+    if not results:
+        return table_version(lockstep_uri(root, pipeline, CHECK_RESULTS), storage_options)
+    frame = pl.DataFrame([r.to_row(pipeline, interval, run_id) for r in results], schema=CHECK_RESULT_SCHEMA)
+    return append_rows(lockstep_uri(root, pipeline, CHECK_RESULTS), frame, storage_options)
+
+
+def load_results(
+    root: str, pipeline: str, interval: str | None = None, run_id: str | None = None,
+    storage_options: dict[str, str] | None = None,
+) -> pl.DataFrame:
+    """Recorded results, optionally of one interval and one run (empty frame when none)."""
+    uri = lockstep_uri(root, pipeline, CHECK_RESULTS)
+    if table_version(uri, storage_options) is None:
+        return pl.DataFrame(schema=CHECK_RESULT_SCHEMA)
+    lf = read_table(uri, storage_options=storage_options)
+    if interval is not None:
+        lf = lf.filter(pl.col("interval") == interval)
+    if run_id is not None:
+        lf = lf.filter(pl.col("run_id") == run_id)
+    return lf.collect()
+
+
+def latest_results(
+    root: str, pipeline: str, interval: str, run_id: str, storage_options: dict[str, str] | None = None,
+) -> list[CheckResult]:
+    """What the gate judges: the newest validation result of each (region, table, check) of
+    the interval, whichever run recorded it, and the reconciliation results of ``run_id``."""
+    df = load_results(root, pipeline, interval, storage_options=storage_options)
+    if df.is_empty():
+        return []
+    validation = (
+        df.filter(pl.col("stage") == "validation")
+        .sort("recorded_at")
+        .unique(subset=["region", "table", "check_id"], keep="last", maintain_order=True)
+    )
+    rec = df.filter((pl.col("stage") != "validation") & (pl.col("run_id") == run_id))
+    return [
+        CheckResult(
+            stage=r["stage"], check_id=r["check_id"], check_type=r["check_type"], region=r["region"],
+            table=r["table"], policy=r["policy"], success=r["success"], observed=json.loads(r["observed"] or "null"),
+            threshold=json.loads(r["threshold"] or "null"), unexpected_count=r["unexpected_count"],
+            element_count=r["element_count"], message=r["message"] or "", details=json.loads(r["details"] or "{}"),
+        )
+        for r in pl.concat([validation, rec]).iter_rows(named=True)
+    ]

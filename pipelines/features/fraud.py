@@ -1,0 +1,112 @@
+"""The flagship fraud feature set: card and merchant features, point-in-time correct.
+
+Every feature of a transaction uses only the same card's events *strictly before* the
+transaction's event time (windows are closed on the left and open on the right, so events
+at the same instant never see each other). History reaches back the feature set's
+``lookback`` (7 days in the flagship spec): counts, the z-score and the first-seen flag are
+"within the lookback".
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from pipelines.features import FeatureContext
+
+CARD_WINDOWS = {"1h": "1h", "24h": "24h", "7d": "7d"}
+
+CARD_FEATURE_COLUMNS = [
+    "txn_count_1h", "amount_sum_1h", "txn_count_24h", "amount_sum_24h", "txn_count_7d",
+    "amount_sum_7d", "distinct_merchants_24h", "amount_zscore", "first_seen_in_region",
+]
+
+
+def _window(lf: pl.LazyFrame, period: str, aggs: list[pl.Expr]) -> pl.LazyFrame:
+    """Per-row aggregates of the same card's events in [t - period, t), in the frame's order."""
+    return lf.rolling(index_column="event_time", period=period, closed="left", group_by="card_id").agg(aggs)
+
+
+def card_features(inputs: dict[str, pl.LazyFrame], ctx: FeatureContext) -> pl.LazyFrame:
+    """Per transaction: counts and sums over 1 h / 24 h / 7 d, distinct merchants in 24 h,
+    the amount's z-score against the card's prior 7 days, and whether the card is new here."""
+    tx = (
+        inputs["transactions"]
+        .select("txn_id", "card_id", "merchant_id", "amount", "event_time", "is_fraud", "ds")
+        .sort("card_id", "event_time", "txn_id")
+    )
+    w1h = _window(tx, "1h", [pl.len().alias("txn_count_1h"), pl.col("amount").sum().alias("amount_sum_1h")])
+    w24 = _window(
+        tx,
+        "24h",
+        [
+            pl.len().alias("txn_count_24h"),
+            pl.col("amount").sum().alias("amount_sum_24h"),
+            pl.col("merchant_id").n_unique().alias("distinct_merchants_24h"),
+        ],
+    )
+    w7d = _window(
+        tx,
+        "7d",
+        [
+            pl.len().alias("txn_count_7d"),
+            pl.col("amount").sum().alias("amount_sum_7d"),
+            pl.col("amount").mean().alias("_mean_7d"),
+            pl.col("amount").std().alias("_std_7d"),
+        ],
+    )
+    keys = ["card_id", "event_time"]
+    out = pl.concat(
+        # rolling keeps the frame's (card, time) order, so the windows line up row by row
+        [tx, w1h.drop(keys), w24.drop(keys), w7d.drop(keys)],
+        how="horizontal",
+    )
+    out = out.with_columns(
+        # an empty window has no rows: rolling yields count 0 and a null sum
+        pl.col("amount_sum_1h", "amount_sum_24h", "amount_sum_7d").fill_null(0.0),
+        pl.col("distinct_merchants_24h").cast(pl.Int32),
+        pl.col("txn_count_1h", "txn_count_24h", "txn_count_7d").cast(pl.Int32),
+        amount_zscore=pl.when((pl.col("txn_count_7d") >= 2) & (pl.col("_std_7d") > 0))
+        .then((pl.col("amount") - pl.col("_mean_7d")) / pl.col("_std_7d"))
+        .otherwise(None),
+        first_seen_in_region=pl.col("txn_count_7d") == 0,
+        feature_version=pl.lit(ctx.version),
+    )
+    return (
+        out.filter(pl.col("ds") == ctx.interval.ds)
+        .select(
+            "txn_id", "card_id", "merchant_id", "event_time", "amount", "is_fraud",
+            *CARD_FEATURE_COLUMNS, "feature_version", "ds",
+        )
+        .sort("event_time", "txn_id")
+    )
+
+
+def merchant_features(inputs: dict[str, pl.LazyFrame], ctx: FeatureContext) -> pl.LazyFrame:
+    """Per merchant on the risk list, as of the interval's end: activity over the day and the
+    last 7 days, distinct cards, the fraud rate of the last 7 days, and the risk score."""
+    end = ctx.interval.end
+    day_start = ctx.interval.start
+    tx = inputs["transactions"].select("card_id", "merchant_id", "amount", "event_time", "is_fraud").filter(
+        pl.col("event_time") < end
+    )
+    in_day = pl.col("event_time") >= day_start
+    activity = tx.group_by("merchant_id").agg(
+        txn_count_1d=in_day.sum().cast(pl.Int32),
+        amount_sum_1d=pl.col("amount").filter(in_day).sum(),
+        distinct_cards_1d=pl.col("card_id").filter(in_day).n_unique().cast(pl.Int32),
+        txn_count_7d=pl.len().cast(pl.Int32),
+        amount_mean_7d=pl.col("amount").mean(),
+        fraud_rate_7d=pl.col("is_fraud").cast(pl.Float64).mean(),
+    )
+    risk = inputs["merchant_risk"].select("merchant_id", "mcc", "risk_score", "risk_tier")
+    return (
+        risk.join(activity, on="merchant_id", how="left")
+        .with_columns(
+            pl.col("txn_count_1d", "distinct_cards_1d", "txn_count_7d").fill_null(0),
+            pl.col("amount_sum_1d").fill_null(0.0),
+            feature_time=pl.lit(end).dt.cast_time_unit("us"),
+            feature_version=pl.lit(ctx.version),
+            ds=pl.lit(ctx.interval.ds),
+        )
+        .sort("merchant_id")
+    )

@@ -1,0 +1,486 @@
+"""Pipeline specs: the one place Lockstep's configuration is defined.
+
+A spec is YAML that becomes a :class:`PipelineSpec`; everything else in Lockstep receives
+these typed objects. Every model forbids unknown fields, so a typo is an error instead of a
+silently ignored setting, and :func:`load_spec` turns any problem into one
+:class:`~pipelines.errors.SpecError` naming the file, the field path and what was expected.
+
+Example::
+
+    spec = load_spec("dags/fraud_features.yaml")
+    spec.regions            # ['eu-west', 'us-east', ...]
+    spec.table("card_features").layer   # 'features'
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from pipelines.errors import SpecError
+
+REGION_PATTERN = r"^[a-z][a-z0-9-]{1,31}$"
+NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
+
+Region = Annotated[str, StringConstraints(pattern=REGION_PATTERN)]
+Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
+Layer = Literal["raw", "features", "quarantine", "reference"]
+Policy = Literal["warn", "quarantine", "block"]
+CheckPolicy = Literal["warn", "block"]
+
+_DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def _parse_duration(v: Any) -> Any:
+    """Accept '90s', '5m', '2h', '7d', '1w' (and anything pydantic reads as a timedelta)."""
+    if isinstance(v, str):
+        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", v)
+        if m:
+            return timedelta(**{_DURATION_UNITS[m.group(2)]: float(m.group(1))})
+    return v
+
+
+Duration = Annotated[timedelta, BeforeValidator(_parse_duration)]
+
+#: Where shipped pipelines live; ``load_spec("fraud_features")`` looks here.
+DAGS_DIR = Path(__file__).resolve().parent.parent / "dags"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --------------------------------------------------------------------------- storage
+class StorageSpec(_Model):
+    """Where the pipeline's Delta tables live."""
+
+    root: str = Field("./lockstep-data", description="local folder or s3:// abfss:// gs:// URI")
+    options: dict[str, str] = Field(
+        default_factory=dict,
+        description="deltalake storage options; a value '${VAR}' is read from the environment "
+        "at run time, so no credential is ever written in a spec",
+    )
+
+    def resolved_options(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for key, value in self.options.items():
+            m = re.fullmatch(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", value)
+            out[key] = os.environ.get(m.group(1), "") if m else value
+        return out
+
+
+# --------------------------------------------------------------------------- sources
+FaultKind = Literal[
+    "drift", "stale_reference", "missing_partition", "duplicates", "schema_change", "corrupt_file"
+]
+
+
+class FaultSpec(_Model):
+    """A named fault the synthetic source injects, for demos and tests."""
+
+    kind: FaultKind
+    regions: list[Region] = Field(min_length=1)
+    dates: list[date] = Field(default_factory=list, description="empty: every date")
+    magnitude: float = Field(
+        1.0,
+        gt=0,
+        description="drift: shift of log-amount (sigmas); stale_reference: days behind; "
+        "duplicates: fraction of rows repeated (x 1%)",
+    )
+
+    def applies(self, region: str, ds: date) -> bool:
+        return region in self.regions and (not self.dates or ds in self.dates)
+
+
+class SyntheticSource(_Model):
+    """Deterministic multi-region card-transaction generator (see pipelines.sources.synthetic)."""
+
+    kind: Literal["synthetic"]
+    dataset: Literal["transactions", "merchant_risk"]
+    rows_per_region: int = Field(20_000, ge=0, description="transactions per region and day")
+    merchants: int = Field(2_000, ge=10)
+    seed: int = 7
+    faults: list[FaultSpec] = Field(default_factory=list)
+
+
+class FileSource(_Model):
+    """Files delivered per region and interval: ``path`` may use {region}, {ds} and {hour}."""
+
+    kind: Literal["parquet", "csv", "jsonl"]
+    path: str
+    required: bool = Field(True, description="a missing file is an error (else: an empty interval)")
+
+    @field_validator("path")
+    @classmethod
+    def _placeholders(cls, v: str) -> str:
+        unknown = set(re.findall(r"\{([^}]*)\}", v)) - {"region", "ds", "hour"}
+        if unknown:
+            raise ValueError(f"unknown placeholder(s) {sorted(unknown)}; use {{region}}, {{ds}}, {{hour}}")
+        return v
+
+
+class DeltaSource(_Model):
+    """An existing Delta table per region (``uri`` may use {region})."""
+
+    kind: Literal["delta"]
+    uri: str
+    version: int | None = None
+    interval_column: str | None = Field("ds", description="column to select the interval by")
+
+
+Source = Annotated[SyntheticSource | FileSource | DeltaSource, Field(discriminator="kind")]
+
+
+# --------------------------------------------------------------------------- tables
+class ColumnSpec(_Model):
+    name: str
+    dtype: str = Field(description="polars dtype name, e.g. Int64, Float64, String, Datetime")
+    nullable: bool = True
+
+
+class TableSpec(_Model):
+    """A table of the pipeline, stored per region at <root>/<pipeline>/<region>/<layer>/<name>."""
+
+    name: Name
+    layer: Layer
+    source: str | None = Field(None, description="name of a source (raw and reference tables)")
+    keys: list[str] = Field(default_factory=list, description="unique per interval")
+    event_time: str | None = None
+    partition_by: list[str] = Field(default_factory=lambda: ["ds"])
+    suite: str | None = Field(None, description="expectation suite; default: the table name")
+    replicated: bool = Field(False, description="every region must hold it identically")
+    columns: list[ColumnSpec] = Field(default_factory=list, description="optional declared schema")
+
+    @property
+    def path(self) -> str:
+        return f"{self.layer}/{self.name}"
+
+    @property
+    def suite_name(self) -> str:
+        return self.suite or self.name
+
+
+class FeatureSetSpec(_Model):
+    """A polars transform from input tables to one features table."""
+
+    name: Name
+    transform: str = Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$", description="module:function")
+    inputs: list[Name] = Field(min_length=1)
+    output: Name
+    version: str = "1"
+    lookback: Duration = Field(timedelta(days=7), description="history read before the interval")
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- validation
+class ValidationSpec(_Model):
+    """Great Expectations validation of every region's tables (the validation issue fills this)."""
+
+    enabled: bool = True
+    engine: Literal["auto", "gx", "polars"] = "auto"
+    suites_dir: str = Field("../expectations", description="relative to the spec file")
+    quarantine_cap: float = Field(0.01, ge=0, le=1, description="quarantined share that blocks")
+    data_docs: bool = True
+
+
+# --------------------------------------------------------------------------- reconciliation
+class ParityCheck(_Model):
+    table: Name
+    keys: list[str] = Field(min_length=1)
+    columns: list[str] | None = None
+    residency: Literal["shared", "strict"] = "shared"
+    buckets: int = Field(256, ge=1)
+    policy: CheckPolicy = "block"
+
+
+class ControlTotalsCheck(_Model):
+    columns: list[str] = Field(default_factory=list)
+    tolerance: float = Field(0.0, ge=0)
+    global_control: str | None = Field(None, description="path of a global control file")
+    policy: CheckPolicy = "block"
+
+
+class DriftThreshold(_Model):
+    psi: float = Field(0.2, gt=0)
+    ks: float = Field(0.1, gt=0, le=1)
+
+
+class DriftCheck(_Model):
+    table: Name
+    columns: dict[str, DriftThreshold]
+    bins: int = Field(10, ge=2)
+    window: int = Field(7, ge=1, description="trailing certified intervals to compare with")
+    policy: CheckPolicy = "block"
+
+
+class FreshnessCheck(_Model):
+    table: Name
+    max_skew: Duration = timedelta(hours=2)
+    max_lag: Duration = timedelta(hours=6)
+    policy: CheckPolicy = "block"
+
+
+class SchemaCheck(_Model):
+    enabled: bool = True
+    policy: CheckPolicy = "block"
+
+
+class ReconcileSpec(_Model):
+    """Cross-region checks run by the gate (the reconciliation issue fills this)."""
+
+    parity: list[ParityCheck] = Field(default_factory=list)
+    control_totals: ControlTotalsCheck | None = None
+    drift: list[DriftCheck] = Field(default_factory=list)
+    freshness: FreshnessCheck | None = None
+    schema_parity: SchemaCheck = SchemaCheck()
+
+
+class ConsumerSpec(_Model):
+    name: Name
+    tables: list[Name]
+    max_staleness: Duration | None = None
+
+
+class AirflowSpec(_Model):
+    """Defaults of the generated DAG, each overridable per pipeline."""
+
+    retries: int = Field(2, ge=0)
+    retry_delay: Duration = timedelta(minutes=2)
+    execution_timeout: Duration = timedelta(hours=1)
+    max_active_runs: int = Field(1, ge=1)
+    max_active_tasks: int = Field(16, ge=1)
+    pool: str | None = None
+    catchup: bool = False
+    tags: list[str] = Field(default_factory=lambda: ["lockstep"])
+
+
+# --------------------------------------------------------------------------- pipeline
+class PipelineSpec(_Model):
+    """One pipeline: becomes one Airflow DAG."""
+
+    name: Name
+    description: str = ""
+    schedule: str = "@daily"
+    granularity: Literal["day", "hour"] = "day"
+    start_date: date
+    regions: list[Region] = Field(min_length=1)
+    storage: StorageSpec = StorageSpec()
+    sources: dict[Name, Source] = Field(default_factory=dict)
+    tables: list[TableSpec] = Field(min_length=1)
+    features: list[FeatureSetSpec] = Field(default_factory=list)
+    validation: ValidationSpec = ValidationSpec()
+    reconcile: ReconcileSpec = ReconcileSpec()
+    consumers: list[ConsumerSpec] = Field(default_factory=list)
+    airflow: AirflowSpec = AirflowSpec()
+
+    _path: Path | None = PrivateAttr(None)
+
+    @field_validator("regions")
+    @classmethod
+    def _unique_regions(cls, v: list[str]) -> list[str]:
+        dupes = sorted({r for r in v if v.count(r) > 1})
+        if dupes:
+            raise ValueError(f"duplicate region(s) {dupes}")
+        return v
+
+    @model_validator(mode="after")
+    def _references(self) -> PipelineSpec:
+        names = [t.name for t in self.tables]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"tables: duplicate table name(s) {dupes}")
+        by_name = {t.name: t for t in self.tables}
+        for i, t in enumerate(self.tables):
+            if t.layer in ("raw", "reference"):
+                if t.source is None:
+                    raise ValueError(f"tables[{i}] ({t.name}): a {t.layer} table needs a source")
+                if t.source not in self.sources:
+                    raise ValueError(
+                        f"tables[{i}].source: unknown source {t.source!r}; "
+                        f"defined: {sorted(self.sources)}"
+                    )
+            elif t.source is not None:
+                raise ValueError(f"tables[{i}].source: only raw and reference tables have a source")
+            if self.granularity == "hour" and "hour" not in t.partition_by:
+                raise ValueError(f"tables[{i}].partition_by: hourly pipelines partition by ds, hour")
+        for i, f in enumerate(self.features):
+            for name in f.inputs:
+                if name not in by_name:
+                    raise ValueError(f"features[{i}].inputs: unknown table {name!r}")
+            out = by_name.get(f.output)
+            if out is None or out.layer != "features":
+                raise ValueError(f"features[{i}].output: {f.output!r} is not a features-layer table")
+        checks: list[tuple[str, str]] = [(f"reconcile.parity[{i}]", c.table) for i, c in enumerate(self.reconcile.parity)]
+        checks += [(f"reconcile.drift[{i}]", c.table) for i, c in enumerate(self.reconcile.drift)]
+        if self.reconcile.freshness:
+            checks.append(("reconcile.freshness", self.reconcile.freshness.table))
+        for i, c in enumerate(self.consumers):
+            checks += [(f"consumers[{i}].tables", t) for t in c.tables]
+        for where, name in checks:
+            if name not in by_name:
+                raise ValueError(f"{where}.table: unknown table {name!r}")
+        return self
+
+    # -- helpers
+    @property
+    def path(self) -> Path | None:
+        """The file the spec was loaded from (None when built in code)."""
+        return self._path
+
+    def table(self, name: str) -> TableSpec:
+        for t in self.tables:
+            if t.name == name:
+                return t
+        raise SpecError(f"{self.name}: no table named {name!r}", field="tables")
+
+    def tables_in(self, *layers: str) -> list[TableSpec]:
+        return [t for t in self.tables if t.layer in layers]
+
+    def feature_set_for(self, table: str) -> FeatureSetSpec | None:
+        return next((f for f in self.features if f.output == table), None)
+
+    def root(self, override: str | None = None) -> str:
+        """Storage root: ``override`` (CLI --root), else $LOCKSTEP_ROOT, else the spec's."""
+        return override or os.environ.get("LOCKSTEP_ROOT") or self.storage.root
+
+    def suites_dir(self) -> Path:
+        base = self._path.parent if self._path else Path.cwd()
+        return (base / self.validation.suites_dir).resolve()
+
+    def spec_hash(self) -> str:
+        """Stable hash of the spec's content (not of its formatting)."""
+        payload = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+    def with_path(self, path: Path | None) -> PipelineSpec:
+        self._path = path
+        return self
+
+
+# --------------------------------------------------------------------------- intervals
+class Interval(_Model):
+    """The data interval a run processes: [start, end) in UTC."""
+
+    start: datetime
+    end: datetime
+
+    @classmethod
+    def for_date(cls, ds: date | str, granularity: str = "day", hour: int = 0) -> Interval:
+        d = date.fromisoformat(ds) if isinstance(ds, str) else ds
+        start = datetime(d.year, d.month, d.day, hour if granularity == "hour" else 0, tzinfo=timezone.utc)
+        return cls(start=start, end=start + (timedelta(hours=1) if granularity == "hour" else timedelta(days=1)))
+
+    @field_validator("start", "end")
+    @classmethod
+    def _utc(cls, v: datetime) -> datetime:
+        return v.replace(tzinfo=timezone.utc) if v.tzinfo is None else v.astimezone(timezone.utc)
+
+    @property
+    def ds(self) -> str:
+        return self.start.date().isoformat()
+
+    @property
+    def hour(self) -> int:
+        return self.start.hour
+
+    @property
+    def key(self) -> str:
+        """A short id: '2026-01-01' for days, '2026-01-01T05' for hours."""
+        if self.end - self.start >= timedelta(days=1):
+            return self.ds
+        return f"{self.ds}T{self.hour:02d}"
+
+    def partition(self, partition_by: list[str]) -> dict[str, str]:
+        values = {"ds": self.ds, "hour": f"{self.hour:02d}"}
+        return {col: values[col] for col in partition_by}
+
+
+def date_range(start: date, end: date) -> list[date]:
+    """Every date from ``start`` to ``end``, both included."""
+    return [start + timedelta(days=i) for i in range((end - start).days + 1)]
+
+
+# --------------------------------------------------------------------------- loading
+def _format_loc(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("synthetic", "parquet", "csv", "jsonl", "delta", "function-after"):
+            continue  # discriminator tags are noise in a field path
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(top level)"
+
+
+def resolve_spec_path(name_or_path: str | Path) -> Path:
+    """A shipped pipeline's name (``fraud_features``) or a path to a spec file."""
+    p = Path(name_or_path)
+    if p.suffix in (".yaml", ".yml") or p.exists():
+        return p
+    for d in [Path.cwd() / "dags", DAGS_DIR]:
+        for ext in (".yaml", ".yml"):
+            if (d / f"{name_or_path}{ext}").exists():
+                return d / f"{name_or_path}{ext}"
+    raise SpecError(
+        f"{name_or_path}: no such pipeline (looked for {name_or_path}.yaml in ./dags and "
+        f"{DAGS_DIR}) and no such file",
+        file=str(name_or_path),
+    )
+
+
+def parse_spec(data: Any, source: str = "<spec>") -> PipelineSpec:
+    """Validate a parsed mapping; errors name ``source``, the field path and what was expected."""
+    if not isinstance(data, dict):
+        raise SpecError(f"{source}: expected a mapping at the top level, got {type(data).__name__}", file=source)
+    try:
+        return PipelineSpec.model_validate(data)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            loc = _format_loc(tuple(err["loc"]))
+            msg = err["msg"].removeprefix("Value error, ")
+            got = err.get("input")
+            shown = "" if isinstance(got, dict | list) or err["type"] == "missing" else f" (got {got!r})"
+            lines.append(f"{loc}: {msg}{shown}")
+        raise SpecError(f"{source}: " + "; ".join(lines), file=source, errors=lines) from None
+
+
+def load_spec(name_or_path: str | Path) -> PipelineSpec:
+    """Load a pipeline spec from YAML, by shipped name or path.
+
+    >>> spec = load_spec("fraud_features")
+    >>> len(spec.regions)
+    12
+    """
+    path = resolve_spec_path(name_or_path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise SpecError(f"{path}: cannot read spec ({exc.strerror})", file=str(path)) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise SpecError(f"{path}: YAML syntax error{where}: {problem}", file=str(path)) from None
+    return parse_spec(data, str(path)).with_path(path.resolve())
