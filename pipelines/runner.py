@@ -7,7 +7,7 @@ XCom under any executor.
 
 Steps of one interval::
 
-    for each region:  ingest -> transform -> validate      (independent; Airflow maps them)
+    for each region:  ingest -> validate_inputs -> transform -> validate   (Airflow maps them)
     then:             reconcile -> gate                    (all regions together)
 
 Example::
@@ -104,16 +104,22 @@ def transform(spec: PipelineSpec, interval: Interval, region: str, *, root: str 
     return refs
 
 
-def validate(spec: PipelineSpec, interval: Interval, region: str, *, root: str | None = None, run_id: str = "") -> list[CheckResult]:
-    """Run the region's expectation suites (pass-through until validation is configured)."""
+INPUT_LAYERS = ("raw", "reference")
+OUTPUT_LAYERS = ("features",)
+
+
+def validate(
+    spec: PipelineSpec, interval: Interval, region: str, *, layers: tuple[str, ...] | None = None,
+    root: str | None = None, run_id: str = "",
+) -> list[CheckResult]:
+    """Run the region's expectation suites on the tables of ``layers`` (default: all), apply
+    their policies (quarantine moves failing rows aside) and record the results."""
     if not spec.validation.enabled:
         return []
-    try:
-        from pipelines import validation
-    except ImportError:  # pragma: no cover - validation ships with the package
-        return []
+    from pipelines import validation
+
     run = getattr(validation, "validate_region", None)
-    return run(spec, interval, region, root=root, run_id=run_id) if run else []
+    return run(spec, interval, region, layers=layers, root=root, run_id=run_id) if run else []
 
 
 def reconcile(spec: PipelineSpec, interval: Interval, *, root: str | None = None, run_id: str = "") -> list[CheckResult]:
@@ -140,11 +146,15 @@ class RegionRun:
 
 def run_region(spec: PipelineSpec, interval: Interval, region: str, *, root: str | None = None,
                run_id: str = "", force: bool = False) -> RegionRun:
-    """ingest -> transform -> validate for one region."""
+    """ingest -> validate inputs -> transform -> validate features, for one region.
+
+    Inputs are validated before the transform, so rows a policy quarantines never feed a
+    feature."""
     t0 = time.perf_counter()
     refs = ingest(spec, interval, region, root=root, force=force)
+    checks = validate(spec, interval, region, layers=INPUT_LAYERS, root=root, run_id=run_id)
     refs += transform(spec, interval, region, root=root, force=force)
-    checks = validate(spec, interval, region, root=root, run_id=run_id)
+    checks += validate(spec, interval, region, layers=OUTPUT_LAYERS, root=root, run_id=run_id)
     return RegionRun(region, refs, checks, time.perf_counter() - t0)
 
 
@@ -224,7 +234,7 @@ def gate_step(spec: PipelineSpec, interval: Interval, *, root: str | None = None
 
 
 # --------------------------------------------------------------------------- task payloads
-Step = Literal["ingest", "transform", "validate", "region", "reconcile", "gate"]
+Step = Literal["ingest", "validate_inputs", "transform", "validate", "region", "reconcile", "gate"]
 
 
 class StepPayload(BaseModel):
@@ -250,7 +260,7 @@ def run_step(payload: StepPayload) -> dict[str, Any]:
     """Run one step described by a payload; returns references only."""
     spec = load_spec(payload.spec)
     iv, root = payload.interval, payload.root
-    if payload.step in ("ingest", "transform", "validate", "region"):
+    if payload.step in ("ingest", "validate_inputs", "transform", "validate", "region"):
         if payload.region is None:
             raise ValueError(f"step {payload.step} needs a region")
         region = payload.region
@@ -258,8 +268,9 @@ def run_step(payload: StepPayload) -> dict[str, Any]:
             return {"tables": [r.to_dict() for r in ingest(spec, iv, region, root=root, force=payload.force)]}
         if payload.step == "transform":
             return {"tables": [r.to_dict() for r in transform(spec, iv, region, root=root, force=payload.force)]}
-        if payload.step == "validate":
-            checks = validate(spec, iv, region, root=root, run_id=payload.run_id)
+        if payload.step in ("validate_inputs", "validate"):
+            layers = INPUT_LAYERS if payload.step == "validate_inputs" else OUTPUT_LAYERS
+            checks = validate(spec, iv, region, layers=layers, root=root, run_id=payload.run_id)
             return {"checks": len(checks), "blocking": sum(c.blocking for c in checks)}
         rr = run_region(spec, iv, region, root=root, run_id=payload.run_id, force=payload.force)
         return {"tables": [r.to_dict() for r in rr.tables], "blocking": len(rr.blocking)}
