@@ -201,7 +201,7 @@ def run_interval(
     t0 = time.perf_counter()
     run_id = run_id or new_run_id()
     runs = []
-    for region in regions or spec.regions:
+    for region in spec.regions if regions is None else regions:
         unknown = region not in spec.regions
         if unknown:
             from pipelines.errors import SpecError

@@ -9,6 +9,8 @@ at the same instant never see each other). History reaches back the feature set'
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import polars as pl
 
 from pipelines.features import FeatureContext
@@ -87,7 +89,7 @@ def merchant_features(inputs: dict[str, pl.LazyFrame], ctx: FeatureContext) -> p
     end = ctx.interval.end
     day_start = ctx.interval.start
     tx = inputs["transactions"].select("card_id", "merchant_id", "amount", "event_time", "is_fraud").filter(
-        pl.col("event_time") < end
+        pl.col("event_time").is_between(end - timedelta(days=7), end, closed="left")
     )
     in_day = pl.col("event_time") >= day_start
     activity = tx.group_by("merchant_id").agg(

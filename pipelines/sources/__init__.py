@@ -73,8 +73,31 @@ def _delta_source(src: DeltaSource, region: str, interval: Interval, options: di
     return SourceRead(frame, {"uri": uri, "version": version})
 
 
+def conform(frame: pl.DataFrame, table: TableSpec, where: str) -> pl.DataFrame:
+    """Give text-format inputs their types: the declared columns, and the event time as UTC."""
+    try:
+        casts = {c.name: getattr(pl, c.dtype) for c in table.columns if c.name in frame.columns}
+        if casts:
+            frame = frame.cast(casts, strict=True)
+        parts = [c for c in table.partition_by if c in frame.columns and frame.schema[c] != pl.String]
+        if parts:  # partition values are strings ('2026-01-01'), whatever a CSV reader guessed
+            frame = frame.with_columns(pl.col(parts).cast(pl.String))
+        et = table.event_time
+        if et and et in frame.columns and frame.schema[et] == pl.String:
+            frame = frame.with_columns(pl.col(et).str.to_datetime(time_unit="us", time_zone="UTC"))
+    except (pl.exceptions.PolarsError, AttributeError) as exc:
+        raise SourceError(f"{where}: columns do not match the declared types of {table.path}: {exc}", path=where) from None
+    return frame
+
+
 def read_source(spec: PipelineSpec, table: TableSpec, region: str, interval: Interval) -> SourceRead:
     """Read ``table``'s source for one region and interval."""
+    read = _read(spec, table, region, interval)
+    read.frame = conform(read.frame, table, str(read.identity.get("path") or read.identity.get("uri") or table.source))
+    return read
+
+
+def _read(spec: PipelineSpec, table: TableSpec, region: str, interval: Interval) -> SourceRead:
     assert table.source is not None
     src = spec.sources[table.source]
     ds = date.fromisoformat(interval.ds)

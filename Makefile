@@ -1,0 +1,42 @@
+# Lockstep: every target creates the virtual environment when it is missing and installs
+# the project into it (again when pyproject.toml changes).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.lockstep-installed
+
+.PHONY: install demo test test-fast lint bench up clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev,postgres,celery]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## the main job: 12 regions, five days, faults injected, the gate deciding each day
+demo: $(STAMP)
+	$(BIN)/lockstep demo
+
+## the whole test suite, slow end-to-end tests included (CI runs exactly this)
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+## everything but the slow end-to-end tests
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
+
+lint: $(STAMP)
+	$(BIN)/ruff check pipelines tests dags plugins
+	$(BIN)/mypy pipelines
+
+bench: $(STAMP)
+	$(BIN)/lockstep bench
+
+## embedded Airflow 3 (SQLite, LocalExecutor) on http://127.0.0.1:8080
+up: $(STAMP)
+	$(BIN)/lockstep airflow up
+
+clean:
+	rm -rf lockstep-data .airflow .pytest_cache

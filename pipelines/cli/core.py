@@ -1,0 +1,173 @@
+"""Core commands: run, demo, status, generate, bench."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from pipelines.cli import JsonOpt, PipelineArg, RootOpt, command, console, print_json
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=console, transient=True,
+    )
+
+
+def _decision_cell(run: Any) -> str:
+    d = run.decision
+    if d is None:
+        return "-"
+    if d.certified:
+        return f"[green]certified[/] {d.generation_id}"
+    checks = sorted({f"{r['check_id']}@{r['region']}" for r in d.reasons})
+    return f"[red]blocked[/] ({len(d.reasons)}: {', '.join(checks[:3])}{' …' if len(checks) > 3 else ''})"
+
+
+def _run_table(title: str, runs: list[tuple[str, Any]]) -> Table:
+    table = Table(title=title)
+    for col in ("interval", "regions", "rows written", "skipped", "seconds", "decision"):
+        table.add_column(col, justify="right" if col in ("rows written", "seconds") else "left")
+    for label, run in runs:
+        refs = [ref for r in run.regions for ref in r.tables]
+        rows = sum(ref.rows for ref in refs if not ref.skipped)
+        skipped = sum(ref.skipped for ref in refs)
+        table.add_row(label, str(len(run.regions)), f"{rows:,}", f"{skipped}/{len(refs)}", f"{run.seconds:.2f}",
+                      _decision_cell(run))
+    return table
+
+
+@command("run")
+def run_cmd(
+    pipeline: PipelineArg,
+    date_: Annotated[str, typer.Option("--date", help="interval date, YYYY-MM-DD")],
+    region: Annotated[list[str] | None, typer.Option("--region", help="only these regions (repeatable)")] = None,
+    root: RootOpt = None,
+    force: Annotated[bool, typer.Option("--force", help="rewrite even when inputs are unchanged")] = False,
+    no_gate: Annotated[bool, typer.Option("--no-gate", help="skip reconcile and certification")] = False,
+    json_: JsonOpt = False,
+) -> None:
+    """Run one interval of a pipeline in-process: ingest, validate, transform, reconcile, gate."""
+    from pipelines.runner import run_interval
+    from pipelines.spec import Interval, load_spec
+
+    spec = load_spec(pipeline)
+    interval = Interval.for_date(_parse_date(date_), spec.granularity)
+    regions = region or spec.regions
+    with _progress() as progress:
+        task = progress.add_task(f"{spec.name} {interval.key}", total=len(regions), visible=not json_)
+        result = run_interval(spec, interval, regions, root=root, certify=not no_gate, force=force,
+                              on_region=lambda rr: progress.advance(task))
+    if json_:
+        print_json(result.summary())
+        return
+    console.print(_run_table(f"{spec.name} at {spec.root(root)}", [(interval.key, result)]))
+    if result.decision and not result.decision.certified:
+        raise typer.Exit(1)
+
+
+@command("demo")
+def demo_cmd(
+    root: RootOpt = None,
+    days: Annotated[int, typer.Option(help="days to run, from 2026-01-01", min=1, max=5)] = 5,
+    rows: Annotated[int, typer.Option(help="transactions per region and day")] = 20_000,
+    json_: JsonOpt = False,
+) -> None:
+    """The main job: 12 regions, a few days with injected faults, the gate deciding each day."""
+    from pipelines.demo import DemoStep, run_demo
+    from pipelines.spec import load_spec
+
+    spec = load_spec("fraud_features")
+    steps: list[DemoStep] = []
+    with _progress() as progress:
+        task = progress.add_task("demo", total=days, visible=not json_)
+
+        def on_step(step: DemoStep) -> None:
+            steps.append(step)
+            if "after" not in step.label:
+                progress.advance(task)
+
+        run_demo(spec, days=days, rows=rows, root=root, on_step=on_step)
+    if json_:
+        print_json([{"step": s.label, **s.run.summary()} for s in steps])
+        return
+    console.print(_run_table(f"fraud_features demo: 12 regions at {spec.root(root)}", [(s.label, s.run) for s in steps]))
+    console.print(f"Next: [bold]lockstep status fraud_features{f' --root {root}' if root else ''}[/]")
+
+
+@command("status")
+def status_cmd(pipeline: PipelineArg, root: RootOpt = None, json_: JsonOpt = False) -> None:
+    """Per region and table: latest version, intervals, rows; and the generation in force."""
+    from pipelines.status import pipeline_status
+    from pipelines.spec import load_spec
+
+    spec = load_spec(pipeline)
+    st = pipeline_status(spec, root=root)
+    if json_:
+        print_json(st)
+        return
+    table = Table(title=f"{spec.name} at {st['root']}")
+    for col in ("region", "table", "version", "intervals", "latest interval", "rows (latest)"):
+        table.add_column(col)
+    for row in st["tables"]:
+        table.add_row(row["region"], row["table"], str(row["version"]), str(row["intervals"]),
+                      row["latest_interval"] or "-", f"{row['latest_rows']:,}")
+    console.print(table)
+    cur = st["certified"]
+    if cur:
+        console.print(f"in force: [green]{cur['generation_id']}[/] (interval {cur['interval']}, "
+                      f"{cur['kind']} by {cur['who']} at {cur['decided_at']})")
+    else:
+        console.print("in force: [yellow]no certified generation[/]")
+    for b in st["blocked"]:
+        console.print(f"[red]blocked[/] {b['interval']}: " + "; ".join(b["reasons"][:5]))
+
+
+@command("generate")
+def generate_cmd(
+    out: Annotated[Path, typer.Argument(help="landing folder: <out>/<region>/<ds>.<format>")],
+    start: Annotated[str, typer.Option(help="first date")] = "2026-01-01",
+    days: Annotated[int, typer.Option(min=1)] = 1,
+    rows: Annotated[int, typer.Option(help="rows per region and day")] = 20_000,
+    regions: Annotated[str, typer.Option(help="comma-separated region ids")] = "eu-west,us-east",
+    fmt: Annotated[str, typer.Option("--format", help="parquet, csv or jsonl")] = "parquet",
+    seed: int = 7,
+) -> None:
+    """Write synthetic transactions as files, for file sources."""
+    from pipelines.sources.synthetic import export_files
+    from pipelines.spec import date_range
+
+    first = _parse_date(start)
+    dates = date_range(first, date.fromordinal(first.toordinal() + days - 1))
+    paths = export_files(out, regions=regions.split(","), dates=dates, rows=rows, seed=seed, fmt=fmt)
+    console.print(f"wrote {len(paths)} files under {out}")
+
+
+@command("bench")
+def bench_cmd(
+    rows: Annotated[int, typer.Option(help="rows per region")] = 1_000_000,
+    regions: Annotated[int, typer.Option(help="number of regions", min=1, max=12)] = 12,
+    only: Annotated[list[str] | None, typer.Option("--only", help="core, validation, reconcile")] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Benchmarks, each as ratios to a reference measured in the same run, with peak RSS."""
+    from pipelines.bench import run_benchmarks
+
+    results = run_benchmarks(rows=rows, regions=regions, only=only or None, console=None if json_ else console)
+    if json_:
+        print_json(results)
+
+
+def _parse_date(value: str) -> date:
+    from pipelines.errors import SpecError
+
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise SpecError(f"--date: expected YYYY-MM-DD, got {value!r}") from None
