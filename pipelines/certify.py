@@ -20,7 +20,7 @@ import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import polars as pl
@@ -79,7 +79,7 @@ class Decision:
     reasons: list[dict[str, Any]] = field(default_factory=list)
     reason: str = ""
     who: str = ""
-    decided_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    decided_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     run_id: str = ""
     spec_hash: str = ""
     code_version: str = CODE_VERSION
@@ -161,7 +161,7 @@ def gate(
     if missing:
         reasons.append({"check_id": "generation.complete", "check_type": "generation", "region": "*",
                         "table": "*", "message": f"tables missing: {missing}", "observed": missing, "threshold": []})
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     decision = Decision(
         decision_id=f"{spec.name}:{interval.key}:{now.strftime('%Y%m%dT%H%M%S%f')}",
         pipeline=spec.name, interval=interval.key, interval_start=interval.start, generation=gen,
@@ -210,7 +210,7 @@ def read_certified(
     if version is None:
         raise CertificationError(f"{spec.name}: generation {decision.generation_id} has no {region}/{t.path}")
     if max_staleness is not None:
-        age = datetime.now(timezone.utc) - decision.interval_start
+        age = datetime.now(UTC) - decision.interval_start
         if age > max_staleness + (timedelta(hours=1) if spec.granularity == "hour" else timedelta(days=1)):
             raise CertificationError(
                 f"{spec.name}: newest certified generation {decision.generation_id} is {age} old, "

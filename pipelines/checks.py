@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import polars as pl
@@ -74,7 +74,7 @@ class CheckResult:
             observed=json.dumps(self.observed, default=str),
             threshold=json.dumps(self.threshold, default=str),
             details=json.dumps(self.details, default=str),
-            recorded_at=datetime.now(timezone.utc),
+            recorded_at=datetime.now(UTC),
         )
         return row
 

@@ -35,7 +35,14 @@ from pipelines.errors import FeatureError
 from pipelines.features import FeatureContext, load_transform
 from pipelines.sources import read_source
 from pipelines.spec import Interval, PipelineSpec, date_range, load_spec
-from pipelines.storage import TableRef, fingerprint, read_partitions, table_uri, table_version, write_interval
+from pipelines.storage import (
+    TableRef,
+    fingerprint,
+    read_partitions,
+    table_uri,
+    table_version,
+    write_interval,
+)
 
 CODE_VERSION = "0.1.0"
 

@@ -18,7 +18,7 @@ import hashlib
 import json
 import os
 import re
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -385,13 +385,13 @@ class Interval(_Model):
     @classmethod
     def for_date(cls, ds: date | str, granularity: str = "day", hour: int = 0) -> Interval:
         d = date.fromisoformat(ds) if isinstance(ds, str) else ds
-        start = datetime(d.year, d.month, d.day, hour if granularity == "hour" else 0, tzinfo=timezone.utc)
+        start = datetime(d.year, d.month, d.day, hour if granularity == "hour" else 0, tzinfo=UTC)
         return cls(start=start, end=start + (timedelta(hours=1) if granularity == "hour" else timedelta(days=1)))
 
     @field_validator("start", "end")
     @classmethod
     def _utc(cls, v: datetime) -> datetime:
-        return v.replace(tzinfo=timezone.utc) if v.tzinfo is None else v.astimezone(timezone.utc)
+        return v.replace(tzinfo=UTC) if v.tzinfo is None else v.astimezone(UTC)
 
     @property
     def ds(self) -> str:

@@ -104,8 +104,8 @@ def demo_cmd(
 @command("status")
 def status_cmd(pipeline: PipelineArg, root: RootOpt = None, json_: JsonOpt = False) -> None:
     """Per region and table: latest version, intervals, rows; and the generation in force."""
-    from pipelines.status import pipeline_status
     from pipelines.spec import load_spec
+    from pipelines.status import pipeline_status
 
     spec = load_spec(pipeline)
     st = pipeline_status(spec, root=root)

@@ -18,7 +18,14 @@ import polars as pl
 
 from pipelines.errors import SourceError, StorageError
 from pipelines.sources import synthetic
-from pipelines.spec import DeltaSource, FileSource, Interval, PipelineSpec, SyntheticSource, TableSpec
+from pipelines.spec import (
+    DeltaSource,
+    FileSource,
+    Interval,
+    PipelineSpec,
+    SyntheticSource,
+    TableSpec,
+)
 
 __all__ = ["SourceRead", "read_source", "synthetic"]
 

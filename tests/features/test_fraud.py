@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import polars as pl
 import pytest
@@ -81,7 +81,7 @@ def test_card_features_match_reference(seed: int) -> None:
 
 
 def test_no_leakage_from_same_instant_or_future() -> None:
-    t = datetime(2026, 1, 8, 12, tzinfo=timezone.utc)
+    t = datetime(2026, 1, 8, 12, tzinfo=UTC)
     tx = pl.DataFrame({
         "txn_id": ["a", "b", "c", "d"], "card_id": [1, 1, 1, 1], "merchant_id": [1, 2, 3, 4],
         "amount": [10.0, 20.0, 30.0, 1000.0],
