@@ -33,24 +33,24 @@ from pipelines.storage import append_rows, lockstep_uri, read_table, table_uri, 
 CERTIFICATIONS = "certifications"
 CODE_VERSION = "0.1.0"
 
-DECISION_SCHEMA = {
-    "decision_id": pl.String,
-    "pipeline": pl.String,
-    "interval": pl.String,
+DECISION_SCHEMA = pl.Schema({
+    "decision_id": pl.String(),
+    "pipeline": pl.String(),
+    "interval": pl.String(),
     "interval_start": pl.Datetime("us", "UTC"),
-    "generation_id": pl.String,
-    "generation": pl.String,
-    "status": pl.String,
-    "kind": pl.String,
-    "reasons": pl.String,
-    "reason": pl.String,
-    "who": pl.String,
+    "generation_id": pl.String(),
+    "generation": pl.String(),
+    "status": pl.String(),
+    "kind": pl.String(),
+    "reasons": pl.String(),
+    "reason": pl.String(),
+    "who": pl.String(),
     "decided_at": pl.Datetime("us", "UTC"),
-    "run_id": pl.String,
-    "spec_hash": pl.String,
-    "code_version": pl.String,
+    "run_id": pl.String(),
+    "spec_hash": pl.String(),
+    "code_version": pl.String(),
     "expires_at": pl.Datetime("us", "UTC"),
-}
+})
 
 
 @dataclass(frozen=True)

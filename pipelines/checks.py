@@ -19,26 +19,26 @@ from pipelines.storage import append_rows, lockstep_uri, read_table, table_versi
 
 CHECK_RESULTS = "check_results"
 
-CHECK_RESULT_SCHEMA = {
-    "pipeline": pl.String,
-    "interval": pl.String,
-    "run_id": pl.String,
-    "stage": pl.String,
-    "check_id": pl.String,
-    "check_type": pl.String,
-    "region": pl.String,
-    "table": pl.String,
-    "policy": pl.String,
-    "success": pl.Boolean,
-    "blocking": pl.Boolean,
-    "observed": pl.String,
-    "threshold": pl.String,
-    "unexpected_count": pl.Int64,
-    "element_count": pl.Int64,
-    "message": pl.String,
-    "details": pl.String,
+CHECK_RESULT_SCHEMA = pl.Schema({
+    "pipeline": pl.String(),
+    "interval": pl.String(),
+    "run_id": pl.String(),
+    "stage": pl.String(),
+    "check_id": pl.String(),
+    "check_type": pl.String(),
+    "region": pl.String(),
+    "table": pl.String(),
+    "policy": pl.String(),
+    "success": pl.Boolean(),
+    "blocking": pl.Boolean(),
+    "observed": pl.String(),
+    "threshold": pl.String(),
+    "unexpected_count": pl.Int64(),
+    "element_count": pl.Int64(),
+    "message": pl.String(),
+    "details": pl.String(),
     "recorded_at": pl.Datetime("us", "UTC"),
-}
+})
 
 
 @dataclass

@@ -24,7 +24,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import polars as pl
 import pyarrow as pa
@@ -110,7 +110,7 @@ def partition_rows(dt: DeltaTable, partition: dict[str, str]) -> int:
     return int(actions.filter(cond)["num_records"].sum())
 
 
-Frame = pl.DataFrame | pl.LazyFrame | pa.Table | pa.RecordBatchReader
+Frame: TypeAlias = pl.DataFrame | pl.LazyFrame | pa.Table | pa.RecordBatchReader
 
 
 def _as_arrow(data: Frame, partition: dict[str, str]) -> pa.Table | pa.RecordBatchReader:

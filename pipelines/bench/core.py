@@ -30,14 +30,11 @@ BENCH_DATE = date(2026, 1, 1)
 def bench_spec(landing: str, root: str, regions: list[str]) -> Any:
     from pipelines.spec import load_spec
 
-    spec = load_spec("fraud_features")
-    sources = dict(spec.sources)
-    sources["transactions"] = {"kind": "parquet", "path": f"{landing}/{{region}}/{{ds}}.parquet"}
-    data = spec.model_dump(mode="json")
-    data.update(sources={k: (v if isinstance(v, dict) else v.model_dump(mode="json")) for k, v in sources.items()},
-                regions=regions, storage={"root": root}, validation={**data["validation"], "enabled": False})
     from pipelines.spec import parse_spec
 
+    data = load_spec("fraud_features").model_dump(mode="json")
+    data["sources"]["transactions"] = {"kind": "parquet", "path": f"{landing}/{{region}}/{{ds}}.parquet"}
+    data.update(regions=regions, storage={"root": root}, validation={**data["validation"], "enabled": False})
     return parse_spec(data, "bench")
 
 

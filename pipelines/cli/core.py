@@ -138,6 +138,7 @@ def generate_cmd(
     regions: Annotated[str, typer.Option(help="comma-separated region ids")] = "eu-west,us-east",
     fmt: Annotated[str, typer.Option("--format", help="parquet, csv or jsonl")] = "parquet",
     seed: int = 7,
+    json_: JsonOpt = False,
 ) -> None:
     """Write synthetic transactions as files, for file sources."""
     from pipelines.sources.synthetic import export_files
@@ -146,6 +147,9 @@ def generate_cmd(
     first = _parse_date(start)
     dates = date_range(first, date.fromordinal(first.toordinal() + days - 1))
     paths = export_files(out, regions=regions.split(","), dates=dates, rows=rows, seed=seed, fmt=fmt)
+    if json_:
+        print_json({"files": [str(p) for p in paths]})
+        return
     console.print(f"wrote {len(paths)} files under {out}")
 
 

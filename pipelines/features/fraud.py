@@ -44,9 +44,9 @@ def distinct_merchants(tx: pl.DataFrame, period: timedelta) -> pl.Series:
     period_us = int(period.total_seconds() * 1_000_000)
     t = tx["event_time"].dt.epoch("us")
     t = t - t.min()
-    span = int(t.max()) + period_us + 1  # type: ignore[operator]
+    span = int(t.max()) + period_us + 1  # type: ignore[arg-type]
     card = (tx["card_id"] != tx["card_id"].shift(1)).fill_null(True).cast(pl.Int64).cum_sum()
-    if int(card.max()) * span >= 2**62:  # type: ignore[operator]
+    if int(card.max()) * span >= 2**62:  # type: ignore[arg-type]
         raise FeatureError("distinct_merchants: too many cards x too long a history for 64-bit keys")
     pairs = pl.DataFrame({"c": card, "m": tx["merchant_id"], "t": t}).sort("c", "m", "t")
     same_pair = (pl.col("c") == pl.col("c").shift(-1)) & (pl.col("m") == pl.col("m").shift(-1))

@@ -83,9 +83,9 @@ def _delta_source(src: DeltaSource, region: str, interval: Interval, options: di
 def conform(frame: pl.DataFrame, table: TableSpec, where: str) -> pl.DataFrame:
     """Give text-format inputs their types: the declared columns, and the event time as UTC."""
     try:
-        casts = {c.name: getattr(pl, c.dtype) for c in table.columns if c.name in frame.columns}
+        casts: dict[str, Any] = {c.name: getattr(pl, c.dtype) for c in table.columns if c.name in frame.columns}
         if casts:
-            frame = frame.cast(casts, strict=True)
+            frame = frame.cast(casts, strict=True)  # type: ignore[arg-type]
         parts = [c for c in table.partition_by if c in frame.columns and frame.schema[c] != pl.String]
         if parts:  # partition values are strings ('2026-01-01'), whatever a CSV reader guessed
             frame = frame.with_columns(pl.col(parts).cast(pl.String))

@@ -38,19 +38,19 @@ LOG_AMOUNT_MEAN = 3.4
 LOG_AMOUNT_SIGMA = 0.8
 CARD_ID_STRIDE = 1_000_000_000
 
-TRANSACTION_SCHEMA = {
-    "txn_id": pl.String,
-    "card_id": pl.Int64,
-    "card_region": pl.String,
-    "merchant_id": pl.Int64,
-    "mcc": pl.Int32,
-    "amount": pl.Float64,
-    "currency": pl.String,
-    "channel": pl.String,
+TRANSACTION_SCHEMA = pl.Schema({
+    "txn_id": pl.String(),
+    "card_id": pl.Int64(),
+    "card_region": pl.String(),
+    "merchant_id": pl.Int64(),
+    "mcc": pl.Int32(),
+    "amount": pl.Float64(),
+    "currency": pl.String(),
+    "channel": pl.String(),
     "event_time": pl.Datetime("us", "UTC"),
-    "is_fraud": pl.Boolean,
-    "ds": pl.String,
-}
+    "is_fraud": pl.Boolean(),
+    "ds": pl.String(),
+})
 
 
 def _mix64(x: np.ndarray) -> np.ndarray:
