@@ -2,26 +2,47 @@
 
 The public API, for embedding Lockstep in your own code and Airflow deployments::
 
-    from pipelines import load_spec, run_interval, read_certified, Interval
+    from pipelines import Interval, load_spec, read_certified, run_interval
+
+Names are imported on first use, so that ``import pipelines.spec`` (what a DAG file needs)
+costs neither polars nor deltalake nor Great Expectations.
 """
 
-from pipelines.certify import current_certified, decisions, gate, read_certified
-from pipelines.errors import LockstepError, SpecError
-from pipelines.runner import run_interval, run_region, run_step
-from pipelines.spec import Interval, PipelineSpec, load_spec
+from __future__ import annotations
 
-__all__ = [
-    "Interval",
-    "LockstepError",
-    "PipelineSpec",
-    "SpecError",
-    "current_certified",
-    "decisions",
-    "gate",
-    "load_spec",
-    "read_certified",
-    "run_interval",
-    "run_region",
-    "run_step",
-]
+import importlib
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    "Interval": "pipelines.spec",
+    "PipelineSpec": "pipelines.spec",
+    "load_spec": "pipelines.spec",
+    "LockstepError": "pipelines.errors",
+    "SpecError": "pipelines.errors",
+    "run_interval": "pipelines.runner",
+    "run_region": "pipelines.runner",
+    "run_step": "pipelines.runner",
+    "StepPayload": "pipelines.runner",
+    "gate": "pipelines.certify",
+    "decisions": "pipelines.certify",
+    "current_certified": "pipelines.certify",
+    "read_certified": "pipelines.certify",
+    "build_dag": "pipelines.airflow",
+}
+
+__all__ = sorted(_EXPORTS)
+
+if TYPE_CHECKING:
+    from pipelines.certify import current_certified, decisions, gate, read_certified
+    from pipelines.errors import LockstepError, SpecError
+    from pipelines.runner import StepPayload, run_interval, run_region, run_step
+    from pipelines.spec import Interval, PipelineSpec, load_spec
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pipelines' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

@@ -270,6 +270,11 @@ class AirflowSpec(_Model):
     pool: str | None = None
     catchup: bool = False
     tags: list[str] = Field(default_factory=lambda: ["lockstep"])
+    task_granularity: Literal["step", "region"] = Field(
+        "step",
+        description="step: ingest, validate_inputs, transform, validate as four tasks per region; "
+        "region: one task per region (less scheduling overhead on small intervals)",
+    )
 
 
 # --------------------------------------------------------------------------- pipeline
@@ -391,7 +396,10 @@ class Interval(_Model):
     @field_validator("start", "end")
     @classmethod
     def _utc(cls, v: datetime) -> datetime:
-        return v.replace(tzinfo=UTC) if v.tzinfo is None else v.astimezone(UTC)
+        v = v.replace(tzinfo=UTC) if v.tzinfo is None else v.astimezone(UTC)
+        # a plain datetime in UTC, whatever came in (Airflow hands out pendulum DateTimes,
+        # whose time zone polars does not recognise)
+        return datetime(v.year, v.month, v.day, v.hour, v.minute, v.second, v.microsecond, tzinfo=UTC)
 
     @property
     def ds(self) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,16 @@ import pytest
 from pipelines.spec import PipelineSpec, load_spec, parse_spec
 
 REPO = Path(__file__).resolve().parent.parent
+
+# In-process Airflow (DagBag, dag.test) reads its configuration once, at import: give the test
+# session its own home and SQLite database before anything imports airflow, so no test ever
+# touches a user's ~/airflow.
+_AIRFLOW_HOME = tempfile.mkdtemp(prefix="lockstep-test-airflow-")
+os.environ["AIRFLOW_HOME"] = _AIRFLOW_HOME
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_AIRFLOW_HOME}/airflow.db"
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(Path(_AIRFLOW_HOME) / "dags")
+(Path(_AIRFLOW_HOME) / "dags").mkdir()
 
 
 def services_required() -> bool:

@@ -1,0 +1,154 @@
+"""DAG factory: one Lockstep spec becomes one Airflow DAG.
+
+Shape of the DAG, per data interval::
+
+    region[eu-west] ┐   ingest -> validate_inputs -> transform -> validate      (one mapped
+    region[us-east] ├─▶ task group per region)
+    ...             ┘
+                    ──▶ reconcile ──▶ gate ──(outlet: lockstep://<pipeline>/certified)──▶ model DAGs
+
+Every task runs one step of :mod:`pipelines.runner` for the run's data interval and returns
+references only (table URIs, Delta versions, row counts), so the DAG runs unchanged under
+LocalExecutor and CeleryExecutor. The gate emits the certified Asset event, with the
+interval and generation id in its ``extra``, only when it certifies; a blocked interval
+fails the gate with the reasons and emits nothing.
+
+This module imports Airflow's Task SDK and the spec (pydantic, yaml) only: polars,
+deltalake and Great Expectations are imported inside the tasks, at run time, never when the
+dag-processor parses a DAG file.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, task, task_group
+from airflow.sdk.exceptions import AirflowFailException
+
+from pipelines.spec import PipelineSpec, load_spec
+
+PRESETS = {"@daily": "0 0 * * *", "@hourly": "0 * * * *"}
+REGION_STEPS = ("ingest", "validate_inputs", "transform", "validate")
+
+
+def certified_asset(pipeline: str) -> Asset:
+    """The Asset a pipeline's gate updates when it certifies an interval."""
+    return Asset(uri=f"lockstep://{pipeline}/certified", name=f"{pipeline}_certified", group="lockstep")
+
+
+def _timetable(spec: PipelineSpec) -> Any:
+    """Lockstep processes data intervals: a cron schedule with real [start, end) intervals."""
+    if spec.schedule in ("None", "none", "@once") or not spec.schedule:
+        return None
+    cron = PRESETS.get(spec.schedule, spec.schedule)
+    return CronDataIntervalTimetable(cron, timezone="UTC")
+
+
+def _payload(spec_path: str, step: str, context: dict[str, Any], region: str | None = None) -> Any:
+    from pipelines.runner import StepPayload
+    from pipelines.spec import Interval
+
+    start, end = context.get("data_interval_start"), context.get("data_interval_end")
+    if start is None or end is None or start == end:
+        # a run without a data interval (asset-triggered, or manual on a trigger timetable):
+        # process the interval its logical date falls in
+        when = start or context.get("logical_date") or datetime.now(UTC)
+        iv = Interval.for_date(when.date())
+        start, end = iv.start, iv.end
+    user = getattr(context.get("dag_run"), "triggering_user_name", None)
+    os.environ["LOCKSTEP_ACTOR"] = f"airflow:{user or 'scheduler'}"
+    return StepPayload(spec=spec_path, step=step, region=region, interval_start=start, interval_end=end,  # type: ignore[arg-type]
+                       run_id=context["run_id"], root=os.environ.get("LOCKSTEP_ROOT"))
+
+
+def _run(payload: Any) -> dict[str, Any]:
+    """Run a step; an error no retry can mend fails the task at once."""
+    from pipelines.errors import LockstepError
+    from pipelines.runner import run_step
+
+    try:
+        return run_step(payload)
+    except LockstepError as exc:
+        if exc.retryable:
+            raise
+        raise AirflowFailException(str(exc)) from exc
+
+
+def build_dag(spec_or_path: PipelineSpec | str | Path, *, dag_id: str | None = None) -> DAG:
+    """Build the DAG of a pipeline spec (a path, a shipped name, or a loaded spec).
+
+    >>> dag = build_dag("dags/fraud_features.yaml")      # in a DAG file
+    """
+    spec = spec_or_path if isinstance(spec_or_path, PipelineSpec) else load_spec(spec_or_path)
+    if spec.path is None:
+        raise ValueError("build_dag needs a spec loaded from a file: tasks re-load it by path")
+    spec_path = str(spec.path)
+    asset = certified_asset(spec.name)
+    af = spec.airflow
+    default_args: dict[str, Any] = {
+        "owner": "lockstep",
+        "retries": af.retries,
+        "retry_delay": af.retry_delay,
+        "execution_timeout": af.execution_timeout,
+    }
+    if af.pool:
+        default_args["pool"] = af.pool
+    start = spec.start_date
+    with DAG(
+        dag_id=dag_id or spec.name,
+        description=spec.description or f"Lockstep pipeline {spec.name}",
+        schedule=_timetable(spec),
+        start_date=datetime(start.year, start.month, start.day, tzinfo=UTC),
+        catchup=af.catchup,
+        max_active_runs=af.max_active_runs,
+        max_active_tasks=af.max_active_tasks,
+        tags=list(af.tags),
+        default_args=default_args,
+        doc_md=__doc__,
+    ) as dag:
+
+        steps = REGION_STEPS if af.task_granularity == "step" else ("region",)
+
+        @task_group(group_id="region")
+        def region_group(region: str) -> None:
+            previous = None
+            for step in steps:
+                t = _region_step.override(task_id=step)(step=step, region=region, spec_path=spec_path)
+                if previous is not None:
+                    previous >> t
+                previous = t
+
+        @task(task_id="reconcile")
+        def reconcile(**context: Any) -> dict[str, Any]:
+            return _run(_payload(spec_path, "reconcile", context))
+
+        @task(task_id="gate", outlets=[asset], retries=0)
+        def gate(**context: Any) -> dict[str, Any]:
+            payload = _payload(spec_path, "gate", context)
+            result = _run(payload)
+            if result["status"] != "certified":
+                reasons = "; ".join(
+                    f"{r['check_id']} [{r['region']}/{r['table']}] {r['message']}" for r in result["reasons"]
+                )
+                raise AirflowFailException(
+                    f"{spec.name}: generation {result['generation_id']} blocked by "
+                    f"{len(result['reasons'])} check(s): {reasons}"
+                )
+            iv = payload.interval
+            context["outlet_events"][asset].extra = {
+                "pipeline": spec.name, "interval": iv.key, "interval_start": iv.start.isoformat(),
+                "generation_id": result["generation_id"],
+            }
+            return result
+
+        regions = region_group.expand(region=spec.regions)
+        regions >> reconcile() >> gate()
+    return dag
+
+
+@task
+def _region_step(step: str, region: str, spec_path: str, **context: Any) -> dict[str, Any]:
+    return _run(_payload(spec_path, step, context, region=region))
