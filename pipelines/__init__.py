@@ -32,9 +32,25 @@ _EXPORTS = {
     "build_dag": "pipelines.airflow",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "Interval",
+    "LockstepError",
+    "PipelineSpec",
+    "SpecError",
+    "StepPayload",
+    "build_dag",
+    "current_certified",
+    "decisions",
+    "gate",
+    "load_spec",
+    "read_certified",
+    "run_interval",
+    "run_region",
+    "run_step",
+]
 
 if TYPE_CHECKING:
+    from pipelines.airflow import build_dag
     from pipelines.certify import current_certified, decisions, gate, read_certified
     from pipelines.errors import LockstepError, SpecError
     from pipelines.runner import StepPayload, run_interval, run_region, run_step
