@@ -110,6 +110,24 @@ def partition_rows(dt: DeltaTable, partition: dict[str, str]) -> int:
     return int(actions.filter(cond)["num_records"].sum())
 
 
+def partition_files(
+    uri: str, partition: dict[str, str], *, version: int | None = None,
+    storage_options: dict[str, str] | None = None,
+) -> frozenset[str]:
+    """The data files holding one partition (at ``version``): equal sets, equal contents."""
+    dt = open_table(uri, storage_options, version)
+    if dt is None:
+        return frozenset()
+    actions = pl.from_arrow(pa.table(dt.get_add_actions(flatten=True)))
+    assert isinstance(actions, pl.DataFrame)
+    cond = pl.lit(True)
+    for k, v in partition.items():
+        if f"partition.{k}" not in actions.columns:
+            return frozenset()
+        cond = cond & (pl.col(f"partition.{k}") == v)
+    return frozenset(actions.filter(cond)["path"].to_list()) if actions.height else frozenset()
+
+
 Frame: TypeAlias = pl.DataFrame | pl.LazyFrame | pa.Table | pa.RecordBatchReader
 
 
