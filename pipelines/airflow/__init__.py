@@ -1,9 +1,23 @@
 """Airflow glue: the only place Lockstep imports Airflow.
 
 ``build_dag(spec)`` turns a spec into a DAG; ``certified_asset(pipeline)`` is the Asset its
-gate updates, for model DAGs to schedule on.
+gate updates, for model DAGs to schedule on. Names load on first use, so that
+``pipelines.airflow.local`` (the embedded-Airflow launcher) starts without importing Airflow.
 """
 
-from pipelines.airflow.dag import build_dag, certified_asset
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 __all__ = ["build_dag", "certified_asset"]
+
+if TYPE_CHECKING:
+    from pipelines.airflow.dag import build_dag, certified_asset
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        from pipelines.airflow import dag
+
+        return getattr(dag, name)
+    raise AttributeError(f"module 'pipelines.airflow' has no attribute {name!r}")

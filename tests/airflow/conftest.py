@@ -1,0 +1,121 @@
+"""A real Airflow 3 for integration tests, started once per test session.
+
+The metadata DB is a fresh PostgreSQL database when the server at ``$LOCKSTEP_POSTGRES_URL``
+(default ``postgresql+psycopg2://postgres@127.0.0.1:5432/postgres``) accepts connections,
+SQLite otherwise. With ``LOCKSTEP_REQUIRE_SERVICES=1`` a missing PostgreSQL fails the tests
+instead. Tests write their DAG files into ``airflow_dags`` and wait for them with
+``embedded_airflow.wait_for_dag``; every process the fixture started is stopped at the end
+of the session, whatever happened.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pipelines.airflow.local import (
+    DEFAULT_POSTGRES_ADMIN_URL,
+    EmbeddedAirflow,
+    check_postgres,
+    create_database,
+    drop_database,
+)
+
+POSTGRES_ADMIN_URL = os.environ.get("LOCKSTEP_POSTGRES_URL", DEFAULT_POSTGRES_ADMIN_URL)
+
+#: seconds per phase, printed at the end of the session
+TIMINGS: dict[str, float] = {}
+BACKEND: dict[str, str] = {}
+
+
+def services_required() -> bool:
+    return os.environ.get("LOCKSTEP_REQUIRE_SERVICES") == "1"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    registered = " ".join(config.getini("markers"))
+    if "slow:" not in registered:
+        config.addinivalue_line("markers", "slow: end-to-end tests that start real processes")
+    if "services:" not in registered:
+        config.addinivalue_line("markers", "services: tests that need PostgreSQL or Redis")
+
+
+@pytest.fixture(scope="session")
+def postgres_problem() -> str | None:
+    """Why the metadata DB cannot be PostgreSQL here (``None``: it can)."""
+    return check_postgres(POSTGRES_ADMIN_URL)
+
+
+@pytest.fixture(scope="session")
+def airflow_metadata_db(postgres_problem: str | None) -> Iterator[str | None]:
+    """A fresh PostgreSQL database URL, or ``None`` for SQLite."""
+    if postgres_problem:
+        if services_required():
+            pytest.fail(
+                f"LOCKSTEP_REQUIRE_SERVICES=1 but PostgreSQL is unusable: {postgres_problem}",
+                pytrace=False,
+            )
+        yield None
+        return
+    url = create_database(admin_url=POSTGRES_ADMIN_URL)
+    try:
+        yield url
+    finally:
+        drop_database(url, admin_url=POSTGRES_ADMIN_URL)
+
+
+@pytest.fixture(scope="session")
+def airflow_dags(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The dags folder of the session's Airflow: tests write their DAG files here."""
+    return tmp_path_factory.mktemp("airflow-dags")
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+@pytest.fixture(scope="session")
+def embedded_airflow(
+    tmp_path_factory: pytest.TempPathFactory,
+    airflow_metadata_db: str | None,
+    airflow_dags: Path,
+) -> Iterator[EmbeddedAirflow]:
+    home = tmp_path_factory.mktemp("airflow-home")
+    af = EmbeddedAirflow(
+        home, dags_folder=airflow_dags, sql_alchemy_conn=airflow_metadata_db, parse_interval=2
+    )
+    BACKEND["metadata DB"] = "PostgreSQL" if airflow_metadata_db else "SQLite"
+    # a SIGTERM (a CI timeout) interrupts the session like Ctrl-C, so teardown still stops Airflow
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        with af:
+            TIMINGS.update({f"airflow {k}": v for k, v in af.timings.items()})
+            yield af
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    TIMINGS.update({f"airflow {k}": v for k, v in af.timings.items() if k.startswith("stop")})
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    """On a failure, attach the tail of every component's log to the report."""
+    report = yield
+    af = getattr(item, "funcargs", {}).get("embedded_airflow")
+    if report.failed and isinstance(af, EmbeddedAirflow):
+        for log in sorted(af.log_dir.glob("*.log")):
+            lines = log.read_text(errors="replace").splitlines()[-60:]
+            report.sections.append((f"airflow {log.stem} (last 60 lines)", "\n".join(lines)))
+    return report
+
+
+def pytest_terminal_summary(terminalreporter) -> None:  # type: ignore[no-untyped-def]
+    if TIMINGS:
+        terminalreporter.section("embedded Airflow timings")
+        for name, value in BACKEND.items():
+            terminalreporter.write_line(f"{name:<40} {value}")
+        for name, seconds in TIMINGS.items():
+            terminalreporter.write_line(f"{name:<40} {seconds:7.1f} s")

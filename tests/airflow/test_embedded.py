@@ -1,0 +1,272 @@
+"""The harness itself: a real Airflow 3, driven only over REST API v2.
+
+A producer DAG's last task updates an Asset with an ``extra`` payload; a consumer DAG
+scheduled on that Asset must run because of that event and read the payload through
+``triggering_asset_events``. A daily DAG is backfilled through ``POST /api/v2/backfills``.
+These are the mechanisms the DAG factory builds the gate and the model DAGs on.
+"""
+
+from __future__ import annotations
+
+import textwrap
+import time
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from pipelines.airflow.local import EmbeddedAirflow
+
+from .conftest import TIMINGS, services_required
+
+ASSET_URI = "lockstep://toy/certified"
+
+TOY_ASSET = f"""
+from airflow.sdk import Asset
+
+CERTIFIED = Asset(name="toy_certified", uri="{ASSET_URI}", group="lockstep")
+"""
+
+PRODUCER = """
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import DAG, task
+
+from toy_assets import CERTIFIED
+
+with DAG(
+    dag_id="toy_producer",
+    schedule=None,
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    tags=["lockstep-test"],
+):
+
+    @task
+    def build() -> dict:
+        return {"rows": 3}
+
+    @task(outlets=[CERTIFIED])
+    def certify(ref: dict, *, outlet_events=None, run_id=None) -> dict:
+        outlet_events[CERTIFIED].extra = {"generation": run_id, "rows": ref["rows"]}
+        return ref
+
+    certify(build())
+"""
+
+CONSUMER = """
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import DAG, task
+
+from toy_assets import CERTIFIED
+
+with DAG(
+    dag_id="toy_consumer",
+    schedule=[CERTIFIED],
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    tags=["lockstep-test"],
+):
+
+    @task
+    def read(*, triggering_asset_events=None) -> dict:
+        events = triggering_asset_events[CERTIFIED]
+        last = events[-1]
+        return {
+            "count": len(events),
+            "extra": dict(last.extra),
+            "source_dag_id": last.source_dag_id,
+            "source_run_id": last.source_run_id,
+        }
+
+    read()
+"""
+
+PARTITIONED = """
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import DAG, Asset, Metadata, PartitionedAssetTimetable, PartitionedAtRuntime, task
+
+BY_DAY = Asset(name="toy_by_day", uri="lockstep://toy/by-day", group="lockstep")
+
+with DAG(
+    dag_id="toy_partition_producer",
+    schedule=PartitionedAtRuntime(),
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    tags=["lockstep-test"],
+):
+
+    @task(outlets=[BY_DAY])
+    def publish(*, dag_run=None):
+        yield Metadata(BY_DAY, extra={"partition": dag_run.partition_key})
+
+    publish()
+
+with DAG(
+    dag_id="toy_partition_consumer",
+    schedule=PartitionedAssetTimetable(assets=BY_DAY),
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    tags=["lockstep-test"],
+):
+
+    @task
+    def read(*, dag_run=None, triggering_asset_events=None) -> dict:
+        [event] = triggering_asset_events[BY_DAY]
+        return {"run": dag_run.partition_key, "event": event.partition_key, "extra": dict(event.extra)}
+
+    read()
+"""
+
+DAILY = """
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import DAG, task
+
+with DAG(
+    dag_id="toy_daily",
+    schedule="@daily",
+    start_date=pendulum.datetime(2026, 11, 1, tz="UTC"),
+    catchup=False,
+    tags=["lockstep-test"],
+):
+
+    @task
+    def interval(*, data_interval_start=None, data_interval_end=None) -> list[str]:
+        return [data_interval_start.isoformat(), data_interval_end.isoformat()]
+
+    interval()
+"""
+
+
+def write_dag(folder: Path, name: str, source: str) -> None:
+    (folder / name).write_text(textwrap.dedent(source).lstrip())
+
+
+@pytest.mark.slow
+@pytest.mark.services
+def test_metadata_db_is_postgresql(postgres_problem: str | None) -> None:
+    if postgres_problem is None:
+        return
+    message = f"PostgreSQL absent ({postgres_problem}): the embedded Airflow runs on SQLite"
+    if services_required():
+        pytest.fail(f"LOCKSTEP_REQUIRE_SERVICES=1: {message}", pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.mark.slow
+def test_asset_event_triggers_consumer(
+    embedded_airflow: EmbeddedAirflow, airflow_dags: Path
+) -> None:
+    af = embedded_airflow
+    write_dag(airflow_dags, "toy_assets.py", TOY_ASSET)
+    write_dag(airflow_dags, "toy_producer.py", PRODUCER)
+    write_dag(airflow_dags, "toy_consumer.py", CONSUMER)
+    t0 = time.monotonic()
+    producer = af.wait_for_dag("toy_producer")
+    consumer = af.wait_for_dag("toy_consumer")
+    TIMINGS["parse 2 new DAG files"] = time.monotonic() - t0
+    assert not producer["is_paused"] and not consumer["is_paused"]
+    assert af.dag_runs("toy_consumer") == []
+
+    t0 = time.monotonic()
+    run_id = af.trigger("toy_producer", conf={"why": "harness test"})
+    state = af.wait_for_run("toy_producer", run_id, timeout=180)
+    TIMINGS["producer run (2 tasks)"] = time.monotonic() - t0
+    assert state == "success", af.describe_run("toy_producer", run_id)
+    assert {ti["task_id"]: ti["state"] for ti in af.task_instances("toy_producer", run_id)} == {
+        "build": "success",
+        "certify": "success",
+    }
+
+    events = af.asset_events(source_dag_id="toy_producer", source_run_id=run_id)
+    assert len(events) == 1
+    event = events[0]
+    assert event["uri"] == ASSET_URI
+    assert event["source_task_id"] == "certify"
+    assert event["extra"] == {"generation": run_id, "rows": 3}
+
+    t0 = time.monotonic()
+    consumed = af.wait_for_dag_run("toy_consumer", run_type="asset_triggered", timeout=180)
+    TIMINGS["consumer run after the event"] = time.monotonic() - t0
+    assert consumed["state"] == "success", af.describe_run("toy_consumer", consumed["dag_run_id"])
+    assert consumed["triggered_by"] == "asset"
+    upstream = af.upstream_asset_events("toy_consumer", consumed["dag_run_id"])
+    assert [e["id"] for e in upstream] == [event["id"]]
+    # the event records the run it created, and the consumer's task saw the same payload
+    refreshed = af.asset_events(source_dag_id="toy_producer", source_run_id=run_id)[0]
+    assert [r["run_id"] for r in refreshed["created_dagruns"]] == [consumed["dag_run_id"]]
+    seen = af.xcom("toy_consumer", consumed["dag_run_id"], "read")
+    assert seen == {
+        "count": 1,
+        "extra": {"generation": run_id, "rows": 3},
+        "source_dag_id": "toy_producer",
+        "source_run_id": run_id,
+    }
+    [asset] = af.assets(uri_pattern="lockstep://toy")
+    assert asset["uri"] == ASSET_URI and asset["name"] == "toy_certified"
+
+
+@pytest.mark.slow
+def test_backfill_through_rest(embedded_airflow: EmbeddedAirflow, airflow_dags: Path) -> None:
+    af = embedded_airflow
+    write_dag(airflow_dags, "toy_daily.py", DAILY)
+    af.wait_for_dag("toy_daily")
+    body = {"from_date": "2026-11-10T00:00:00+00:00", "to_date": "2026-11-12T00:00:00+00:00"}
+    dry = af.backfill("toy_daily", **body, dry_run=True)
+    planned = sorted(r["logical_date"] for r in dry["backfills"])
+    assert len(planned) == 3, dry
+
+    t0 = time.monotonic()
+    backfill = af.backfill("toy_daily", **body, max_active_runs=3)
+    assert backfill["dag_id"] == "toy_daily" and backfill["reprocess_behavior"] == "none"
+
+    def finished() -> list[dict] | None:
+        runs = af.dag_runs("toy_daily", run_type="backfill")
+        done = len(runs) == 3 and all(r["state"] in {"success", "failed"} for r in runs)
+        return runs if done else None
+
+    runs = af.wait_for(finished, timeout=240, what="3 backfill runs of toy_daily")
+    TIMINGS["backfill of 3 intervals"] = time.monotonic() - t0
+    assert [r["state"] for r in runs] == ["success"] * 3
+    assert sorted(r["logical_date"] for r in runs) == planned
+    for run in runs:
+        seen = [
+            datetime.fromisoformat(d) for d in af.xcom("toy_daily", run["dag_run_id"], "interval")
+        ]
+        expected = [
+            datetime.fromisoformat(run[k]) for k in ("data_interval_start", "data_interval_end")
+        ]
+        assert seen == expected
+
+
+@pytest.mark.slow
+def test_partition_key_flows_to_consumer(
+    embedded_airflow: EmbeddedAirflow, airflow_dags: Path
+) -> None:
+    af = embedded_airflow
+    write_dag(airflow_dags, "toy_partitions.py", PARTITIONED)
+    af.wait_for_dag("toy_partition_producer")
+    consumer = af.wait_for_dag("toy_partition_consumer")
+    assert consumer["timetable_partitioned"]
+
+    t0 = time.monotonic()
+    run_id = af.trigger("toy_partition_producer", partition_key="2026-11-24")
+    assert af.wait_for_run("toy_partition_producer", run_id, timeout=180) == "success"
+    [event] = af.asset_events(source_dag_id="toy_partition_producer", source_run_id=run_id)
+    assert event["partition_key"] == "2026-11-24"
+    assert event["extra"] == {"partition": "2026-11-24"}
+
+    consumed = af.wait_for_dag_run("toy_partition_consumer", timeout=180)
+    TIMINGS["partitioned producer + consumer"] = time.monotonic() - t0
+    assert consumed["state"] == "success"
+    assert consumed["partition_key"] == "2026-11-24"
+    assert af.xcom("toy_partition_consumer", consumed["dag_run_id"], "read") == {
+        "run": "2026-11-24",
+        "event": "2026-11-24",
+        "extra": {"partition": "2026-11-24"},
+    }
