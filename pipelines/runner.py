@@ -83,6 +83,7 @@ def transform(spec: PipelineSpec, interval: Interval, region: str, *, root: str 
     root = spec.root(root)
     opts = spec.storage.resolved_options()
     refs = []
+    loaded: dict[tuple[str, tuple[str, ...]], tuple[int | None, pl.LazyFrame]] = {}
     for fs in spec.features:
         inputs: dict[str, pl.LazyFrame] = {}
         versions: dict[str, int | None] = {}
@@ -90,11 +91,14 @@ def transform(spec: PipelineSpec, interval: Interval, region: str, *, root: str 
             t = spec.table(name)
             uri = table_uri(root, spec.name, region, t.layer, t.name)
             values = [interval.ds] if t.layer == "reference" else _lookback_values(interval, fs.lookback)
-            versions[name] = table_version(uri, opts)
-            lf = read_partitions(uri, "ds", values, version=versions[name], storage_options=opts)
-            if lf is None:
-                raise FeatureError(f"{region}: input {t.path} of feature set {fs.name!r} does not exist yet; ingest first")
-            inputs[name] = lf
+            key = (name, tuple(values))
+            if key not in loaded:  # feature sets sharing an input resolve it once
+                version = table_version(uri, opts)
+                lf = read_partitions(uri, "ds", values, version=version, storage_options=opts)
+                if lf is None:
+                    raise FeatureError(f"{region}: input {t.path} of feature set {fs.name!r} does not exist yet; ingest first")
+                loaded[key] = (version, lf)
+            versions[name], inputs[name] = loaded[key]
         out = spec.table(fs.output)
         fp = fingerprint("transform", CODE_VERSION, fs.model_dump(mode="json"), versions)
         app_id = _app_id(spec, region, out.layer, out.name, interval)

@@ -131,15 +131,63 @@ def partition_files(
 Frame: TypeAlias = pl.DataFrame | pl.LazyFrame | pa.Table | pa.RecordBatchReader
 
 
+def _with_partition(data: pl.DataFrame, partition: dict[str, str]) -> pl.DataFrame:
+    missing = [k for k in partition if k not in data.columns]
+    return data.with_columns([pl.lit(partition[k]).alias(k) for k in missing]) if missing else data
+
+
 def _as_arrow(data: Frame, partition: dict[str, str]) -> pa.Table | pa.RecordBatchReader:
     if isinstance(data, pl.LazyFrame):
         data = data.collect()
     if isinstance(data, pl.DataFrame):
-        missing = [k for k in partition if k not in data.columns]
-        if missing:
-            data = data.with_columns([pl.lit(partition[k]).alias(k) for k in missing])
-        return data.to_arrow()
+        return _with_partition(data, partition).to_arrow()
     return data
+
+
+def _same_columns(dt: DeltaTable, frame: pl.DataFrame, partition: dict[str, str]) -> bool:
+    """Does ``frame`` (partition columns aside) have exactly the table's columns and types?"""
+    from deltalake import Schema as DeltaSchema
+
+    def columns(fields: Any) -> dict[str, str]:
+        return {f.name: str(f.type) for f in fields if f.name not in partition}
+
+    try:
+        incoming = DeltaSchema.from_arrow(frame.head(0).to_arrow().schema)
+    except Exception:  # a type Delta cannot hold: let the general path report it
+        return False
+    return columns(incoming.fields) == columns(dt.schema().fields)
+
+
+def _overwrite_partition_fast(
+    dt: DeltaTable, uri: str, frame: pl.DataFrame, partition: dict[str, str], props: CommitProperties,
+) -> bool:
+    """Write the partition's file with polars' (multi-threaded) parquet writer, then commit it
+    with Delta's own transaction, replacing the partition's files in that one commit.
+
+    Only for local tables whose schema the frame matches exactly; returns False otherwise,
+    and the caller takes the general path (schema merge, object stores)."""
+    import os
+    import time
+    import uuid
+
+    from deltalake.transaction import AddAction
+
+    if "://" in uri or not _same_columns(dt, frame, partition):
+        return False
+    data = frame.drop([k for k in partition if k in frame.columns])
+    actions = []
+    if data.height:
+        rel = "/".join(f"{k}={v}" for k, v in partition.items()) + f"/part-00000-{uuid.uuid4()}-c000.zstd.parquet"
+        path = Path(uri, rel)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data.write_parquet(path, compression="zstd")
+        actions.append(AddAction(rel, os.path.getsize(path), dict(partition), int(time.time() * 1000), True,
+                                 json.dumps({"numRecords": data.height})))
+    dt.create_write_transaction(
+        actions, mode="overwrite", schema=dt.schema(), partition_by=list(partition),
+        partition_filters=[(k, "=", v) for k, v in partition.items()], commit_properties=props,
+    )
+    return True
 
 
 def write_interval(
@@ -163,8 +211,22 @@ def write_interval(
     if dt is not None and fingerprint is not None and not force:
         if dt.transaction_version(app_id) == fingerprint:
             return TableRef(uri, dt.version(), partition_rows(dt, partition), partition, skipped=True)
-    arrow = _as_arrow(data, partition)
     txn = [Transaction(app_id=app_id, version=fingerprint if fingerprint is not None else 0)]
+    props = CommitProperties(app_transactions=txn, custom_metadata={"lockstep.app_id": app_id})
+    if isinstance(data, pl.LazyFrame):
+        data = data.collect()
+    try:
+        if isinstance(data, pl.DataFrame) and "://" not in uri:
+            if dt is None:  # create the (empty) table first, so that the fast path serves it too
+                data = _with_partition(data, partition)
+                dt = DeltaTable.create(uri, data.to_arrow().schema, partition_by=list(partition))
+        if dt is not None and isinstance(data, pl.DataFrame) and _overwrite_partition_fast(dt, uri, data, partition, props):
+            dt = open_table(uri, storage_options)
+            assert dt is not None
+            return TableRef(uri, dt.version(), partition_rows(dt, partition), partition)
+    except (DeltaError, OSError, pl.exceptions.PolarsError) as exc:
+        raise StorageError(f"{uri}: write of {partition} failed: {exc}", uri=uri, partition=partition) from exc
+    arrow = _as_arrow(data, partition)
     try:
         write_deltalake(
             uri,
@@ -174,7 +236,7 @@ def write_interval(
             partition_by=list(partition),
             schema_mode="merge",
             storage_options=opts,
-            commit_properties=CommitProperties(app_transactions=txn, custom_metadata={"lockstep.app_id": app_id}),
+            commit_properties=props,
         )
     except (DeltaError, OSError, pa.ArrowException) as exc:
         raise StorageError(f"{uri}: write of {partition} failed: {exc}", uri=uri, partition=partition) from exc

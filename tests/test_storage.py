@@ -42,6 +42,22 @@ def test_same_inputs_are_not_written_again(tmp_path: Path) -> None:
     assert read_table(uri).collect().height == 10, "a forced rewrite neither duplicates nor drops rows"
 
 
+def test_schema_drift_takes_the_merging_path(tmp_path: Path) -> None:
+    uri = str(tmp_path / "t")
+    write_interval(uri, frame("2026-01-01", 3), partition={"ds": "2026-01-01"}, app_id="a", fingerprint=1)
+    drifted = frame("2026-01-02", 2).with_columns(extra=pl.lit("x"))
+    write_interval(uri, drifted, partition={"ds": "2026-01-02"}, app_id="b", fingerprint=1)
+    df = read_table(uri).collect()
+    assert df.height == 5 and df.filter(pl.col("ds") == "2026-01-01")["extra"].null_count() == 3
+
+
+def test_empty_interval_replaces_the_partition(tmp_path: Path) -> None:
+    uri = str(tmp_path / "t")
+    write_interval(uri, frame("2026-01-01", 3), partition={"ds": "2026-01-01"}, app_id="a", fingerprint=1)
+    ref = write_interval(uri, frame("2026-01-01", 0), partition={"ds": "2026-01-01"}, app_id="a", fingerprint=2)
+    assert ref.rows == 0 and read_table(uri).collect().height == 0
+
+
 def test_partition_is_added_when_missing_from_frame(tmp_path: Path) -> None:
     uri = str(tmp_path / "t")
     write_interval(uri, pl.DataFrame({"id": [1, 2]}), partition={"ds": "2026-01-03"}, app_id="a", fingerprint=1)
@@ -50,11 +66,12 @@ def test_partition_is_added_when_missing_from_frame(tmp_path: Path) -> None:
 
 def test_time_travel_and_history(tmp_path: Path) -> None:
     uri = str(tmp_path / "t")
-    write_interval(uri, frame("2026-01-01", 3), partition={"ds": "2026-01-01"}, app_id="a", fingerprint=1)
-    write_interval(uri, frame("2026-01-01", 5), partition={"ds": "2026-01-01"}, app_id="a", fingerprint=2)
-    assert read_table(uri, version=0).collect().height == 3
+    first = write_interval(uri, frame("2026-01-01", 3), partition={"ds": "2026-01-01"}, app_id="a", fingerprint=1)
+    second = write_interval(uri, frame("2026-01-01", 5), partition={"ds": "2026-01-01"}, app_id="a", fingerprint=2)
+    assert second.version == first.version + 1
+    assert read_table(uri, version=first.version).collect().height == 3
     assert read_table(uri).collect().height == 5
-    assert [h["version"] for h in history(uri)] == [1, 0]
+    assert [h["version"] for h in history(uri)][:2] == [second.version, first.version]
 
 
 KILLED_WRITER = textwrap.dedent(
