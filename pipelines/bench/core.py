@@ -28,9 +28,7 @@ BENCH_DATE = date(2026, 1, 1)
 
 
 def bench_spec(landing: str, root: str, regions: list[str]) -> Any:
-    from pipelines.spec import load_spec
-
-    from pipelines.spec import parse_spec
+    from pipelines.spec import load_spec, parse_spec
 
     data = load_spec("fraud_features").model_dump(mode="json")
     data["sources"]["transactions"] = {"kind": "parquet", "path": f"{landing}/{{region}}/{{ds}}.parquet"}
