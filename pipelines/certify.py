@@ -6,9 +6,16 @@ version}``. The gate looks at the interval's check results and writes one decisi
 so all regions of a generation are certified at once or not at all). Consumers read through
 :func:`read_certified`, which time-travels each table to its certified version.
 
+Decisions are data, never edited: ``gate`` (certify or block), ``override`` (certify
+despite a block, optionally until an expiry) and ``rollback`` (re-point to an older
+generation; tables are never RESTOREd) each append one row, with who, when, the run id and
+the reason. The generation *in force* is folded from the log (:func:`active_certifications`):
+per interval the newest live certifying decision; a rollback revokes every interval after its
+target; an expired override no longer counts.
+
 Example::
 
-    decision = gate(spec, Interval.for_date("2026-01-01"), results, root=root, run_id="r1")
+    decision = certify(spec, Interval.for_date("2026-01-01"), root=root)
     if decision.certified:
         lf = read_certified(spec, "card_features", "eu-west", root=root)
 """
@@ -50,6 +57,8 @@ DECISION_SCHEMA = pl.Schema({
     "spec_hash": pl.String(),
     "code_version": pl.String(),
     "expires_at": pl.Datetime("us", "UTC"),
+    "suites_hash": pl.String(),
+    "target": pl.String(),
 })
 
 
@@ -84,6 +93,8 @@ class Decision:
     spec_hash: str = ""
     code_version: str = CODE_VERSION
     expires_at: datetime | None = None
+    suites_hash: str = ""
+    target: str = ""  # rollback: the decision re-instated; override: the block overridden
 
     @property
     def certified(self) -> bool:
@@ -111,7 +122,12 @@ class Decision:
             reasons=json.loads(row["reasons"] or "[]"), reason=row["reason"] or "", who=row["who"] or "",
             decided_at=row["decided_at"], run_id=row["run_id"] or "", spec_hash=row["spec_hash"] or "",
             code_version=row["code_version"] or "", expires_at=row.get("expires_at"),
+            suites_hash=row.get("suites_hash") or "", target=row.get("target") or "",
         )
+
+    def live(self, now: datetime | None = None) -> bool:
+        """Not expired (an override with an expiry stops counting after it)."""
+        return self.expires_at is None or self.expires_at > (now or datetime.now(UTC))
 
 
 def who_am_i() -> str:
@@ -126,10 +142,28 @@ def capture_generation(spec: PipelineSpec, interval: Interval, *, root: str | No
     members: dict[str, int] = {}
     for region in spec.regions:
         for t in spec.tables:
-            v = table_version(table_uri(root, spec.name, region, t.layer, t.name), opts)
-            if v is not None:
-                members[f"{region}/{t.layer}/{t.name}"] = v
+            for layer in (t.layer, "quarantine") if t.layer in ("raw", "features") else (t.layer,):
+                v = table_version(table_uri(root, spec.name, region, layer, t.name), opts)
+                if v is not None:
+                    members[f"{region}/{layer}/{t.name}"] = v
     return Generation(interval.key, members)
+
+
+def suites_hash(spec: PipelineSpec) -> str:
+    """Hash of the expectation suites the pipeline's tables use (empty when there are none)."""
+    d = spec.suites_dir()
+    h = hashlib.sha256()
+    found = False
+    for t in spec.tables:
+        p = d / f"{t.suite_name}.json"
+        if p.exists():
+            found = True
+            h.update(t.suite_name.encode() + b"\0" + p.read_bytes())
+    return h.hexdigest()[:16] if found else ""
+
+
+def _decision_id(spec: PipelineSpec, interval_key: str, now: datetime) -> str:
+    return f"{spec.name}:{interval_key}:{now.strftime('%Y%m%dT%H%M%S%f')}"
 
 
 def reasons_of(results: list[CheckResult]) -> list[dict[str, Any]]:
@@ -158,17 +192,32 @@ def gate(
         if t.layer != "quarantine" and f"{region}/{t.layer}/{t.name}" not in gen.members
     ]
     reasons = reasons_of(results)
-    if missing:
+    if missing and not any(r["check_id"] == "generation.complete" for r in reasons):
         reasons.append({"check_id": "generation.complete", "check_type": "generation", "region": "*",
                         "table": "*", "message": f"tables missing: {missing}", "observed": missing, "threshold": []})
     now = datetime.now(UTC)
     decision = Decision(
-        decision_id=f"{spec.name}:{interval.key}:{now.strftime('%Y%m%dT%H%M%S%f')}",
+        decision_id=_decision_id(spec, interval.key, now),
         pipeline=spec.name, interval=interval.key, interval_start=interval.start, generation=gen,
         status="blocked" if reasons else "certified", kind="gate", reasons=reasons, who=who_am_i(),
-        decided_at=now, run_id=run_id, spec_hash=spec.spec_hash(),
+        decided_at=now, run_id=run_id, spec_hash=spec.spec_hash(), suites_hash=suites_hash(spec),
     )
     return record_decision(spec, decision, root=root)
+
+
+def certify(spec: PipelineSpec, interval: Interval, *, root: str | None = None, run_id: str = "") -> Decision:
+    """Run the reconciliation checks, record every result, then certify or block the
+    interval's generation in one commit to the certification log.
+
+    Results are written before the decision; the decision is one Delta commit holding every
+    region's table versions, so a failure anywhere before it leaves no certification at all,
+    and a reader never sees some regions of a generation certified and others not.
+    """
+    from pipelines.runner import gate_step, new_run_id, reconcile_step
+
+    run_id = run_id or new_run_id()
+    reconcile_step(spec, interval, root=root, run_id=run_id)
+    return gate_step(spec, interval, root=root, run_id=run_id)
 
 
 def decisions(spec: PipelineSpec, *, root: str | None = None) -> list[Decision]:
@@ -181,15 +230,54 @@ def decisions(spec: PipelineSpec, *, root: str | None = None) -> list[Decision]:
     return [Decision.from_row(r) for r in df.iter_rows(named=True)]
 
 
+def active_certifications(
+    spec: PipelineSpec, *, root: str | None = None, now: datetime | None = None,
+    log: list[Decision] | None = None,
+) -> dict[str, Decision]:
+    """Interval -> the certifying decision in force for it, folded from the log.
+
+    Per interval the newest live certifying decision counts (gate or override); a rollback
+    re-instates its target generation and revokes every later interval certified before it.
+    """
+    now = now or datetime.now(UTC)
+    stacks: dict[str, list[Decision]] = {}
+    for d in log if log is not None else decisions(spec, root=root):
+        if d.kind == "rollback":
+            for key in [k for k, st in stacks.items() if st[0].interval_start > d.interval_start]:
+                del stacks[key]
+            stacks.setdefault(d.interval, []).append(d)
+        elif d.certified:
+            stacks.setdefault(d.interval, []).append(d)
+    active = {}
+    for key, stack in stacks.items():
+        live = [d for d in stack if d.live(now)]
+        if live:
+            active[key] = live[-1]
+    return active
+
+
 def current_certified(spec: PipelineSpec, *, root: str | None = None, at: str | None = None) -> Decision | None:
     """The generation in force: the newest certified interval (or the one ``at`` names:
     a generation id or an interval key)."""
-    certified = [d for d in decisions(spec, root=root) if d.certified]
+    active = list(active_certifications(spec, root=root).values())
     if at is not None:
-        certified = [d for d in certified if at in (d.generation_id, d.interval)]
-    if not certified:
+        active = [d for d in active if at in (d.generation_id, d.interval)]
+    if not active:
         return None
-    return max(certified, key=lambda d: (d.interval_start, d.decided_at))
+    return max(active, key=lambda d: (d.interval_start, d.decided_at))
+
+
+def _why_not(spec: PipelineSpec, at: str | None, root: str | None) -> str:
+    log = decisions(spec, root=root)
+    if at is None:
+        return f"{spec.name}: no certified generation"
+    named = [d for d in log if at in (d.generation_id, d.interval)]
+    if not named:
+        return f"{spec.name}: no decision about {at!r}"
+    if any(d.certified for d in named):
+        return f"{spec.name}: {at!r} was certified, but that certification was revoked by a rollback or expired"
+    last = named[-1]
+    return f"{spec.name}: {at!r} is not certified (last decision: {last.status} at {last.decided_at:%Y-%m-%d %H:%M})"
 
 
 def read_certified(
@@ -204,7 +292,7 @@ def read_certified(
     """
     decision = current_certified(spec, root=root, at=at)
     if decision is None:
-        raise CertificationError(f"{spec.name}: no certified generation{f' matching {at!r}' if at else ''}")
+        raise CertificationError(_why_not(spec, at, root))
     t = spec.table(table)
     version = decision.generation.version(region, t.layer, t.name)
     if version is None:
@@ -223,3 +311,124 @@ def read_certified(
         table_uri(root_, spec.name, region, t.layer, t.name), version=version,
         partition=iv.partition(t.partition_by), storage_options=spec.storage.resolved_options(),
     )
+
+
+# --------------------------------------------------------------------------- operator decisions
+def _manual_run_id(kind: str) -> str:
+    return os.environ.get("LOCKSTEP_RUN_ID") or f"lockstep__{kind}_{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%f')}"
+
+
+def rollback(
+    spec: PipelineSpec, to: str, *, reason: str, root: str | None = None, run_id: str = "",
+) -> Decision:
+    """Certify an older generation again, as a new audited decision.
+
+    ``to`` is a generation id or an interval key that was certified before. Intervals after
+    it stop being in force (until a later gate certifies them again). The tables themselves
+    are never restored: consumers simply time-travel to the re-instated versions.
+    """
+    if not reason.strip():
+        raise CertificationError("rollback needs a reason")
+    log = decisions(spec, root=root)
+    targets = [d for d in log if d.certified and to in (d.generation_id, d.interval)]
+    if not targets:
+        raise CertificationError(f"{spec.name}: no certified generation {to!r} to roll back to; "
+                                 f"certified: {sorted({d.generation_id for d in log if d.certified})}")
+    target = targets[-1]
+    now = datetime.now(UTC)
+    decision = Decision(
+        decision_id=_decision_id(spec, target.interval, now), pipeline=spec.name, interval=target.interval,
+        interval_start=target.interval_start, generation=target.generation, status="certified", kind="rollback",
+        reasons=[], reason=reason, who=who_am_i(), decided_at=now, run_id=run_id or _manual_run_id("rollback"),
+        spec_hash=spec.spec_hash(), suites_hash=suites_hash(spec), target=target.decision_id,
+    )
+    return record_decision(spec, decision, root=root)
+
+
+def override(
+    spec: PipelineSpec, interval: Interval, *, reason: str, until: datetime | None = None,
+    root: str | None = None, run_id: str = "",
+) -> Decision:
+    """Certify the interval's blocked generation despite its block, optionally until ``until``.
+
+    The decision records the reasons it overrides; after ``until`` it stops counting and the
+    previous certification of the interval (if any) is in force again.
+    """
+    if not reason.strip():
+        raise CertificationError("override needs a reason")
+    now = datetime.now(UTC)
+    if until is not None:
+        until = until if until.tzinfo else until.replace(tzinfo=UTC)
+        if until <= now:
+            raise CertificationError(f"override expiry {until} is in the past")
+    mine = [d for d in decisions(spec, root=root) if d.interval == interval.key]
+    if not mine:
+        raise CertificationError(f"{spec.name}: no decision about {interval.key} yet; run `lockstep certify` first")
+    blocked = [d for d in mine if not d.certified]
+    if not blocked:
+        raise CertificationError(f"{spec.name}: {interval.key} was never blocked; nothing to override")
+    last = blocked[-1]
+    decision = Decision(
+        decision_id=_decision_id(spec, interval.key, now), pipeline=spec.name, interval=interval.key,
+        interval_start=interval.start, generation=last.generation, status="certified", kind="override",
+        reasons=last.reasons, reason=reason, who=who_am_i(), decided_at=now,
+        run_id=run_id or _manual_run_id("override"), spec_hash=spec.spec_hash(), suites_hash=suites_hash(spec),
+        expires_at=until, target=last.decision_id,
+    )
+    return record_decision(spec, decision, root=root)
+
+
+# --------------------------------------------------------------------------- explain
+def explain(spec: PipelineSpec, interval: Interval, *, root: str | None = None) -> dict[str, Any]:
+    """A readable account of an interval: its decisions, every failed check (region, table,
+    keys or columns, observed vs threshold) and the drift table (region x column)."""
+    import polars as pl
+
+    from pipelines.checks import load_results
+
+    root_ = spec.root(root)
+    opts = spec.storage.resolved_options()
+    mine = [d for d in decisions(spec, root=root) if d.interval == interval.key]
+    df = load_results(root_, spec.name, interval.key, storage_options=opts)
+    last = mine[-1] if mine else None
+    run_id = last.run_id if last is not None and last.kind == "gate" else None
+    rec = df.filter(pl.col("stage") != "validation")
+    if run_id is None and rec.height:
+        run_id = rec.sort("recorded_at")["run_id"][-1]
+    rec = rec.filter(pl.col("run_id") == (run_id or ""))
+    val = (df.filter(pl.col("stage") == "validation").sort("recorded_at")
+           .unique(subset=["region", "table", "check_id"], keep="last", maintain_order=True))
+    rows = pl.concat([val, rec]).to_dicts() if df.height else []
+    failed = []
+    drift: dict[str, dict[str, dict[str, Any]]] = {}
+    for r in rows:
+        details = json.loads(r["details"] or "{}")
+        if r["check_type"] == "drift":
+            cell = {"fail": not r["success"]}
+            for c in details.get("comparisons", []):
+                tag = "pooled" if c["against"] == "other regions" else "window"
+                cell[f"psi_{tag}"] = c["psi"]
+                cell[f"ks_{tag}"] = c["ks"]
+            drift.setdefault(r["region"], {})[details.get("column", r["check_id"])] = cell
+        if not r["success"]:
+            failed.append({
+                "check_id": r["check_id"], "check_type": r["check_type"], "stage": r["stage"], "region": r["region"],
+                "table": r["table"], "policy": r["policy"], "blocking": r["blocking"], "message": r["message"],
+                "observed": json.loads(r["observed"] or "null"), "threshold": json.loads(r["threshold"] or "null"),
+                "details": details,
+            })
+    active = active_certifications(spec, root=root)
+    return {
+        "pipeline": spec.name,
+        "interval": interval.key,
+        "run_id": run_id,
+        "in_force": active[interval.key].generation_id if interval.key in active else None,
+        "decisions": [
+            {"decision_id": d.decision_id, "status": d.status, "kind": d.kind, "generation_id": d.generation_id,
+             "who": d.who, "decided_at": d.decided_at, "run_id": d.run_id, "reason": d.reason,
+             "expires_at": d.expires_at, "blocking_reasons": len(d.reasons)}
+            for d in mine
+        ],
+        "failed": sorted(failed, key=lambda f: (not f["blocking"], f["check_id"], f["region"])),
+        "drift": drift,
+    }

@@ -8,21 +8,31 @@ day         what happens
 =========== ============================================================
 2026-01-01  clean: certified
 2026-01-02  ``stale_reference``: ap-south keeps yesterday's merchant risk list;
-            blocked, then ap-south is re-run with the fresh list and the day certifies
-2026-01-03  ``drift``: us-west's amounts shift; blocked
-2026-01-04  ``missing_partition``: eu-north delivers nothing; blocked
-2026-01-05  ``duplicates``: sa-east delivers 1% of its rows twice; quarantined, certified
+            blocked by parity (naming the differing merchants), then ap-south is
+            re-run with the fresh list and the day certifies
+2026-01-03  ``drift``: us-west's amounts shift; blocked by drift (PSI and KS)
+2026-01-04  ``missing_partition``: eu-north delivers nothing; blocked by the
+            global control file and freshness; the file arrives late, eu-north is
+            re-run and the day certifies (so the 5th's 24 h windows see the 4th)
+2026-01-05  ``duplicates``: sa-east delivers 1% of its rows twice; quarantined
+            (when validation is on), certified
 =========== ============================================================
+
+The upstream system publishes a global control file per day (rows and amount per region,
+:func:`write_control_file`); the demo points the control-totals check at it.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 
 from pipelines.runner import IntervalRun, new_run_id, run_interval, run_region
-from pipelines.spec import FaultSpec, Interval, PipelineSpec, SyntheticSource
+from pipelines.spec import ControlTotalsCheck, FaultSpec, Interval, PipelineSpec, SyntheticSource
+from pipelines.storage import join_uri
 
 DEMO_START = date(2026, 1, 1)
 
@@ -33,8 +43,11 @@ DEMO_FAULTS = [
     FaultSpec(kind="duplicates", regions=["sa-east"], dates=[date(2026, 1, 5)]),
 ]
 
-#: the fault the demo repairs, and the region it re-runs to do so
-REPAIRED = DEMO_FAULTS[0]
+#: the faults the demo repairs, by re-running their regions with the fixed delivery
+REPAIRED = [DEMO_FAULTS[0], DEMO_FAULTS[2]]
+
+#: where the demo's upstream publishes its control files (``{root}`` is the storage root)
+CONTROL_PATH = "{root}/fraud_features/_landing/control/{ds}.json"
 
 
 def with_faults(spec: PipelineSpec, faults: list[FaultSpec], rows: int | None = None) -> PipelineSpec:
@@ -50,6 +63,32 @@ def with_faults(spec: PipelineSpec, faults: list[FaultSpec], rows: int | None = 
     return spec.model_copy(update={"sources": sources}).with_path(spec.path)
 
 
+def with_control_file(spec: PipelineSpec) -> PipelineSpec:
+    """A copy of ``spec`` whose control-totals check reads the demo's global control file."""
+    ct = spec.reconcile.control_totals or ControlTotalsCheck(columns=["amount"])
+    rec = spec.reconcile.model_copy(update={"control_totals": ct.model_copy(update={"global_control": CONTROL_PATH})})
+    return spec.model_copy(update={"reconcile": rec}).with_path(spec.path)
+
+
+def write_control_file(spec: PipelineSpec, ds: date, *, root: str | None = None) -> Path:
+    """What the upstream says it sent on ``ds``: rows and amount per region. Lost deliveries
+    (``missing_partition``) are still counted: that is how the control file exposes them."""
+    from pipelines.sources.synthetic import transactions
+
+    src = spec.sources["transactions"]
+    assert isinstance(src, SyntheticSource)
+    faults = [f for f in src.faults if f.kind != "missing_partition"]
+    rows = []
+    for region in spec.regions:
+        df = transactions(region, ds, regions=spec.regions, rows=src.rows_per_region, merchants=src.merchants,
+                          seed=src.seed, faults=faults)
+        rows.append({"region": region, "rows": df.height, "amount": float(df["amount"].sum())})
+    path = Path(CONTROL_PATH.format(root=join_uri(spec.root(root)), ds=ds.isoformat()))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"ds": ds.isoformat(), "regions": rows}, indent=1))
+    return path
+
+
 @dataclass
 class DemoStep:
     label: str
@@ -61,24 +100,28 @@ def run_demo(
     on_step: Callable[[DemoStep], None] | None = None,
 ) -> list[DemoStep]:
     """Run the demo days in order; after the stale-reference day, repair it and re-gate."""
-    faulty = with_faults(spec, DEMO_FAULTS, rows)
+    faulty = with_control_file(with_faults(spec, DEMO_FAULTS, rows))
     steps = []
     for i in range(days):
-        interval = Interval.for_date(date.fromordinal(DEMO_START.toordinal() + i), spec.granularity)
+        ds = date.fromordinal(DEMO_START.toordinal() + i)
+        interval = Interval.for_date(ds, spec.granularity)
+        write_control_file(faulty, ds, root=root)
         run = run_interval(faulty, interval, root=root)
-        faults = [f.kind for f in DEMO_FAULTS if f.dates and interval.start.date() in f.dates]
+        faults = [f.kind for f in DEMO_FAULTS if f.dates and ds in f.dates]
         step = DemoStep(f"{interval.key} {', '.join(faults) or 'clean'}", run)
         steps.append(step)
         if on_step:
             on_step(step)
-        if interval.start.date() in REPAIRED.dates and run.decision and not run.decision.certified:
-            # the operator's fix: re-run the stale region with the fresh reference data
-            fixed = with_faults(spec, [f for f in DEMO_FAULTS if f is not REPAIRED], rows)
+        repairs = [f for f in REPAIRED if ds in f.dates]
+        if repairs and run.decision and not run.decision.certified:
+            # the operator's fix: re-run the affected regions with the corrected delivery
+            fixed = with_control_file(with_faults(spec, [f for f in DEMO_FAULTS if f not in repairs], rows))
             run_id = new_run_id()
-            for region in REPAIRED.regions:
+            regions = [r for f in repairs for r in f.regions]
+            for region in regions:
                 run_region(fixed, interval, region, root=root, run_id=run_id)
             rerun = run_interval(fixed, interval, regions=[], root=root, run_id=run_id)
-            step = DemoStep(f"{interval.key} after re-running {', '.join(REPAIRED.regions)}", rerun)
+            step = DemoStep(f"{interval.key} after re-running {', '.join(regions)}", rerun)
             steps.append(step)
             if on_step:
                 on_step(step)

@@ -240,8 +240,11 @@ def reconcile_step(spec: PipelineSpec, interval: Interval, *, root: str | None =
 def gate_step(spec: PipelineSpec, interval: Interval, *, root: str | None = None, run_id: str = "") -> Decision:
     """Certify or block the interval's generation from its recorded results: the newest
     validation result of each (region, table, check) and this run's reconciliation."""
+    from pipelines.reconcile import generation_of
+
     recorded = latest_results(spec.root(root), spec.name, interval.key, run_id, spec.storage.resolved_options())
-    return gate(spec, interval, recorded, root=root, run_id=run_id)
+    # certify exactly the versions the checks judged, even if a table moved on since
+    return gate(spec, interval, recorded, root=root, run_id=run_id, generation=generation_of(recorded))
 
 
 # --------------------------------------------------------------------------- task payloads

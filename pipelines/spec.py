@@ -228,6 +228,11 @@ class DriftCheck(_Model):
     columns: dict[str, DriftThreshold]
     bins: int = Field(10, ge=2)
     window: int = Field(7, ge=1, description="trailing certified intervals to compare with")
+    alpha: float = Field(
+        0.001, gt=0, lt=1,
+        description="a statistic over its threshold blocks only when also significant at this level, "
+        "so small samples do not block on noise",
+    )
     policy: CheckPolicy = "block"
 
 
