@@ -430,5 +430,10 @@ def explain(spec: PipelineSpec, interval: Interval, *, root: str | None = None) 
             for d in mine
         ],
         "failed": sorted(failed, key=lambda f: (not f["blocking"], f["check_id"], f["region"])),
+        "earlier_blocks": [
+            {"decision_id": d.decision_id, "decided_at": d.decided_at, "generation_id": d.generation_id,
+             "reasons": d.reasons}
+            for d in mine[:-1] if not d.certified
+        ],
         "drift": drift,
     }

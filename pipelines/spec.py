@@ -233,6 +233,9 @@ class DriftCheck(_Model):
         description="a statistic over its threshold blocks only when also significant at this level, "
         "so small samples do not block on noise",
     )
+    min_rows: int = Field(
+        1000, ge=0, description="a comparison with fewer values on either side is recorded, never blocks",
+    )
     policy: CheckPolicy = "block"
 
 

@@ -11,11 +11,13 @@ order, so per-population cell counts give every CDF:
 * **PSI** uses ``bins`` fixed quantile bins of the *reference* (the pooled other regions, or
   the region's own window): cells are grouped where the reference's CDF crosses k/bins.
 
-Each region is compared with the pooled other regions and with its own trailing window of
+Each region is compared with the pooled other regions (outliers trimmed from the pool, see
+:func:`pooled_comparisons`) and with its own trailing window of
 certified intervals (warm-up intervals, within the feature set's lookback of the pipeline's
 start, are left out: their windowed features are not in steady state). A comparison fails
 when its statistic is over the threshold *and* significant at ``alpha`` (KS: the asymptotic
-critical value; PSI: n_eff * PSI ~ chi2(bins - 1)), so small samples do not block on noise.
+critical value; PSI: n_eff * PSI ~ chi2(bins - 1)), so small samples do not block on noise; with fewer than ``min_rows`` values on either side
+a comparison is recorded but never blocks (rows of one card are not independent draws).
 """
 
 from __future__ import annotations
@@ -120,11 +122,36 @@ def compare_counts(a: np.ndarray, ref: np.ndarray, against: str, check: DriftChe
     n, m = int(a.sum()), int(ref.sum())
     p, k = psi(a, ref, check.bins)
     d = ks(a, ref)
-    if n == 0 or m == 0:
+    if n == 0 or m == 0 or min(n, m) < check.min_rows:
         return Comparison(against, p, d, n, m, False, False)
     psi_fail = p > psi_max and p > psi_critical(n, m, k, check.alpha)
     ks_fail = d > ks_max and d > ks_critical(n, m, check.alpha)
     return Comparison(against, p, d, n, m, psi_fail, ks_fail)
+
+
+def pooled_comparisons(cur: np.ndarray, check: DriftCheck, psi_max: float, ks_max: float) -> dict[int, Comparison]:
+    """Each region against the pooled other regions, trimming outliers from the pool.
+
+    With few regions one drifted region moves the pool enough to make the healthy ones look
+    drifted too. So the worst failing region is set aside and the others are compared again
+    without it, while a majority of regions remains; set-aside regions are compared with the
+    pool of the regions kept.
+    """
+    n = len(cur)
+    if n < 2:
+        return {}
+    aside: list[int] = []
+    while True:
+        keep = [i for i in range(n) if i not in aside]
+        pool = cur[keep].sum(axis=0)
+        comps = {i: compare_counts(cur[i], pool - cur[i], "other regions", check, psi_max, ks_max) for i in keep}
+        failing = [i for i, c in comps.items() if c.psi_fail or c.ks_fail]
+        if not failing or len(aside) + 1 > (n - 1) // 2:
+            break
+        aside.append(max(failing, key=lambda i: (comps[i].psi, comps[i].ks)))
+    for i in aside:
+        comps[i] = compare_counts(cur[i], pool, "other regions", check, psi_max, ks_max)
+    return comps
 
 
 def _values(lf: pl.LazyFrame | None, column: str) -> np.ndarray:
@@ -175,19 +202,21 @@ def check_drift(ctx: Context, check: DriftCheck) -> list[CheckResult]:
             wpops.append(np.concatenate(parts) if parts else np.zeros(0))
         counts = binned(pops + wpops)
         cur, win = counts[: len(regions)], counts[len(regions):]
-        total = cur.sum(axis=0)
+        pooled = pooled_comparisons(cur, check, thr.psi, thr.ks)
         for i, region in enumerate(regions):
             comps: list[Comparison] = []
-            if len(regions) > 1:
-                comps.append(compare_counts(cur[i], total - cur[i], "other regions", check, thr.psi, thr.ks))
+            if i in pooled:
+                comps.append(pooled[i])
             if win[i].sum():
                 comps.append(compare_counts(cur[i], win[i], f"own window ({len(window)} certified)", check, thr.psi, thr.ks))
             failing = [c for c in comps if c.psi_fail or c.ks_fail]
             if cur[i].sum() == 0:
                 msg = f"{region}: no values of {column}"
             elif failing:
-                msg = "; ".join(f"{region}.{column} vs {c.against}: PSI {c.psi:.3f} (max {thr.psi}), "
-                                f"KS {c.ks:.3f} (max {thr.ks})" for c in failing)
+                msg = "; ".join(
+                    f"{region}.{column} vs {c.against}: "
+                    + ", ".join([f"PSI {c.psi:.3f} > {thr.psi}"] * c.psi_fail + [f"KS {c.ks:.3f} > {thr.ks}"] * c.ks_fail)
+                    + f" (n={c.n:,}, m={c.m:,})" for c in failing)
             else:
                 msg = ", ".join(f"vs {c.against}: PSI {c.psi:.3f}, KS {c.ks:.3f}" for c in comps) or "nothing to compare"
             results.append(CheckResult(

@@ -1,0 +1,265 @@
+"""Reconciliation and certification commands: reconcile, certify, explain, rollback, override, diff.
+
+``reconcile`` shows (runs the checks, certifies nothing); ``certify``, ``rollback`` and
+``override`` apply, each as one audited decision in the certification log.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from pipelines.cli import JsonOpt, PipelineArg, RootOpt, command, console, err_console, print_json
+
+DateOpt = Annotated[str, typer.Option("--date", help="interval date, YYYY-MM-DD")]
+
+
+def _interval(spec: Any, value: str) -> Any:
+    from pipelines.errors import SpecError
+    from pipelines.spec import Interval
+
+    try:
+        return Interval.for_date(value, spec.granularity)
+    except ValueError:
+        raise SpecError(f"--date: expected YYYY-MM-DD, got {value!r}") from None
+
+
+def _result_row(r: Any) -> dict[str, Any]:
+    return {"check_id": r.check_id, "check_type": r.check_type, "region": r.region, "table": r.table,
+            "policy": r.policy, "success": r.success, "blocking": r.blocking, "message": r.message,
+            "observed": r.observed, "threshold": r.threshold, "details": r.details}
+
+
+def _checks_table(title: str, results: list[dict[str, Any]]) -> Table:
+    t = Table(title=title)
+    for col in ("check", "region", "table", "policy", "result", "message"):
+        t.add_column(col, overflow="fold")
+    for r in results:
+        mark = "[green]pass[/]" if r["success"] else ("[red]BLOCK[/]" if r["blocking"] else "[yellow]warn[/]")
+        t.add_row(r["check_id"], r["region"], r["table"], r["policy"], mark, r["message"])
+    return t
+
+
+@command("reconcile")
+def reconcile_cmd(
+    pipeline: PipelineArg,
+    date_: DateOpt,
+    root: RootOpt = None,
+    all_: Annotated[bool, typer.Option("--all", help="list passing checks too")] = False,
+    json_: JsonOpt = False,
+) -> None:
+    """Run the cross-region checks of one interval and report them; certifies nothing.
+
+    Exits 1 when a check would block certification."""
+    from pipelines.runner import new_run_id, reconcile_step
+    from pipelines.spec import load_spec
+
+    spec = load_spec(pipeline)
+    interval = _interval(spec, date_)
+    run_id = new_run_id()
+    results = reconcile_step(spec, interval, root=root, run_id=run_id)
+    rows = [_result_row(r) for r in results]
+    blocking = [r for r in rows if r["blocking"]]
+    if json_:
+        print_json({"pipeline": spec.name, "interval": interval.key, "run_id": run_id, "checks": len(rows),
+                    "failed": sum(not r["success"] for r in rows), "blocking": len(blocking), "results": rows})
+    else:
+        shown = rows if all_ else [r for r in rows if not r["success"]]
+        console.print(_checks_table(f"{spec.name} {interval.key}: {len(rows)} checks, {len(blocking)} blocking", shown))
+        console.print("would certify" if not blocking else "[red]would block[/]: see `lockstep explain`")
+    if blocking:
+        raise typer.Exit(1)
+
+
+def _decision_line(d: Any) -> str:
+    if d.certified:
+        extra = f" until {d.expires_at:%Y-%m-%d %H:%M}" if d.expires_at else ""
+        return f"[green]certified[/] {d.interval} generation {d.generation_id} ({d.kind} by {d.who}{extra})"
+    checks = sorted({f"{r['check_id']}@{r['region']}" for r in d.reasons})
+    return f"[red]blocked[/] {d.interval} generation {d.generation_id}: {len(d.reasons)} reason(s): {', '.join(checks)}"
+
+
+def _decision_json(d: Any) -> dict[str, Any]:
+    return {"decision_id": d.decision_id, "status": d.status, "kind": d.kind, "interval": d.interval,
+            "generation_id": d.generation_id, "generation": d.generation.members, "who": d.who,
+            "decided_at": d.decided_at, "run_id": d.run_id, "reason": d.reason, "reasons": d.reasons,
+            "expires_at": d.expires_at, "spec_hash": d.spec_hash, "suites_hash": d.suites_hash,
+            "code_version": d.code_version, "target": d.target}
+
+
+@command("certify")
+def certify_cmd(pipeline: PipelineArg, date_: DateOpt, root: RootOpt = None, json_: JsonOpt = False) -> None:
+    """Run the checks, record them, then certify the interval's generation or record the block.
+
+    Exits 1 when blocked."""
+    from pipelines.certify import certify
+    from pipelines.spec import load_spec
+
+    spec = load_spec(pipeline)
+    d = certify(spec, _interval(spec, date_), root=root)
+    if json_:
+        print_json(_decision_json(d))
+    else:
+        console.print(_decision_line(d))
+        if not d.certified:
+            console.print(f"why: lockstep explain {pipeline} --date {date_}{f' --root {root}' if root else ''}")
+    if not d.certified:
+        raise typer.Exit(1)
+
+
+def _cell(v: Any) -> str:
+    return "-" if v is None else f"{v:.3f}"
+
+
+@command("explain")
+def explain_cmd(pipeline: PipelineArg, date_: DateOpt, root: RootOpt = None, json_: JsonOpt = False) -> None:
+    """Why an interval was blocked (or certified): every failed check with region, table,
+    keys or columns, observed vs threshold, and a drift table (region x column)."""
+    from pipelines.certify import explain
+    from pipelines.spec import load_spec
+
+    spec = load_spec(pipeline)
+    ex = explain(spec, _interval(spec, date_), root=root)
+    if json_:
+        print_json(ex)
+        return
+    console.print(f"[bold]{spec.name} {ex['interval']}[/]: in force: "
+                  + (f"[green]{ex['in_force']}[/]" if ex["in_force"] else "[yellow]not certified[/]"))
+    for d in ex["decisions"]:
+        note = f" reason: {d['reason']}" if d["reason"] else ""
+        console.print(f"  {d['decided_at']:%Y-%m-%d %H:%M:%S} {d['kind']:<8} {d['status']:<9} {d['generation_id']} "
+                      f"by {d['who']} (run {d['run_id']}){note}")
+    for b in ex["earlier_blocks"]:
+        console.print(f"[yellow]earlier block[/] {b['generation_id']} at {b['decided_at']:%Y-%m-%d %H:%M:%S}:")
+        for r in b["reasons"]:
+            console.print(f"  {r['check_id']} {r['region']}/{r['table']}: {r['message']}", highlight=False)
+    if not ex["failed"]:
+        console.print("no failed checks in the latest run")
+    for f in ex["failed"]:
+        tag = "[red]BLOCK[/]" if f["blocking"] else "[yellow]warn[/]"
+        console.print(f"\n{tag} [bold]{f['check_id']}[/] region={f['region']} table={f['table']}")
+        console.print(f"  {f['message']}", highlight=False)
+        det = f["details"]
+        if f["check_type"] == "parity":
+            for label, key in (("changed keys", "changed_keys"), ("only in region", "only_in_region"),
+                               ("missing in region", "missing_in_region")):
+                if det.get(key):
+                    console.print(f"  {label} ({det['counts'][key.replace('_keys', '')]}): {det[key][:50]}", highlight=False)
+            if det.get("changed_columns"):
+                console.print(f"  differing columns: {det['changed_columns']}  (vs {det.get('reference')}, "
+                              f"{det.get('bytes_moved', 0):,} bytes moved)", highlight=False)
+            for s in det.get("samples", [])[:5]:
+                console.print(f"    {s['key']}: " + ", ".join(f"{c}: {v['b']!r} (consensus {v['a']!r})"
+                                                          for c, v in s["columns"].items()), highlight=False)
+        elif f["observed"] is not None and f["check_type"] not in ("drift",):
+            console.print(f"  observed {f['observed']}  threshold {f['threshold']}", highlight=False)
+    if ex["drift"]:
+        columns = sorted({c for cols in ex["drift"].values() for c in cols})
+        t = Table(title="drift: PSI / KS vs pooled other regions (vs own window)")
+        t.add_column("region")
+        for c in columns:
+            t.add_column(c, justify="right")
+        for region in spec.regions:
+            cells = ex["drift"].get(region, {})
+            row = []
+            for c in columns:
+                v = cells.get(c)
+                if v is None:
+                    row.append("")
+                    continue
+                text = f"{_cell(v.get('psi_pooled'))} / {_cell(v.get('ks_pooled'))}"
+                if "psi_window" in v:
+                    text += f" ({_cell(v.get('psi_window'))} / {_cell(v.get('ks_window'))})"
+                row.append(f"[red]{text}[/]" if v["fail"] else text)
+            t.add_row(region, *row)
+        console.print(t)
+
+
+@command("rollback")
+def rollback_cmd(
+    pipeline: PipelineArg,
+    to: Annotated[str, typer.Option("--to", help="a generation id (or an interval) certified before")],
+    reason: Annotated[str, typer.Option("--reason", help="why: recorded with the decision")],
+    root: RootOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Certify an older generation again (a new audited decision; tables are never restored)."""
+    from pipelines.certify import rollback
+    from pipelines.spec import load_spec
+
+    d = rollback(load_spec(pipeline), to, reason=reason, root=root)
+    if json_:
+        print_json(_decision_json(d))
+    else:
+        console.print(f"rolled back: {_decision_line(d)}")
+
+
+@command("override")
+def override_cmd(
+    pipeline: PipelineArg,
+    date_: DateOpt,
+    reason: Annotated[str, typer.Option("--reason", help="why: recorded with the decision")],
+    until: Annotated[str | None, typer.Option("--until", help="expiry, ISO time (UTC unless it says)")] = None,
+    root: RootOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Certify an interval despite its block (a new audited decision), optionally until a time."""
+    from pipelines.certify import override
+    from pipelines.errors import CertificationError
+    from pipelines.spec import load_spec
+
+    spec = load_spec(pipeline)
+    expiry = None
+    if until:
+        try:
+            expiry = datetime.fromisoformat(until)
+        except ValueError:
+            raise CertificationError(f"--until: expected an ISO time, got {until!r}") from None
+        expiry = expiry if expiry.tzinfo else expiry.replace(tzinfo=UTC)
+    d = override(spec, _interval(spec, date_), reason=reason, until=expiry, root=root)
+    if json_:
+        print_json(_decision_json(d))
+    else:
+        console.print(f"overridden: {_decision_line(d)} despite {len(d.reasons)} blocking reason(s)")
+
+
+@command("diff")
+def diff_cmd(
+    uri_a: Annotated[str, typer.Argument(help="table A: Delta table, parquet file or folder")],
+    uri_b: Annotated[str, typer.Argument(help="table B")],
+    key: Annotated[str, typer.Option("--key", help="key column(s), comma-separated")],
+    columns: Annotated[str | None, typer.Option("--columns", help="compare only these, comma-separated")] = None,
+    output: Annotated[Path | None, typer.Option("--output", help="write every differing key with its kind (parquet)")] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Compare two tables by key. Exit 0 when they match, 1 when they differ, 2 on an error."""
+    from pipelines.reconcile.diff import diff
+
+    keys = [k.strip() for k in key.split(",") if k.strip()]
+    cols = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
+    result = diff(uri_a, uri_b, keys=keys, columns=cols)
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        result.keys_frame().write_parquet(output)
+    js = result.as_json()
+    if json_:
+        print_json(js)
+    else:
+        state = "[green]tables match[/]" if result.equal else "[red]tables differ[/]"
+        console.print(f"{state}: A {js['rows_a']:,} rows, B {js['rows_b']:,} rows; only in A {js['only_in_a']:,}, "
+                      f"only in B {js['only_in_b']:,}, changed {js['changed']:,}")
+        if js["changed_columns"]:
+            console.print(f"changed columns: {js['changed_columns']}", highlight=False)
+        for kind in ("only_in_a", "only_in_b", "changed"):
+            if js["samples"][kind]:
+                console.print(f"{kind} (first {len(js['samples'][kind])}): {js['samples'][kind]}", highlight=False)
+        if js["columns_only_in_a"] or js["columns_only_in_b"]:
+            err_console.print(f"columns only in A: {js['columns_only_in_a']}, only in B: {js['columns_only_in_b']}")
+        if output is not None:
+            console.print(f"wrote {result.keys_frame().height:,} differing keys to {output}")
+    if not result.equal:
+        raise typer.Exit(1)

@@ -1,0 +1,95 @@
+"""``diff`` against a brute-force comparison on randomised tables, and the CLI contract."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from pipelines.reconcile.diff import diff_frames
+
+VALUES = st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True, width=64))
+TEXT = st.one_of(st.none(), st.text(max_size=12))
+
+
+def same(x: Any, y: Any) -> bool:
+    if isinstance(x, float) and isinstance(y, float) and math.isnan(x) and math.isnan(y):
+        return True
+    return x == y and (x is None) == (y is None)
+
+
+@st.composite
+def table_pair(draw: st.DrawFn) -> tuple[pl.DataFrame, pl.DataFrame]:
+    keys_a = draw(st.sets(st.integers(0, 60), max_size=40))
+    keys_b = draw(st.sets(st.integers(0, 60), max_size=40)) if draw(st.booleans()) else set(keys_a)
+    rows_a = {k: (draw(VALUES), draw(TEXT)) for k in sorted(keys_a)}
+    rows_b = {}
+    for k in sorted(keys_b):
+        if k in rows_a and draw(st.integers(0, 3)) > 0:
+            rows_b[k] = rows_a[k]  # mostly unchanged
+        else:
+            rows_b[k] = (draw(VALUES), draw(TEXT))
+
+    def frame(rows: dict[int, tuple[Any, Any]]) -> pl.DataFrame:
+        return pl.DataFrame({"k": list(rows), "x": [v[0] for v in rows.values()], "s": [v[1] for v in rows.values()]},
+                            schema={"k": pl.Int64, "x": pl.Float64, "s": pl.String})
+
+    a, b = frame(rows_a), frame(rows_b)
+    return a.sample(fraction=1.0, shuffle=True, seed=1), b
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(table_pair(), st.sampled_from([1, 4, 256]))
+def test_diff_matches_brute_force(pair: tuple[pl.DataFrame, pl.DataFrame], buckets: int) -> None:
+    a, b = pair
+    res = diff_frames(a, b, keys=["k"], buckets=buckets)
+    ra = {r["k"]: r for r in a.iter_rows(named=True)}
+    rb = {r["k"]: r for r in b.iter_rows(named=True)}
+    changed = {k: sorted(c for c in ("x", "s") if not same(ra[k][c], rb[k][c])) for k in ra.keys() & rb.keys()}
+    changed = {k: v for k, v in changed.items() if v}
+    js = res.as_json()
+    assert js["rows_a"] == a.height and js["rows_b"] == b.height
+    assert sorted(res.report.only_in_a["k"].to_list()) == sorted(ra.keys() - rb.keys())
+    assert sorted(res.report.only_in_b["k"].to_list()) == sorted(rb.keys() - ra.keys())
+    got = {r["k"]: sorted(r["columns"]) for r in res.report.changed.iter_rows(named=True)}
+    assert got == changed
+    counts = {c: sum(c in v for v in changed.values()) for c in ("x", "s")}
+    assert js["changed_columns"] == {c: n for c, n in counts.items() if n}
+    assert res.equal == (not changed and ra.keys() == rb.keys())
+
+
+def _write(tmp: Path) -> tuple[str, str]:
+    a = pl.DataFrame({"id": [1, 2, 3, 4], "region": ["x", "x", "y", "y"], "v": [1.0, 2.0, 3.0, 4.0]})
+    b = pl.DataFrame({"id": [1, 2, 3, 5], "region": ["x", "x", "y", "y"], "v": [1.0, 2.5, 3.0, 5.0]})
+    a.write_delta(str(tmp / "a"))
+    b.write_parquet(tmp / "b.parquet")
+    return str(tmp / "a"), str(tmp / "b.parquet")
+
+
+def test_cli_diff_json_output_and_exit_codes(tmp_path: Path) -> None:
+    from pipelines.cli import _register, app
+
+    _register()
+    runner = CliRunner()
+    ua, ub = _write(tmp_path)
+    out = tmp_path / "keys.parquet"
+    res = runner.invoke(app, ["diff", ua, ub, "--key", "id,region", "--json", "--output", str(out)])
+    assert res.exit_code == 1, res.output
+    js = json.loads(res.stdout)
+    assert (js["rows_a"], js["rows_b"], js["only_in_a"], js["only_in_b"], js["changed"]) == (4, 4, 1, 1, 1)
+    assert js["changed_columns"] == {"v": 1}
+    assert js["samples"]["changed"] == [[2, "x"]]
+    keys = pl.read_parquet(out).sort("id")
+    assert keys.select("id", "kind").rows() == [(2, "changed"), (4, "only_in_a"), (5, "only_in_b")]
+    same_res = runner.invoke(app, ["diff", ua, ua, "--key", "id"])
+    assert same_res.exit_code == 0, same_res.output
+    err = runner.invoke(app, ["diff", ua, str(tmp_path / "nope"), "--key", "id"])
+    assert err.exit_code == 2
+    err = runner.invoke(app, ["diff", ua, ub, "--key", "missing_col"])
+    assert err.exit_code == 2
