@@ -113,5 +113,7 @@ def test_blocked_interval_emits_no_asset_event(airflow_db: None, tmp_path: Path)
     assert current_certified(spec).interval == "2026-01-01"  # type: ignore[union-attr]
     from pipelines.scoring import score_certified
 
-    scores = score_certified(spec)
+    in_force = current_certified(spec)
+    assert in_force is not None
+    scores = score_certified(spec, generation_id=in_force.generation_id)
     assert all(ref.partition == {"ds": "2026-01-01"} for ref in scores.values())
