@@ -1,5 +1,6 @@
-"""What a pipeline holds now: per region and table, its version, intervals and rows, and the
-generation in force. Read from the Delta logs only (no data files are scanned)."""
+"""What a pipeline holds now: per region and table, its version, intervals and rows, the
+generation in force, the intervals blocked and why, and overrides in force. Read from the
+Delta logs only (no data files are scanned)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 import polars as pl
 import pyarrow as pa
 
-from pipelines.certify import current_certified, decisions
+from pipelines.certify import active_certifications, current_certified, decisions
 from pipelines.spec import PipelineSpec
 from pipelines.storage import open_table, table_uri
 
@@ -43,15 +44,22 @@ def pipeline_status(spec: PipelineSpec, *, root: str | None = None) -> dict[str,
                 "rows": int(per_ds["rows"].sum()) if per_ds.height else 0,
             })
     all_decisions = decisions(spec, root=root)
+    active = active_certifications(spec, root=root, log=all_decisions)
     cur = current_certified(spec, root=root)
-    certified_intervals = {d.interval for d in all_decisions if d.certified}
     latest_by_interval: dict[str, Any] = {}
     for d in all_decisions:
         latest_by_interval[d.interval] = d
+    # blocked: not certified now (never, revoked by a rollback, or an override expired) and
+    # the newest decision about it is a block
     blocked = [
         {"interval": d.interval, "decided_at": d.decided_at, "generation_id": d.generation_id,
          "reasons": [f"{r['check_id']} {r['region']}/{r['table']}: {r['message']}" for r in d.reasons]}
-        for d in latest_by_interval.values() if not d.certified and d.interval not in certified_intervals
+        for d in latest_by_interval.values() if not d.certified and d.interval not in active
+    ]
+    overrides = [
+        {"interval": d.interval, "generation_id": d.generation_id, "who": d.who, "reason": d.reason,
+         "expires_at": d.expires_at, "overridden_reasons": len(d.reasons)}
+        for d in active.values() if d.kind == "override"
     ]
     return {
         "pipeline": spec.name,
@@ -59,7 +67,8 @@ def pipeline_status(spec: PipelineSpec, *, root: str | None = None) -> dict[str,
         "tables": tables,
         "certified": None if cur is None else {
             "generation_id": cur.generation_id, "interval": cur.interval, "kind": cur.kind, "who": cur.who,
-            "decided_at": cur.decided_at,
+            "decided_at": cur.decided_at, "reason": cur.reason, "expires_at": cur.expires_at,
         },
         "blocked": blocked,
+        "overrides_in_force": overrides,
     }

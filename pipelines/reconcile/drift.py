@@ -41,10 +41,15 @@ _SHIFT = np.uint64(64 - CELL_BITS)
 
 def cells(x: np.ndarray) -> np.ndarray:
     """Order-preserving cell index of each float (NaN must be removed first)."""
-    x = np.asarray(x, dtype=np.float64) + 0.0  # -0.0 + 0.0 == +0.0
-    b = x.view(np.uint64)
-    k = np.where(b & _SIGN, ~b, b | _SIGN)
-    return (k >> _SHIFT).astype(np.int64)
+    x = np.array(x, dtype=np.float64)  # a copy we may change in place
+    x += 0.0  # -0.0 + 0.0 == +0.0
+    s = x.view(np.int64)
+    mask = s >> 63  # all ones for negatives (arithmetic shift), else 0
+    mask |= np.int64(-(2**63))
+    s ^= mask  # negatives: flip every bit; positives: set the sign bit
+    k = s.view(np.uint64)
+    k >>= _SHIFT
+    return k.view(np.int64)
 
 
 def binned(populations: list[np.ndarray]) -> np.ndarray:
@@ -55,10 +60,7 @@ def binned(populations: list[np.ndarray]) -> np.ndarray:
         nz = np.unique(np.concatenate(keys)) if total else np.zeros(0, np.int64)
         compact = [np.searchsorted(nz, k) for k in keys]
     else:
-        pooled = np.zeros(1 << CELL_BITS, dtype=np.int64)
-        for k in keys:
-            if len(k):
-                pooled += np.bincount(k, minlength=1 << CELL_BITS)
+        pooled = np.bincount(np.concatenate(keys), minlength=1 << CELL_BITS)
         nz = np.flatnonzero(pooled)
         lut = np.zeros(1 << CELL_BITS, dtype=np.int64)
         lut[nz] = np.arange(len(nz))
@@ -96,10 +98,18 @@ def ks_critical(n: float, m: float, alpha: float) -> float:
     return math.sqrt(-math.log(alpha / 2) / 2) * math.sqrt((n + m) / (n * m))
 
 
-def psi_critical(n: float, m: float, bins: int, alpha: float) -> float:
-    from scipy.stats import chi2
+def chi2_quantile(p: float, k: int) -> float:
+    """Wilson-Hilferty approximation of the chi-square quantile (within ~1% for k >= 1 at
+    the tail levels used here; avoids importing scipy on the gate's path)."""
+    from statistics import NormalDist
 
-    return float(chi2.ppf(1 - alpha, max(1, bins - 1))) * (1 / n + 1 / m)
+    z = NormalDist().inv_cdf(p)
+    h = 2 / (9 * k)
+    return float(k * max(0.0, 1 - h + z * math.sqrt(h)) ** 3)
+
+
+def psi_critical(n: float, m: float, bins: int, alpha: float) -> float:
+    return chi2_quantile(1 - alpha, max(1, bins - 1)) * (1 / n + 1 / m)
 
 
 @dataclass
@@ -130,6 +140,11 @@ def compare_counts(a: np.ndarray, ref: np.ndarray, against: str, check: DriftChe
 
 
 def pooled_comparisons(cur: np.ndarray, check: DriftCheck, psi_max: float, ks_max: float) -> dict[int, Comparison]:
+    return pooled_with_aside(cur, check, psi_max, ks_max)[0]
+
+
+def pooled_with_aside(cur: np.ndarray, check: DriftCheck, psi_max: float, ks_max: float,
+                      ) -> tuple[dict[int, Comparison], list[int]]:
     """Each region against the pooled other regions, trimming outliers from the pool.
 
     With few regions one drifted region moves the pool enough to make the healthy ones look
@@ -139,7 +154,7 @@ def pooled_comparisons(cur: np.ndarray, check: DriftCheck, psi_max: float, ks_ma
     """
     n = len(cur)
     if n < 2:
-        return {}
+        return {}, []
     aside: list[int] = []
     while True:
         keep = [i for i in range(n) if i not in aside]
@@ -151,15 +166,19 @@ def pooled_comparisons(cur: np.ndarray, check: DriftCheck, psi_max: float, ks_ma
         aside.append(max(failing, key=lambda i: (comps[i].psi, comps[i].ks)))
     for i in aside:
         comps[i] = compare_counts(cur[i], pool, "other regions", check, psi_max, ks_max)
-    return comps
+    return comps, aside
 
 
-def _values(lf: pl.LazyFrame | None, column: str) -> np.ndarray:
+def column_values(lf: pl.LazyFrame | None, columns: list[str]) -> dict[str, np.ndarray]:
+    """Each column's non-null, non-NaN values as float64, from one read of the frame."""
     if lf is None:
-        return np.zeros(0)
-    s = lf.select(pl.col(column).cast(pl.Float64)).collect().to_series().drop_nulls()
-    x = s.to_numpy()
-    return x[~np.isnan(x)]
+        return {c: np.zeros(0) for c in columns}
+    df = lf.select([pl.col(c).cast(pl.Float64) for c in columns]).collect()
+    out = {}
+    for c in columns:
+        x = df[c].to_numpy()
+        out[c] = x[~np.isnan(x)]  # nulls come out as NaN
+    return out
 
 
 def window_intervals(ctx: Context, check: DriftCheck) -> tuple[list[tuple[Interval, Any]], str]:
@@ -188,18 +207,18 @@ def check_drift(ctx: Context, check: DriftCheck) -> list[CheckResult]:
     table = spec.table(check.table)
     regions = spec.regions
     window, why = window_intervals(ctx, check)
-    current = {r: ctx.scan(r, table) for r in regions}
+    columns = list(check.columns)
+    current = {r: column_values(ctx.scan(r, table), columns) for r in regions}
+    history: dict[str, list[dict[str, np.ndarray]]] = {r: [] for r in regions}
+    for r in regions:
+        for iv, decision in window:
+            v = decision.generation.version(r, table.layer, table.name)
+            if v is not None:
+                history[r].append(column_values(ctx.scan(r, table, interval=iv, version=v), columns))
     results: list[CheckResult] = []
     for column, thr in check.columns.items():
-        pops = [_values(current[r], column) for r in regions]
-        wpops = []
-        for r in regions:
-            parts = []
-            for iv, decision in window:
-                v = decision.generation.version(r, table.layer, table.name)
-                if v is not None:
-                    parts.append(_values(ctx.scan(r, table, interval=iv, version=v), column))
-            wpops.append(np.concatenate(parts) if parts else np.zeros(0))
+        pops = [current[r][column] for r in regions]
+        wpops = [np.concatenate([h[column] for h in history[r]]) if history[r] else np.zeros(0) for r in regions]
         counts = binned(pops + wpops)
         cur, win = counts[: len(regions)], counts[len(regions):]
         pooled = pooled_comparisons(cur, check, thr.psi, thr.ks)

@@ -103,16 +103,21 @@ def _bytes_hash(offsets: np.ndarray, data: np.ndarray, seed: np.ndarray | int) -
     # an unaligned little-endian uint64 view starting at every byte offset
     words = np.ndarray(shape=(len(padded) - 7,), dtype="<u8", buffer=padded, strides=(1,))
     nwords = (lengths + 7) // 8
-    active = np.arange(n)
+    active: np.ndarray | None = None  # None: every row (slices beat fancy indexing)
+    all_ones = np.uint64(2**64 - 1)
     for j in range(int(nwords.max())):
-        active = active[nwords[active] > j]
-        rem = lengths[active] - 8 * j
-        w = words[starts[active] + 8 * j].astype(np.uint64)
-        short = rem < 8
-        if short.any():
-            mask = (np.uint64(1) << (rem[short].astype(np.uint64) * np.uint64(8))) - np.uint64(1)
-            w[short] &= mask
-        h[active] = mix(h[active] ^ w)
+        if active is None and (nwords <= j).any():
+            active = np.flatnonzero(nwords > j)
+        elif active is not None:
+            active = active[nwords[active] > j]
+        st = starts if active is None else starts[active]
+        rem = np.minimum((lengths if active is None else lengths[active]) - 8 * j, 8).astype(np.uint64)
+        w = words[st + 8 * j]
+        w &= all_ones >> ((np.uint64(8) - rem) * np.uint64(8))  # keep the string's own bytes
+        if active is None:
+            h = mix(h ^ w)
+        else:
+            h[active] = mix(h[active] ^ w)
     return h
 
 
@@ -209,12 +214,24 @@ def row_hash(df: pl.DataFrame, columns: list[str]) -> np.ndarray:
     return combine((column_hash(df[c]) for c in dict.fromkeys(columns)), ROW_SEED, df.height)
 
 
+def column_hashes(df: pl.DataFrame, columns: list[str]) -> list[np.ndarray]:
+    """Column hashes of several columns; large frames hash columns on a thread pool (numpy
+    releases the GIL, so columns hash in parallel)."""
+    if df.height < 200_000 or len(columns) < 2:
+        return [column_hash(df[c]) for c in columns]
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=min(len(columns), os.cpu_count() or 1)) as pool:
+        return list(pool.map(lambda c: column_hash(df[c]), columns))
+
+
 def hashes(df: pl.DataFrame, keys: list[str], columns: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """(key hash, row hash) of every row, sharing the key columns' hashes."""
     cols = [c for c in dict.fromkeys(columns) if c not in keys]
-    kcols = [column_hash(df[k]) for k in keys]
-    kh = combine(kcols, KEY_SEED, df.height)
-    rh = combine([*kcols, *(column_hash(df[c]) for c in cols)], ROW_SEED, df.height)
+    all_h = column_hashes(df, [*keys, *cols])
+    kh = combine(all_h[: len(keys)], KEY_SEED, df.height)
+    rh = combine(all_h, ROW_SEED, df.height)
     return kh, rh
 
 
