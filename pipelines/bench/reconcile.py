@@ -138,7 +138,7 @@ def _drift(uris: list[str]) -> dict[str, Any]:
 
     import polars as pl
 
-    from pipelines.reconcile.drift import binned, column_values, pooled_with_aside
+    from pipelines.reconcile.drift import binned_many, column_values, pooled_with_aside
     from pipelines.spec import DriftCheck
 
     check = DriftCheck(table="bench", columns={c: {"psi": 0.2, "ks": 0.1} for c in DRIFT_COLUMNS})
@@ -146,8 +146,9 @@ def _drift(uris: list[str]) -> dict[str, Any]:
     values = [column_values(pl.scan_delta(u), DRIFT_COLUMNS) for u in uris]
     t_read = time.perf_counter() - t0
     out: dict[str, Any] = {"ks": {}, "psi": {}, "flagged": [], "aside": {}}
+    all_counts = binned_many({c: [v[c] for v in values] for c in DRIFT_COLUMNS})
     for c in DRIFT_COLUMNS:
-        counts = binned([v[c] for v in values])
+        counts = all_counts[c]
         comps, aside = pooled_with_aside(counts, check, 0.2, 0.1)
         out["ks"][c] = [comps[i].ks for i in range(len(uris))]
         out["psi"][c] = [comps[i].psi for i in range(len(uris))]

@@ -173,12 +173,28 @@ def column_values(lf: pl.LazyFrame | None, columns: list[str]) -> dict[str, np.n
     """Each column's non-null, non-NaN values as float64, from one read of the frame."""
     if lf is None:
         return {c: np.zeros(0) for c in columns}
-    df = lf.select([pl.col(c).cast(pl.Float64) for c in columns]).collect()
+    df = lf.select(columns).collect()
     out = {}
     for c in columns:
-        x = df[c].to_numpy()
-        out[c] = x[~np.isnan(x)]  # nulls come out as NaN
+        s = df[c]
+        if s.null_count():
+            s = s.drop_nulls()
+        if s.dtype.is_float() and s.is_nan().any():
+            s = s.filter(~s.is_nan())
+        out[c] = s.cast(pl.Float64).to_numpy()
     return out
+
+
+def binned_many(populations: dict[str, list[np.ndarray]]) -> dict[str, np.ndarray]:
+    """:func:`binned` of several columns, on a thread pool (numpy releases the GIL)."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    names = list(populations)
+    if sum(len(p) for ps in populations.values() for p in ps) < 1_000_000:
+        return {c: binned(populations[c]) for c in names}
+    with ThreadPoolExecutor(max_workers=min(len(names), os.cpu_count() or 1)) as pool:
+        return dict(zip(names, pool.map(lambda c: binned(populations[c]), names), strict=True))
 
 
 def window_intervals(ctx: Context, check: DriftCheck) -> tuple[list[tuple[Interval, Any]], str]:
@@ -216,10 +232,13 @@ def check_drift(ctx: Context, check: DriftCheck) -> list[CheckResult]:
             if v is not None:
                 history[r].append(column_values(ctx.scan(r, table, interval=iv, version=v), columns))
     results: list[CheckResult] = []
+    all_counts = binned_many({
+        c: [current[r][c] for r in regions]
+        + [np.concatenate([h[c] for h in history[r]]) if history[r] else np.zeros(0) for r in regions]
+        for c in columns
+    })
     for column, thr in check.columns.items():
-        pops = [current[r][column] for r in regions]
-        wpops = [np.concatenate([h[column] for h in history[r]]) if history[r] else np.zeros(0) for r in regions]
-        counts = binned(pops + wpops)
+        counts = all_counts[column]
         cur, win = counts[: len(regions)], counts[len(regions):]
         pooled = pooled_comparisons(cur, check, thr.psi, thr.ks)
         for i, region in enumerate(regions):

@@ -217,7 +217,7 @@ def row_hash(df: pl.DataFrame, columns: list[str]) -> np.ndarray:
 def column_hashes(df: pl.DataFrame, columns: list[str]) -> list[np.ndarray]:
     """Column hashes of several columns; large frames hash columns on a thread pool (numpy
     releases the GIL, so columns hash in parallel)."""
-    if df.height < 200_000 or len(columns) < 2:
+    if df.height < 100_000 or len(columns) < 2:
         return [column_hash(df[c]) for c in columns]
     import os
     from concurrent.futures import ThreadPoolExecutor
@@ -226,12 +226,22 @@ def column_hashes(df: pl.DataFrame, columns: list[str]) -> list[np.ndarray]:
         return list(pool.map(lambda c: column_hash(df[c]), columns))
 
 
+CHUNK_ROWS = 1 << 19
+
+
 def hashes(df: pl.DataFrame, keys: list[str], columns: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """(key hash, row hash) of every row, sharing the key columns' hashes."""
+    """(key hash, row hash) of every row, sharing the key columns' hashes.
+
+    Rows are hashed in chunks, so temporaries stay small (and in cache) whatever the table."""
     cols = [c for c in dict.fromkeys(columns) if c not in keys]
-    all_h = column_hashes(df, [*keys, *cols])
-    kh = combine(all_h[: len(keys)], KEY_SEED, df.height)
-    rh = combine(all_h, ROW_SEED, df.height)
+    n = df.height
+    kh = np.empty(n, dtype=np.uint64)
+    rh = np.empty(n, dtype=np.uint64)
+    for start in range(0, n, CHUNK_ROWS):
+        part = df.slice(start, CHUNK_ROWS)
+        all_h = column_hashes(part, [*keys, *cols])
+        kh[start : start + part.height] = combine(all_h[: len(keys)], KEY_SEED, part.height)
+        rh[start : start + part.height] = combine(all_h, ROW_SEED, part.height)
     return kh, rh
 
 

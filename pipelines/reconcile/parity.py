@@ -63,7 +63,8 @@ class Traffic:
 
 def _group_sum(ids: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
     """Per-group sums of uint64 ``values`` modulo 2**64, exactly, via float bincounts of limbs."""
-    limb_bits = 32 if len(values) < 2**21 else 16
+    # float64 sums of b-bit limbs are exact while a group holds < 2**(53 - b) rows
+    limb_bits = 32 if len(values) < 2**21 or int(np.bincount(ids, minlength=n).max()) < 2**21 else 16
     mask = np.uint64((1 << limb_bits) - 1)
     out = np.zeros(n, dtype=np.uint64)
     for i in range(64 // limb_bits):
