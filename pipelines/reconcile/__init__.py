@@ -19,6 +19,7 @@ failing result with its error rather than no result, so the gate never certifies
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from pipelines.certify import Generation
@@ -65,12 +66,12 @@ def run_checks(
         policy="block", success=not missing, observed=missing, threshold=[],
         message=f"tables missing: {missing}" if missing else "every region holds every table"))
     for check in rec.parity:
-        results += _guard(f"parity.{check.table}", "parity", check.policy, lambda c=check: check_parity(ctx, c))
+        results += _guard(f"parity.{check.table}", "parity", check.policy, partial(check_parity, ctx, check))
     if rec.control_totals is not None:
         ct = rec.control_totals
         results += _guard("totals", "control_totals", ct.policy, lambda: check_totals(ctx, ct))
     for dcheck in rec.drift:
-        results += _guard(f"drift.{dcheck.table}", "drift", dcheck.policy, lambda c=dcheck: check_drift(ctx, c))
+        results += _guard(f"drift.{dcheck.table}", "drift", dcheck.policy, partial(check_drift, ctx, dcheck))
     if rec.freshness is not None:
         fr = rec.freshness
         results += _guard(f"freshness.{fr.table}", "freshness", fr.policy, lambda: check_freshness(ctx, fr))

@@ -9,6 +9,7 @@ must stay within ``max_lag``, and ``skew = newest of all regions - newest`` with
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import polars as pl
 
@@ -33,7 +34,7 @@ def check_freshness(ctx: Context, check: FreshnessCheck) -> list[CheckResult]:
     end = ctx.interval.end
     results = []
     for region, t in newest.items():
-        base = dict(stage="reconcile", check_id=f"freshness.{table.name}", check_type="freshness", region=region,
+        base: dict[str, Any] = dict(stage="reconcile", check_id=f"freshness.{table.name}", check_type="freshness", region=region,
                     table=table.name, policy=check.policy)
         threshold = {"max_lag": str(check.max_lag), "max_skew": str(check.max_skew)}
         if t is None:

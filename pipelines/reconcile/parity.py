@@ -49,11 +49,11 @@ class Traffic:
     sent: int = 0  # A -> B (requests)
     rounds: int = 0
 
-    def recv(self, nbytes: int) -> None:
+    def recv(self, nbytes: float) -> None:
         self.received += int(nbytes)
         self.rounds += 1
 
-    def send(self, nbytes: int) -> None:
+    def send(self, nbytes: float) -> None:
         self.sent += int(nbytes)
 
     @property
@@ -317,7 +317,7 @@ def check_parity(ctx: Any, check: Any) -> list[Any]:
     consensus = max(groups.values(), key=lambda rs: (len(rs), -spec.regions.index(rs[0])))
     ref = consensus[0]
     for region, side in sides.items():
-        base = dict(stage="reconcile", check_id=check_id, check_type="parity", region=region,
+        base: dict[str, Any] = dict(stage="reconcile", check_id=check_id, check_type="parity", region=region,
                     table=table.name, policy=check.policy)
         if region in consensus:
             results.append(CheckResult(

@@ -100,7 +100,7 @@ def check_totals(ctx: Context, check: ControlTotalsCheck) -> list[CheckResult]:
             continue
         source_totals: dict[str, Totals] = {}
         for region in spec.regions:
-            base = dict(stage="reconcile", check_type="control_totals", region=region, policy=check.policy)
+            base: dict[str, Any] = dict(stage="reconcile", check_type="control_totals", region=region, policy=check.policy)
             try:
                 src = totals_of(read_source(spec, raw, region, ctx.interval).frame, cols)
             except LockstepError as exc:
@@ -150,7 +150,7 @@ def _global(ctx: Context, check: ControlTotalsCheck, raw: TableSpec, control: pl
     check_id = f"totals.{raw.name}.global_control"
     for region, src in source_totals.items():
         expected = by_region.get(region)
-        base = dict(stage="reconcile", check_id=check_id, check_type="control_totals", region=region,
+        base: dict[str, Any] = dict(stage="reconcile", check_id=check_id, check_type="control_totals", region=region,
                     table=raw.name, policy=check.policy)
         if expected is None:
             results.append(CheckResult(**base, success=False, observed=src, threshold=None,
