@@ -36,8 +36,8 @@ def plan_backfill(
 
         raise SpecError(f"backfill: --end {end} is before --start {start}")
     latest: dict[str, Decision] = {}
-    for d in decisions(spec, root=root):
-        latest[d.interval] = d
+    for decision in decisions(spec, root=root):
+        latest[decision.interval] = decision
     spec_hash = spec.spec_hash()
     plan = []
     for day in date_range(start, end):

@@ -170,12 +170,12 @@ def _overwrite_partition_fast(
     import time
     import uuid
 
-    from deltalake.transaction import AddAction
+    from deltalake.transaction import AddAction, RemoveAction
 
     if "://" in uri or not _same_columns(dt, frame, partition):
         return False
     data = frame.drop([k for k in partition if k in frame.columns])
-    actions = []
+    actions: list[AddAction | RemoveAction] = []
     if data.height:
         rel = "/".join(f"{k}={v}" for k, v in partition.items()) + f"/part-00000-{uuid.uuid4()}-c000.zstd.parquet"
         path = Path(uri, rel)
