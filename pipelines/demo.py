@@ -10,7 +10,9 @@ day         what happens
 2026-01-02  ``stale_reference``: ap-south keeps yesterday's merchant risk list;
             blocked by parity (naming the differing merchants), then ap-south is
             re-run with the fresh list and the day certifies
-2026-01-03  ``drift``: us-west's amounts shift; blocked by drift (PSI and KS)
+2026-01-03  ``drift``: us-west's amounts shift; blocked by drift (PSI and KS); the
+            upstream re-delivers, us-west is re-run and the day certifies (else
+            the shifted amounts would leak into the 4th's 24 h windows)
 2026-01-04  ``missing_partition``: eu-north delivers nothing; blocked by the
             global control file and freshness; the file arrives late, eu-north is
             re-run and the day certifies (so the 5th's 24 h windows see the 4th)
@@ -44,7 +46,7 @@ DEMO_FAULTS = [
 ]
 
 #: the faults the demo repairs, by re-running their regions with the fixed delivery
-REPAIRED = [DEMO_FAULTS[0], DEMO_FAULTS[2]]
+REPAIRED = [DEMO_FAULTS[0], DEMO_FAULTS[1], DEMO_FAULTS[2]]
 
 #: where the demo's upstream publishes its control files (``{root}`` is the storage root)
 CONTROL_PATH = "{root}/fraud_features/_landing/control/{ds}.json"
@@ -116,6 +118,7 @@ def run_demo(
         if repairs and run.decision and not run.decision.certified:
             # the operator's fix: re-run the affected regions with the corrected delivery
             fixed = with_control_file(with_faults(spec, [f for f in DEMO_FAULTS if f not in repairs], rows))
+            write_control_file(fixed, ds, root=root)  # a re-delivery comes with its control file
             run_id = new_run_id()
             regions = [r for f in repairs for r in f.regions]
             for region in regions:
