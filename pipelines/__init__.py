@@ -26,6 +26,11 @@ _EXPORTS = {
     "run_step": "pipelines.runner",
     "StepPayload": "pipelines.runner",
     "gate": "pipelines.certify",
+    "certify": "pipelines.certify",
+    "rollback": "pipelines.certify",
+    "override": "pipelines.certify",
+    "explain": "pipelines.certify",
+    "diff": "pipelines.reconcile.diff",
     "decisions": "pipelines.certify",
     "current_certified": "pipelines.certify",
     "read_certified": "pipelines.certify",
@@ -39,11 +44,16 @@ __all__ = [
     "SpecError",
     "StepPayload",
     "build_dag",
+    "certify",
     "current_certified",
     "decisions",
+    "diff",
+    "explain",
     "gate",
     "load_spec",
+    "override",
     "read_certified",
+    "rollback",
     "run_interval",
     "run_region",
     "run_step",
@@ -51,8 +61,18 @@ __all__ = [
 
 if TYPE_CHECKING:
     from pipelines.airflow import build_dag
-    from pipelines.certify import current_certified, decisions, gate, read_certified
+    from pipelines.certify import (
+        certify,
+        current_certified,
+        decisions,
+        explain,
+        gate,
+        override,
+        read_certified,
+        rollback,
+    )
     from pipelines.errors import LockstepError, SpecError
+    from pipelines.reconcile.diff import diff
     from pipelines.runner import StepPayload, run_interval, run_region, run_step
     from pipelines.spec import Interval, PipelineSpec, load_spec
 
