@@ -38,6 +38,7 @@ from pipelines.spec import Interval, PipelineSpec, date_range, load_spec
 from pipelines.storage import (
     TableRef,
     fingerprint,
+    interval_app_id,
     read_partitions,
     table_uri,
     table_version,
@@ -52,7 +53,7 @@ def new_run_id() -> str:
 
 
 def _app_id(spec: PipelineSpec, region: str, layer: str, table: str, interval: Interval) -> str:
-    return f"lockstep/{spec.name}/{region}/{layer}/{table}/{interval.key}"
+    return interval_app_id(spec.name, region, layer, table, interval.key)
 
 
 def ingest(spec: PipelineSpec, interval: Interval, region: str, *, root: str | None = None, force: bool = False) -> list[TableRef]:

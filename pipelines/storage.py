@@ -53,6 +53,11 @@ def lockstep_uri(root: str, pipeline: str, name: str) -> str:
     return join_uri(root, pipeline, LOCKSTEP_DIR, name)
 
 
+def interval_app_id(pipeline: str, region: str, layer: str, table: str, interval_key: str) -> str:
+    """The Delta app-transaction id of one interval of one table."""
+    return f"lockstep/{pipeline}/{region}/{layer}/{table}/{interval_key}"
+
+
 def fingerprint(*parts: Any) -> int:
     """A positive 63-bit fingerprint of JSON-able inputs (used as an app-transaction version)."""
     payload = json.dumps(parts, sort_keys=True, default=str, separators=(",", ":"))

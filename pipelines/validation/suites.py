@@ -1,0 +1,145 @@
+"""Expectation suites as files: ``expectations/<table>.json`` in GX 1.x's own suite JSON.
+
+A suite is loaded and checked before any data is read: the file must be valid JSON of GX's
+shape, every expectation type must be one GX knows, every column it names must exist in the
+table, and its Lockstep policy (``meta.lockstep.policy``: ``warn``, ``quarantine`` or
+``block``, default ``block``) must fit it - ``quarantine`` only on row-level (column map)
+expectations. Each problem is one :class:`~pipelines.errors.ValidationStepError` naming the
+file and the expectation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipelines.errors import ValidationStepError
+
+POLICIES = ("warn", "quarantine", "block")
+
+#: Row-level expectations: each row passes or fails, so failing rows can be quarantined.
+ROW_LEVEL = {
+    "expect_column_values_to_not_be_null",
+    "expect_column_values_to_be_null",
+    "expect_column_values_to_be_unique",
+    "expect_compound_columns_to_be_unique",
+    "expect_column_values_to_be_between",
+    "expect_column_values_to_be_in_set",
+    "expect_column_values_to_not_be_in_set",
+    "expect_column_values_to_match_regex",
+    "expect_column_values_to_not_match_regex",
+    "expect_column_value_lengths_to_be_between",
+}
+
+#: Table-level expectations the polars executor also runs; everything else goes to GX.
+AGGREGATE = {
+    "expect_table_row_count_to_be_between",
+    "expect_table_columns_to_match_set",
+    "expect_column_to_exist",
+    "expect_column_mean_to_be_between",
+    "expect_column_median_to_be_between",
+    "expect_column_quantile_values_to_be_between",
+    "expect_column_min_to_be_between",
+    "expect_column_max_to_be_between",
+    "expect_column_stdev_to_be_between",
+    "expect_column_values_to_be_of_type",
+    "expect_column_distinct_values_to_be_in_set",
+}
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """One expectation of a suite, with its position and Lockstep policy."""
+
+    index: int
+    type: str
+    kwargs: dict[str, Any]
+    meta: dict[str, Any]
+    policy: str
+
+    @property
+    def check_id(self) -> str:
+        col = self.kwargs.get("column") or ",".join(self.kwargs.get("column_list", []))
+        return f"{self.type.removeprefix('expect_')}{f'[{col}]' if col else ''}#{self.index}"
+
+    @property
+    def row_level(self) -> bool:
+        return self.type in ROW_LEVEL
+
+    def columns(self) -> list[str]:
+        cols = [self.kwargs["column"]] if "column" in self.kwargs else []
+        return cols + list(self.kwargs.get("column_list", []))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": self.type, "kwargs": self.kwargs, "meta": self.meta}
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    path: Path
+    expectations: list[Expectation] = field(default_factory=list)
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def sha(self) -> str:
+        return hashlib.sha256(json.dumps(self.raw, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _known_types() -> set[str]:
+    """Every expectation type GX 1.x ships (read from its registry, imported on demand)."""
+    from pipelines.validation.gx_engine import gx_expectation_types
+
+    return gx_expectation_types()
+
+
+def load_suite(path: Path, *, known_types: set[str] | None = None) -> Suite:
+    """Read and check a suite file (no data is read)."""
+    try:
+        raw = json.loads(path.read_text())
+    except OSError as exc:
+        raise ValidationStepError(f"{path}: cannot read suite ({exc.strerror})", path=str(path)) from None
+    except json.JSONDecodeError as exc:
+        raise ValidationStepError(f"{path}: invalid JSON at line {exc.lineno}: {exc.msg}", path=str(path)) from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("expectations"), list):
+        raise ValidationStepError(f"{path}: not an ExpectationSuite (needs 'name' and a list 'expectations')",
+                                  path=str(path))
+    types = known_types if known_types is not None else _known_types()
+    out = []
+    for i, e in enumerate(raw["expectations"]):
+        where = f"{path}: expectations[{i}]"
+        if not isinstance(e, dict) or not isinstance(e.get("type"), str) or not isinstance(e.get("kwargs", {}), dict):
+            raise ValidationStepError(f"{where}: needs a 'type' string and a 'kwargs' mapping", path=str(path))
+        etype = e["type"]
+        if etype not in types:
+            raise ValidationStepError(f"{where} ({etype}): unknown expectation type", path=str(path))
+        meta = e.get("meta") or {}
+        policy = (meta.get("lockstep") or {}).get("policy", "block")
+        if policy not in POLICIES:
+            raise ValidationStepError(f"{where} ({etype}): policy {policy!r} is not one of {POLICIES}", path=str(path))
+        if policy == "quarantine" and etype not in ROW_LEVEL:
+            raise ValidationStepError(
+                f"{where} ({etype}): policy 'quarantine' needs a row-level (column map) expectation; "
+                "use warn or block", path=str(path))
+        out.append(Expectation(i, etype, dict(e.get("kwargs") or {}), meta, policy))
+    return Suite(str(raw.get("name") or path.stem), path, out, raw)
+
+
+def check_columns(suite: Suite, columns: list[str]) -> None:
+    """Every column the suite names must exist in the table (checked before reading data)."""
+    have = set(columns)
+    for e in suite.expectations:
+        if e.type in ("expect_column_to_exist", "expect_table_columns_to_match_set"):
+            continue  # these report a missing column as their result
+        missing = [c for c in e.columns() if c not in have]
+        if missing:
+            raise ValidationStepError(
+                f"{suite.path}: expectations[{e.index}] ({e.type}): column(s) {missing} not in the table "
+                f"(columns: {sorted(have)})", path=str(suite.path))
+
+
+def suite_path(suites_dir: Path, name: str) -> Path:
+    return suites_dir / f"{name}.json"
