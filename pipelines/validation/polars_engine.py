@@ -210,19 +210,18 @@ def validate(frame: pl.DataFrame, expectations: list[Expectation]) -> list[dict[
             out.append(_result(e, kw["column"] in frame.columns, {}))
         elif e.type == "expect_column_values_to_be_of_type":
             # GX compares the pandas dtype name of the frame it is handed; accept polars' too
-            observed = str(frame.select(kw["column"]).head(0).to_pandas().dtypes.iloc[0])
-            wanted = str(kw["type_"])
-            ok = wanted in (observed, str(frame.schema[kw["column"]]))
-            out.append(_result(e, ok, {"observed_value": observed}))
+            dtype = str(frame.select(kw["column"]).head(0).to_pandas().dtypes.iloc[0])
+            ok = str(kw["type_"]) in (dtype, str(frame.schema[kw["column"]]))
+            out.append(_result(e, ok, {"observed_value": dtype}))
         elif e.type == "expect_column_quantile_values_to_be_between":
             qr = kw["quantile_ranges"]
             values = [row[f"{tag}_{i}"] for i in range(len(qr["quantiles"]))]
             ok = all(_observed_ok(v, {"min_value": lo, "max_value": hi}) for v, (lo, hi) in zip(values, qr["value_ranges"], strict=True))
             out.append(_result(e, ok, {"observed_value": {"quantiles": qr["quantiles"], "values": values}}))
         elif e.type == "expect_column_distinct_values_to_be_in_set":
-            observed = row[tag] or []
+            distinct = row[tag] or []
             allowed = set(kw["value_set"] or [])
-            out.append(_result(e, all(v in allowed for v in observed), {"observed_value": observed}))
+            out.append(_result(e, all(v in allowed for v in distinct), {"observed_value": distinct}))
         else:
             observed = row[tag]
             out.append(_result(e, _observed_ok(observed, kw), {"observed_value": observed}))
