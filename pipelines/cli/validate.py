@@ -1,0 +1,60 @@
+"""``lockstep validate``: run the expectation suites alone and show each region's results."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from pipelines.cli import JsonOpt, PipelineArg, RootOpt, command, console, print_json
+from pipelines.cli.core import _parse_date, _progress
+
+
+@command("validate")
+def validate_cmd(
+    pipeline: PipelineArg,
+    date_: Annotated[str, typer.Option("--date", help="interval date, YYYY-MM-DD")],
+    region: Annotated[list[str] | None, typer.Option("--region", help="only these regions (repeatable)")] = None,
+    root: RootOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Validate every region's tables for one interval (policies apply; nothing is certified).
+
+    Exits 1 when a result would block certification."""
+    from pipelines.runner import new_run_id, validate
+    from pipelines.spec import Interval, load_spec
+    from pipelines.validation.docs import docs_dir
+
+    spec = load_spec(pipeline)
+    interval = Interval.for_date(_parse_date(date_), spec.granularity)
+    regions = region or spec.regions
+    run_id = new_run_id()
+    per_region = {}
+    with _progress() as progress:
+        task = progress.add_task(f"validate {spec.name} {interval.key}", total=len(regions), visible=not json_)
+        for r in regions:
+            per_region[r] = validate(spec, interval, r, root=root, run_id=run_id)
+            progress.advance(task)
+    docs = docs_dir(spec.root(root), spec.name) / "index.html"
+    summary = {
+        "interval": interval.key, "run_id": run_id, "data_docs": str(docs),
+        "regions": {r: {"checks": len(c), "failed": sum(not x.success for x in c),
+                        "blocking": [x.check_id for x in c if x.blocking],
+                        "quarantined": sum(x.unexpected_count or 0 for x in c if x.check_type == "quarantine_cap")}
+                    for r, c in per_region.items()},
+    }
+    if json_:
+        print_json(summary)
+    else:
+        table = Table(title=f"{spec.name} {interval.key}: validation")
+        for col in ("region", "checks", "failed", "quarantined rows", "blocking"):
+            table.add_column(col)
+        for r, s in summary["regions"].items():
+            blocking = ", ".join(s["blocking"][:3]) + (" …" if len(s["blocking"]) > 3 else "")
+            table.add_row(r, str(s["checks"]), str(s["failed"]), f"{s['quarantined']:,}",
+                          f"[red]{blocking}[/]" if blocking else "[green]none[/]")
+        console.print(table)
+        console.print(f"Data Docs: {docs}")
+    if any(s["blocking"] for s in summary["regions"].values()):
+        raise typer.Exit(1)
