@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -37,24 +37,24 @@ def validate_cmd(
             per_region[r] = validate(spec, interval, r, root=root, run_id=run_id)
             progress.advance(task)
     docs = docs_dir(spec.root(root), spec.name) / "index.html"
-    summary = {
-        "interval": interval.key, "run_id": run_id, "data_docs": str(docs),
-        "regions": {r: {"checks": len(c), "failed": sum(not x.success for x in c),
+    by_region: dict[str, dict[str, Any]] = {
+        r: {"checks": len(c), "failed": sum(not x.success for x in c),
                         "blocking": [x.check_id for x in c if x.blocking],
                         "quarantined": sum(x.unexpected_count or 0 for x in c if x.check_type == "quarantine_cap")}
-                    for r, c in per_region.items()},
+        for r, c in per_region.items()
     }
+    summary = {"interval": interval.key, "run_id": run_id, "data_docs": str(docs), "regions": by_region}
     if json_:
         print_json(summary)
     else:
         table = Table(title=f"{spec.name} {interval.key}: validation")
         for col in ("region", "checks", "failed", "quarantined rows", "blocking"):
             table.add_column(col)
-        for r, s in summary["regions"].items():
+        for r, s in by_region.items():
             blocking = ", ".join(s["blocking"][:3]) + (" …" if len(s["blocking"]) > 3 else "")
             table.add_row(r, str(s["checks"]), str(s["failed"]), f"{s['quarantined']:,}",
                           f"[red]{blocking}[/]" if blocking else "[green]none[/]")
         console.print(table)
         console.print(f"Data Docs: {docs}")
-    if any(s["blocking"] for s in summary["regions"].values()):
+    if any(s["blocking"] for s in by_region.values()):
         raise typer.Exit(1)
