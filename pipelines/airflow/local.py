@@ -39,7 +39,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
-from pipelines.errors import LockstepError
+from pipelines.airflow.client import AirflowClient, AirflowError
 
 if TYPE_CHECKING:
     import httpx
@@ -71,13 +71,6 @@ _PIDS_FILE = "lockstep-pids.json"
 _PASSWORDS_FILE = "simple_auth_manager_passwords.json.generated"
 
 T = TypeVar("T")
-
-
-class AirflowError(LockstepError):
-    """The embedded Airflow could not start, or a DAG or run did not reach the expected state."""
-
-
-# --------------------------------------------------------------------------- configuration
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -408,7 +401,7 @@ class EmbeddedAirflow:
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self._logs: dict[str, IO[bytes]] = {}
         self._client: httpx.Client | None = None
-        self._token: str | None = None
+        self._rest: AirflowClient | None = None
         self.env: dict[str, str] = {}
 
     # -- lifecycle -------------------------------------------------------------------
@@ -630,16 +623,16 @@ class EmbeddedAirflow:
             self._client = httpx.Client(base_url=self.url, timeout=30)
         return self._client
 
+    @property
+    def rest(self) -> AirflowClient:
+        """The REST API v2 client, logged in as the embedded admin."""
+        if self._rest is None:
+            self._rest = AirflowClient(self.url, ADMIN_USER, self.password)
+        return self._rest
+
     def token(self, *, refresh: bool = False) -> str:
         """A JWT for the admin: ``POST /auth/token`` (the simple auth manager's login)."""
-        if self._token is None or refresh:
-            response = self.client.post(
-                "/auth/token", json={"username": ADMIN_USER, "password": self.password}
-            )
-            if response.status_code != 201:
-                raise AirflowError(f"login failed: {response.status_code} {response.text}")
-            self._token = str(response.json()["access_token"])
-        return self._token
+        return self.rest.token(refresh=refresh)
 
     def api(
         self,
@@ -654,23 +647,7 @@ class EmbeddedAirflow:
 
         Raises :class:`AirflowError` (with ``status`` in its context) on any other status.
         """
-        url = path if path.startswith("/api/") else f"/api/v2{path}"
-        for attempt in (1, 2):
-            response = self.client.request(
-                method,
-                url,
-                json=json,
-                params=params,
-                headers={"Authorization": f"Bearer {self.token(refresh=attempt == 2)}"},
-            )
-            if response.status_code != 401:
-                break
-        if response.status_code not in set(ok):
-            raise AirflowError(
-                f"{method} {url} -> {response.status_code}: {response.text[:2000]}",
-                status=response.status_code,
-            )
-        return response.json() if response.content else None
+        return self.rest.api(method, path, json, params=params, ok=ok)
 
     def wait_for(
         self, probe: Callable[[], T | None], *, timeout: float, what: str, poll: float = 1.0

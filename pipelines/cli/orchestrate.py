@@ -83,7 +83,7 @@ def backfill_cmd(
 
 
 def _backfill_via_airflow(dag_id: str, start: str, end: str, url: str, dry_run: bool, json_: bool) -> None:
-    from pipelines.airflow.local import AirflowClient
+    from pipelines.airflow.client import AirflowClient
 
     client = AirflowClient.from_env(url)
     if dry_run:
@@ -93,7 +93,7 @@ def _backfill_via_airflow(dag_id: str, start: str, end: str, url: str, dry_run: 
     with _progress() as progress:
         task = progress.add_task(f"airflow backfill {dag_id}", total=None, visible=not json_)
         backfill = client.create_backfill(dag_id, start, end)
-        runs = client.wait_for_backfill(backfill["id"], on_poll=lambda runs: progress.update(
+        runs = client.wait_for_backfill(backfill, on_poll=lambda runs: progress.update(
             task, total=len(runs), completed=sum(r["state"] in ("success", "failed") for r in runs)))
     if json_:
         print_json({"backfill": backfill, "runs": runs})

@@ -86,7 +86,8 @@ def embedded_airflow(
 ) -> Iterator[EmbeddedAirflow]:
     home = tmp_path_factory.mktemp("airflow-home")
     af = EmbeddedAirflow(
-        home, dags_folder=airflow_dags, sql_alchemy_conn=airflow_metadata_db, parse_interval=2
+        home, dags_folder=airflow_dags, sql_alchemy_conn=airflow_metadata_db, parse_interval=2,
+        plugins_folder=Path(__file__).resolve().parents[2] / "plugins",
     )
     BACKEND["metadata DB"] = "PostgreSQL" if airflow_metadata_db else "SQLite"
     # a SIGTERM (a CI timeout) interrupts the session like Ctrl-C, so teardown still stops Airflow

@@ -1,0 +1,98 @@
+"""A small client for Airflow 3's REST API v2, for a running Airflow (embedded or not).
+
+Credentials come from the environment (``LOCKSTEP_AIRFLOW_USERNAME`` /
+``LOCKSTEP_AIRFLOW_PASSWORD``) or the caller, never from code. Logs in through the auth
+manager (``POST /auth/token``) and retries once with a fresh token on a 401.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from pipelines.errors import LockstepError
+
+
+class AirflowError(LockstepError):
+    """Airflow did not answer as expected (a failed login, a refused call, a timeout)."""
+
+    retryable = True
+
+
+class AirflowClient:
+    def __init__(self, base_url: str, username: str, password: str, *, timeout: float = 30) -> None:
+        import httpx
+
+        self.base_url = base_url.rstrip("/")
+        self.username = username
+        self._password = password
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout)
+        self._token: str | None = None
+
+    @classmethod
+    def from_env(cls, base_url: str) -> AirflowClient:
+        user, password = os.environ.get("LOCKSTEP_AIRFLOW_USERNAME"), os.environ.get("LOCKSTEP_AIRFLOW_PASSWORD")
+        if not user or not password:
+            raise AirflowError(
+                "set LOCKSTEP_AIRFLOW_USERNAME and LOCKSTEP_AIRFLOW_PASSWORD to reach Airflow at "
+                f"{base_url} (for `lockstep airflow up`, the login is printed at start-up)")
+        return cls(base_url, user, password)
+
+    def token(self, *, refresh: bool = False) -> str:
+        """A JWT from the auth manager: ``POST /auth/token``."""
+        if self._token is None or refresh:
+            try:
+                response = self._http.post("/auth/token", json={"username": self.username, "password": self._password})
+            except Exception as exc:  # httpx.ConnectError and friends
+                raise AirflowError(f"cannot reach Airflow at {self.base_url}: {exc}") from None
+            if response.status_code != 201:
+                raise AirflowError(f"login to {self.base_url} failed: {response.status_code} {response.text[:500]}")
+            self._token = str(response.json()["access_token"])
+        return self._token
+
+    def api(self, method: str, path: str, json: Any = None, *, params: Mapping[str, Any] | None = None,
+            ok: Iterable[int] = (200, 201, 204)) -> Any:
+        """Call ``/api/v2<path>``; the decoded JSON (``None`` when empty)."""
+        url = path if path.startswith("/api/") else f"/api/v2{path}"
+        for attempt in (1, 2):
+            response = self._http.request(method, url, json=json, params=params,
+                                          headers={"Authorization": f"Bearer {self.token(refresh=attempt == 2)}"})
+            if response.status_code != 401:
+                break
+        if response.status_code not in set(ok):
+            raise AirflowError(f"{method} {url} -> {response.status_code}: {response.text[:2000]}",
+                               status=response.status_code)
+        return response.json() if response.content else None
+
+    # -- backfills -------------------------------------------------------------------
+    def _backfill_body(self, dag_id: str, start: str, end: str) -> dict[str, Any]:
+        # a backfill run with logical date D processes [D, D + 1): both ends included
+        return {"dag_id": dag_id, "from_date": f"{start}T00:00:00Z", "to_date": f"{end}T00:00:00Z",
+                "run_backwards": False, "dag_run_conf": {}, "reprocess_behavior": "failed", "max_active_runs": 1}
+
+    def backfill_dry_run(self, dag_id: str, start: str, end: str) -> dict[str, Any]:
+        return dict(self.api("POST", "/backfills/dry_run", self._backfill_body(dag_id, start, end)))
+
+    def create_backfill(self, dag_id: str, start: str, end: str) -> dict[str, Any]:
+        """``POST /backfills``: one run per interval without a successful run yet."""
+        return dict(self.api("POST", "/backfills", self._backfill_body(dag_id, start, end)))
+
+    def wait_for_backfill(self, backfill: Mapping[str, Any], *, timeout: float = 3600, poll: float = 2.0,
+                          on_poll: Callable[[list[dict[str, Any]]], None] | None = None) -> list[dict[str, Any]]:
+        """Follow a backfill until it completes; its runs, with their final states."""
+        deadline = time.monotonic() + timeout
+        while True:
+            state = self.api("GET", f"/backfills/{backfill['id']}")
+            listed = self.api("GET", f"/dags/{backfill['dag_id']}/dagRuns",
+                              params={"logical_date_gte": backfill["from_date"], "logical_date_lte": backfill["to_date"],
+                                      "limit": 1000})["dag_runs"]
+            runs = [r for r in listed if r.get("run_type") == "backfill"]
+            if on_poll:
+                on_poll(runs)
+            if state.get("completed_at"):
+                return runs
+            if time.monotonic() > deadline:
+                raise AirflowError(f"backfill {backfill['id']} of {backfill['dag_id']} not done after {timeout:.0f}s")
+            time.sleep(poll)
