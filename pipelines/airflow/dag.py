@@ -121,11 +121,11 @@ def build_dag(spec_or_path: PipelineSpec | str | Path, *, dag_id: str | None = N
                     previous >> t
                 previous = t
 
-        @task(task_id="reconcile")
+        @task(task_id="reconcile", multiple_outputs=False)
         def reconcile(**context: Any) -> dict[str, Any]:
             return _run(_payload(spec_path, "reconcile", context))
 
-        @task(task_id="gate", outlets=[asset], retries=0)
+        @task(task_id="gate", outlets=[asset], retries=0, multiple_outputs=False)
         def gate(**context: Any) -> dict[str, Any]:
             payload = _payload(spec_path, "gate", context)
             result = _run(payload)
@@ -149,6 +149,6 @@ def build_dag(spec_or_path: PipelineSpec | str | Path, *, dag_id: str | None = N
     return dag
 
 
-@task
+@task(multiple_outputs=False)
 def _region_step(step: str, region: str, spec_path: str, **context: Any) -> dict[str, Any]:
     return _run(_payload(spec_path, step, context, region=region))

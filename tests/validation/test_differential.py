@@ -79,6 +79,15 @@ def suites(draw: Any) -> list[Expectation]:
     return [Expectation(i, t, kw, {}, "block") for i, (t, kw) in enumerate(specs)]
 
 
+MOMENTS = {"expect_column_mean_to_be_between", "expect_column_stdev_to_be_between"}
+
+
+def ill_conditioned(frame: pl.DataFrame, column: str) -> bool:
+    values = [v for v in frame[column].to_list() if v is not None and not math.isnan(v)]
+    total = abs(math.fsum(values))
+    return sum(abs(v) for v in values) > 1e12 * max(total, 1e-300) if values else False
+
+
 @settings(max_examples=CASES, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(frame=frames(), expectations=suites())
 def test_polars_agrees_with_gx(frame: pl.DataFrame, expectations: list[Expectation]) -> None:
@@ -87,6 +96,8 @@ def test_polars_agrees_with_gx(frame: pl.DataFrame, expectations: list[Expectati
     theirs = run_suite(frame, expectations, "gx")
     for e, a, b in zip(expectations, ours, theirs, strict=True):
         assert not b["exception_info"]["raised_exception"] or not b["success"], (e.type, b["exception_info"])
+        if e.type in MOMENTS and ill_conditioned(frame, e.kwargs["column"]):
+            continue  # the sum cancels (1e300 - 1e300 + x): any two summation orders disagree
         assert a["success"] == b["success"], (e.type, e.kwargs, a["result"], b["result"])
         if e.row_level:
             assert a["result"]["unexpected_count"] == b["result"]["unexpected_count"], (e.type, e.kwargs, a["result"], b["result"])
