@@ -22,22 +22,11 @@ from typing import Any
 
 import polars as pl
 
-from pipelines.validation.suites import Expectation
+from pipelines.validation.suites import ROW_LEVEL, Expectation
 
 PARTIAL = 20
 
-MAP_TYPES = {
-    "expect_column_values_to_not_be_null",
-    "expect_column_values_to_be_null",
-    "expect_column_values_to_be_unique",
-    "expect_compound_columns_to_be_unique",
-    "expect_column_values_to_be_between",
-    "expect_column_values_to_be_in_set",
-    "expect_column_values_to_not_be_in_set",
-    "expect_column_values_to_match_regex",
-    "expect_column_values_to_not_match_regex",
-    "expect_column_value_lengths_to_be_between",
-}
+MAP_TYPES = ROW_LEVEL
 AGG_TYPES = {
     "expect_table_row_count_to_be_between",
     "expect_column_mean_to_be_between",

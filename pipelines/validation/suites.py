@@ -34,22 +34,6 @@ ROW_LEVEL = {
     "expect_column_value_lengths_to_be_between",
 }
 
-#: Table-level expectations the polars executor also runs; everything else goes to GX.
-AGGREGATE = {
-    "expect_table_row_count_to_be_between",
-    "expect_table_columns_to_match_set",
-    "expect_column_to_exist",
-    "expect_column_mean_to_be_between",
-    "expect_column_median_to_be_between",
-    "expect_column_quantile_values_to_be_between",
-    "expect_column_min_to_be_between",
-    "expect_column_max_to_be_between",
-    "expect_column_stdev_to_be_between",
-    "expect_column_values_to_be_of_type",
-    "expect_column_distinct_values_to_be_in_set",
-}
-
-
 @dataclass(frozen=True)
 class Expectation:
     """One expectation of a suite, with its position and Lockstep policy."""
