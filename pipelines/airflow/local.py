@@ -249,6 +249,17 @@ def check_postgres(admin_url: str = DEFAULT_POSTGRES_ADMIN_URL) -> str | None:
     return None
 
 
+def _pg_execute(admin_url: str, sql: str) -> None:
+    """Run one statement outside a transaction (CREATE/DROP DATABASE need that)."""
+    conn = _pg_connect(admin_url)
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(sql)
+    finally:
+        conn.close()
+
+
 def create_database(name: str | None = None, admin_url: str = DEFAULT_POSTGRES_ADMIN_URL) -> str:
     """Create an empty database on the server of ``admin_url``; return its SQLAlchemy URL.
 
@@ -258,13 +269,7 @@ def create_database(name: str | None = None, admin_url: str = DEFAULT_POSTGRES_A
     name = name or f"lockstep_af_{uuid.uuid4().hex[:12]}"
     if not name.replace("_", "").isalnum():
         raise AirflowError(f"invalid database name {name!r}: use letters, digits and _")
-    conn = _pg_connect(admin_url)
-    try:
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        conn.close()
+    _pg_execute(admin_url, f'CREATE DATABASE "{name}"')
     url = _pg_url(admin_url).set(drivername="postgresql+psycopg2", database=name)
     return str(url.render_as_string(hide_password=False))
 
@@ -274,13 +279,7 @@ def drop_database(url_or_name: str, admin_url: str = DEFAULT_POSTGRES_ADMIN_URL)
     name = _pg_url(url_or_name).database if "://" in url_or_name else url_or_name
     if not name or not name.replace("_", "").isalnum():
         raise AirflowError(f"invalid database name {name!r}")
-    conn = _pg_connect(admin_url)
-    try:
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        conn.close()
+    _pg_execute(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 # --------------------------------------------------------------------------- processes

@@ -40,3 +40,14 @@ def in_subprocess(fn: Callable[..., Any], *args: Any) -> dict[str, Any]:
     if not out["ok"]:
         raise RuntimeError(out["error"])
     return dict(out)
+
+
+def measure_table(title: str) -> Any:
+    """The rich table every benchmark prints: measure, value, goal."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    table.add_column("goal", justify="right")
+    return table

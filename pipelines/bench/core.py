@@ -20,9 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
-from pipelines.bench._measure import in_subprocess
+from pipelines.bench._measure import in_subprocess, measure_table
 
 BENCH_DATE = date(2026, 1, 1)
 
@@ -123,10 +122,7 @@ def run(*, rows: int, regions: int, console: Console | None = None) -> dict[str,
         "goals": {"ratio_pipeline_to_reference": 6.0, "ratio_peak_rss_to_region_raw": 4.0},
     }
     if console:
-        t = Table(title=f"core: ingest + features, {regions} regions x {rows:,} rows (one interval)")
-        t.add_column("measure")
-        t.add_column("value", justify="right")
-        t.add_column("goal", justify="right")
+        t = measure_table(f"core: ingest + features, {regions} regions x {rows:,} rows (one interval)")
         t.add_row("pipeline (ingest + features)", f"{pipe_s:.2f} s", "")
         t.add_row("  ingest / transform", f"{result['ingest_s']:.2f} s / {result['transform_s']:.2f} s", "")
         t.add_row("reference: polars parquet write + read", f"{ref_s:.2f} s", "")

@@ -27,9 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
-from pipelines.bench._measure import in_subprocess
+from pipelines.bench._measure import in_subprocess, measure_table
 
 DRIFT_COLUMNS = ["amount", "amount_sum_1h", "amount_sum_24h", "amount_sum_7d", "amount_zscore",
                  "txn_count_24h", "txn_count_7d", "distinct_merchants_24h"]
@@ -239,10 +238,7 @@ def run(*, rows: int, regions: int, console: Console | None = None, parity_rows:
                   "ks_max_abs_error": 1e-3, "bytes_moved_pct": 2.0},
     }
     if console:
-        t = Table(title=f"reconcile: parity 2 x {parity_rows:,} rows; drift {regions} x {rows:,} rows x {len(DRIFT_COLUMNS)} columns")
-        t.add_column("measure")
-        t.add_column("value", justify="right")
-        t.add_column("goal", justify="right")
+        t = measure_table(f"reconcile: parity 2 x {parity_rows:,} rows; drift {regions} x {rows:,} rows x {len(DRIFT_COLUMNS)} columns")
         t.add_row("scan A (polars, one read)", f"{result['scan_a_s']:.2f} s", "")
         t.add_row("[bold]digest of A (read + hash) / scan", f"[bold]{result['ratio_digest_to_scan']}x", "<= 0.5x")
         t.add_row("  in sync? bytes exchanged per region", "16 bytes", "")
