@@ -1,4 +1,5 @@
-"""Airflow 3 plugin: the Lockstep page (a nav entry in the UI) and its JSON API at /lockstep."""
+"""Airflow 3 plugin: the Lockstep view (Airflow's nav, each DAG's and DAG run's pages) and
+its JSON API, a FastAPI app the api-server mounts at /lockstep behind Airflow's auth."""
 
 from airflow.plugins_manager import AirflowPlugin
 
@@ -11,4 +12,8 @@ class LockstepPlugin(AirflowPlugin):
     external_views = [
         {"name": "Lockstep", "href": "/lockstep/", "url_route": "lockstep", "destination": "nav",
          "category": "browse"},
+        {"name": "Lockstep", "href": "/lockstep/pipelines/{DAG_ID}", "url_route": "lockstep-dag",
+         "destination": "dag"},
+        {"name": "Lockstep", "href": "/lockstep/pipelines/{DAG_ID}?run_id={RUN_ID}",
+         "url_route": "lockstep-dag-run", "destination": "dag_run"},
     ]

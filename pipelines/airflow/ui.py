@@ -1,28 +1,61 @@
-"""The Lockstep page inside the Airflow UI, and the small JSON API behind it.
+"""The Lockstep view inside Airflow, and the small JSON API behind it, behind Airflow's auth.
 
-A FastAPI app that Airflow's api-server mounts at ``/lockstep`` (see ``plugins/lockstep.py``):
+A FastAPI app that Airflow's api-server mounts at ``/lockstep`` (see ``plugins/lockstep.py``;
+the plugin's external view shows ``/lockstep/`` in Airflow's nav, and a pipeline's page on
+its DAG and DAG-run pages). Pages (server-rendered HTML):
 
-* ``GET /lockstep/`` — one page: per pipeline, the generation in force, blocked intervals and
-  why, and each region's tables;
-* ``GET /lockstep/api/pipelines`` — the shipped pipelines;
-* ``GET /lockstep/api/pipelines/{name}/status`` — what ``lockstep status --json`` prints;
-* ``GET /lockstep/api/pipelines/{name}/decisions`` — the certification log, newest first.
+* ``GET /lockstep/`` — per pipeline the user may read: the generation in force and the
+  region x interval certification matrix;
+* ``GET /lockstep/pipelines/{dag_id}`` — one pipeline: matrix, generation in force and the
+  decision history (who, why, when, expiry);
+* ``GET /lockstep/pipelines/{dag_id}/intervals/{interval}`` — the drill-down: every failed
+  check (region, table, keys, columns, observed vs threshold), the drift heatmap region x
+  column, quarantine counts with sample rows, links to Data Docs and the Airflow run;
+* ``GET /lockstep/pipelines/{dag_id}/docs/{path}`` — the pipeline's static Data Docs.
 
-It reads the same Delta tables as the CLI; data libraries are imported per request, never
-when the api-server loads plugins.
+JSON: ``/lockstep/api/pipelines``, ``.../{dag_id}/status`` (what ``lockstep status --json``
+prints), ``.../decisions`` (newest first), ``.../matrix``, ``.../intervals/{interval}``
+(what ``lockstep explain --json`` prints).
+
+**Auth**: every route runs the api-server's own security dependencies
+(:mod:`airflow.api_fastapi.core_api.security`): the same JWT as ``/api/v2`` (bearer header
+or the UI's session cookie), 401 without one; a pipeline's routes need ``GET`` on the DAG
+whose id is the pipeline's name (``requires_access_dag``), 403 otherwise; the index and the
+list show only the pipelines the user may read (403 when there are pipelines but none is
+readable). OpenAPI docs are off: the app describes no route to anyone unauthenticated.
+
+It reads the same Delta tables as the CLI (:mod:`pipelines.certify`, :mod:`pipelines.status`,
+:mod:`pipelines.matrix`); data libraries are imported per request, never when the api-server
+loads plugins.
 """
 
 from __future__ import annotations
 
 import html
+import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
-from fastapi import FastAPI, HTTPException
-from fastapi.responses import HTMLResponse
+import yaml
+from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_dag
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.responses import FileResponse, HTMLResponse
 
-app = FastAPI(title="Lockstep", description="Certified multi-region feature pipelines")
+app = FastAPI(
+    title="Lockstep", description="Certified multi-region feature pipelines",
+    docs_url=None, redoc_url=None, openapi_url=None,
+)
+
+#: the dependency of every pipeline route: the caller may read the DAG ``{dag_id}``
+CAN_READ_DAG = [Depends(requires_access_dag("GET"))]
+
+esc = html.escape
+
+
+# --------------------------------------------------------------------------- pipelines
 
 
 def _dags_folder() -> Path:
@@ -30,84 +63,373 @@ def _dags_folder() -> Path:
 
 
 def _specs() -> dict[str, Path]:
-    out = {}
+    """Pipeline name (= its DAG id) -> spec file, for every spec in the DAGs folder."""
+    out: dict[str, Path] = {}
     for path in sorted(_dags_folder().glob("*.yaml")):
-        out[path.stem] = path
+        try:
+            name = (yaml.safe_load(path.read_text()) or {}).get("name") or path.stem
+        except (OSError, yaml.YAMLError, AttributeError):
+            name = path.stem
+        out[str(name)] = path
     return out
 
 
-def _load(name: str) -> Any:
+def _load(dag_id: str) -> Any:
     from pipelines.errors import LockstepError
     from pipelines.spec import load_spec
 
-    path = _specs().get(name)
+    path = _specs().get(dag_id)
     if path is None:
-        raise HTTPException(404, f"no pipeline {name!r}")
+        raise HTTPException(404, f"no pipeline {dag_id!r}")
     try:
         return load_spec(path)
     except LockstepError as exc:
         raise HTTPException(422, str(exc)) from None
 
 
+def readable(names: Iterable[str], user: Any) -> list[str]:
+    """The pipelines whose DAG ``user`` may read, asked of Airflow's auth manager."""
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.auth.managers.models.resource_details import DagDetails
+    from airflow.models.dag import DagModel
+
+    manager = get_auth_manager()
+    return [
+        n for n in names
+        if manager.is_authorized_dag(method="GET", details=DagDetails(id=n, team_name=DagModel.get_team_name(n)),
+                                     user=user)
+    ]
+
+
+def _readable_or_403(user: Any) -> list[str]:
+    specs = list(_specs())
+    allowed = readable(specs, user)
+    if specs and not allowed:
+        raise HTTPException(403, "Forbidden")
+    return allowed
+
+
+def _interval(spec: Any, key: str) -> Any:
+    from pipelines.spec import Interval
+
+    try:
+        ds, _, hour = key.partition("T")
+        return Interval.for_date(ds, spec.granularity, int(hour or 0))
+    except ValueError:
+        raise HTTPException(404, f"no interval {key!r}") from None
+
+
+# --------------------------------------------------------------------------- JSON API
+
+
 @app.get("/api/pipelines")
-def pipelines() -> list[dict[str, str]]:
-    return [{"name": name, "spec": str(path)} for name, path in _specs().items()]
+def pipelines(user: GetUserDep) -> list[dict[str, str]]:
+    specs = _specs()
+    return [{"name": name, "spec": str(specs[name])} for name in _readable_or_403(user)]
 
 
-@app.get("/api/pipelines/{name}/status")
-def status(name: str) -> dict[str, Any]:
+@app.get("/api/pipelines/{dag_id}/status", dependencies=CAN_READ_DAG)
+def status(dag_id: str) -> dict[str, Any]:
     from pipelines.status import pipeline_status
 
-    return pipeline_status(_load(name))
+    return pipeline_status(_load(dag_id))
 
 
-@app.get("/api/pipelines/{name}/decisions")
-def decision_log(name: str, limit: int = 50) -> list[dict[str, Any]]:
+@app.get("/api/pipelines/{dag_id}/decisions", dependencies=CAN_READ_DAG)
+def decision_log(dag_id: str, limit: int = 50) -> list[dict[str, Any]]:
     from pipelines.certify import decisions
 
-    rows = [d.to_row() for d in decisions(_load(name))]
+    rows = [d.to_row() for d in decisions(_load(dag_id))]
     return list(reversed(rows))[:limit]
 
 
-def _section(name: str) -> str:
-    esc = html.escape
-    try:
-        st = status(name)
-    except HTTPException as exc:
-        return f"<h2>{esc(name)}</h2><p class=bad>{esc(str(exc.detail))}</p>"
-    cur = st["certified"]
-    head = (
-        f"<p class=ok>in force: <b>{esc(cur['generation_id'])}</b> (interval {esc(cur['interval'])}, "
-        f"{esc(cur['kind'])} by {esc(cur['who'])} at {esc(str(cur['decided_at']))})</p>"
-        if cur else "<p class=warn>no certified generation yet</p>"
+@app.get("/api/pipelines/{dag_id}/matrix", dependencies=CAN_READ_DAG)
+def matrix(dag_id: str, last: int = 7) -> dict[str, Any]:
+    from pipelines.matrix import certification_matrix
+
+    return certification_matrix(_load(dag_id), last=last)
+
+
+@app.get("/api/pipelines/{dag_id}/intervals/{interval}", dependencies=CAN_READ_DAG)
+def interval_detail(dag_id: str, interval: str) -> dict[str, Any]:
+    spec = _load(dag_id)
+    return drill_down(spec, _interval(spec, interval))
+
+
+def drill_down(spec: Any, interval: Any) -> dict[str, Any]:
+    """``explain`` of the interval plus quarantine counts and sample rows per region and table."""
+    from pipelines.certify import explain
+    from pipelines.matrix import region_options
+    from pipelines.status import table_partitions
+    from pipelines.storage import read_table, table_uri
+
+    ex = explain(spec, interval)
+    root = spec.root()
+    quarantine = []
+    for region in spec.regions:
+        opts = region_options(spec, region)
+        for t in spec.tables_in("raw", "features"):
+            uri = table_uri(root, spec.name, region, "quarantine", t.name)
+            version, per_ds = table_partitions(uri, opts)
+            rows = int(sum(r for ds, r in per_ds.iter_rows() if ds == interval.ds)) if version is not None else 0
+            if not rows:
+                continue
+            sample = (read_table(uri, partition=interval.partition(t.partition_by), storage_options=opts)
+                      .head(3).collect().to_dicts())
+            quarantine.append({"region": region, "table": t.name, "rows": rows, "sample": sample})
+    ex["quarantine"] = quarantine
+    return ex
+
+
+# --------------------------------------------------------------------------- HTML
+
+CSS = """
+:root{--fg:#1b1f24;--muted:#57606a;--line:#d0d7de;--ok:#1a7f37;--okbg:#dafbe1;--bad:#cf222e;--badbg:#ffebe9;
+--ovr:#8250df;--ovrbg:#fbefff;--rb:#9a6700;--rbbg:#fff8c5;--none:#f6f8fa}
+body{font-family:Inter,system-ui,-apple-system,"Segoe UI",sans-serif;margin:1.25rem 1.5rem;color:var(--fg);font-size:14px}
+h1{font-size:1.35rem;margin:.2rem 0 .6rem}h2{font-size:1.1rem;margin:1.4rem 0 .4rem}h3{font-size:.95rem;margin:1rem 0 .3rem}
+a{color:#0969da;text-decoration:none}a:hover{text-decoration:underline}
+.muted{color:var(--muted)}.crumbs{color:var(--muted);margin-bottom:.4rem}
+table{border-collapse:collapse;margin:.3rem 0}td,th{border:1px solid var(--line);padding:.25rem .5rem;text-align:left;vertical-align:top}
+th{background:#f6f8fa;font-weight:600}
+table.matrix td{min-width:7.5rem;max-width:14rem;font-size:12px}
+table.matrix td a{color:inherit;display:block}.state{font-weight:600;display:block}
+.reason{display:block;color:var(--muted);overflow:hidden;text-overflow:ellipsis;white-space:nowrap;max-width:14rem}
+td.certified{background:var(--okbg)}td.certified .state{color:var(--ok)}
+td.blocked{background:var(--badbg)}td.blocked .state{color:var(--bad)}
+td.overridden{background:var(--ovrbg)}td.overridden .state{color:var(--ovr)}
+td.rolled-back{background:var(--rbbg)}td.rolled-back .state{color:var(--rb)}
+td.not-run{background:var(--none)}td.not-run .state{color:var(--muted);font-weight:400}
+.pill{display:inline-block;border-radius:1rem;padding:0 .5rem;font-size:12px;font-weight:600}
+.pill.ok{background:var(--okbg);color:var(--ok)}.pill.bad{background:var(--badbg);color:var(--bad)}
+.pill.warn{background:var(--rbbg);color:var(--rb)}
+.heat td.h{text-align:right;font-variant-numeric:tabular-nums}
+code,pre{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:12px}
+pre{background:#f6f8fa;padding:.4rem .6rem;overflow-x:auto;margin:.2rem 0}
+"""
+
+
+def _page(title: str, body: str) -> str:
+    return (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{esc(title)}</title>"
+            f"<meta name=viewport content='width=device-width'><style>{CSS}</style></head><body>{body}</body></html>")
+
+
+def _when(value: Any) -> str:
+    if value is None:
+        return "-"
+    return f"{value:%Y-%m-%d %H:%M} UTC" if hasattr(value, "strftime") else esc(str(value))
+
+
+def _run_link(dag_id: str, run_id: str) -> str:
+    """A link to the Airflow run (opens in Airflow's own frame, not inside this view)."""
+    if not run_id or run_id.startswith("lockstep__"):  # no run id, or one from the CLI's runner
+        return esc(run_id or "-")
+    return (f"<a target=_top href='/dags/{quote(dag_id, safe='')}/runs/{quote(run_id, safe='')}'>"
+            f"{esc(run_id)}</a>")
+
+
+def render_in_force(dag_id: str, cur: dict[str, Any] | None) -> str:
+    if not cur:
+        return "<p><span class='pill warn'>no certified generation</span> models read nothing yet</p>"
+    note = f", reason: {esc(cur['reason'])}" if cur.get("reason") else ""
+    expiry = f", expires {_when(cur['expires_at'])}" if cur.get("expires_at") else ""
+    return (f"<p class=in-force><span class='pill ok'>in force</span> <b>{esc(cur['generation_id'])}</b> "
+            f"(interval {esc(cur['interval'])}, {esc(cur['kind'])} by {esc(cur['who'])} at "
+            f"{_when(cur['decided_at'])}{note}{expiry})</p>")
+
+
+def render_matrix(base: str, m: dict[str, Any]) -> str:
+    """The region x interval table: one row per region, one column per interval."""
+    dag_id = m["pipeline"]
+    if not m["intervals"]:
+        return "<p class=muted>no intervals written yet</p>"
+    head = "".join(
+        f"<th><a href='{base}/pipelines/{quote(dag_id)}/intervals/{quote(k)}'>{esc(k)}</a></th>" for k in m["intervals"]
     )
-    blocked = "".join(
-        f"<li><b>{esc(b['interval'])}</b>: " + "; ".join(esc(r) for r in b["reasons"][:8]) + "</li>"
-        for b in st["blocked"]
-    )
+    rows = []
+    for region in m["regions"]:
+        tds = []
+        for k in m["intervals"]:
+            c = m["cells"][k][region]
+            cls = c["state"].replace(" ", "-")
+            link = f"{base}/pipelines/{quote(dag_id)}/intervals/{quote(k)}"
+            title = esc(c["reason"] or c["state"], quote=True)
+            tds.append(
+                f"<td class='{cls}' data-region='{esc(region)}' data-interval='{esc(k)}' title='{title}'>"
+                f"<a href='{link}#{esc(region)}'><span class=state>{esc(c['state'])}</span>"
+                f"<span class=reason>{esc(c['reason'])}</span></a></td>"
+            )
+        rows.append(f"<tr><th>{esc(region)}</th>{''.join(tds)}</tr>")
+    return (f"<table class=matrix id='matrix-{esc(dag_id)}'><tr><th>region \\ interval</th>{head}</tr>"
+            f"{''.join(rows)}</table>")
+
+
+def _why(d: dict[str, Any]) -> str:
+    if d["reason"]:
+        return esc(d["reason"])
+    return f"{d['reasons']} blocking check(s)" if d["reasons"] else ""
+
+
+def render_history(dag_id: str, log: list[dict[str, Any]]) -> str:
+    if not log:
+        return "<p class=muted>no decisions yet</p>"
     rows = "".join(
-        f"<tr><td>{esc(t['region'])}</td><td>{esc(t['table'])}</td><td>{t['version']}</td>"
-        f"<td>{t['intervals']}</td><td>{esc(t['latest_interval'] or '-')}</td><td>{t['latest_rows']:,}</td></tr>"
-        for t in st["tables"]
+        f"<tr><td>{_when(d['decided_at'])}</td><td>{esc(d['interval'])}</td><td>{esc(d['kind'])}</td>"
+        f"<td>{esc(d['status'])}</td><td>{esc(d['who'])}</td>"
+        f"<td>{_why(d)}</td>"
+        f"<td>{_when(d['expires_at']) if d['expires_at'] else ''}</td><td><code>{esc(d['generation_id'])}</code></td>"
+        f"<td>{_run_link(dag_id, d['run_id'])}</td></tr>"
+        for d in log
     )
-    return (
-        f"<h2>{esc(name)}</h2>{head}"
-        + (f"<h3>blocked</h3><ul class=bad>{blocked}</ul>" if blocked else "")
-        + "<table><tr><th>region</th><th>table</th><th>version</th><th>intervals</th>"
-        f"<th>latest interval</th><th>rows</th></tr>{rows}</table>"
-    )
+    return ("<table class=history><tr><th>when</th><th>interval</th><th>kind</th><th>status</th><th>who</th>"
+            f"<th>why</th><th>expires</th><th>generation</th><th>run</th></tr>{rows}</table>")
 
 
-PAGE = """<!doctype html><html><head><meta charset=utf-8><title>Lockstep</title>
-<meta http-equiv=refresh content=30>
-<style>body{{font-family:system-ui,sans-serif;margin:1.5rem;color:#1b1f24}}
-table{{border-collapse:collapse;font-size:.85rem}}td,th{{border:1px solid #d0d7de;padding:.2rem .5rem;text-align:left}}
-.ok{{color:#1a7f37}}.bad{{color:#cf222e}}.warn{{color:#9a6700}}</style></head>
-<body><h1>Lockstep</h1><p>Models read only certified generations. Fix, re-run, override or roll back with
-<code>lockstep explain | run | override | rollback</code>.</p>{sections}</body></html>"""
+def render_pipeline(base: str, m: dict[str, Any], *, history: bool) -> str:
+    dag_id = m["pipeline"]
+    out = [f"<h2 id='{esc(dag_id)}'><a href='{base}/pipelines/{quote(dag_id)}'>{esc(dag_id)}</a></h2>",
+           render_in_force(dag_id, m["in_force"]), render_matrix(base, m)]
+    if history:
+        out += ["<h3>generation in force: members</h3>"]
+        members = (m["in_force"] or {}).get("members") or {}
+        out.append("<p class=muted>none</p>" if not members else
+                   "<table><tr><th>region/layer/table</th><th>Delta version</th></tr>"
+                   + "".join(f"<tr><td>{esc(k)}</td><td>{v}</td></tr>" for k, v in sorted(members.items()))
+                   + "</table>")
+        out += ["<h3>decision history</h3>", render_history(dag_id, m["decisions"])]
+    return "".join(out)
+
+
+def _fmt(value: Any) -> str:
+    return esc(json.dumps(value, default=str)) if value is not None else "-"
+
+
+def _keys_and_columns(f: dict[str, Any]) -> tuple[str, str]:
+    det = f.get("details") or {}
+    keys: list[str] = []
+    for label, key in (("changed", "changed_keys"), ("only in region", "only_in_region"),
+                       ("missing in region", "missing_in_region")):
+        if det.get(key):
+            shown = ", ".join(str(k) for k in det[key][:20])
+            more = f" … ({len(det[key])})" if len(det[key]) > 20 else ""
+            keys.append(f"{label}: {shown}{more}")
+    columns = det.get("changed_columns") or ([det["column"]] if det.get("column") else [])
+    return "<br>".join(esc(k) for k in keys) or "-", esc(", ".join(str(c) for c in columns)) or "-"
+
+
+def render_drill_down(base: str, spec: Any, ex: dict[str, Any]) -> str:
+    dag_id = spec.name
+    key = ex["interval"]
+    state = (f"<span class='pill ok'>in force: {esc(ex['in_force'])}</span>" if ex["in_force"]
+             else "<span class='pill bad'>not certified</span>")
+    docs = f"{base}/pipelines/{quote(dag_id)}/docs/index.html"
+    out = [f"<div class=crumbs><a href='{base}/'>Lockstep</a> / <a href='{base}/pipelines/{quote(dag_id)}'>"
+           f"{esc(dag_id)}</a> / {esc(key)}</div><h1>{esc(dag_id)} · {esc(key)}</h1>",
+           f"<p>{state} · Airflow run {_run_link(dag_id, ex['run_id'] or '')} · "
+           f"<a href='{docs}'>Data Docs</a></p>"]
+    out.append("<h2>decisions</h2>" + (render_history(dag_id, [
+        {**d, "interval": key, "reasons": d["blocking_reasons"]} for d in reversed(ex["decisions"])
+    ]) if ex["decisions"] else "<p class=muted>no decision about this interval</p>"))
+
+    out.append(f"<h2>failed checks ({len(ex['failed'])})</h2>")
+    if ex["failed"]:
+        rows = []
+        for f in ex["failed"]:
+            keys, cols = _keys_and_columns(f)
+            tag = "<span class='pill bad'>block</span>" if f["blocking"] else f"<span class='pill warn'>{esc(f['policy'])}</span>"
+            rows.append(
+                f"<tr id='{esc(f['region'])}' class=failed><td>{tag}</td><td><code>{esc(f['check_id'])}</code></td>"
+                f"<td>{esc(f['region'])}</td><td>{esc(f['table'])}</td><td class=keys>{keys}</td><td>{cols}</td>"
+                f"<td>{_fmt(f['observed'])}</td><td>{_fmt(f['threshold'])}</td><td>{esc(f['message'])}</td></tr>"
+            )
+        out.append("<table class=failed-checks><tr><th></th><th>check</th><th>region</th><th>table</th><th>keys</th>"
+                   "<th>columns</th><th>observed</th><th>threshold</th><th>message</th></tr>" + "".join(rows) + "</table>")
+    else:
+        out.append("<p class=muted>no failed checks in the latest run</p>")
+
+    out.append("<h2>drift: PSI vs pooled other regions</h2>")
+    if ex["drift"]:
+        columns = sorted({c for cols in ex["drift"].values() for c in cols})
+        head = "".join(f"<th>{esc(c)}</th>" for c in columns)
+        rows = []
+        for region in spec.regions:
+            cells = ex["drift"].get(region, {})
+            tds = []
+            for c in columns:
+                v = cells.get(c)
+                if v is None:
+                    tds.append("<td></td>")
+                    continue
+                psi = v.get("psi_pooled")
+                # heat: white at 0, full red at PSI 0.5 and above
+                alpha = min(1.0, (psi or 0) / 0.5)
+                bg = f"rgba(207,34,46,{alpha:.2f})" if v["fail"] else f"rgba(207,34,46,{alpha * 0.5:.2f})"
+                txt = "-" if psi is None else f"{psi:.3f}"
+                ks = v.get("ks_pooled")
+                tds.append(f"<td class=h style='background:{bg}' title='KS {ks if ks is None else round(ks, 3)}'>"
+                           f"{'<b>' + txt + '</b>' if v['fail'] else txt}</td>")
+            rows.append(f"<tr><th>{esc(region)}</th>{''.join(tds)}</tr>")
+        out.append(f"<table class=heat><tr><th>region</th>{head}</tr>{''.join(rows)}</table>")
+    else:
+        out.append("<p class=muted>no drift checks ran</p>")
+
+    out.append(f"<h2>quarantine ({sum(q['rows'] for q in ex['quarantine']):,} rows)</h2>")
+    if ex["quarantine"]:
+        for q in ex["quarantine"]:
+            sample = "".join(f"<pre>{esc(json.dumps(r, default=str))}</pre>" for r in q["sample"])
+            out.append(f"<h3>{esc(q['region'])} / {esc(q['table'])}: {q['rows']:,} rows</h3>{sample}")
+    else:
+        out.append("<p class=muted>no rows quarantined</p>")
+    return "".join(out)
+
+
+def _base(request: Request) -> str:
+    return str(request.scope.get("root_path") or "").rstrip("/")
+
+
+INTRO = ("<h1>Lockstep</h1><p class=muted>Models read only certified generations. Fix, re-run, override or roll "
+         "back with <code>lockstep explain | run | override | rollback</code>.</p>")
 
 
 @app.get("/", response_class=HTMLResponse)
-def page() -> str:
-    sections = "".join(_section(name) for name in _specs()) or "<p>no pipelines found</p>"
-    return PAGE.format(sections=sections)
+def index(request: Request, user: GetUserDep) -> str:
+    from pipelines.matrix import certification_matrix
+
+    base = _base(request)
+    sections = []
+    for name in _readable_or_403(user):
+        try:
+            sections.append(render_pipeline(base, certification_matrix(_load(name)), history=False))
+        except HTTPException as exc:
+            sections.append(f"<h2>{esc(name)}</h2><p class=bad>{esc(str(exc.detail))}</p>")
+    return _page("Lockstep", INTRO + ("".join(sections) or "<p>no pipelines found</p>"))
+
+
+@app.get("/pipelines/{dag_id}", response_class=HTMLResponse, dependencies=CAN_READ_DAG)
+def pipeline_page(request: Request, dag_id: str, last: int = 7) -> str:
+    base = _base(request)
+    m = matrix(dag_id, last=last)
+    crumbs = f"<div class=crumbs><a href='{base}/'>Lockstep</a> / {esc(dag_id)}</div>"
+    return _page(f"Lockstep · {dag_id}", crumbs + render_pipeline(base, m, history=True))
+
+
+@app.get("/pipelines/{dag_id}/intervals/{interval}", response_class=HTMLResponse, dependencies=CAN_READ_DAG)
+def interval_page(request: Request, dag_id: str, interval: str) -> str:
+    spec = _load(dag_id)
+    ex = drill_down(spec, _interval(spec, interval))
+    return _page(f"Lockstep · {dag_id} · {interval}", render_drill_down(_base(request), spec, ex))
+
+
+@app.get("/pipelines/{dag_id}/docs/{path:path}", dependencies=CAN_READ_DAG)
+def data_docs(dag_id: str, path: str) -> FileResponse:
+    from pipelines.validation.docs import docs_dir
+
+    spec = _load(dag_id)
+    root = spec.root()
+    if "://" in root:
+        raise HTTPException(404, "Data Docs are written for local roots only")
+    base = docs_dir(root, spec.name).resolve()
+    target = (base / path).resolve()
+    if not target.is_relative_to(base) or not target.is_file():
+        raise HTTPException(404, "no such Data Docs page")
+    return FileResponse(target)

@@ -30,6 +30,9 @@ POSTGRES_ADMIN_URL = os.environ.get("LOCKSTEP_POSTGRES_URL", DEFAULT_POSTGRES_AD
 #: seconds per phase, printed at the end of the session
 TIMINGS: dict[str, float] = {}
 BACKEND: dict[str, str] = {}
+#: the simple auth manager's users (name: role) of the test Airflow; their passwords are in
+#: the home's ``simple_auth_manager_passwords.json.generated``
+USERS = {"admin": "admin", "viewer": "viewer", "outsider": ""}
 
 
 def services_required() -> bool:
@@ -88,6 +91,8 @@ def embedded_airflow(
     af = EmbeddedAirflow(
         home, dags_folder=airflow_dags, sql_alchemy_conn=airflow_metadata_db, parse_interval=2,
         plugins_folder=Path(__file__).resolve().parents[2] / "plugins",
+        # besides the admin: a read-only viewer and a user without a role (no access at all)
+        extra_env={"AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{u}:{r}" for u, r in USERS.items())},
     )
     BACKEND["metadata DB"] = "PostgreSQL" if airflow_metadata_db else "SQLite"
     # a SIGTERM (a CI timeout) interrupts the session like Ctrl-C, so teardown still stops Airflow

@@ -86,9 +86,10 @@ def test_pipeline_certifies_and_triggers_the_consumer(
         assert scores.height > 0 and set(scores["ds"]) == {"2026-01-01"}
         assert scores["fraud_score"].is_between(0, 1).all()
 
-    page = httpx.get(f"{af.url}/lockstep/", timeout=30)
+    auth = {"Authorization": f"Bearer {af.token()}"}  # the Lockstep page is behind Airflow's auth
+    page = httpx.get(f"{af.url}/lockstep/", headers=auth, timeout=30)
     assert page.status_code == 200 and "e2e_fraud" in page.text and "in force" in page.text
-    api = httpx.get(f"{af.url}/lockstep/api/pipelines/e2e_fraud/status", timeout=30).json()
+    api = httpx.get(f"{af.url}/lockstep/api/pipelines/e2e_fraud/status", headers=auth, timeout=30).json()
     assert api["certified"]["generation_id"] == event["extra"]["generation_id"]
 
     # orchestration overhead: the same interval through the core runner, in-process

@@ -1,50 +1,123 @@
-"""The Lockstep page and API, served by the FastAPI app the plugin mounts in Airflow."""
+"""The Lockstep view: the certification matrix, the drill-down and their HTML, in-process.
+
+The routes' auth runs against a real api-server in ``test_auth.py``; here the app answers
+401 to a request without a token, before it reads anything.
+"""
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import pytest
 import yaml
 from fastapi.testclient import TestClient
 
+from pipelines.certify import override
+from pipelines.demo import with_faults
 from pipelines.runner import run_interval
-from pipelines.spec import Interval, load_spec
-from tests.conftest import small_spec_data
+from pipelines.spec import FaultSpec, Interval, PipelineSpec, load_spec
+from tests.conftest import REPO, small_spec_data
+
+CERTIFIED, BLOCKED, OVERRIDDEN = "2026-01-01", "2026-01-02", "2026-01-03"
+OVERRIDE_REASON = "eu-north list lags by a day: known, accepted by risk"
 
 
-@pytest.fixture
-def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> TestClient:
-    dags = tmp_path / "dags"
-    dags.mkdir()
-    data = small_spec_data(regions=2, rows=200, name="ui_demo")
-    data["storage"] = {"root": str(tmp_path / "lake")}
-    (dags / "ui_demo.yaml").write_text(yaml.safe_dump(data))
-    run_interval(load_spec(dags / "ui_demo.yaml"), Interval.for_date("2026-01-01"))
-    monkeypatch.setenv("AIRFLOW__CORE__DAGS_FOLDER", str(dags))
+def build_lake(folder: Path, name: str = "ui_demo") -> PipelineSpec:
+    """A 3-region pipeline with one certified, one blocked and one overridden interval.
+
+    The spec is written to ``folder/<name>.yaml`` (a DAGs folder) with its data under
+    ``folder/<name>-lake``. On the 2nd eu-central holds a stale merchant risk list (parity
+    blocks); on the 3rd eu-north does, and an operator overrides the block.
+    """
+    data = small_spec_data(regions=3, rows=200, name=name)
+    data["storage"] = {"root": str(folder / f"{name}-lake")}
+    data["schedule"] = "None"
+    data["validation"]["suites_dir"] = str(REPO / "expectations")  # the spec is not beside them
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    spec = load_spec(path)
+    faulty = with_faults(spec, [
+        FaultSpec(kind="stale_reference", regions=["eu-central"], dates=[date.fromisoformat(BLOCKED)]),
+        FaultSpec(kind="stale_reference", regions=["eu-north"], dates=[date.fromisoformat(OVERRIDDEN)]),
+    ])
+    for ds in (CERTIFIED, BLOCKED, OVERRIDDEN):
+        run_interval(faulty, Interval.for_date(ds))
+    override(spec, Interval.for_date(OVERRIDDEN), reason=OVERRIDE_REASON)
+    return spec
+
+
+@pytest.fixture(scope="module")
+def lake(tmp_path_factory: pytest.TempPathFactory) -> PipelineSpec:
+    return build_lake(tmp_path_factory.mktemp("dags"))
+
+
+def test_matrix_states_and_reasons(lake: PipelineSpec) -> None:
+    from pipelines.matrix import certification_matrix
+
+    m = certification_matrix(lake)
+    assert m["intervals"] == [CERTIFIED, BLOCKED, OVERRIDDEN]
+    assert {c["state"] for c in m["cells"][CERTIFIED].values()} == {"certified"}
+    blocked = m["cells"][BLOCKED]
+    assert {c["state"] for c in blocked.values()} == {"blocked"}
+    assert blocked["eu-central"]["reason"].startswith("parity.merchant_risk")
+    assert blocked["eu-west"]["reason"].startswith("held: parity.merchant_risk in eu-central")
+    over = m["cells"][OVERRIDDEN]["eu-north"]
+    assert over["state"] == "overridden" and OVERRIDE_REASON in over["reason"]
+    assert m["in_force"]["interval"] == OVERRIDDEN and m["in_force"]["kind"] == "override"
+    assert [d["kind"] for d in m["decisions"]][:2] == ["override", "gate"]
+    assert certification_matrix(lake, last=1)["intervals"] == [OVERRIDDEN]
+
+
+def test_matrix_rollback_revokes_later_intervals(tmp_path: Path) -> None:
+    from pipelines.certify import rollback
+    from pipelines.matrix import certification_matrix
+
+    spec = build_lake(tmp_path)
+    rollback(spec, CERTIFIED, reason="bad promo data")
+    m = certification_matrix(spec)
+    assert m["cells"][OVERRIDDEN]["eu-west"]["state"] == "rolled back"
+    assert "revoked by rollback" in m["cells"][OVERRIDDEN]["eu-west"]["reason"]
+    assert m["cells"][CERTIFIED]["eu-west"]["state"] == "certified"
+    assert m["cells"][BLOCKED]["eu-west"]["state"] == "blocked"
+    assert m["in_force"]["kind"] == "rollback"
+
+
+def test_pages_render(lake: PipelineSpec) -> None:
+    from pipelines.airflow.ui import drill_down, render_drill_down, render_pipeline
+    from pipelines.matrix import certification_matrix
+
+    page = render_pipeline("/lockstep", certification_matrix(lake), history=True)
+    assert "class='blocked' data-region='eu-central' data-interval='2026-01-02'" in page
+    assert "/lockstep/pipelines/ui_demo/intervals/2026-01-02" in page
+    assert OVERRIDE_REASON in page and "decision history" in page
+    ex = drill_down(lake, Interval.for_date(BLOCKED))
+    html = render_drill_down("/lockstep", lake, ex)
+    failed = [f for f in ex["failed"] if f["check_id"] == "parity.merchant_risk"]
+    assert failed and failed[0]["region"] == "eu-central"
+    changed = failed[0]["details"]["changed_keys"]
+    assert changed and str(changed[0]) in html
+    assert "Data Docs" in html and "failed checks" in html
+
+
+def test_routes_need_a_token(lake: PipelineSpec, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIRFLOW__CORE__DAGS_FOLDER", str(Path(str(lake.path)).parent))
     from pipelines.airflow.ui import app
 
-    return TestClient(app)
-
-
-def test_api_and_page(client: TestClient) -> None:
-    assert [p["name"] for p in client.get("/api/pipelines").json()] == ["ui_demo"]
-    st = client.get("/api/pipelines/ui_demo/status").json()
-    assert st["certified"]["interval"] == "2026-01-01"
-    assert len(st["tables"]) == 8
-    log = client.get("/api/pipelines/ui_demo/decisions").json()
-    assert log[0]["status"] == "certified"
-    page = client.get("/")
-    assert page.status_code == 200 and "in force" in page.text and "eu-central" in page.text
-    assert client.get("/api/pipelines/nope/status").status_code == 404
+    client = TestClient(app)
+    for path in ("/", "/api/pipelines", "/api/pipelines/ui_demo/status", "/api/pipelines/ui_demo/decisions",
+                 "/api/pipelines/ui_demo/matrix", "/pipelines/ui_demo", "/pipelines/ui_demo/intervals/2026-01-02",
+                 "/pipelines/ui_demo/docs/index.html", "/api/pipelines/nope/status"):
+        assert client.get(path).status_code == 401, path
+    for path in ("/docs", "/redoc", "/openapi.json"):
+        assert client.get(path).status_code == 404, path
 
 
 def test_plugin_registers_the_app() -> None:
     import runpy
 
-    from tests.conftest import REPO
-
     ns = runpy.run_path(str(REPO / "plugins" / "lockstep.py"))
     plugin = ns["LockstepPlugin"]
     assert plugin.fastapi_apps[0]["url_prefix"] == "/lockstep"
+    assert {v["destination"] for v in plugin.external_views} == {"nav", "dag", "dag_run"}
     assert plugin.external_views[0]["href"] == "/lockstep/"

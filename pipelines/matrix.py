@@ -1,0 +1,160 @@
+"""The region x interval certification matrix: what an operator looks at first.
+
+One cell per (region, interval), folded from the certification log (the same rows
+``lockstep status`` and ``explain`` read) and the Delta logs of the regions' raw tables
+(which intervals hold data; no data file is scanned). A cell's state is one of
+:data:`STATES`:
+
+* ``certified``: the interval's generation is in force (a gate certified it, or a rollback
+  re-instated it);
+* ``overridden``: in force through an operator's override of a block;
+* ``blocked``: the newest decision blocked it (or the override that certified it expired);
+* ``rolled back``: it was certified, and a rollback to an older generation revoked it;
+* ``not run``: no decision about the interval yet.
+
+A decision covers the whole generation, so a block marks every region's cell; ``reason``
+is the first reason that names the region, else the first reason overall (prefixed
+``held:``: that region passed, another one did not).
+
+>>> m = certification_matrix(spec, last=7)            # doctest: +SKIP
+>>> m["cells"]["2026-01-02"]["ap-south"]["state"]
+'blocked'
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from pipelines.certify import Decision, active_certifications, decisions
+from pipelines.spec import PipelineSpec
+
+STATES = ("certified", "blocked", "overridden", "rolled back", "not run")
+
+
+def region_options(spec: PipelineSpec, region: str) -> dict[str, str]:
+    """Storage options of one region's tables (per-region options where the spec has them)."""
+    per_region = getattr(spec.storage, "region_options", None)
+    return dict(per_region(region)) if per_region else spec.storage.resolved_options()
+
+
+def _first_reason(d: Decision, region: str) -> tuple[str, str]:
+    """(text, check id) of the first reason naming ``region``, else of the first reason."""
+    own = [r for r in d.reasons if r.get("region") == region]
+    anywhere = [r for r in d.reasons if r.get("region") in ("*", None, "")]
+    if own:
+        r = own[0]
+        return f"{r['check_id']} {r.get('table', '')}: {r['message']}", str(r["check_id"])
+    if anywhere:
+        r = anywhere[0]
+        return f"{r['check_id']}: {r['message']}", str(r["check_id"])
+    if d.reasons:
+        r = d.reasons[0]
+        return f"held: {r['check_id']} in {r.get('region')}: {r['message']}", str(r["check_id"])
+    return "", ""
+
+
+def _intervals_with_data(spec: PipelineSpec, root: str | None) -> dict[str, set[str]]:
+    """Region -> interval keys its raw tables hold rows for (day granularity only)."""
+    if spec.granularity != "day":
+        return {}
+    from pipelines.status import table_partitions
+    from pipelines.storage import table_uri
+
+    root_ = spec.root(root)
+    raw = spec.tables_in("raw")
+    out: dict[str, set[str]] = {}
+    for region in spec.regions:
+        keys: set[str] = set()
+        for t in raw:
+            _, per_ds = table_partitions(table_uri(root_, spec.name, region, t.layer, t.name),
+                                         region_options(spec, region))
+            keys.update(str(ds) for ds, rows in per_ds.iter_rows() if rows)
+        out[region] = keys
+    return out
+
+
+def certification_matrix(
+    spec: PipelineSpec, *, root: str | None = None, last: int = 7, now: datetime | None = None,
+    log: list[Decision] | None = None,
+) -> dict[str, Any]:
+    """The newest ``last`` intervals (decided or holding data) x every region.
+
+    Returns ``{"pipeline", "regions", "intervals", "cells": {interval: {region: cell}},
+    "in_force", "decisions"}``; a cell is ``{"state", "reason", "check_id", "decision_id",
+    "generation_id", "run_id", "who", "decided_at", "has_data"}``.
+    """
+    now = now or datetime.now(UTC)
+    log = decisions(spec, root=root) if log is None else log
+    active = active_certifications(spec, log=log, now=now)
+    by_interval: dict[str, list[Decision]] = {}
+    for d in log:
+        by_interval.setdefault(d.interval, []).append(d)
+    data = _intervals_with_data(spec, root)
+    keys = set(by_interval) | {k for ks in data.values() for k in ks}
+    intervals = sorted(keys)[-last:] if last > 0 else sorted(keys)
+
+    cells: dict[str, dict[str, dict[str, Any]]] = {}
+    for key in intervals:
+        mine = by_interval.get(key, [])
+        row: dict[str, dict[str, Any]] = {}
+        for region in spec.regions:
+            has_data = key in data.get(region, set()) if data else None
+            cell: dict[str, Any] = {"state": "not run", "reason": "", "check_id": "", "decision_id": "",
+                                    "generation_id": "", "run_id": "", "who": "", "decided_at": None,
+                                    "has_data": has_data}
+            if key in active:
+                d = active[key]
+                state = {"gate": "certified", "override": "overridden", "rollback": "certified"}.get(d.kind, "certified")
+                reason = ""
+                if d.kind == "override":
+                    overridden, cid = _first_reason(d, region)
+                    reason = f"override by {d.who}: {d.reason}" + (f" (despite {overridden})" if overridden else "")
+                    cell["check_id"] = cid
+                elif d.kind == "rollback":
+                    reason = f"re-instated by rollback ({d.who}: {d.reason})"
+                cell.update(state=state, reason=reason)
+            elif mine:
+                d = mine[-1]
+                if d.certified:
+                    revoker = next((r for r in log if r.kind == "rollback" and r.decided_at > d.decided_at
+                                    and r.interval_start < d.interval_start), None)
+                    if revoker is not None:
+                        cell.update(state="rolled back",
+                                    reason=f"revoked by rollback to {revoker.interval} ({revoker.who}: {revoker.reason})")
+                    else:
+                        text, cid = _first_reason(d, region)
+                        cell.update(state="blocked", check_id=cid,
+                                    reason=f"override expired at {d.expires_at:%Y-%m-%d %H:%M}" if d.expires_at
+                                    else text)
+                else:
+                    text, cid = _first_reason(d, region)
+                    cell.update(state="blocked", reason=text, check_id=cid)
+            elif has_data:
+                cell["reason"] = "data written, no gate decision yet"
+            if cell["state"] != "not run":
+                d = active.get(key) or mine[-1]
+                cell.update(decision_id=d.decision_id, generation_id=d.generation_id,
+                            run_id=next((x.run_id for x in reversed(mine) if x.kind == "gate"), d.run_id),
+                            who=d.who, decided_at=d.decided_at)
+            row[region] = cell
+        cells[key] = row
+
+    current = max(active.values(), key=lambda d: (d.interval_start, d.decided_at)) if active else None
+    return {
+        "pipeline": spec.name,
+        "regions": list(spec.regions),
+        "intervals": intervals,
+        "cells": cells,
+        "in_force": None if current is None else {
+            "generation_id": current.generation_id, "interval": current.interval, "kind": current.kind,
+            "who": current.who, "decided_at": current.decided_at, "reason": current.reason,
+            "expires_at": current.expires_at, "members": current.generation.members,
+        },
+        "decisions": [
+            {"decision_id": d.decision_id, "interval": d.interval, "status": d.status, "kind": d.kind,
+             "generation_id": d.generation_id, "who": d.who, "reason": d.reason, "decided_at": d.decided_at,
+             "expires_at": d.expires_at, "run_id": d.run_id, "reasons": len(d.reasons)}
+            for d in reversed(log)
+        ],
+    }
