@@ -325,7 +325,7 @@ def render_drill_down(base: str, spec: Any, ex: dict[str, Any]) -> str:
     docs = f"{base}/pipelines/{quote(dag_id)}/docs/index.html"
     out = [f"<div class=crumbs><a href='{base}/'>Lockstep</a> / <a href='{base}/pipelines/{quote(dag_id)}'>"
            f"{esc(dag_id)}</a> / {esc(key)}</div><h1>{esc(dag_id)} · {esc(key)}</h1>",
-           f"<p>{state} · Airflow run {_run_link(dag_id, ex['run_id'] or '')} · "
+           f"<p>{state} · run {_run_link(dag_id, ex['run_id'] or '')} · "
            f"<a href='{docs}'>Data Docs</a></p>"]
     out.append("<h2>decisions</h2>" + (render_history(dag_id, [
         {**d, "interval": key, "reasons": d["blocking_reasons"]} for d in reversed(ex["decisions"])

@@ -31,10 +31,16 @@ ROUTES = [
 ]
 
 
+def login_password(af: EmbeddedAirflow, user: str) -> str:
+    """The password the simple auth manager generated for ``user`` (see ``USERS`` in conftest)."""
+    passwords = json.loads((af.home / "simple_auth_manager_passwords.json.generated").read_text())
+    return str(passwords[user])
+
+
 def login(af: EmbeddedAirflow, user: str) -> str:
     """A JWT from the auth manager's login, as any client gets one."""
-    passwords = json.loads((af.home / "simple_auth_manager_passwords.json.generated").read_text())
-    response = httpx.post(f"{af.url}/auth/token", json={"username": user, "password": passwords[user]}, timeout=30)
+    response = httpx.post(f"{af.url}/auth/token", json={"username": user, "password": login_password(af, user)},
+                          timeout=30)
     assert response.status_code == 201, response.text
     return str(response.json()["access_token"])
 

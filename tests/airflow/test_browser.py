@@ -1,0 +1,124 @@
+"""The Lockstep view as an operator sees it: Debian's Chromium, logged in through Airflow.
+
+Opens Airflow's nav entry (the view in Airflow's frame), the pipeline's page and a blocked
+interval's drill-down, and asserts what is on screen. Screenshots go to ``tests/artifacts/``
+(``LOCKSTEP_SCREENSHOTS`` overrides the folder). Needs ``chromium`` and ``chromium-driver``
+(``apt-get install -y chromium chromium-driver``) and ``selenium`` (the dev extra).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pipelines.airflow.local import EmbeddedAirflow
+from tests.airflow.test_auth import login_password
+from tests.airflow.test_ui import BLOCKED, CERTIFIED, OVERRIDDEN, OVERRIDE_REASON, build_lake
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+PIPELINE = "browser_demo"
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--window-size=1500,1000", "--disable-dev-shm-usage")
+ARTIFACTS = Path(os.environ.get("LOCKSTEP_SCREENSHOTS") or REPO / "tests" / "artifacts")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
+        pytest.fail("Chromium is missing: apt-get install -y chromium chromium-driver", pytrace=False)
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in FLAGS:
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(60)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def _wait(driver: object, css: str, timeout: float = 60) -> object:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, timeout).until(ec.visibility_of_element_located((By.CSS_SELECTOR, css)))
+
+
+def _cell(driver: object, region: str, interval: str) -> tuple[str, str]:
+    from selenium.webdriver.common.by import By
+
+    td = driver.find_element(  # type: ignore[attr-defined]
+        By.CSS_SELECTOR, f"table#matrix-{PIPELINE} td[data-region='{region}'][data-interval='{interval}']")
+    return td.find_element(By.CLASS_NAME, "state").text, td.get_attribute("title")
+
+
+def test_an_operator_reads_the_matrix_and_drills_down(
+    embedded_airflow: EmbeddedAirflow, airflow_dags: Path, browser: object,
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    from pipelines.airflow.ui import drill_down
+    from pipelines.spec import Interval
+
+    af = embedded_airflow
+    spec = build_lake(airflow_dags, PIPELINE)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    driver = browser
+
+    # log in through Airflow's own login page, then open the nav entry
+    driver.get(f"{af.url}/plugin/lockstep")  # type: ignore[attr-defined]
+    _wait(driver, "input[name='username']").send_keys("viewer")  # type: ignore[attr-defined]
+    driver.find_element(By.CSS_SELECTOR, "input[name='password']").send_keys(login_password(af, "viewer"))  # type: ignore[attr-defined]
+    driver.find_element(By.CSS_SELECTOR, "button[type='submit']").click()  # type: ignore[attr-defined]
+    if "/plugin/lockstep" not in driver.current_url:  # type: ignore[attr-defined]
+        _wait(driver, "nav, header")
+        driver.get(f"{af.url}/plugin/lockstep")  # type: ignore[attr-defined]
+
+    # Airflow shows the view in its frame: the index, with this pipeline's matrix
+    frame = _wait(driver, "iframe")
+    driver.switch_to.frame(frame)  # type: ignore[attr-defined]
+    _wait(driver, f"table#matrix-{PIPELINE}")
+    assert _cell(driver, "eu-west", CERTIFIED)[0] == "certified"
+    driver.switch_to.default_content()  # type: ignore[attr-defined]
+    driver.save_screenshot(str(ARTIFACTS / "lockstep-nav.png"))  # type: ignore[attr-defined]
+
+    # the pipeline's page, as Airflow's DAG tab shows it
+    driver.get(f"{af.url}/lockstep/pipelines/{PIPELINE}")  # type: ignore[attr-defined]
+    _wait(driver, f"table#matrix-{PIPELINE}")
+    assert _cell(driver, "eu-central", CERTIFIED)[0] == "certified"
+    state, reason = _cell(driver, "eu-central", BLOCKED)
+    assert state == "blocked" and reason.startswith("parity.merchant_risk merchant_risk: eu-central differs")
+    visible = driver.find_element(  # type: ignore[attr-defined]
+        By.CSS_SELECTOR, f"td[data-region='eu-central'][data-interval='{BLOCKED}'] .reason").text
+    assert visible.startswith("parity.merchant_risk")
+    state, reason = _cell(driver, "eu-north", OVERRIDDEN)
+    assert state == "overridden" and OVERRIDE_REASON in reason
+    assert "decision history" in driver.page_source  # type: ignore[attr-defined]
+    driver.save_screenshot(str(ARTIFACTS / "lockstep-view.png"))  # type: ignore[attr-defined]
+
+    # the blocked cell leads to the interval's drill-down: the keys that differ
+    driver.find_element(  # type: ignore[attr-defined]
+        By.CSS_SELECTOR, f"td[data-region='eu-central'][data-interval='{BLOCKED}'] a").click()
+    _wait(driver, "table.failed-checks")
+    failed = [f for f in drill_down(spec, Interval.for_date(BLOCKED))["failed"]
+              if f["check_id"] == "parity.merchant_risk" and f["region"] == "eu-central"]
+    keys = failed[0]["details"]["changed_keys"]
+    row = driver.find_element(By.CSS_SELECTOR, "tr.failed#eu-central")  # type: ignore[attr-defined]
+    shown = row.find_element(By.CLASS_NAME, "keys").text
+    assert keys and all(str(k) in shown for k in keys[:20])
+    assert "merchant_risk" in row.text
+    driver.save_screenshot(str(ARTIFACTS / "lockstep-drill-down.png"))  # type: ignore[attr-defined]
+    if os.environ.get("LOCKSTEP_UPDATE_DOCS_SCREENSHOT") == "1":
+        shutil.copy(ARTIFACTS / "lockstep-view.png", REPO / "docs" / "lockstep-view.png")
