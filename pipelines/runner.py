@@ -33,6 +33,7 @@ from pipelines.certify import Decision, gate
 from pipelines.checks import CheckResult, latest_results, record_results
 from pipelines.errors import FeatureError
 from pipelines.features import FeatureContext, load_transform
+from pipelines.preflight import preflight
 from pipelines.sources import read_source
 from pipelines.spec import Interval, PipelineSpec, date_range, load_spec
 from pipelines.storage import (
@@ -210,6 +211,7 @@ def run_interval(
     With a subset of regions, the gate still judges the whole generation (the other regions'
     tables stay at their current versions).
     """
+    preflight(spec, interval, regions, root=root)  # one clear error before anything is written
     t0 = time.perf_counter()
     run_id = run_id or new_run_id()
     runs = []
@@ -274,6 +276,7 @@ class StepPayload(BaseModel):
 def run_step(payload: StepPayload) -> dict[str, Any]:
     """Run one step described by a payload; returns references only."""
     spec = load_spec(payload.spec)
+    preflight(spec, payload.interval, None if payload.region is None else [payload.region], root=payload.root)
     iv, root = payload.interval, payload.root
     if payload.step in ("ingest", "validate_inputs", "transform", "validate", "region"):
         if payload.region is None:

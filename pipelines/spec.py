@@ -60,6 +60,9 @@ def _parse_duration(v: Any) -> Any:
 
 Duration = Annotated[timedelta, BeforeValidator(_parse_duration)]
 
+#: cron presets a schedule may name (Airflow's, without the ones that need no cron)
+SCHEDULE_PRESETS = ("@hourly", "@daily", "@midnight", "@weekly", "@monthly", "@quarterly", "@yearly", "@annually")
+
 #: Where shipped pipelines live; ``load_spec("fraud_features")`` looks here.
 DAGS_DIR = Path(__file__).resolve().parent.parent / "dags"
 
@@ -314,6 +317,21 @@ class PipelineSpec(_Model):
             raise ValueError(f"duplicate region(s) {dupes}")
         return v
 
+    @field_validator("schedule")
+    @classmethod
+    def _valid_schedule(cls, v: str) -> str:
+        """A five-field cron expression or a preset Airflow accepts (``None``/``@once``: manual)."""
+        if v in SCHEDULE_PRESETS or v in ("None", "none", "@once"):
+            return v
+        from croniter import croniter
+
+        if len(v.split()) != 5 or not croniter.is_valid(v):
+            raise ValueError(
+                "expected a five-field cron expression (minute hour day-of-month month day-of-week) "
+                f"or one of {', '.join(SCHEDULE_PRESETS)}, @once, None"
+            )
+        return v
+
     @model_validator(mode="after")
     def _references(self) -> PipelineSpec:
         names = [t.name for t in self.tables]
@@ -444,7 +462,7 @@ def _format_loc(loc: tuple[Any, ...]) -> str:
             continue  # discriminator tags are noise in a field path
         else:
             out += f".{part}" if out else str(part)
-    return out or "(top level)"
+    return out  # empty for a check of the whole spec: its message names its own fields
 
 
 def resolve_spec_path(name_or_path: str | Path) -> Path:
@@ -476,7 +494,7 @@ def parse_spec(data: Any, source: str = "<spec>") -> PipelineSpec:
             msg = err["msg"].removeprefix("Value error, ")
             got = err.get("input")
             shown = "" if isinstance(got, dict | list) or err["type"] == "missing" else f" (got {got!r})"
-            lines.append(f"{loc}: {msg}{shown}")
+            lines.append(f"{loc}: {msg}{shown}" if loc else f"{msg}{shown}")
         raise SpecError(f"{source}: " + "; ".join(lines), file=source, errors=lines) from None
 
 
@@ -489,9 +507,15 @@ def load_spec(name_or_path: str | Path) -> PipelineSpec:
     """
     path = resolve_spec_path(name_or_path)
     try:
-        text = path.read_text()
+        raw = path.read_bytes()
     except OSError as exc:
         raise SpecError(f"{path}: cannot read spec ({exc.strerror})", file=str(path)) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise SpecError(f"{path}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at line {line}); "
+                        "save the spec as UTF-8", file=str(path)) from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -499,4 +523,9 @@ def load_spec(name_or_path: str | Path) -> PipelineSpec:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise SpecError(f"{path}: YAML syntax error{where}: {problem}", file=str(path)) from None
-    return parse_spec(data, str(path)).with_path(path.resolve())
+    spec = parse_spec(data, str(path)).with_path(path.resolve())
+    root = spec.storage.root
+    if "://" not in root and ("#" in root or "?" in root):
+        raise SpecError(f"{path}: storage.root: a local storage root may not contain '#' or '?' (got {root!r}); "
+                        "Delta reads them as URL syntax", file=str(path), field="storage.root")
+    return spec

@@ -19,6 +19,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 app = typer.Typer(
     name="lockstep",
@@ -31,7 +32,7 @@ console = Console(stderr=False)
 err_console = Console(stderr=True)
 
 #: command modules, registered in this order when they exist
-COMMAND_MODULES = ["core", "validate", "reconcile", "orchestrate"]
+COMMAND_MODULES = ["core", "validate", "reconcile", "orchestrate", "check", "maintain", "init"]
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON document for machines")]
 RootOpt = Annotated[
@@ -63,7 +64,8 @@ def handle_errors(fn: F) -> F:
         except LockstepError as exc:
             if os.environ.get("LOCKSTEP_DEBUG"):
                 raise
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            # the message is text, never markup: a region pattern like [a-z] must print intact
+            err_console.print(Text.assemble(("error:", "bold red"), " ", str(exc)), highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]

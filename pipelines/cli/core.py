@@ -108,6 +108,12 @@ def status_cmd(pipeline: PipelineArg, root: RootOpt = None, json_: JsonOpt = Fal
     from pipelines.status import pipeline_status
 
     spec = load_spec(pipeline)
+    base = spec.root(root)
+    if "://" not in base and "{region}" not in base and not Path(base).expanduser().is_dir():
+        from pipelines.errors import StorageError
+
+        raise StorageError(f"{'--root' if root else 'storage root'} {base}: no such folder (nothing has run "
+                           "there yet, or the path is wrong)", retryable=False)
     st = pipeline_status(spec, root=root)
     if json_:
         print_json(st)

@@ -71,12 +71,29 @@ class DiffResult:
         }
 
 
+def _kind(dtype: pl.DataType) -> str:
+    """Types whose values compare (and hash) alike: every integer width, every float width,
+    every datetime unit."""
+    if dtype.is_integer():
+        return "integer"
+    if dtype.is_float():
+        return "float"
+    if isinstance(dtype, pl.Datetime):
+        return "datetime"
+    return str(dtype.base_type())
+
+
 def diff_frames(a: pl.DataFrame, b: pl.DataFrame, *, keys: list[str], columns: list[str] | None = None,
                 buckets: int = 256) -> DiffResult:
     for name, df in (("A", a), ("B", b)):
         missing = [k for k in keys if k not in df.columns]
         if missing:
             raise ReconciliationError(f"table {name} has no key column(s) {missing}")
+    for k in keys:
+        if _kind(a.schema[k]) != _kind(b.schema[k]):
+            raise ReconciliationError(
+                f"key column {k!r} is {a.schema[k]} in A but {b.schema[k]} in B: keys of different types never "
+                "match; cast one side first")
     if columns is None:
         only_a = [c for c in a.columns if c not in b.columns]
         only_b = [c for c in b.columns if c not in a.columns]

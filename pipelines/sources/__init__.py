@@ -8,7 +8,6 @@ naming its path; the file is left where it is.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -28,6 +27,9 @@ from pipelines.spec import (
 )
 
 __all__ = ["SourceRead", "read_source", "synthetic"]
+
+_NUMERIC = (pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32, pl.UInt64,
+            pl.Float32, pl.Float64, pl.Boolean)
 
 
 @dataclass
@@ -52,12 +54,12 @@ def _read_file(kind: str, path: Path) -> pl.DataFrame:
 
 
 def _file_source(src: FileSource, region: str, interval: Interval) -> SourceRead:
-    path = Path(src.path.format(region=region, ds=interval.ds, hour=f"{interval.hour:02d}")).expanduser()
-    if not path.exists():
-        if src.required:
-            raise SourceError(f"{path}: expected input file is missing", path=str(path), retryable=True)
+    from pipelines.preflight import file_path, stat_input
+
+    path = file_path(src, region, interval)
+    st = stat_input(path, required=src.required)  # names a missing file, a broken link, a symlink loop
+    if st is None:
         return SourceRead(pl.DataFrame(), {"path": str(path), "missing": True})
-    st = os.stat(path)
     frame = _read_file(src.kind, path)
     return SourceRead(frame, {"path": str(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns})
 
@@ -80,10 +82,36 @@ def _delta_source(src: DeltaSource, region: str, interval: Interval, options: di
     return SourceRead(frame, {"uri": uri, "version": version})
 
 
+def _check_partition(frame: pl.DataFrame, table: TableSpec, interval: Interval, where: str) -> None:
+    """A delivered partition column (``ds``) must say the interval's value in every row."""
+    for col, want in interval.partition(table.partition_by).items():
+        if col not in frame.columns or frame.is_empty():
+            continue
+        values = frame[col].cast(pl.String)
+        wrong = values.filter(values.is_null() | (values != want))
+        if wrong.len():
+            shown = sorted({str(v) for v in wrong.unique().head(3).to_list()})
+            raise SourceError(f"{where}: column {col!r} says {', '.join(shown)} in {wrong.len()} of "
+                              f"{frame.height} rows, but the interval is {col}={want}", path=where)
+
+
 def conform(frame: pl.DataFrame, table: TableSpec, where: str) -> pl.DataFrame:
-    """Give text-format inputs their types: the declared columns, and the event time as UTC."""
+    """Give text-format inputs their types: the declared columns, and the event time as UTC.
+
+    A declared column the input lacks, or a value that is not of its declared type, is one
+    SourceError naming the input and the column."""
+    if table.columns and frame.width:
+        missing = [c.name for c in table.columns if c.name not in frame.columns and c.name not in table.partition_by]
+        if missing:
+            raise SourceError(f"{where}: column(s) {', '.join(repr(c) for c in missing)} missing (declared by "
+                              f"{table.path}); the input has {', '.join(frame.columns)}", path=where)
     try:
         casts: dict[str, Any] = {c.name: getattr(pl, c.dtype) for c in table.columns if c.name in frame.columns}
+        for name, dtype in casts.items():
+            if frame.schema[name] == pl.String and dtype in _NUMERIC:
+                from pipelines.preflight import bad_value
+
+                bad_value(frame[name], dtype, where)
         if casts:
             frame = frame.cast(casts, strict=True)  # type: ignore[arg-type]
         parts = [c for c in table.partition_by if c in frame.columns and frame.schema[c] != pl.String]
@@ -100,7 +128,10 @@ def conform(frame: pl.DataFrame, table: TableSpec, where: str) -> pl.DataFrame:
 def read_source(spec: PipelineSpec, table: TableSpec, region: str, interval: Interval) -> SourceRead:
     """Read ``table``'s source for one region and interval."""
     read = _read(spec, table, region, interval)
-    read.frame = conform(read.frame, table, str(read.identity.get("path") or read.identity.get("uri") or table.source))
+    where = str(read.identity.get("path") or read.identity.get("uri") or table.source)
+    if "path" in read.identity:
+        _check_partition(read.frame, table, interval, where)
+    read.frame = conform(read.frame, table, where)
     return read
 
 
