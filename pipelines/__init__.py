@@ -26,7 +26,8 @@ _EXPORTS = {
     "run_step": "pipelines.runner",
     "StepPayload": "pipelines.runner",
     "gate": "pipelines.certify",
-    "certify": "pipelines.certify",
+    "certify": "pipelines.runner",
+    "Generation": "pipelines.generation",
     "rollback": "pipelines.certify",
     "override": "pipelines.certify",
     "explain": "pipelines.certify",
@@ -35,34 +36,55 @@ _EXPORTS = {
     "current_certified": "pipelines.certify",
     "read_certified": "pipelines.certify",
     "build_dag": "pipelines.airflow",
+    "certified_asset": "pipelines.airflow",
+    "certified_generation": "pipelines.airflow.consumer",
+    "read_for_consumer": "pipelines.airflow.consumer",
+    "FeatureContext": "pipelines.features",
+    "Transform": "pipelines.features",
+    "parse_spec": "pipelines.spec",
+    "expand_env": "pipelines.spec",
+    "shipped_pipelines": "pipelines.spec",
+    "templates": "pipelines.templates",
+    "init_project": "pipelines.templates",
 }
 
 __all__ = [
+    "FeatureContext",
+    "Generation",
     "Interval",
     "LockstepError",
     "PipelineSpec",
     "SpecError",
     "StepPayload",
+    "Transform",
     "build_dag",
+    "certified_asset",
+    "certified_generation",
     "certify",
     "current_certified",
     "decisions",
     "diff",
+    "expand_env",
     "explain",
     "gate",
+    "init_project",
     "load_spec",
     "override",
+    "parse_spec",
     "read_certified",
+    "read_for_consumer",
     "rollback",
     "run_interval",
     "run_region",
     "run_step",
+    "shipped_pipelines",
+    "templates",
 ]
 
 if TYPE_CHECKING:
-    from pipelines.airflow import build_dag
+    from pipelines.airflow import build_dag, certified_asset
+    from pipelines.airflow.consumer import certified_generation, read_for_consumer
     from pipelines.certify import (
-        certify,
         current_certified,
         decisions,
         explain,
@@ -72,9 +94,19 @@ if TYPE_CHECKING:
         rollback,
     )
     from pipelines.errors import LockstepError, SpecError
+    from pipelines.features import FeatureContext, Transform
+    from pipelines.generation import Generation
     from pipelines.reconcile.diff import diff
-    from pipelines.runner import StepPayload, run_interval, run_region, run_step
-    from pipelines.spec import Interval, PipelineSpec, load_spec
+    from pipelines.runner import StepPayload, certify, run_interval, run_region, run_step
+    from pipelines.spec import (
+        Interval,
+        PipelineSpec,
+        expand_env,
+        load_spec,
+        parse_spec,
+        shipped_pipelines,
+    )
+    from pipelines.templates import init_project, templates
 
 
 def __getattr__(name: str) -> Any:

@@ -1,0 +1,12 @@
+"""fraud_features: the Airflow DAG of the Lockstep pipeline in ../fraud_features.yaml.
+
+One mapped task group per region (ingest, validate_inputs, transform, validate), then
+reconcile and gate; the gate updates the Asset lockstep://fraud_features/certified only when it
+certifies an interval.
+"""
+
+from pathlib import Path
+
+from pipelines.airflow import build_dag
+
+dag = build_dag(Path(__file__).resolve().parent.parent / "fraud_features.yaml")
