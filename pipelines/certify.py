@@ -282,14 +282,22 @@ def _why_not(spec: PipelineSpec, at: str | None, root: str | None) -> str:
 
 def read_certified(
     spec: PipelineSpec, table: str, region: str, *, at: str | None = None, root: str | None = None,
-    max_staleness: timedelta | None = None,
+    max_staleness: timedelta | None = None, consumer: str | None = None, now: datetime | None = None,
 ) -> pl.LazyFrame:
     """The certified interval of ``table`` in ``region``, at its certified Delta version.
 
     Never returns uncertified data: with no certified generation it raises
-    :class:`CertificationError`. ``max_staleness`` fails the read when the generation in
-    force is older than that (measured from its interval's end to now).
+    :class:`CertificationError`. ``max_staleness`` (default: the ``consumer``'s, from the
+    spec) fails the read when the certified interval ended more than that before ``now``: the
+    consumer's own logical date (default: the wall clock), so a consumer scoring a historical
+    interval is measured against that interval. A ``consumer`` pinned to a feature version
+    (``consumers[].feature_versions``) fails on data computed by any other version.
     """
+    cons = next((c for c in spec.consumers if c.name == consumer), None) if consumer else None
+    if consumer and cons is None:
+        raise CertificationError(f"{spec.name}: no consumer named {consumer!r} in the spec", retryable=False)
+    if max_staleness is None and cons is not None:
+        max_staleness = cons.max_staleness
     decision = current_certified(spec, root=root, at=at)
     if decision is None:
         raise CertificationError(_why_not(spec, at, root))
@@ -298,13 +306,22 @@ def read_certified(
     if version is None:
         raise CertificationError(f"{spec.name}: generation {decision.generation_id} has no {region}/{t.path}")
     if max_staleness is not None:
-        age = datetime.now(UTC) - decision.interval_start
-        if age > max_staleness + (timedelta(hours=1) if spec.granularity == "hour" else timedelta(days=1)):
+        measured_at = (now or datetime.now(UTC)).astimezone(UTC)
+        ended = decision.interval_start + (timedelta(hours=1) if spec.granularity == "hour" else timedelta(days=1))
+        age = measured_at - ended
+        if age > max_staleness:
+            whose = f" of consumer {consumer!r}" if consumer else ""
             raise CertificationError(
-                f"{spec.name}: newest certified generation {decision.generation_id} is {age} old, "
-                f"over the staleness budget {max_staleness}",
+                f"{spec.name}: certified generation {decision.generation_id} ended {age} before "
+                f"{measured_at:%Y-%m-%d %H:%M} UTC, over the staleness budget {max_staleness}{whose}",
                 retryable=False,
             )
+    if cons is not None and t.name in cons.feature_versions:
+        from pipelines.features import check_pinned_version
+
+        check_pinned_version(read_certified(spec, table, region, at=decision.generation_id, root=root),
+                             f"{spec.name}/{region}/{t.path} ({decision.generation_id})", cons.name,
+                             cons.feature_versions[t.name])
     root_ = spec.root(root)
     iv = Interval.for_date(decision.interval_start.date(), spec.granularity, decision.interval_start.hour)
     return read_table(

@@ -63,8 +63,54 @@ Duration = Annotated[timedelta, BeforeValidator(_parse_duration)]
 #: cron presets a schedule may name (Airflow's, without the ones that need no cron)
 SCHEDULE_PRESETS = ("@hourly", "@daily", "@midnight", "@weekly", "@monthly", "@quarterly", "@yearly", "@annually")
 
-#: Where shipped pipelines live; ``load_spec("fraud_features")`` looks here.
-DAGS_DIR = Path(__file__).resolve().parent.parent / "dags"
+#: Pipeline templates shipped inside the package; each folder holds a loadable spec, so
+#: ``load_spec("fraud_features")`` works from an installed wheel.
+TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
+#: The flagship's folder (its spec and, one level up, its suites): kept for callers that
+#: located the shipped ``dags/`` and ``expectations/`` folders through it.
+DAGS_DIR = TEMPLATES_DIR / "fraud_features" / "dags"
+
+_ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def expand_env(value: str, field: str) -> str:
+    """Replace every ``${VAR}`` and ``${VAR:-default}`` in ``value`` from the environment.
+
+    An unset (or empty) variable without a default is a :class:`SpecError` naming ``field``
+    and the variable: a spec never runs with an empty credential or a half-built path.
+
+    >>> os.environ["BUCKET"] = "lake"
+    >>> expand_env("s3://${BUCKET}/eu-${REGION:-west}", "storage.root")
+    's3://lake/eu-west'
+    """
+
+    def sub(m: re.Match[str]) -> str:
+        name, default = m.group(1), m.group(2)
+        got = os.environ.get(name)
+        if got:
+            return got
+        if default is not None:
+            return default
+        raise SpecError(
+            f"{field}: environment variable {name} is not set (write ${{{name}:-default}} for a default)",
+            field=field, variable=name,
+        )
+
+    return _ENV_RE.sub(sub, value)
+
+
+def is_local_path(value: str) -> bool:
+    """True for a filesystem path, False for a URI with a scheme (``s3://``, ``file://`` …)."""
+    return "://" not in value
+
+
+def resolve_relative(value: str, base: Path | None) -> str:
+    """A relative local path joined to ``base`` (the spec's folder); URIs, absolute paths and
+    ``~`` paths unchanged, and everything unchanged when there is no base."""
+    if base is None or not is_local_path(value) or value.startswith("{"):
+        return value  # a URI, or a path that starts with a placeholder ({root}, {region})
+    p = Path(value).expanduser()
+    return str(p) if p.is_absolute() else os.path.normpath(base / p)
 
 
 class _Model(BaseModel):
@@ -82,12 +128,10 @@ class StorageSpec(_Model):
         "at run time, so no credential is ever written in a spec",
     )
 
-    def resolved_options(self) -> dict[str, str]:
-        out: dict[str, str] = {}
-        for key, value in self.options.items():
-            m = re.fullmatch(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", value)
-            out[key] = os.environ.get(m.group(1), "") if m else value
-        return out
+    def resolved_options(self, field: str = "storage.options") -> dict[str, str]:
+        """The options with ``${VAR}`` / ``${VAR:-default}`` read from the environment, at
+        run time (never stored in the spec or its hash); an unset variable is a SpecError."""
+        return {key: expand_env(value, f"{field}.{key}") for key, value in self.options.items()}
 
 
 # --------------------------------------------------------------------------- sources
@@ -134,7 +178,7 @@ class FileSource(_Model):
     @field_validator("path")
     @classmethod
     def _placeholders(cls, v: str) -> str:
-        unknown = set(re.findall(r"\{([^}]*)\}", v)) - {"region", "ds", "hour"}
+        unknown = set(re.findall(r"\{([^}]*)\}", _ENV_RE.sub("", v))) - {"region", "ds", "hour"}
         if unknown:
             raise ValueError(f"unknown placeholder(s) {sorted(unknown)}; use {{region}}, {{ds}}, {{hour}}")
         return v
@@ -185,12 +229,29 @@ class FeatureSetSpec(_Model):
     """A polars transform from input tables to one features table."""
 
     name: Name
-    transform: str = Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$", description="module:function")
+    transform: str = Field(
+        pattern=r"^(?:[A-Za-z_][\w.]*|[^:]+\.py):[A-Za-z_]\w*$",
+        description="'module:function' (a module importable as installed, or from the spec's folder) "
+        "or 'path/to/file.py:function' (relative to the spec's folder)",
+        examples=["payments_team.features:customer_features", "transforms.py:customer_features"],
+    )
     inputs: list[Name] = Field(min_length=1)
     output: Name
     version: str = "1"
     lookback: Duration = Field(timedelta(days=7), description="history read before the interval")
+    lookback_coverage: CheckPolicy = Field(
+        "warn",
+        description="what a run does when its lookback reaches before the earliest available input "
+        "(the check names the missing days): warn records it, block refuses to certify",
+    )
     params: dict[str, Any] = Field(default_factory=dict)
+
+    _base: Path | None = PrivateAttr(None)
+
+    @property
+    def base_dir(self) -> Path | None:
+        """The folder of the spec this feature set was loaded from: transforms import from it."""
+        return self._base
 
 
 # --------------------------------------------------------------------------- validation
@@ -265,9 +326,22 @@ class ReconcileSpec(_Model):
 
 
 class ConsumerSpec(_Model):
-    name: Name
-    tables: list[Name]
-    max_staleness: Duration | None = None
+    """A model (or any reader) of the pipeline's certified tables."""
+
+    name: Name = Field(description="the consumer's name (its DAG id, in the helper)")
+    tables: list[Name] = Field(description="tables it reads")
+    max_staleness: Duration | None = Field(
+        None,
+        description="the newest certified interval may end at most this long before the consumer's own "
+        "logical date (now, outside Airflow); an older one fails the read",
+        examples=["3d", "6h"],
+    )
+    feature_versions: dict[Name, str] = Field(
+        default_factory=dict,
+        description="table -> the feature version the consumer was trained on; a certified interval "
+        "computed by another version fails the read instead of feeding the model",
+        examples=[{"card_features": "1"}],
+    )
 
 
 class AirflowSpec(_Model):
@@ -390,7 +464,8 @@ class PipelineSpec(_Model):
 
     def root(self, override: str | None = None) -> str:
         """Storage root: ``override`` (CLI --root), else $LOCKSTEP_ROOT, else the spec's."""
-        return override or os.environ.get("LOCKSTEP_ROOT") or self.storage.root
+        return override or os.environ.get("LOCKSTEP_ROOT") or self.resolve_path(
+            self.storage.root, "storage.root", writable=True)
 
     def suites_dir(self) -> Path:
         base = self._path.parent if self._path else Path.cwd()
@@ -402,8 +477,55 @@ class PipelineSpec(_Model):
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
     def with_path(self, path: Path | None) -> PipelineSpec:
-        self._path = path
-        return self
+        """Bind the spec to the file it came from: file-source paths, Delta-source URIs and the
+        global control file get their ``${VAR}`` values and resolve against its folder, and
+        feature sets import their transforms from it. Returns the bound spec."""
+        base = path.parent if path is not None else None
+        spec = self
+        sources = {name: self._bound_source(name, src, base) for name, src in self.sources.items()}
+        if sources != self.sources:
+            spec = spec.model_copy(update={"sources": sources})
+        ct = self.reconcile.control_totals
+        if ct is not None and ct.global_control is not None:
+            control = self.resolve_path(ct.global_control, "reconcile.control_totals.global_control", base=base)
+            if control != ct.global_control:
+                rec = self.reconcile.model_copy(
+                    update={"control_totals": ct.model_copy(update={"global_control": control})})
+                spec = spec.model_copy(update={"reconcile": rec})
+        features = [fs.model_copy() for fs in spec.features]
+        for fs in features:
+            fs._base = base
+        spec = spec.model_copy(update={"features": features})
+        spec._path = path
+        return spec
+
+    def _bound_source(self, name: str, src: Any, base: Path | None) -> Any:
+        if isinstance(src, FileSource):
+            path = self.resolve_path(src.path, f"sources.{name}.path", base=base)
+            return src if path == src.path else src.model_copy(update={"path": path})
+        if isinstance(src, DeltaSource):
+            uri = self.resolve_path(src.uri, f"sources.{name}.uri", base=base)
+            return src if uri == src.uri else src.model_copy(update={"uri": uri})
+        return src
+
+    @property
+    def is_shipped(self) -> bool:
+        """True for a spec inside the installed package (a shipped pipeline or template)."""
+        return self._path is not None and self._path.resolve().is_relative_to(TEMPLATES_DIR)
+
+    def resolve_path(self, value: str, field: str, *, writable: bool = False,
+                     base: Path | None = None) -> str:
+        """``value`` with its ``${VAR}`` values, a relative local path joined to the spec's
+        folder (``base`` overrides it). ``writable`` paths (the storage and control roots) of
+        a shipped spec resolve against the working directory instead: the installed package
+        is not a place for data. Example::
+
+            spec.resolve_path(spec.storage.control_root, "storage.control_root", writable=True)
+        """
+        expanded = expand_env(value, field)
+        if base is None and self._path is not None:
+            base = Path.cwd() if writable and self.is_shipped else self._path.parent
+        return resolve_relative(expanded, base)
 
 
 # --------------------------------------------------------------------------- intervals
@@ -470,15 +592,36 @@ def resolve_spec_path(name_or_path: str | Path) -> Path:
     p = Path(name_or_path)
     if p.suffix in (".yaml", ".yml") or p.exists():
         return p
-    for d in [Path.cwd() / "dags", DAGS_DIR]:
+    folders = [Path.cwd() / "dags", *shipped_pipeline_dirs()]
+    for d in folders:
         for ext in (".yaml", ".yml"):
             if (d / f"{name_or_path}{ext}").exists():
                 return d / f"{name_or_path}{ext}"
+    shipped = ", ".join(sorted(shipped_pipelines())) or "none"
     raise SpecError(
-        f"{name_or_path}: no such pipeline (looked for {name_or_path}.yaml in ./dags and "
-        f"{DAGS_DIR}) and no such file",
+        f"{name_or_path}: no such pipeline (looked for {name_or_path}.yaml in ./dags and in the "
+        f"installed package, which ships: {shipped}) and no such file",
         file=str(name_or_path),
     )
+
+
+def shipped_pipeline_dirs() -> list[Path]:
+    """Folders of the installed package that hold shipped pipeline specs (one per template)."""
+    if not TEMPLATES_DIR.is_dir():
+        return []
+    out = []
+    for t in sorted(TEMPLATES_DIR.iterdir()):
+        out += [d for d in (t, t / "dags") if d.is_dir()]
+    return out
+
+
+def shipped_pipelines() -> dict[str, Path]:
+    """Every shipped pipeline by name: ``load_spec(name)`` loads it from the installed package."""
+    found: dict[str, Path] = {}
+    for d in shipped_pipeline_dirs():
+        for f in sorted(d.glob("*.y*ml")):
+            found.setdefault(f.stem, f)
+    return found
 
 
 def parse_spec(data: Any, source: str = "<spec>") -> PipelineSpec:
