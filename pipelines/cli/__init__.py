@@ -32,7 +32,7 @@ console = Console(stderr=False)
 err_console = Console(stderr=True)
 
 #: command modules, registered in this order when they exist
-COMMAND_MODULES = ["core", "validate", "reconcile", "orchestrate", "check", "maintain", "init", "init"]
+COMMAND_MODULES = ["core", "validate", "reconcile", "orchestrate", "check", "maintain", "init"]
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON document for machines")]
 RootOpt = Annotated[
