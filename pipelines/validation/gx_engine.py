@@ -44,7 +44,21 @@ def to_pandas(frame: pl.DataFrame) -> Any:
     return frame.to_pandas(use_pyarrow_extension_array=False)
 
 
-def validate(frame: pl.DataFrame, expectations: list[Expectation], suite_name: str = "lockstep") -> list[dict[str, Any]]:
+def _flat_exception_info(info: dict[str, Any]) -> dict[str, Any]:
+    """GX reports a metric's failure keyed by the metric's id; give it the flat shape of an
+    ``ExpectationValidationResult.exception_info`` (first failure's message and traceback)."""
+    if "raised_exception" in info:
+        return info
+    inner = [v for v in info.values() if isinstance(v, dict)]
+    if not inner:
+        return {"raised_exception": False, "exception_traceback": None, "exception_message": None}
+    first = inner[0]
+    return {"raised_exception": True, "exception_traceback": first.get("exception_traceback"),
+            "exception_message": first.get("exception_message")}
+
+
+def validate(frame: pl.DataFrame, expectations: list[Expectation], suite_name: str = "lockstep",
+             result_format: str = "SUMMARY") -> list[dict[str, Any]]:
     """Run ``expectations`` with GX over ``frame``; GX's result dicts, in order."""
     if not expectations:
         return []
@@ -60,11 +74,18 @@ def validate(frame: pl.DataFrame, expectations: list[Expectation], suite_name: s
         ],
     )
     batch = batch_definition.get_batch(batch_parameters={"dataframe": to_pandas(frame)})
-    result = batch.validate(suite).to_json_dict()
+    result = batch.validate(suite, result_format=result_format).to_json_dict()
     by_index = {}
     for r in result["results"]:  # GX may reorder results: give them back in the suite's order
         cfg = r["expectation_config"]
         cfg["kwargs"].pop("batch_id", None)
         by_index[cfg["meta"].pop("lockstep_index")] = r
         r.setdefault("meta", {})["engine"] = "gx"
+        r["exception_info"] = _flat_exception_info(r.get("exception_info") or {})
     return [by_index[e.index] for e in expectations]
+
+
+def unexpected_index(frame: pl.DataFrame, e: Expectation) -> list[int]:
+    """Row positions GX finds unexpected for a row-level expectation (its COMPLETE result)."""
+    [r] = validate(frame, [e], result_format="COMPLETE")
+    return [int(i) for i in (r.get("result") or {}).get("unexpected_index_list") or []]

@@ -1,15 +1,20 @@
-"""A native polars executor for the expectation types Lockstep's suites use.
+"""A native polars executor for the expectations it can run exactly as GX does.
 
-Every supported expectation becomes a few aggregate expressions; all of a suite's
-expressions run in **one** ``select`` over the frame, so polars scans each column once and
-shares work between them. Results are GX-format ``ExpectationValidationResult`` dicts and
-honour GX's semantics (held to GX by differential tests):
+Each expectation is first *planned*: its kwargs (suite parameters resolved by GX's own
+parser), its column's dtype and its arguments' types must fall in the cases this executor
+reproduces exactly; anything else (a ``row_condition``, string bounds, a regex with no exact
+Rust translation, a dtype pandas sees differently...) raises :class:`NotNative` with the
+reason, and becomes that expectation's error result - which ``run_suite`` under engine
+``auto`` replaces with GX's own result. Nothing is ignored: a kwarg the plan does not know
+routes the expectation away from the native path.
 
-* column map expectations ignore missing values (null, and NaN as pandas sees it), except
-  ``not_be_null`` / ``be_null``; ``mostly`` is the share of non-missing values that must pass;
-  no value at all passes;
-* ``strict_min`` / ``strict_max`` make bounds exclusive; a missing bound is open;
-* aggregate expectations report ``observed_value``; no observation fails.
+Every planned expectation becomes a few aggregate expressions; they all run in **one** lazy
+``select`` (common subexpressions shared: one sort per column serves every quantile and the
+median); if that select fails, each expectation runs alone so one bad expression fails only
+its own result. Results are GX ``ExpectationValidationResult`` dicts, shaped by GX's own
+helpers (``_format_map_output``, ``convert_to_json_serializable``). Column values are seen
+as GX's pandas engine sees them: an integer column with nulls is float64, NaN is missing,
+Float32 is compared in float64.
 
 :func:`unexpected_rows` gives the row mask of a row-level expectation, which is what the
 quarantine policy moves aside.
@@ -17,14 +22,21 @@ quarantine policy moves aside.
 
 from __future__ import annotations
 
+import functools
 import math
+import os
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
 
+from pipelines.validation.regex import to_rust
 from pipelines.validation.suites import ROW_LEVEL, Expectation
 
 PARTIAL = 20
+FLOAT_EXACT = 2**53
 
 MAP_TYPES = ROW_LEVEL
 AGG_TYPES = {
@@ -40,17 +52,130 @@ AGG_TYPES = {
     "expect_column_to_exist",
 }
 SUPPORTED = MAP_TYPES | AGG_TYPES
+NULL_TYPES = {"expect_column_values_to_not_be_null", "expect_column_values_to_be_null"}
+
+#: kwargs with no effect on a result inside a suite run (GX ignores them there too)
+INERT = {"result_format", "catch_exceptions", "batch_id"}
+BOUNDS = {"min_value", "max_value", "strict_min", "strict_max"}
+KWARGS: dict[str, set[str]] = {
+    "expect_column_values_to_not_be_null": {"column", "mostly"},
+    "expect_column_values_to_be_null": {"column", "mostly"},
+    "expect_column_values_to_be_unique": {"column", "mostly"},
+    "expect_compound_columns_to_be_unique": {"column_list", "mostly", "ignore_row_if"},
+    "expect_column_values_to_be_between": {"column", "mostly"} | BOUNDS,
+    "expect_column_values_to_be_in_set": {"column", "mostly", "value_set"},
+    "expect_column_values_to_not_be_in_set": {"column", "mostly", "value_set"},
+    "expect_column_values_to_match_regex": {"column", "mostly", "regex"},
+    "expect_column_values_to_not_match_regex": {"column", "mostly", "regex"},
+    "expect_column_value_lengths_to_be_between": {"column", "mostly"} | BOUNDS,
+    "expect_table_row_count_to_be_between": BOUNDS,
+    "expect_column_mean_to_be_between": {"column"} | BOUNDS,
+    "expect_column_median_to_be_between": {"column"} | BOUNDS,
+    "expect_column_min_to_be_between": {"column"} | BOUNDS,
+    "expect_column_max_to_be_between": {"column"} | BOUNDS,
+    "expect_column_stdev_to_be_between": {"column"} | BOUNDS,
+    "expect_column_quantile_values_to_be_between": {"column", "quantile_ranges", "allow_relative_error"},
+    "expect_column_distinct_values_to_be_in_set": {"column", "value_set"},
+    "expect_column_values_to_be_of_type": {"column", "type_"},
+    "expect_column_to_exist": {"column", "column_index"},
+}
+
+
+class NotNative(Exception):  # noqa: N818 - a routing signal, not an error
+    """This expectation, on this frame, is not one the native executor reproduces exactly."""
 
 
 def supports(e: Expectation) -> bool:
+    """Whether the expectation's type has a native implementation (a given frame or kwarg
+    may still route it to GX: see :class:`NotNative`)."""
     return e.type in SUPPORTED
 
 
-def _missing(frame: pl.DataFrame | pl.LazyFrame, column: str) -> pl.Expr:
-    """Missing as pandas sees it: null, or NaN in a float column."""
-    schema = frame.collect_schema() if isinstance(frame, pl.LazyFrame) else frame.schema
-    col = pl.col(column)
-    return (col.is_null() | col.is_nan()) if schema[column].is_float() else col.is_null()
+# --- how GX's pandas engine sees a column -------------------------------------------------
+
+INT = "int"
+FLOAT = "float"
+STR = "str"
+OTHER = "other"
+
+
+@dataclass(frozen=True)
+class _Col:
+    name: str
+    kind: str  # int / float / str / other, as pandas sees it (int with nulls is float)
+    dtype: pl.DataType
+    int_view_float: bool  # an integer column with nulls: pandas holds it as float64
+
+    @property
+    def raw(self) -> pl.Expr:
+        return pl.col(self.name)
+
+    @property
+    def value(self) -> pl.Expr:
+        """The values as pandas holds them; missing ones (null, NaN) as null."""
+        c = pl.col(self.name)
+        if self.kind == FLOAT:
+            return c.cast(pl.Float64).fill_nan(None)
+        return c
+
+    @property
+    def missing(self) -> pl.Expr:
+        c = pl.col(self.name)
+        return (c.is_null() | c.is_nan()) if self.dtype.is_float() else c.is_null()
+
+
+def _col(frame: pl.DataFrame, name: Any) -> _Col:
+    if not isinstance(name, str) or name not in frame.columns:
+        raise NotNative(f"column {name!r} is not in the frame")
+    s = frame.get_column(name)
+    dt = s.dtype
+    if dt.is_integer():
+        nulls = s.null_count() > 0
+        return _Col(name, FLOAT if nulls else INT, dt, nulls)
+    if dt.is_float():
+        return _Col(name, FLOAT, dt, False)
+    if dt == pl.String:
+        return _Col(name, STR, dt, False)
+    return _Col(name, OTHER, dt, False)
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _need(cond: bool, reason: str) -> None:
+    if not cond:
+        raise NotNative(reason)
+
+
+# --- planning ------------------------------------------------------------------------------
+
+@dataclass
+class _Plan:
+    exprs: list[pl.Expr]
+    finish: Callable[[dict[str, Any]], dict[str, Any]]  # the select's row -> {"success", "result"}
+
+
+def _resolve(e: Expectation) -> dict[str, Any]:
+    kw = dict(e.kwargs)
+    unknown = set(kw) - KWARGS[e.type] - INERT - {"row_condition", "condition_parser"}
+    _need(not unknown, f"kwargs {sorted(unknown)} are not run natively")
+    _need(kw.get("row_condition") in (None, ""), "row_condition runs on GX")
+    if any(isinstance(v, dict) and "$PARAMETER" in v for v in kw.values()):
+        _gx_env()
+        from great_expectations.core.suite_parameters import build_suite_parameters
+
+        try:
+            kw, _ = build_suite_parameters(kw, {})
+        except Exception as exc:
+            raise NotNative(f"suite parameter: {exc}") from None
+    for k in BOUNDS & set(kw):
+        v = kw[k]
+        if k.startswith("strict"):
+            _need(v is None or isinstance(v, bool), f"{k} must be a boolean")
+        else:
+            _need(v is None or _number(v), f"{k} {v!r} is not a number")
+    return kw
 
 
 def _within(value: pl.Expr, kw: dict[str, Any]) -> pl.Expr:
@@ -63,94 +188,157 @@ def _within(value: pl.Expr, kw: dict[str, Any]) -> pl.Expr:
     return ok
 
 
+def _numeric_view(c: _Col, kw: dict[str, Any]) -> pl.Expr:
+    """Values to compare with bounds: float64 unless an int column meets int bounds."""
+    _need(c.kind in (INT, FLOAT), f"column {c.name!r} ({c.dtype}) is not numeric as pandas sees it")
+    bounds = [kw.get("min_value"), kw.get("max_value")]
+    if c.kind == INT and all(b is None or isinstance(b, int) for b in bounds):
+        return c.raw
+    return c.raw.cast(pl.Float64)
+
+
+def _set_values(c: _Col, values: Any) -> list[Any]:
+    _need(isinstance(values, list), "value_set is not a list")
+    if c.kind == STR:
+        _need(all(isinstance(v, str) for v in values), "value_set mixes types with a string column")
+        return list(values)
+    _need(c.kind in (INT, FLOAT), f"column {c.name!r} ({c.dtype}) is not run natively for value sets")
+    _need(all(_number(v) for v in values), "value_set is not all numbers")
+    if c.kind == INT:
+        _need(all(isinstance(v, int) for v in values), "float values in an integer column's value set")
+        return list(values)
+    _need(all(not (isinstance(v, float) and math.isnan(v)) for v in values), "NaN in value_set")
+    _need(all(abs(v) <= FLOAT_EXACT for v in values if isinstance(v, int)), "integer beyond float precision")
+    return [float(v) + 0.0 for v in values]
+
+
+def _regex(c: _Col, pattern: Any) -> str:
+    _need(c.kind == STR, f"regex on a {c.dtype} column runs on GX (it matches str() of each value)")
+    _need(isinstance(pattern, str), "regex is not a string")
+    rust = to_rust(pattern)
+    _need(rust is not None, f"regex {pattern!r} has no exact polars equivalent")
+    assert rust is not None
+    return rust
+
+
+def _bad_expr(frame: pl.DataFrame, e: Expectation, kw: dict[str, Any]) -> tuple[pl.Expr, pl.Expr | None]:
+    """(rows the expectation rejects, rows it does not consider) - the second is None for
+    the null expectations, which consider every row."""
+    if e.type == "expect_compound_columns_to_be_unique":
+        cols = [_col(frame, n) for n in kw["column_list"]]
+        for c in cols:
+            _need(c.kind in (INT, FLOAT, STR), f"column {c.name!r} ({c.dtype}) is not run natively")
+        how = kw.get("ignore_row_if") or "all_values_are_missing"
+        _need(how in ("all_values_are_missing", "any_value_is_missing", "never"), f"ignore_row_if {how!r}")
+        miss = [c.missing for c in cols]
+        ignored = (pl.all_horizontal(miss) if how == "all_values_are_missing"
+                   else pl.any_horizontal(miss) if how == "any_value_is_missing" else pl.lit(False))
+        # pandas' duplicated(): NaN equals NaN and null (one missing value), -0.0 equals 0.0
+        keys = [(c.value + 0.0) if c.kind == FLOAT else c.value for c in cols]
+        struct = pl.when(ignored).then(None).otherwise(pl.struct(keys))
+        bad = struct.is_duplicated() & ~ignored
+        return bad, ignored
+    c = _col(frame, kw.get("column"))
+    if e.type in NULL_TYPES:
+        _need(c.kind in (INT, FLOAT, STR) or c.dtype == pl.Boolean and e.type.endswith("not_be_null"),
+              f"column {c.name!r} ({c.dtype}) is not run natively")
+        return (c.missing if e.type.endswith("not_be_null") else ~c.missing), None
+    if e.type == "expect_column_values_to_be_unique":
+        _need(c.kind in (INT, FLOAT, STR), f"column {c.name!r} ({c.dtype}) is not run natively")
+        v = (c.value + 0.0) if c.kind == FLOAT else c.value
+        bad = v.is_duplicated() & ~c.missing
+    elif e.type == "expect_column_values_to_be_between":
+        bad = ~_within(_numeric_view(c, kw), kw)
+    elif e.type in ("expect_column_values_to_be_in_set", "expect_column_values_to_not_be_in_set"):
+        values = _set_values(c, kw.get("value_set"))
+        v = c.raw.cast(pl.Float64) + 0.0 if c.kind == FLOAT else c.raw
+        inside = v.is_in(pl.Series(values, dtype=pl.Float64 if c.kind == FLOAT else c.dtype))
+        bad = inside if e.type == "expect_column_values_to_not_be_in_set" else ~inside
+    elif e.type == "expect_column_values_to_match_regex":
+        bad = ~c.raw.str.contains(_regex(c, kw.get("regex")))
+    elif e.type == "expect_column_values_to_not_match_regex":
+        bad = c.raw.str.contains(_regex(c, kw.get("regex")))
+    elif e.type == "expect_column_value_lengths_to_be_between":
+        _need(c.kind == STR, f"lengths of a {c.dtype} column run on GX")
+        bad = ~_within(c.raw.str.len_chars(), kw)
+    else:  # pragma: no cover - guarded by supports()
+        raise NotNative(e.type)
+    return bad.fill_null(False) & ~c.missing, c.missing
+
+
 def unexpected_rows(frame: pl.DataFrame | pl.LazyFrame, e: Expectation) -> pl.Expr:
     """True for the rows a row-level expectation rejects (missing values never count,
-    except for the null expectations themselves)."""
-    kw = e.kwargs
+    except for the null expectations themselves). Raises :class:`NotNative` when the
+    expectation is not one the native executor runs on this frame."""
+    df = frame if isinstance(frame, pl.DataFrame) else frame.collect()
+    _need(e.type in MAP_TYPES, f"{e.type} is not a row-level expectation")
+    try:
+        return _bad_expr(df, e, _resolve(e))[0]
+    except NotNative:  # the rows GX itself rejects
+        from pipelines.validation import gx_engine
+
+        index = gx_engine.unexpected_index(df, e)
+        return pl.int_range(pl.len(), dtype=pl.Int64).is_in(pl.Series(index, dtype=pl.Int64))
+
+
+@functools.cache
+def _gx_env() -> None:
+    os.environ["GX_ANALYTICS_ENABLED"] = "false"
+
+
+@functools.cache
+def _summary() -> dict[str, Any]:
+    _gx_env()
+    from great_expectations.expectations.expectation_configuration import parse_result_format
+
+    return dict(parse_result_format("SUMMARY"))
+
+
+def _map_plan(frame: pl.DataFrame, e: Expectation, kw: dict[str, Any], tag: str) -> _Plan:
+    bad, considered_out = _bad_expr(frame, e, kw)
+    exprs = [bad.sum().alias(f"{tag}_bad")]
+    if considered_out is not None:
+        exprs.append(considered_out.sum().alias(f"{tag}_out"))
+    mostly = kw.get("mostly")
+    mostly = 1.0 if mostly is None else float(mostly)
+    n = frame.height
+
+    def finish(row: dict[str, Any]) -> dict[str, Any]:
+        from great_expectations.expectations.expectation import _format_map_output, _mostly_success
+
+        unexpected = int(row[f"{tag}_bad"])
+        nonnull = None if considered_out is None else n - int(row[f"{tag}_out"])
+        considered = n if nonnull is None else nonnull
+        success = considered == 0 or _mostly_success(considered, unexpected, mostly)
+        values: list[Any] = []
+        index: list[int] = []
+        if unexpected:
+            values, index = _partial(frame, e, kw, bad)
+        return _format_map_output(result_format=_summary(), success=success, element_count=n, nonnull_count=nonnull,
+                                  unexpected_count=unexpected, unexpected_list=values, unexpected_index_list=index)
+
+    return _Plan(exprs, finish)
+
+
+def _partial(frame: pl.DataFrame, e: Expectation, kw: dict[str, Any], bad: pl.Expr) -> tuple[list[Any], list[int]]:
+    """The first unexpected values (as pandas holds them) and their row positions."""
     if e.type == "expect_compound_columns_to_be_unique":
-        cols = list(kw["column_list"])
-        all_missing = pl.all_horizontal([pl.col(c).is_null() for c in cols])
-        return pl.struct(cols).is_duplicated() & ~all_missing
-    column = kw["column"]
-    missing = _missing(frame, column)
-    if e.type == "expect_column_values_to_not_be_null":
-        return missing
-    if e.type == "expect_column_values_to_be_null":
-        return ~missing
-    col = pl.col(column)
-    if e.type == "expect_column_values_to_be_unique":
-        bad = pl.when(missing).then(None).otherwise(col).is_duplicated()
-    elif e.type == "expect_column_values_to_be_between":
-        bad = ~_within(col, kw)
-    elif e.type == "expect_column_values_to_be_in_set":
-        bad = ~col.is_in(list(kw["value_set"]))
-    elif e.type == "expect_column_values_to_not_be_in_set":
-        bad = col.is_in(list(kw["value_set"]))
-    elif e.type == "expect_column_values_to_match_regex":
-        bad = ~col.cast(pl.String).str.contains(kw["regex"])
-    elif e.type == "expect_column_values_to_not_match_regex":
-        bad = col.cast(pl.String).str.contains(kw["regex"])
-    elif e.type == "expect_column_value_lengths_to_be_between":
-        bad = ~_within(col.cast(pl.String).str.len_chars(), kw)
-    else:  # pragma: no cover - guarded by supports()
-        raise ValueError(e.type)
-    return bad.fill_null(False) & ~missing
-
-
-def _nearest_quantile(value: pl.Expr, q: float) -> pl.Expr:
-    """pandas' ``interpolation="nearest"`` (what GX uses): the sorted value at position
-    q * (n - 1), halves rounded to even - polars' own "nearest" rounds halves up."""
-    present = value.drop_nulls().sort()
-    x = pl.lit(q, pl.Float64) * (present.len() - 1)
-    f = x.floor()
-    frac = x - f
-    idx = f + (frac > 0.5).cast(pl.Float64) + ((frac == 0.5) & (f % 2 == 1)).cast(pl.Float64)
-    return present.get(idx.cast(pl.Int64).clip(0, None), null_on_oob=True)
-
-
-def _agg_exprs(frame: pl.DataFrame, e: Expectation, tag: str) -> list[pl.Expr]:
-    kw = e.kwargs
-    if e.type == "expect_table_row_count_to_be_between":
-        return [pl.len().alias(tag)]
-    if e.type in ("expect_column_values_to_be_of_type", "expect_column_to_exist"):
-        return []
-    column = kw["column"]
-    value = pl.when(_missing(frame, column)).then(None).otherwise(pl.col(column))
-    if e.type == "expect_column_mean_to_be_between":
-        return [value.mean().alias(tag)]
-    if e.type == "expect_column_median_to_be_between":
-        return [value.median().alias(tag)]
-    if e.type == "expect_column_min_to_be_between":
-        return [value.min().alias(tag)]
-    if e.type == "expect_column_max_to_be_between":
-        return [value.max().alias(tag)]
-    if e.type == "expect_column_stdev_to_be_between":
-        return [value.std(ddof=1).alias(tag)]
-    if e.type == "expect_column_quantile_values_to_be_between":
-        qs = kw["quantile_ranges"]["quantiles"]
-        return [_nearest_quantile(value, q).alias(f"{tag}_{i}") for i, q in enumerate(qs)]
-    if e.type == "expect_column_distinct_values_to_be_in_set":
-        return [value.drop_nulls().unique().sort().implode().alias(tag)]
-    raise ValueError(e.type)  # pragma: no cover
-
-
-def _map_exprs(frame: pl.DataFrame, e: Expectation, tag: str) -> list[pl.Expr]:
-    bad = unexpected_rows(frame, e)
-    if e.type == "expect_compound_columns_to_be_unique":
-        missing = pl.all_horizontal([pl.col(c).is_null() for c in e.kwargs["column_list"]])
-    else:
-        missing = _missing(frame, e.kwargs["column"])
-    return [bad.sum().alias(f"{tag}_bad"), missing.sum().alias(f"{tag}_missing")]
-
-
-def _result(e: Expectation, success: bool, result: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "success": bool(success),
-        "expectation_config": {"type": e.type, "kwargs": e.kwargs, "meta": e.meta},
-        "result": result,
-        "meta": {"engine": "polars"},
-        "exception_info": {"raised_exception": False, "exception_traceback": None, "exception_message": None},
-    }
+        cols = [_col(frame, n) for n in kw["column_list"]]
+        rows = frame.with_row_index("__i").filter(bad).head(PARTIAL)
+        view = rows.select([pl.col("__i")] + [c.value.alias(c.name) if c.kind == FLOAT else c.raw for c in cols])
+        if any(c.int_view_float for c in cols):
+            view = view.with_columns([pl.col(c.name).cast(pl.Float64) for c in cols if c.int_view_float])
+        idx = view.get_column("__i").to_list()
+        return [{c.name: r[c.name] for c in cols} for r in view.drop("__i").iter_rows(named=True)], idx
+    c = _col(frame, kw["column"])
+    rows = frame.select(pl.int_range(pl.len(), dtype=pl.Int64).alias("__i"), c.raw.alias("__v")).filter(bad).head(PARTIAL)
+    vals = rows.get_column("__v")
+    if c.int_view_float or c.dtype.is_float():
+        vals = vals.cast(pl.Float64)
+    out = vals.to_list()
+    if c.dtype.is_float() or c.int_view_float:
+        out = [math.nan if v is None else v for v in out]  # pandas holds a missing float as NaN
+    return out, rows.get_column("__i").to_list()
 
 
 def _observed_ok(value: Any, kw: dict[str, Any]) -> bool:
@@ -162,56 +350,216 @@ def _observed_ok(value: Any, kw: dict[str, Any]) -> bool:
     return not (hi is not None and (value >= hi if kw.get("strict_max") else value > hi))
 
 
-def validate(frame: pl.DataFrame, expectations: list[Expectation]) -> list[dict[str, Any]]:
-    """Run supported expectations over ``frame`` in one pass; GX-format results, in order."""
-    exprs: list[pl.Expr] = []
-    for e in expectations:
-        tag = f"e{e.index}"
-        exprs += _map_exprs(frame, e, tag) if e.type in MAP_TYPES else _agg_exprs(frame, e, tag)
-    row = frame.select(exprs).row(0, named=True) if exprs else {}
-    n = frame.height
-    out = []
-    for e in expectations:
-        tag, kw = f"e{e.index}", e.kwargs
-        if e.type in MAP_TYPES:
-            bad, missing = int(row[f"{tag}_bad"]), int(row[f"{tag}_missing"])
-            nulls_themselves = e.type in ("expect_column_values_to_not_be_null", "expect_column_values_to_be_null")
-            base = n if nulls_themselves else n - missing
-            mostly = kw.get("mostly", 1.0)
-            success = base == 0 or (base - bad) / base >= mostly
-            partial: list[Any] = []
-            if bad and not nulls_themselves:
-                col = kw.get("column")
-                if col is not None:
-                    partial = frame.filter(unexpected_rows(frame, e)).get_column(col).head(PARTIAL).to_list()
-            result = {
-                "element_count": n,
-                "unexpected_count": bad,
-                "unexpected_percent": (100.0 * bad / base) if base else 0.0,
-                "partial_unexpected_list": partial,
-            }
-            if not nulls_themselves:
-                result.update(missing_count=missing, missing_percent=(100.0 * missing / n) if n else None,
-                              unexpected_percent_total=(100.0 * bad / n) if n else None,
-                              unexpected_percent_nonmissing=(100.0 * bad / base) if base else None)
-            out.append(_result(e, success, result))
-        elif e.type == "expect_column_to_exist":
-            out.append(_result(e, kw["column"] in frame.columns, {}))
-        elif e.type == "expect_column_values_to_be_of_type":
-            # GX compares the pandas dtype name of the frame it is handed; accept polars' too
-            dtype = str(frame.select(kw["column"]).head(0).to_pandas().dtypes.iloc[0])
-            ok = str(kw["type_"]) in (dtype, str(frame.schema[kw["column"]]))
-            out.append(_result(e, ok, {"observed_value": dtype}))
-        elif e.type == "expect_column_quantile_values_to_be_between":
-            qr = kw["quantile_ranges"]
-            values = [row[f"{tag}_{i}"] for i in range(len(qr["quantiles"]))]
-            ok = all(_observed_ok(v, {"min_value": lo, "max_value": hi}) for v, (lo, hi) in zip(values, qr["value_ranges"], strict=True))
-            out.append(_result(e, ok, {"observed_value": {"quantiles": qr["quantiles"], "values": values}}))
-        elif e.type == "expect_column_distinct_values_to_be_in_set":
-            distinct = row[tag] or []
-            allowed = set(kw["value_set"] or [])
-            out.append(_result(e, all(v in allowed for v in distinct), {"observed_value": distinct}))
+def _as_pandas_number(c: _Col, v: Any) -> Any:
+    return float(v) if v is not None and c.kind == FLOAT else v
+
+
+def _sorted_present(c: _Col) -> pl.Expr:
+    return c.value.drop_nulls().sort()
+
+
+def _nearest(sorted_present: pl.Expr, q: float) -> pl.Expr:
+    """pandas' ``interpolation="nearest"`` (what GX uses): the sorted value at position
+    q * (n - 1), halves rounded to even - polars' own "nearest" rounds halves up."""
+    x = pl.lit(q, pl.Float64) * (sorted_present.len() - 1)
+    f = x.floor()
+    frac = x - f
+    idx = f + (frac > 0.5).cast(pl.Float64) + ((frac == 0.5) & (f % 2 == 1)).cast(pl.Float64)
+    return sorted_present.get(idx.cast(pl.Int64).clip(0, None), null_on_oob=True)
+
+
+def _median(sorted_present: pl.Expr) -> pl.Expr:
+    n = sorted_present.len()
+    lo = sorted_present.get(((n - 1) // 2).clip(0, None), null_on_oob=True).cast(pl.Float64)
+    hi = sorted_present.get((n // 2).clip(0, None), null_on_oob=True).cast(pl.Float64)
+    return pl.when(n > 0).then((lo + hi) / 2)
+
+
+def _agg_plan(frame: pl.DataFrame, e: Expectation, kw: dict[str, Any], tag: str) -> _Plan:
+    t = e.type
+    if t == "expect_table_row_count_to_be_between":
+        return _Plan([pl.len().alias(tag)], lambda row: {"success": _observed_ok(int(row[tag]), kw),
+                                                         "result": {"observed_value": int(row[tag])}})
+    if t == "expect_column_to_exist":
+        col, index = kw.get("column"), kw.get("column_index")
+        _need(index is None or (isinstance(index, int) and not isinstance(index, bool)), "column_index is not an int")
+        if index:  # GX reads a column_index of 0 as "no index"
+            try:
+                ok = frame.columns[index] == col
+            except IndexError:
+                ok = False
         else:
-            observed = row[tag]
-            out.append(_result(e, _observed_ok(observed, kw), {"observed_value": observed}))
-    return out
+            ok = col in frame.columns
+        return _Plan([], lambda row: {"success": ok, "result": {}})
+    c = _col(frame, kw.get("column"))
+    if t == "expect_column_values_to_be_of_type":
+        return _of_type_plan(frame, c, kw)
+    if t == "expect_column_distinct_values_to_be_in_set":
+        return _distinct_plan(c, kw, tag)
+    _need(c.kind in (INT, FLOAT), f"column {c.name!r} ({c.dtype}) is not numeric as pandas sees it")
+    if t == "expect_column_quantile_values_to_be_between":
+        qr = kw["quantile_ranges"]
+        qs = qr["quantiles"]
+        _need(all(_number(q) for q in qs), "quantiles are not numbers")
+        for lo, hi in qr["value_ranges"]:
+            _need((lo is None or _number(lo)) and (hi is None or _number(hi)), "value ranges are not numbers")
+        s = _sorted_present(c)
+        exprs = [_nearest(s, float(q)).alias(f"{tag}_{i}") for i, q in enumerate(qs)]
+
+        def finish_q(row: dict[str, Any]) -> dict[str, Any]:
+            values = [_as_pandas_number(c, row[f"{tag}_{i}"]) for i in range(len(qs))]
+            details = [_observed_ok(v, {"min_value": lo, "max_value": hi})
+                       for v, (lo, hi) in zip(values, qr["value_ranges"], strict=True)]
+            return {"success": all(details), "result": {"observed_value": {"quantiles": qs, "values": values},
+                                                        "details": {"success_details": details}}}
+
+        return _Plan(exprs, finish_q)
+    v = c.value.cast(pl.Float64) if c.kind == FLOAT else c.value
+    if t == "expect_column_mean_to_be_between":
+        expr = v.cast(pl.Float64).sum() / v.count()
+    elif t == "expect_column_median_to_be_between":
+        expr = _median(_sorted_present(c))
+    elif t == "expect_column_min_to_be_between":
+        expr = v.min()
+    elif t == "expect_column_max_to_be_between":
+        expr = v.max()
+    elif t == "expect_column_stdev_to_be_between":
+        # pandas' two-pass formula (mean first, then squared deviations), not a streaming one
+        x = v.cast(pl.Float64)
+        expr = (((x - x.sum() / x.count()) ** 2).sum() / (x.count() - 1)).sqrt()
+        expr = pl.when(x.count() > 1).then(expr)
+    else:  # pragma: no cover
+        raise NotNative(t)
+
+    def finish(row: dict[str, Any]) -> dict[str, Any]:
+        observed = row[tag]
+        if t in ("expect_column_min_to_be_between", "expect_column_max_to_be_between"):
+            observed = _as_pandas_number(c, observed)
+        if isinstance(observed, float) and math.isnan(observed):
+            observed = None
+        return {"success": _observed_ok(observed, kw), "result": {"observed_value": observed}}
+
+    return _Plan([expr.alias(tag)], finish)
+
+
+def _distinct_plan(c: _Col, kw: dict[str, Any], tag: str) -> _Plan:
+    _need(c.kind in (INT, FLOAT, STR), f"column {c.name!r} ({c.dtype}) is not run natively")
+    value_set = kw.get("value_set")
+    _need(isinstance(value_set, list), "value_set is not a list")
+    v = c.value.cast(pl.Float64) if c.kind == FLOAT else c.value
+
+    def finish(row: dict[str, Any]) -> dict[str, Any]:
+        from great_expectations.constants import MAX_DISTINCT_VALUES
+
+        column_set = set(row[tag] or [])
+        not_in = list(column_set - set(value_set or []))
+        try:
+            not_in = sorted(not_in)
+        except TypeError:
+            not_in = sorted(not_in, key=str)
+        return {"success": not not_in, "result": {"observed_value": None, "unexpected_count": len(not_in),
+                                                  "partial_unexpected_list": not_in[:MAX_DISTINCT_VALUES]}}
+
+    return _Plan([v.drop_nulls().unique(maintain_order=True).implode().alias(tag)], finish)
+
+
+def _of_type_plan(frame: pl.DataFrame, c: _Col, kw: dict[str, Any]) -> _Plan:
+    """GX's own rule (``_validate_pandas``) over the dtype pandas gives the whole column."""
+    type_ = kw.get("type_")
+    sample = frame.select(c.name)
+    nulls = sample.filter(pl.col(c.name).is_null()).head(1)
+    dtype = (nulls if nulls.height else sample.head(1)).to_pandas().dtypes.iloc[0]
+    _need(getattr(dtype.type, "__name__", "") not in ("object_", "str"),
+          "GX checks every value of an object/string column; runs on GX")
+    _gx_env()
+    from great_expectations.expectations.core.expect_column_values_to_be_of_type import (
+        ExpectColumnValuesToBeOfType,
+    )
+
+    _need(isinstance(type_, str), "type_ is not a string")
+    out = ExpectColumnValuesToBeOfType(column=c.name, type_=str(type_))._validate_pandas(dtype, type_)
+    return _Plan([], lambda row: dict(out))
+
+
+def _plan(frame: pl.DataFrame, e: Expectation) -> _Plan:
+    _need(e.type in SUPPORTED, f"{e.type} has no native implementation")
+    kw = _resolve(e)
+    tag = f"e{e.index}"
+    return _map_plan(frame, e, kw, tag) if e.type in MAP_TYPES else _agg_plan(frame, e, kw, tag)
+
+
+# --- results -------------------------------------------------------------------------------
+
+def _json(x: Any) -> Any:
+    _gx_env()
+    from great_expectations.util import convert_to_json_serializable
+
+    return convert_to_json_serializable(x)
+
+
+def _result(e: Expectation, out: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "success": bool(out["success"]),
+        "expectation_config": {"type": e.type, "kwargs": e.kwargs, "meta": e.meta},
+        "result": _json(out.get("result") or {}),
+        "meta": {"engine": "polars"},
+        "exception_info": {"raised_exception": False, "exception_traceback": None, "exception_message": None},
+    }
+
+
+def error_result(e: Expectation, message: str, *, native: bool, tb: str | None = None) -> dict[str, Any]:
+    """GX's shape for an expectation that could not run (``exception_info`` set, no success).
+    ``meta.not_native`` marks one the native executor does not run, for GX to take over."""
+    return {
+        "success": False,
+        "expectation_config": {"type": e.type, "kwargs": e.kwargs, "meta": e.meta},
+        "result": {},
+        "meta": {"engine": "polars", **({} if native else {"not_native": message})},
+        "exception_info": {"raised_exception": True, "exception_traceback": tb, "exception_message": message},
+    }
+
+
+def is_not_native(result: dict[str, Any]) -> bool:
+    return bool((result.get("meta") or {}).get("not_native"))
+
+
+def _finish(e: Expectation, plan: _Plan, row: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return _result(e, plan.finish(row))
+    except NotNative as exc:
+        return error_result(e, str(exc), native=False)
+    except Exception as exc:
+        return error_result(e, f"{type(exc).__name__}: {exc}", native=False, tb=traceback.format_exc())
+
+
+def validate(frame: pl.DataFrame, expectations: list[Expectation]) -> list[dict[str, Any]]:
+    """Run ``expectations`` over ``frame`` in one pass; GX-format results, in order. An
+    expectation the executor cannot run exactly gets an error result marked ``not_native``
+    (see :func:`is_not_native`); one never takes down the others."""
+    plans: dict[int, _Plan] = {}
+    out: dict[int, dict[str, Any]] = {}
+    for e in expectations:
+        try:
+            plans[e.index] = _plan(frame, e)
+        except NotNative as exc:
+            out[e.index] = error_result(e, str(exc), native=False)
+        except Exception as exc:  # a malformed kwarg the loader let through: this one fails
+            out[e.index] = error_result(e, f"{type(exc).__name__}: {exc}", native=False, tb=traceback.format_exc())
+    exprs = [x for p in plans.values() for x in p.exprs]
+    row: dict[str, Any] = {}
+    try:
+        if exprs:
+            row = frame.lazy().select(exprs).collect().row(0, named=True)
+    except Exception:  # isolate: each expectation alone, so one bad expression fails only itself
+        for e in expectations:
+            if e.index not in plans or not plans[e.index].exprs:
+                continue
+            try:
+                row.update(frame.lazy().select(plans[e.index].exprs).collect().row(0, named=True))
+            except Exception as exc:
+                out[e.index] = error_result(e, f"{type(exc).__name__}: {exc}", native=False, tb=traceback.format_exc())
+                del plans[e.index]
+    for e in expectations:
+        if e.index in plans:
+            out[e.index] = _finish(e, plans[e.index], row)
+    return [out[e.index] for e in expectations]

@@ -1,8 +1,10 @@
 """Expectation suites as files: ``expectations/<table>.json`` in GX 1.x's own suite JSON.
 
 A suite is loaded and checked before any data is read: the file must be valid JSON of GX's
-shape, every expectation type must be one GX knows, every column it names must exist in the
-table, and its Lockstep policy (``meta.lockstep.policy``: ``warn``, ``quarantine`` or
+shape, every expectation type must be one GX knows, its kwargs must pass GX's own
+expectation model and the rules GX applies only when it runs (see
+:mod:`pipelines.validation.arguments`: unknown kwargs, ``mostly``, bounds, empty value sets,
+regexes), every column it names must exist in the table, and its Lockstep policy (``meta.lockstep.policy``: ``warn``, ``quarantine`` or
 ``block``, default ``block``) must fit it - ``quarantine`` only on row-level (column map)
 expectations. Each problem is one :class:`~pipelines.errors.ValidationStepError` naming the
 file and the expectation.
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.errors import ValidationStepError
+from pipelines.validation.arguments import check_arguments
 
 POLICIES = ("warn", "quarantine", "block")
 
@@ -108,7 +111,9 @@ def load_suite(path: Path, *, known_types: set[str] | None = None) -> Suite:
             raise ValidationStepError(
                 f"{where} ({etype}): policy 'quarantine' needs a row-level (column map) expectation; "
                 "use warn or block", path=str(path))
-        out.append(Expectation(i, etype, dict(e.get("kwargs") or {}), meta, policy))
+        kwargs = dict(e.get("kwargs") or {})
+        check_arguments(path, i, etype, kwargs)
+        out.append(Expectation(i, etype, kwargs, meta, policy))
     return Suite(str(raw.get("name") or path.stem), path, out, raw)
 
 
