@@ -77,6 +77,31 @@ def _run(payload: Any) -> dict[str, Any]:
         raise AirflowFailException(str(exc)) from exc
 
 
+def blocked_message(pipeline: str, interval: str, result: dict[str, Any], *, width: int = 160) -> str:
+    """The gate's failure, short and first: the first reason on the first line, every other
+    reason on a line of its own after it, and how to see the whole account.
+
+    >>> print(blocked_message("p", "2026-01-02", {"generation_id": "g", "reasons": [
+    ...     {"check_id": "parity.merchant_risk", "region": "eu-central", "table": "merchant_risk",
+    ...      "message": "differs"}]}))
+    BLOCKED p 2026-01-02: parity.merchant_risk eu-central/merchant_risk: differs
+      generation g: 1 blocking check(s); see `lockstep explain p --date 2026-01-02`
+    """
+    reasons = [f"{r['check_id']} {r['region']}/{r['table']}: {r['message']}" for r in result["reasons"]]
+
+    def cut(text: str) -> str:
+        return text if len(text) <= width else text[: width - 1] + "…"
+
+    first = cut(reasons[0]) if reasons else "no reason recorded"
+    more = [f"  - {cut(r)}" for r in reasons[1:]]
+    return "\n".join([
+        f"BLOCKED {pipeline} {interval}: {first}",
+        f"  generation {result['generation_id']}: {len(reasons)} blocking check(s); "
+        f"see `lockstep explain {pipeline} --date {interval}`",
+        *more,
+    ])
+
+
 def build_dag(spec_or_path: PipelineSpec | str | Path, *, dag_id: str | None = None) -> DAG:
     """Build the DAG of a pipeline spec (a path, a shipped name, or a loaded spec).
 
@@ -130,13 +155,7 @@ def build_dag(spec_or_path: PipelineSpec | str | Path, *, dag_id: str | None = N
             payload = _payload(spec_path, "gate", context)
             result = _run(payload)
             if result["status"] != "certified":
-                reasons = "; ".join(
-                    f"{r['check_id']} [{r['region']}/{r['table']}] {r['message']}" for r in result["reasons"]
-                )
-                raise AirflowFailException(
-                    f"{spec.name}: generation {result['generation_id']} blocked by "
-                    f"{len(result['reasons'])} check(s): {reasons}"
-                )
+                raise AirflowFailException(blocked_message(spec.name, payload.interval.key, result))
             iv = payload.interval
             context["outlet_events"][asset].extra = {
                 "pipeline": spec.name, "interval": iv.key, "interval_start": iv.start.isoformat(),
@@ -149,6 +168,10 @@ def build_dag(spec_or_path: PipelineSpec | str | Path, *, dag_id: str | None = N
     return dag
 
 
-@task(multiple_outputs=False)
+#: mapped region tasks show their region in Airflow's views, not 0..n
+REGION_MAP_INDEX = "{{ task.op_kwargs['region'] }}"
+
+
+@task(multiple_outputs=False, map_index_template=REGION_MAP_INDEX)
 def _region_step(step: str, region: str, spec_path: str, **context: Any) -> dict[str, Any]:
     return _run(_payload(spec_path, step, context, region=region))
