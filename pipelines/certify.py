@@ -13,9 +13,12 @@ the reason. The generation *in force* is folded from the log (:func:`active_cert
 per interval the newest live certifying decision; a rollback revokes every interval after its
 target; an expired override no longer counts.
 
+This module is the decision log; :func:`pipelines.runner.certify` sequences reconciliation
+(from the evidence store) and the gate, which records its decision here.
+
 Example::
 
-    decision = certify(spec, Interval.for_date("2026-01-01"), root=root)
+    decision = pipelines.certify(spec, Interval.for_date("2026-01-01"), root=root)
     if decision.certified:
         lf = read_certified(spec, "card_features", "eu-west", root=root)
 """
@@ -34,8 +37,9 @@ import polars as pl
 
 from pipelines.checks import CheckResult
 from pipelines.errors import CertificationError
+from pipelines.generation import Generation, generation_of
 from pipelines.spec import Interval, PipelineSpec
-from pipelines.storage import append_rows, lockstep_uri, read_table, table_uri, table_version
+from pipelines.storage import append_rows, read_table, table_version
 
 CERTIFICATIONS = "certifications"
 CODE_VERSION = "0.1.0"
@@ -60,20 +64,6 @@ DECISION_SCHEMA = pl.Schema({
     "suites_hash": pl.String(),
     "target": pl.String(),
 })
-
-
-@dataclass(frozen=True)
-class Generation:
-    interval: str
-    members: dict[str, int]
-
-    @property
-    def id(self) -> str:
-        digest = hashlib.sha256(json.dumps(self.members, sort_keys=True).encode()).hexdigest()[:10]
-        return f"{self.interval}.{digest}"
-
-    def version(self, region: str, layer: str, table: str) -> int | None:
-        return self.members.get(f"{region}/{layer}/{table}")
 
 
 @dataclass
@@ -135,20 +125,6 @@ def who_am_i() -> str:
     return os.environ.get("LOCKSTEP_ACTOR") or getpass.getuser()
 
 
-def capture_generation(spec: PipelineSpec, interval: Interval, *, root: str | None = None) -> Generation:
-    """The current Delta version of every (region, table) of the pipeline."""
-    root = spec.root(root)
-    opts = spec.storage.resolved_options()
-    members: dict[str, int] = {}
-    for region in spec.regions:
-        for t in spec.tables:
-            for layer in (t.layer, "quarantine") if t.layer in ("raw", "features") else (t.layer,):
-                v = table_version(table_uri(root, spec.name, region, layer, t.name), opts)
-                if v is not None:
-                    members[f"{region}/{layer}/{t.name}"] = v
-    return Generation(interval.key, members)
-
-
 def suites_hash(spec: PipelineSpec) -> str:
     """Hash of the expectation suites the pipeline's tables use (empty when there are none)."""
     d = spec.suites_dir()
@@ -177,7 +153,7 @@ def reasons_of(results: list[CheckResult]) -> list[dict[str, Any]]:
 def record_decision(spec: PipelineSpec, decision: Decision, *, root: str | None = None) -> Decision:
     """Write a decision in one commit to the certification log (before it takes effect)."""
     frame = pl.DataFrame([decision.to_row()], schema=DECISION_SCHEMA)
-    append_rows(lockstep_uri(spec.root(root), spec.name, CERTIFICATIONS), frame, spec.storage.resolved_options())
+    append_rows(spec.lockstep_uri(CERTIFICATIONS, root), frame, spec.control_options())
     return decision
 
 
@@ -185,14 +161,24 @@ def gate(
     spec: PipelineSpec, interval: Interval, results: list[CheckResult], *, root: str | None = None,
     run_id: str = "", generation: Generation | None = None,
 ) -> Decision:
-    """Certify the interval's generation when no result blocks, else record the block."""
-    gen = generation or capture_generation(spec, interval, root=root)
+    """Certify ``generation`` when no result blocks, else record the block.
+
+    ``generation`` is what the reconciliation judged (default: the ``generation.snapshot`` in
+    ``results``, which the evidence store assembled); without one,
+    or with no reconciliation result at all, the gate blocks: it never certifies blind."""
+    reasons = reasons_of(results)
+    generation = generation or generation_of(results)
+    if generation is None:
+        generation = Generation(interval.key, {})
+        reasons.append({"check_id": "generation.judged", "check_type": "generation", "region": "*", "table": "*",
+                        "message": f"no reconciliation of {interval.key} in run {run_id or '(none)'}: nothing judged, "
+                                   "nothing certified", "observed": None, "threshold": None})
+    gen = generation
     missing = [
         f"{region}/{t.layer}/{t.name}" for region in spec.regions for t in spec.tables
         if t.layer != "quarantine" and f"{region}/{t.layer}/{t.name}" not in gen.members
     ]
-    reasons = reasons_of(results)
-    if missing and not any(r["check_id"] == "generation.complete" for r in reasons):
+    if missing and not any(r["check_id"] in ("generation.complete", "generation.judged") for r in reasons):
         reasons.append({"check_id": "generation.complete", "check_type": "generation", "region": "*",
                         "table": "*", "message": f"tables missing: {missing}", "observed": missing, "threshold": []})
     now = datetime.now(UTC)
@@ -205,25 +191,10 @@ def gate(
     return record_decision(spec, decision, root=root)
 
 
-def certify(spec: PipelineSpec, interval: Interval, *, root: str | None = None, run_id: str = "") -> Decision:
-    """Run the reconciliation checks, record every result, then certify or block the
-    interval's generation in one commit to the certification log.
-
-    Results are written before the decision; the decision is one Delta commit holding every
-    region's table versions, so a failure anywhere before it leaves no certification at all,
-    and a reader never sees some regions of a generation certified and others not.
-    """
-    from pipelines.runner import gate_step, new_run_id, reconcile_step
-
-    run_id = run_id or new_run_id()
-    reconcile_step(spec, interval, root=root, run_id=run_id)
-    return gate_step(spec, interval, root=root, run_id=run_id)
-
-
 def decisions(spec: PipelineSpec, *, root: str | None = None) -> list[Decision]:
     """Every decision, oldest first."""
-    uri = lockstep_uri(spec.root(root), spec.name, CERTIFICATIONS)
-    opts = spec.storage.resolved_options()
+    uri = spec.lockstep_uri(CERTIFICATIONS, root)
+    opts = spec.control_options()
     if table_version(uri, opts) is None:
         return []
     df = read_table(uri, storage_options=opts).sort("decided_at").collect()
@@ -322,11 +293,10 @@ def read_certified(
         check_pinned_version(read_certified(spec, table, region, at=decision.generation_id, root=root),
                              f"{spec.name}/{region}/{t.path} ({decision.generation_id})", cons.name,
                              cons.feature_versions[t.name])
-    root_ = spec.root(root)
     iv = Interval.for_date(decision.interval_start.date(), spec.granularity, decision.interval_start.hour)
     return read_table(
-        table_uri(root_, spec.name, region, t.layer, t.name), version=version,
-        partition=iv.partition(t.partition_by), storage_options=spec.storage.resolved_options(),
+        spec.table_uri(region, t.layer, t.name, root), version=version,
+        partition=iv.partition(t.partition_by), storage_options=spec.region_options(region),
     )
 
 
@@ -403,8 +373,8 @@ def explain(spec: PipelineSpec, interval: Interval, *, root: str | None = None) 
 
     from pipelines.checks import load_results
 
-    root_ = spec.root(root)
-    opts = spec.storage.resolved_options()
+    root_ = spec.control_root(root)
+    opts = spec.control_options()
     mine = [d for d in decisions(spec, root=root) if d.interval == interval.key]
     df = load_results(root_, spec.name, interval.key, storage_options=opts)
     last = mine[-1] if mine else None

@@ -38,6 +38,9 @@ CHECK_RESULT_SCHEMA = pl.Schema({
     "message": pl.String(),
     "details": pl.String(),
     "recorded_at": pl.Datetime("us", "UTC"),
+    "table_version": pl.Int64(),
+    "suite_sha": pl.String(),
+    "batch": pl.String(),
 })
 
 
@@ -58,6 +61,11 @@ class CheckResult:
     element_count: int | None = None
     message: str = ""
     details: dict[str, Any] = field(default_factory=dict)
+    #: the Delta version of ``table`` the check read, and the suite it ran (validation
+    #: evidence is bound to both; a result about another version is no evidence here)
+    table_version: int | None = None
+    suite_sha: str = ""
+    batch: str = ""  # one validation of one table version: its results and its marker
 
     @property
     def blocking(self) -> bool:
@@ -120,12 +128,25 @@ def latest_results(
         .unique(subset=["region", "table", "check_id"], keep="last", maintain_order=True)
     )
     rec = df.filter((pl.col("stage") != "validation") & (pl.col("run_id") == run_id))
+    return rows_to_results(pl.concat([validation, rec]))
+
+
+def run_results(
+    root: str, pipeline: str, interval: str, run_id: str, storage_options: dict[str, str] | None = None,
+) -> list[CheckResult]:
+    """Every result ``run_id`` recorded about ``interval``."""
+    return rows_to_results(load_results(root, pipeline, interval, run_id, storage_options))
+
+
+def rows_to_results(df: pl.DataFrame) -> list[CheckResult]:
+    """Recorded rows back into :class:`CheckResult` objects."""
     return [
         CheckResult(
             stage=r["stage"], check_id=r["check_id"], check_type=r["check_type"], region=r["region"],
             table=r["table"], policy=r["policy"], success=r["success"], observed=json.loads(r["observed"] or "null"),
             threshold=json.loads(r["threshold"] or "null"), unexpected_count=r["unexpected_count"],
             element_count=r["element_count"], message=r["message"] or "", details=json.loads(r["details"] or "{}"),
+            table_version=r.get("table_version"), suite_sha=r.get("suite_sha") or "", batch=r.get("batch") or "",
         )
-        for r in pl.concat([validation, rec]).iter_rows(named=True)
+        for r in df.iter_rows(named=True)
     ]

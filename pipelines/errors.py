@@ -65,6 +65,10 @@ class ReconciliationError(LockstepError):
     """A cross-region check could not run (not: a check that ran and failed)."""
 
 
+class EvidenceError(LockstepError):
+    """A profile could not be computed, published or read."""
+
+
 class CertificationError(LockstepError):
     """No certified generation can serve a read, or a gate decision could not be recorded."""
 

@@ -29,10 +29,11 @@ from typing import Any, Literal
 import polars as pl
 from pydantic import BaseModel, ConfigDict
 
-from pipelines.certify import Decision, gate
-from pipelines.checks import CheckResult, latest_results, record_results
+from pipelines.certify import Decision
+from pipelines.checks import CheckResult, record_results, run_results
 from pipelines.errors import FeatureError
 from pipelines.features import FeatureContext, load_transform
+from pipelines.generation import generation_of
 from pipelines.preflight import preflight
 from pipelines.sources import read_source
 from pipelines.spec import Interval, PipelineSpec, date_range, load_spec
@@ -40,9 +41,10 @@ from pipelines.storage import (
     TableRef,
     fingerprint,
     interval_app_id,
+    partitions_identity,
     read_partitions,
-    table_uri,
     table_version,
+    unchanged,
     write_interval,
 )
 
@@ -57,21 +59,31 @@ def _app_id(spec: PipelineSpec, region: str, layer: str, table: str, interval: I
     return interval_app_id(spec.name, region, layer, table, interval.key)
 
 
-def ingest(spec: PipelineSpec, interval: Interval, region: str, *, root: str | None = None, force: bool = False) -> list[TableRef]:
-    """Land every raw and reference table of one region for one interval."""
-    root = spec.root(root)
-    opts = spec.storage.resolved_options()
+def ingest(spec: PipelineSpec, interval: Interval, region: str, *, root: str | None = None, force: bool = False,
+           run_id: str = "") -> list[TableRef]:
+    """Land every raw and reference table of one region for one interval, and publish the
+    profile of every version written (a skipped, unchanged write re-publishes a missing one)."""
+    from pipelines.evidence import ensure_published, profile_plan, publish_write, totals_of
+
+    opts = spec.region_options(region)
     refs = []
     for t in spec.tables_in("raw", "reference"):
         read = read_source(spec, t, region, interval)
+        frame = read.frame.collect() if isinstance(read.frame, pl.LazyFrame) else read.frame
         fp = fingerprint("ingest", CODE_VERSION, read.identity, t.model_dump(mode="json"))
-        refs.append(
-            write_interval(
-                table_uri(root, spec.name, region, t.layer, t.name), read.frame,
-                partition=interval.partition(t.partition_by), app_id=_app_id(spec, region, t.layer, t.name, interval),
-                fingerprint=fp, storage_options=opts, force=force,
-            )
+        ref = write_interval(
+            spec.table_uri(region, t.layer, t.name, root), frame,
+            partition=interval.partition(t.partition_by), app_id=_app_id(spec, region, t.layer, t.name, interval),
+            fingerprint=fp, storage_options=opts, force=force,
         )
+        if ref.skipped:
+            ensure_published(spec, region, t, t.layer, interval, ref, root=root, run_id=run_id, fingerprint=fp,
+                             source_columns=t.layer == "raw")
+        else:
+            source = totals_of(frame, profile_plan(spec, t)["totals"]) if t.layer == "raw" else None
+            publish_write(spec, region, t, t.layer, interval, frame, ref, root=root, run_id=run_id, source=source,
+                          fingerprint=fp)
+        refs.append(ref)
     return refs
 
 
@@ -80,40 +92,56 @@ def _lookback_values(interval: Interval, lookback: timedelta) -> list[str]:
     return [d.isoformat() for d in date_range(first, interval.start.date())]
 
 
-def transform(spec: PipelineSpec, interval: Interval, region: str, *, root: str | None = None, force: bool = False) -> list[TableRef]:
-    """Compute every feature set of one region for one interval."""
-    root = spec.root(root)
-    opts = spec.storage.resolved_options()
+def transform(spec: PipelineSpec, interval: Interval, region: str, *, root: str | None = None, force: bool = False,
+              run_id: str = "") -> list[TableRef]:
+    """Compute every feature set of one region for one interval.
+
+    A write's fingerprint covers exactly what feeds the interval: the data files of the input
+    partitions it reads (its lookback included), not the input tables' latest versions, so
+    later intervals landing in the same tables do not make an older interval's features look
+    changed; re-running an unchanged interval writes nothing."""
+    from pipelines.evidence import ensure_published, publish_write
+
+    opts = spec.region_options(region)
     refs = []
-    loaded: dict[tuple[str, tuple[str, ...]], tuple[int | None, pl.LazyFrame]] = {}
+    loaded: dict[tuple[str, tuple[str, ...]], tuple[list[Any], pl.LazyFrame]] = {}
     for fs in spec.features:
         inputs: dict[str, pl.LazyFrame] = {}
-        versions: dict[str, int | None] = {}
+        identities: dict[str, list[Any]] = {}
         for name in fs.inputs:
             t = spec.table(name)
-            uri = table_uri(root, spec.name, region, t.layer, t.name)
+            uri = spec.table_uri(region, t.layer, t.name, root)
             values = [interval.ds] if t.layer == "reference" else _lookback_values(interval, fs.lookback)
             key = (name, tuple(values))
             if key not in loaded:  # feature sets sharing an input resolve it once
                 version = table_version(uri, opts)
                 lf = read_partitions(uri, "ds", values, version=version, storage_options=opts)
-                if lf is None:
+                if lf is None or version is None:
                     raise FeatureError(f"{region}: input {t.path} of feature set {fs.name!r} does not exist yet; ingest first")
-                loaded[key] = (version, lf)
-            versions[name], inputs[name] = loaded[key]
+                loaded[key] = (partitions_identity(uri, "ds", values, version=version, storage_options=opts), lf)
+            identities[name], inputs[name] = loaded[key]
         out = spec.table(fs.output)
-        fp = fingerprint("transform", CODE_VERSION, fs.model_dump(mode="json"), versions)
+        fp = fingerprint("transform", CODE_VERSION, fs.model_dump(mode="json"), identities)
         app_id = _app_id(spec, region, out.layer, out.name, interval)
-        uri = table_uri(root, spec.name, region, out.layer, out.name)
+        uri = spec.table_uri(region, out.layer, out.name, root)
         ctx = FeatureContext(interval=interval, region=region, version=fs.version, params=fs.params)
+        partition = interval.partition(out.partition_by)
+        prior = None if force else unchanged(uri, partition, app_id, fp, opts)
+        if prior is not None and prior.skipped:  # unchanged inputs: nothing to compute
+            ensure_published(spec, region, out, out.layer, interval, prior, root=root, run_id=run_id, fingerprint=fp)
+            refs.append(prior)
+            continue
         try:
             frame = load_transform(fs)(inputs, ctx)
         except FeatureError:
             raise
         except Exception as exc:
             raise FeatureError(f"{region}: feature set {fs.name!r} failed: {exc}", region=region) from exc
-        refs.append(write_interval(uri, frame, partition=interval.partition(out.partition_by), app_id=app_id,
-                                   fingerprint=fp, storage_options=opts, force=force))
+        data = frame.collect() if isinstance(frame, pl.LazyFrame) else frame
+        ref = write_interval(uri, data, partition=partition, app_id=app_id, fingerprint=fp, storage_options=opts,
+                             force=force)
+        publish_write(spec, region, out, out.layer, interval, data, ref, root=root, run_id=run_id, fingerprint=fp)
+        refs.append(ref)
     return refs
 
 
@@ -126,23 +154,19 @@ def validate(
     root: str | None = None, run_id: str = "",
 ) -> list[CheckResult]:
     """Run the region's expectation suites on the tables of ``layers`` (default: all), apply
-    their policies (quarantine moves failing rows aside) and record the results."""
+    their policies (quarantine moves failing rows aside) and record the results, each bound to
+    the table version it judged."""
     if not spec.validation.enabled:
         return []
-    from pipelines import validation
+    from pipelines.validation import validate_region
 
-    run = getattr(validation, "validate_region", None)
-    return run(spec, interval, region, layers=layers, root=root, run_id=run_id) if run else []
+    return validate_region(spec, interval, region, layers=layers, root=root, run_id=run_id)
 
 
 def reconcile(spec: PipelineSpec, interval: Interval, *, root: str | None = None, run_id: str = "") -> list[CheckResult]:
-    """Run the cross-region checks of the spec (nothing certified here)."""
-    try:
-        from pipelines import reconcile as rec
-    except ImportError:  # pragma: no cover
-        return []
-    run = getattr(rec, "run_checks", None)
-    return run(spec, interval, root=root, run_id=run_id) if run else []
+    """Run the cross-region checks of the spec from the evidence store (nothing certified
+    here). A check that cannot import or run is a blocking result with its reason."""
+    return run_gate_checks(spec, interval, root=root, run_id=run_id)
 
 
 @dataclass
@@ -164,9 +188,9 @@ def run_region(spec: PipelineSpec, interval: Interval, region: str, *, root: str
     Inputs are validated before the transform, so rows a policy quarantines never feed a
     feature."""
     t0 = time.perf_counter()
-    refs = ingest(spec, interval, region, root=root, force=force)
+    refs = ingest(spec, interval, region, root=root, force=force, run_id=run_id)
     checks = validate(spec, interval, region, layers=INPUT_LAYERS, root=root, run_id=run_id)
-    refs += transform(spec, interval, region, root=root, force=force)
+    refs += transform(spec, interval, region, root=root, force=force, run_id=run_id)
     checks += validate(spec, interval, region, layers=OUTPUT_LAYERS, root=root, run_id=run_id)
     return RegionRun(region, refs, checks, time.perf_counter() - t0)
 
@@ -233,21 +257,46 @@ def run_interval(
     return result
 
 
+def run_gate_checks(spec: PipelineSpec, interval: Interval, *, root: str | None = None, run_id: str = "") -> list[CheckResult]:
+    """The cross-region checks, failing closed: when the reconciliation package cannot even be
+    imported, the result is one blocking check naming the error (never an empty list)."""
+    try:
+        from pipelines.reconcile import run_checks
+    except Exception as exc:  # fail closed: no checks is never a pass
+        return [CheckResult(stage="reconcile", check_id="reconcile.import", check_type="generation", region="*",
+                            table="*", policy="block", success=False,
+                            message=f"reconciliation could not be imported: {type(exc).__name__}: {exc}")]
+    return run_checks(spec, interval, root=root, run_id=run_id)
+
+
 def reconcile_step(spec: PipelineSpec, interval: Interval, *, root: str | None = None, run_id: str = "") -> list[CheckResult]:
     """Run the cross-region checks and record their results (certifies nothing)."""
     checks = reconcile(spec, interval, root=root, run_id=run_id)
-    record_results(spec.root(root), spec.name, interval.key, run_id, checks, spec.storage.resolved_options())
+    record_results(spec.control_root(root), spec.name, interval.key, run_id, checks, spec.control_options())
     return checks
 
 
 def gate_step(spec: PipelineSpec, interval: Interval, *, root: str | None = None, run_id: str = "") -> Decision:
-    """Certify or block the interval's generation from its recorded results: the newest
-    validation result of each (region, table, check) and this run's reconciliation."""
-    from pipelines.reconcile import generation_of
+    """Certify or block the interval's generation from this run's recorded reconciliation:
+    exactly the generation it judged (its ``generation.snapshot``), whatever moved since."""
+    from pipelines.certify import gate
 
-    recorded = latest_results(spec.root(root), spec.name, interval.key, run_id, spec.storage.resolved_options())
-    # certify exactly the versions the checks judged, even if a table moved on since
+    recorded = [r for r in run_results(spec.control_root(root), spec.name, interval.key, run_id, spec.control_options())
+                if r.stage != "validation"]
     return gate(spec, interval, recorded, root=root, run_id=run_id, generation=generation_of(recorded))
+
+
+def certify(spec: PipelineSpec, interval: Interval, *, root: str | None = None, run_id: str = "") -> Decision:
+    """Reconcile the interval from the evidence store, record every result, then certify or
+    block exactly the generation judged, in one commit to the certification log.
+
+    Results are written before the decision; the decision is one Delta commit holding every
+    region's table versions, so a failure anywhere before it leaves no certification at all,
+    and a reader never sees some regions of a generation certified and others not.
+    """
+    run_id = run_id or new_run_id()
+    reconcile_step(spec, interval, root=root, run_id=run_id)
+    return gate_step(spec, interval, root=root, run_id=run_id)
 
 
 # --------------------------------------------------------------------------- task payloads
@@ -283,9 +332,11 @@ def run_step(payload: StepPayload) -> dict[str, Any]:
             raise ValueError(f"step {payload.step} needs a region")
         region = payload.region
         if payload.step == "ingest":
-            return {"tables": [r.to_dict() for r in ingest(spec, iv, region, root=root, force=payload.force)]}
+            refs = ingest(spec, iv, region, root=root, force=payload.force, run_id=payload.run_id)
+            return {"tables": [r.to_dict() for r in refs]}
         if payload.step == "transform":
-            return {"tables": [r.to_dict() for r in transform(spec, iv, region, root=root, force=payload.force)]}
+            refs = transform(spec, iv, region, root=root, force=payload.force, run_id=payload.run_id)
+            return {"tables": [r.to_dict() for r in refs]}
         if payload.step in ("validate_inputs", "validate"):
             layers = INPUT_LAYERS if payload.step == "validate_inputs" else OUTPUT_LAYERS
             checks = validate(spec, iv, region, layers=layers, root=root, run_id=payload.run_id)

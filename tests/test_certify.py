@@ -15,7 +15,6 @@ import pytest
 from pipelines.certify import (
     CERTIFICATIONS,
     active_certifications,
-    certify,
     current_certified,
     decisions,
     explain,
@@ -25,7 +24,8 @@ from pipelines.certify import (
 )
 from pipelines.checks import load_results
 from pipelines.errors import CertificationError
-from pipelines.runner import reconcile_step, run_interval
+from pipelines.evidence import publish_write
+from pipelines.runner import certify, reconcile_step, run_interval
 from pipelines.spec import Interval
 from pipelines.storage import lockstep_uri, table_uri, write_interval
 from tests.conftest import make_spec
@@ -38,7 +38,8 @@ def _stale(spec, root: str, region: str, interval: Interval) -> None:  # type: i
     uri = table_uri(root, spec.name, region, "reference", "merchant_risk")
     df = pl.read_delta(uri).filter(pl.col("ds") == interval.ds)
     df = df.with_columns(risk_score=pl.when(pl.col("merchant_id") < 3).then(0.999).otherwise(pl.col("risk_score")))
-    write_interval(uri, df, partition={"ds": interval.ds}, app_id="stale")
+    ref = write_interval(uri, df, partition={"ds": interval.ds}, app_id="stale")
+    publish_write(spec, region, spec.table("merchant_risk"), "reference", interval, df, ref, root=root)
 
 
 def _reconcile_then_die(spec_json: str, root: str, run_id: str) -> None:

@@ -96,7 +96,7 @@ def certify_cmd(pipeline: PipelineArg, date_: DateOpt, root: RootOpt = None, jso
     """Run the checks, record them, then certify the interval's generation or record the block.
 
     Exits 1 when blocked."""
-    from pipelines.certify import certify
+    from pipelines.runner import certify
     from pipelines.spec import load_spec
 
     spec = load_spec(pipeline)

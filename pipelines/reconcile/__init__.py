@@ -1,58 +1,112 @@
-"""Cross-region reconciliation: the checks the gate judges a generation by.
+"""Cross-region reconciliation: the checks the gate judges a generation by, from evidence.
 
-``run_checks(spec, interval, root=None, run_id="")`` is the runner's entry point. It
-captures the generation first (the Delta version of every region's tables), so every check
-reads exactly the versions the gate will certify, and returns one list of
-:class:`~pipelines.checks.CheckResult` (the runner records them):
+``run_checks(spec, interval, root=None, run_id="")`` is the runner's entry point. It reads
+the interval's evidence (:class:`Context`): the generation is the newest version of every
+region's table that a region published a profile about, and every check reads those
+profiles and the validation results bound to the same versions - never a region's table.
+It returns one list of :class:`~pipelines.checks.CheckResult` (the runner records them):
 
 * ``generation.snapshot`` - the generation judged (its members are in ``details``);
-* ``generation.complete`` - every region holds every table;
+* ``generation.complete`` - every region published a profile of every table;
+* ``evidence.profile`` - each profile was computed under the current plan (spec);
+* ``evidence.validation`` - each (region, table) with a suite was validated at exactly the
+  generation's version under the current suite ("not validated at version V" blocks);
 * parity (:mod:`.parity`), control totals (:mod:`.totals`), drift (:mod:`.drift`),
   freshness (:mod:`.freshness`), schema (:mod:`.schema`), validation rollup (:mod:`.rollup`).
 
-A check that cannot run (a missing control file, an unsupported column type) yields a
-failing result with its error rather than no result, so the gate never certifies blind.
+A check that cannot run - it fails to import, its input is missing, it raises - yields a
+failing, blocking result with its reason rather than no result, so the gate never certifies
+blind.
 
 ``diff`` (:mod:`.diff`) is the parity engine as a standalone tool for any two tables.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
-from functools import partial
 from typing import Any
 
-from pipelines.certify import Generation
 from pipelines.checks import CheckResult
-from pipelines.errors import LockstepError
+from pipelines.generation import generation_of
 from pipelines.reconcile.context import Context
 from pipelines.spec import Interval, PipelineSpec
 
 __all__ = ["Context", "generation_of", "run_checks"]
 
 
-def _guard(check_id: str, check_type: str, policy: str, fn: Callable[[], list[CheckResult]]) -> list[CheckResult]:
+def _guard(check_id: str, check_type: str, policy: str, module: str, fn_name: str,
+           call: Callable[[Callable[..., list[CheckResult]]], list[CheckResult]]) -> list[CheckResult]:
+    """Import ``module.fn_name`` and run it; any failure is one blocking result with its reason."""
     try:
-        return fn()
-    except LockstepError as exc:
+        fn = getattr(importlib.import_module(module), fn_name)
+        return call(fn)
+    except Exception as exc:  # fail closed: a check that cannot run blocks, whatever the reason
         return [CheckResult(stage="reconcile", check_id=check_id, check_type=check_type, region="*", table="*",
-                            policy=policy, success=False, message=f"check could not run: {exc}",
-                            details={"error": type(exc).__name__})]
+                            policy="block", success=False,
+                            message=f"check could not run: {type(exc).__name__}: {exc}",
+                            details={"error": type(exc).__name__, "configured_policy": policy})]
 
 
-def run_checks(
-    spec: PipelineSpec, interval: Interval, *, root: str | None = None, run_id: str = "",
-    generation: Generation | None = None,
-) -> list[CheckResult]:
-    """Run every reconciliation check of ``spec`` on ``interval``'s generation."""
-    from pipelines.reconcile.drift import check_drift
-    from pipelines.reconcile.freshness import check_freshness
-    from pipelines.reconcile.parity import check_parity
-    from pipelines.reconcile.rollup import check_rollup
-    from pipelines.reconcile.schema import check_schema
-    from pipelines.reconcile.totals import check_totals
+def completeness(ctx: Context) -> list[CheckResult]:
+    """Is the evidence complete and current for exactly the generation's versions?"""
+    from pipelines.validation.suites import load_suite, suite_path
 
-    ctx = Context.build(spec, interval, root=root, run_id=run_id, generation=generation)
+    spec = ctx.spec
+    gen = ctx.generation
+    out: list[CheckResult] = []
+    missing = [f"{r}/{t.path}" for r in spec.regions for t in spec.tables
+               if t.layer != "quarantine" and gen.version(r, t.layer, t.name) is None]
+    out.append(CheckResult(
+        stage="reconcile", check_id="generation.complete", check_type="generation", region="*", table="*",
+        policy="block", success=not missing, observed=missing, threshold=[],
+        message=(f"no profile of {ctx.interval.key} for: {', '.join(missing)} (not written, or its evidence was never "
+                 "published)") if missing else "every region published a profile of every table"))
+    suites: dict[str, tuple[str, int]] = {}
+    if spec.validation.enabled:
+        d = spec.suites_dir()
+        for t in spec.tables:
+            path = suite_path(d, t.suite_name)
+            if t.layer != "quarantine" and path.exists():
+                suite = load_suite(path)
+                suites[t.name] = (suite.sha, len(suite.expectations))
+    for region in spec.regions:
+        for t in spec.tables:
+            if t.layer == "quarantine":
+                continue
+            p = ctx.profile(region, t)
+            if p is None:
+                continue
+            base: dict[str, Any] = dict(stage="reconcile", region=region, table=t.path, policy="block",
+                                        table_version=p.version)
+            plan = ctx.current_plan(t)
+            if p.plan_hash != plan:
+                out.append(CheckResult(
+                    **base, check_id=f"evidence.profile.{t.name}", check_type="evidence", success=False,
+                    observed=p.plan_hash, threshold=plan,
+                    message=f"{region}/{t.path}: stale profile at version {p.version} (computed under plan "
+                            f"{p.plan_hash}, the spec now asks {plan}); re-run the region"))
+            if t.name not in suites:
+                continue
+            sha, n = suites[t.name]
+            mine = [v for v in ctx.validation if v.region == region and v.table == t.path
+                    and v.table_version == p.version and v.check_type == "suite_run"]
+            current = [v for v in mine if v.suite_sha == sha]
+            if current:
+                ok, msg = True, f"{region}/{t.path}: validated at version {p.version} (suite {sha}, {n} expectations)"
+            elif mine:
+                ok, msg = False, (f"{region}/{t.path}: not validated at version {p.version} under the current suite "
+                                  f"{sha} (validated under {sorted({v.suite_sha for v in mine})})")
+            else:
+                ok, msg = False, f"{region}/{t.path}: not validated at version {p.version}"
+            out.append(CheckResult(**base, check_id=f"evidence.validation.{t.name}", check_type="evidence",
+                                   success=ok, observed=p.version, threshold=sha, message=msg))
+    return out
+
+
+def run_checks(spec: PipelineSpec, interval: Interval, *, root: str | None = None, run_id: str = "") -> list[CheckResult]:
+    """Run every reconciliation check of ``spec`` on ``interval``'s generation, from evidence."""
+    ctx = Context.build(spec, interval, root=root, run_id=run_id)
     rec = spec.reconcile
     gen = ctx.generation
     results = [CheckResult(
@@ -60,31 +114,24 @@ def run_checks(
         policy="warn", success=True, observed=gen.id, message=f"generation {gen.id} ({len(gen.members)} tables)",
         details={"generation": gen.members, "interval": gen.interval},
     )]
-    missing = [f"{r}/{t.path}" for r in spec.regions for t in spec.tables if gen.version(r, t.layer, t.name) is None]
-    results.append(CheckResult(
-        stage="reconcile", check_id="generation.complete", check_type="generation", region="*", table="*",
-        policy="block", success=not missing, observed=missing, threshold=[],
-        message=f"tables missing: {missing}" if missing else "every region holds every table"))
+    results += _guard("evidence", "evidence", "block", "pipelines.reconcile", "completeness", lambda f: f(ctx))
+    pkg = "pipelines.reconcile"
     for check in rec.parity:
-        results += _guard(f"parity.{check.table}", "parity", check.policy, partial(check_parity, ctx, check))
+        results += _guard(f"parity.{check.table}", "parity", check.policy, f"{pkg}.parity", "check_parity",
+                          lambda f, c=check: f(ctx, c))  # type: ignore[misc]
     if rec.control_totals is not None:
         ct = rec.control_totals
-        results += _guard("totals", "control_totals", ct.policy, lambda: check_totals(ctx, ct))
+        results += _guard("totals", "control_totals", ct.policy, f"{pkg}.totals", "check_totals", lambda f: f(ctx, ct))
     for dcheck in rec.drift:
-        results += _guard(f"drift.{dcheck.table}", "drift", dcheck.policy, partial(check_drift, ctx, dcheck))
+        results += _guard(f"drift.{dcheck.table}", "drift", dcheck.policy, f"{pkg}.drift", "check_drift",
+                          lambda f, c=dcheck: f(ctx, c))  # type: ignore[misc]
     if rec.freshness is not None:
         fr = rec.freshness
-        results += _guard(f"freshness.{fr.table}", "freshness", fr.policy, lambda: check_freshness(ctx, fr))
+        results += _guard(f"freshness.{fr.table}", "freshness", fr.policy, f"{pkg}.freshness", "check_freshness",
+                          lambda f: f(ctx, fr))
     if rec.schema_parity.enabled:
         sc = rec.schema_parity
-        results += _guard("schema", "schema", sc.policy, lambda: check_schema(ctx, sc))
-    results += _guard("rollup", "rollup", "block", lambda: check_rollup(ctx))
+        results += _guard("schema", "schema", sc.policy, f"{pkg}.schema", "check_schema", lambda f: f(ctx, sc))
+    results += _guard("rollup", "rollup", "block", f"{pkg}.rollup", "check_rollup", lambda f: f(ctx))
+    results[0].details["evidence_bytes"] = ctx.bytes_read
     return results
-
-
-def generation_of(results: list[Any]) -> Generation | None:
-    """The generation a list of reconcile results judged (from ``generation.snapshot``)."""
-    for r in results:
-        if r.check_id == "generation.snapshot" and r.details.get("generation") is not None:
-            return Generation(r.details.get("interval") or "", {k: int(v) for k, v in r.details["generation"].items()})
-    return None

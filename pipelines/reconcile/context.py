@@ -1,63 +1,83 @@
-"""What every cross-region check reads: the interval's tables at the generation's versions.
+"""What every cross-region check reads: the evidence about one generation, never its tables.
 
-The gate certifies exactly the Delta versions the checks judged, so checks never read "the
-newest version": they read each (region, table) at the version its generation names.
+:meth:`Context.build` reads the interval's partition of the evidence store and assembles the
+generation from it: for each region and table, the newest version some region published a
+profile about for this interval. Every check then reads those profiles (and the validation
+results bound to the same versions), so the gate certifies exactly the versions its evidence
+describes, whatever writers commit meanwhile, and works when the regions' storage is not
+readable from the control plane at all.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
-import polars as pl
-
-from pipelines.certify import Generation, capture_generation
+from pipelines.checks import CheckResult, load_results, rows_to_results
+from pipelines.evidence import Profile, plan_hash, profile_plan
+from pipelines.evidence.store import EvidenceSet, load
+from pipelines.generation import Generation, member_key
 from pipelines.spec import Interval, PipelineSpec, TableSpec
-from pipelines.storage import open_table, read_table, table_uri
 
 
 @dataclass
 class Context:
     spec: PipelineSpec
     interval: Interval
-    root: str
+    root: str | None  # the caller's root override (None: the spec's)
     generation: Generation
+    evidence: EvidenceSet
+    profiles: dict[str, Profile] = field(default_factory=dict)  # member -> profile
+    validation: list[CheckResult] = field(default_factory=list)
     run_id: str = ""
-    storage_options: dict[str, str] = field(default_factory=dict)
+    bytes_read: int = 0
+    _window: dict[tuple[str, ...], EvidenceSet] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, spec: PipelineSpec, interval: Interval, *, root: str | None = None, run_id: str = "",
-              generation: Generation | None = None) -> Context:
-        gen = generation or capture_generation(spec, interval, root=root)
-        return cls(spec, interval, spec.root(root), gen, run_id, spec.storage.resolved_options())
+    def build(cls, spec: PipelineSpec, interval: Interval, *, root: str | None = None, run_id: str = "") -> Context:
+        ev = load(spec, [interval.key], root=root)
+        members: dict[str, int] = {}
+        profiles: dict[str, Profile] = {}
+        for region in spec.regions:
+            for t in spec.tables:
+                if t.layer == "quarantine":
+                    continue
+                p = ev.newest(region, t.layer, t.name, interval.key)
+                if p is None:
+                    continue
+                members[p.member] = p.version
+                profiles[p.member] = p
+                if p.quarantine is not None:
+                    q = ev.at(region, "quarantine", t.name, interval.key, int(p.quarantine["version"]))
+                    qkey = member_key(region, "quarantine", t.name)
+                    members[qkey] = int(p.quarantine["version"])
+                    if q is not None:
+                        profiles[qkey] = q
+        df = load_results(spec.control_root(root), spec.name, interval.key, storage_options=spec.control_options())
+        validation = rows_to_results(df.filter(df["stage"] == "validation").sort("recorded_at")) if df.height else []
+        return cls(spec, interval, root, Generation(interval.key, members), ev, profiles, validation, run_id,
+                   ev.bytes_read)
 
-    def uri(self, region: str, layer: str, table: str) -> str:
-        return table_uri(self.root, self.spec.name, region, layer, table)
+    def profile(self, region: str, table: TableSpec, layer: str | None = None) -> Profile | None:
+        """The generation's profile of ``region``'s ``table`` (None when it has none)."""
+        return self.profiles.get(member_key(region, layer or table.layer, table.name))
 
     def version(self, region: str, table: TableSpec, layer: str | None = None) -> int | None:
         return self.generation.version(region, layer or table.layer, table.name)
 
-    def scan(self, region: str, table: TableSpec, *, layer: str | None = None,
-             interval: Interval | None = None, version: int | None = None) -> pl.LazyFrame | None:
-        """The interval's partition of ``region``'s table at its generation version (None when
-        the generation holds no such table). Quarantine tables are read at their newest version."""
-        layer = layer or table.layer
-        v = version if version is not None else self.version(region, table, layer)
-        uri = self.uri(region, layer, table.name)
-        if v is None:
-            if layer != "quarantine":
-                return None
-            dt = open_table(uri, self.storage_options or None)
-            if dt is None:
-                return None
-            v = dt.version()
-        iv = interval or self.interval
-        part = iv.partition(table.partition_by)
-        return read_table(uri, version=v, partition=part, storage_options=self.storage_options)
+    def quarantined(self, region: str, table: TableSpec) -> dict[str, Any] | None:
+        """The quarantine that produced the generation's version of ``table`` (rows, totals)."""
+        p = self.profile(region, table)
+        return None if p is None else p.quarantine
 
-    def schema(self, region: str, table: TableSpec, layer: str | None = None) -> pl.Schema | None:
-        v = self.version(region, table, layer)
-        if v is None:
-            return None
-        lf = read_table(self.uri(region, layer or table.layer, table.name), version=v,
-                        storage_options=self.storage_options)
-        return lf.collect_schema()
+    def window(self, intervals: list[str], table: str) -> EvidenceSet:
+        """Profiles of earlier intervals (the drift window), read once."""
+        key = (table, *intervals)
+        if key not in self._window:
+            ev = load(self.spec, intervals, root=self.root, table=table)
+            self._window[key] = ev
+            self.bytes_read += ev.bytes_read
+        return self._window[key]
+
+    def current_plan(self, table: TableSpec) -> str:
+        return plan_hash(profile_plan(self.spec, table))

@@ -1,9 +1,11 @@
-"""Distribution drift: PSI and Kolmogorov-Smirnov from one binned pass.
+"""Distribution drift: PSI and Kolmogorov-Smirnov from the regions' published cell counts.
 
-For each chosen feature column, every value of every population (each region's interval,
-each region's trailing certified window) is mapped once to a fine cell of an order-preserving
-grid: the top 22 bits of the float's bits, made monotonic (sign flipped). Cells keep value
-order, so per-population cell counts give every CDF:
+For each chosen feature column, every value is mapped once - where it lives, when its region
+writes the table version (:mod:`pipelines.evidence.profile`) - to a fine cell of an
+order-preserving grid: the top 22 bits of the float's bits, made monotonic (sign flipped).
+The profile holds the non-empty cells' counts; the gate adds the counts of each population
+(each region's interval, each region's trailing certified window) over the union of cells.
+Cells keep value order, so per-population cell counts give every CDF:
 
 * **KS** is the largest gap between two CDFs over the cell edges. The error against the
   exact statistic is at most one cell's mass (cells are 2**-10 of a binade wide: <1e-3 for
@@ -197,6 +199,19 @@ def binned_many(populations: dict[str, list[np.ndarray]]) -> dict[str, np.ndarra
         return dict(zip(names, pool.map(lambda c: binned(populations[c]), names), strict=True))
 
 
+def dense(hists: list[list[tuple[np.ndarray, np.ndarray]]]) -> np.ndarray:
+    """Populations given as sums of sparse (cells, counts) histograms -> P x C counts over the
+    union of non-empty cells, in cell order (what :func:`binned` returns for the values)."""
+    parts = [c for pop in hists for c, _ in pop]
+    nz = np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
+    out = np.zeros((len(hists), max(1, len(nz))), dtype=np.int64)
+    for i, pop in enumerate(hists):
+        for cells_, counts in pop:
+            if len(cells_):
+                np.add.at(out[i], np.searchsorted(nz, cells_), counts)
+    return out
+
+
 def window_intervals(ctx: Context, check: DriftCheck) -> tuple[list[tuple[Interval, Any]], str]:
     """The region-independent trailing window: up to ``window`` certified intervals before this
     one, past the warm-up. Returns ([(interval, decision)], why-empty)."""
@@ -224,19 +239,37 @@ def check_drift(ctx: Context, check: DriftCheck) -> list[CheckResult]:
     regions = spec.regions
     window, why = window_intervals(ctx, check)
     columns = list(check.columns)
-    current = {r: column_values(ctx.scan(r, table), columns) for r in regions}
-    history: dict[str, list[dict[str, np.ndarray]]] = {r: [] for r in regions}
+    empty = (np.zeros(0, np.int64), np.zeros(0, np.int64))
+    missing: list[str] = []
+    current: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
     for r in regions:
-        for iv, decision in window:
+        p = ctx.profile(r, table)
+        if p is not None and any(c not in p.hist for c in columns):
+            missing.append(f"{r} (profile at version {p.version} has no histogram of {sorted(set(columns) - set(p.hist))})")
+        current[r] = {c: p.hist.get(c, empty) for c in columns} if p is not None else {c: empty for c in columns}
+    history: dict[str, list[dict[str, tuple[np.ndarray, np.ndarray]]]] = {r: [] for r in regions}
+    past = ctx.window([iv.key for iv, _ in window], table.name) if window else None
+    for iv, decision in window:
+        assert past is not None
+        for r in regions:
             v = decision.generation.version(r, table.layer, table.name)
-            if v is not None:
-                history[r].append(column_values(ctx.scan(r, table, interval=iv, version=v), columns))
+            if v is None:
+                continue
+            hp = past.at(r, table.layer, table.name, iv.key, v)
+            if hp is None:  # certified without this profile: the window cannot be trusted silently
+                missing.append(f"{r} (no profile of certified {iv.key} at version {v})")
+                continue
+            history[r].append({c: hp.hist.get(c, empty) for c in columns})
     results: list[CheckResult] = []
-    all_counts = binned_many({
-        c: [current[r][c] for r in regions]
-        + [np.concatenate([h[c] for h in history[r]]) if history[r] else np.zeros(0) for r in regions]
+    if missing:
+        results.append(CheckResult(
+            stage="reconcile", check_id=f"drift.{table.name}.evidence", check_type="drift", region="*",
+            table=table.name, policy=check.policy, success=False, observed=missing, threshold="complete",
+            message="drift evidence incomplete: " + "; ".join(missing)))
+    all_counts = {
+        c: dense([[current[r][c]] for r in regions] + [[h[c] for h in history[r]] for r in regions])
         for c in columns
-    })
+    }
     for column, thr in check.columns.items():
         counts = all_counts[column]
         cur, win = counts[: len(regions)], counts[len(regions):]

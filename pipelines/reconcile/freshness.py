@@ -1,7 +1,8 @@
 """Freshness skew: each region's newest event time must be close to the others' and to the
 interval's end.
 
-For the spec's table (``event_time`` column), per region: ``lag = interval end - newest``
+Decided from profiles (each holds its version's newest event time). For the spec's table
+(``event_time`` column), per region: ``lag = interval end - newest``
 must stay within ``max_lag``, and ``skew = newest of all regions - newest`` within
 ``max_skew``. A region with no events in the interval fails both (it is not fresh at all).
 """
@@ -10,8 +11,6 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
-
-import polars as pl
 
 from pipelines.checks import CheckResult
 from pipelines.errors import ReconciliationError
@@ -27,8 +26,8 @@ def check_freshness(ctx: Context, check: FreshnessCheck) -> list[CheckResult]:
         raise ReconciliationError(f"freshness: table {table.name} declares no event_time")
     newest: dict[str, datetime | None] = {}
     for region in spec.regions:
-        lf = ctx.scan(region, table)
-        newest[region] = None if lf is None else lf.select(pl.col(col).max()).collect().item()
+        p = ctx.profile(region, table)
+        newest[region] = None if p is None else p.event_max
     known = [t for t in newest.values() if t is not None]
     top = max(known) if known else None
     end = ctx.interval.end

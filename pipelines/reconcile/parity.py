@@ -74,6 +74,17 @@ def _group_sum(ids: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
+def first_level_bits(buckets: int) -> int:
+    """Bits of the digest tree's first level for a spec's ``buckets``."""
+    return max(0, math.ceil(math.log2(max(1, buckets))))
+
+
+def level_sums(kh: np.ndarray, rh: np.ndarray, bits: int) -> np.ndarray:
+    """Bucket digests of one level: rows placed by the top ``bits`` of their key hash."""
+    ids = (kh >> np.uint64(64 - bits)).astype(np.int64) if bits else np.zeros(len(kh), np.int64)
+    return _group_sum(ids, rh, 1 << bits)
+
+
 class Side:
     """One table where its data lives: hashes its rows and answers the coordinator.
 
@@ -136,9 +147,38 @@ class Side:
         sub = self.frame[self._rows_for(key_hashes)]
         return {c: column_hash(sub[c]) for c in self.columns}
 
-    def values(self, key_hashes: np.ndarray) -> pl.DataFrame:
-        """Full rows (shared residency only)."""
+    def values(self, key_hashes: np.ndarray) -> pl.DataFrame | None:
+        """Full rows (shared residency only; None when this side cannot show values)."""
         return self.frame[self._rows_for(key_hashes)].select([*self.keys, *self.columns])
+
+
+class EvidenceSide(Side):
+    """A side answered from a published profile's keyed digest (key values, key hash, row
+    hash and per-column hashes of every row): no access to the region's table, and no
+    column value to show."""
+
+    def __init__(self, keyed: pl.DataFrame, keys: list[str], columns: list[str], name: str = "") -> None:
+        missing = [c for c in [*keys, "_kh", "_rh", *[f"_c_{c}" for c in columns]] if c not in keyed.columns]
+        if missing:
+            raise ReconciliationError(f"{name or 'profile'}: keyed digest lacks {missing}")
+        self.name = name
+        self.keys = keys
+        self.columns = [c for c in dict.fromkeys(columns) if c not in keys]
+        self.frame = keyed
+        self.kh = keyed["_kh"].to_numpy().astype(np.uint64)
+        self.rh = keyed["_rh"].to_numpy().astype(np.uint64)
+        self.rows = keyed.height
+        self.total = int(self.rh.sum(dtype=np.uint64)) if self.rows else 0
+        self._leaf_bits = -1
+        self._levels = {}
+        self._cand = np.zeros(0, dtype=np.int64)
+
+    def column_hashes(self, key_hashes: np.ndarray) -> dict[str, np.ndarray]:
+        sub = self.frame[self._rows_for(key_hashes)]
+        return {c: sub[f"_c_{c}"].to_numpy().astype(np.uint64) for c in self.columns}
+
+    def values(self, key_hashes: np.ndarray) -> pl.DataFrame | None:
+        return None
 
 
 @dataclass
@@ -270,9 +310,11 @@ def compare(a: Side, b: Side, *, buckets: int = 256, strict: bool = False, sampl
             pick = changed[:samples]
             traffic.send(8 * len(pick))
             vb = b.values(pick)
-            traffic.recv(vb.estimated_size())
+            traffic.recv(0 if vb is None else vb.estimated_size())
             va = a.values(pick)
-            for ra, rb, cols in zip(va.iter_rows(named=True), vb.iter_rows(named=True), col_lists[:samples], strict=True):
+            pairs = [] if va is None or vb is None else list(zip(
+                va.iter_rows(named=True), vb.iter_rows(named=True), col_lists[:samples], strict=True))
+            for ra, rb, cols in pairs:
                 sample_rows.append({
                     "key": {k: ra[k] for k in a.keys},
                     "columns": {c: {"a": ra[c], "b": rb[c]} for c in cols},
@@ -284,55 +326,78 @@ def compare(a: Side, b: Side, *, buckets: int = 256, strict: bool = False, sampl
 
 
 # --------------------------------------------------------------------------- the spec's check
-def check_parity(ctx: Any, check: Any) -> list[Any]:
-    """Parity of a replicated table across every region of the generation.
+def _side(ctx: Any, region: str, table: Any, profile: Any, keys: list[str]) -> Side:
+    """The region's side of a descent: its profile's keyed digest; for a table too large to
+    carry one, the region-local step (the region hashes its own version of the table and
+    answers with keys and hashes; values only where residency allows)."""
+    digest = profile.digest
+    keyed = profile.keyed
+    if keyed is not None:
+        return EvidenceSide(keyed, keys, digest["columns"], name=region)
+    from pipelines.storage import read_table
 
-    Regions are grouped by their whole-table digest; the largest group (ties: the one holding
-    the first region of the spec) is the consensus, and each region outside it is compared
-    with a consensus region by key. One result per region.
-    """
+    frame = read_table(ctx.spec.table_uri(region, table.layer, table.name, ctx.root), version=profile.version,
+                       partition=ctx.interval.partition(table.partition_by),
+                       storage_options=ctx.spec.region_options(region)).collect()
+    return Side(frame.drop([c for c in table.partition_by if c in frame.columns]), keys, digest["columns"], name=region)
+
+
+def check_parity(ctx: Any, check: Any) -> list[Any]:
+    """Parity of a replicated table across every region of the generation, from profiles.
+
+    Regions are grouped by their whole-table digest (rows, sum of row hashes: 16 bytes each);
+    the largest group (ties: the one holding the first region of the spec) is the consensus,
+    and each region outside it is compared with a consensus region by key, descending the
+    digest tree over the profiles' keyed digests. One result per region."""
     from pipelines.checks import CheckResult
 
     spec = ctx.spec
     table = spec.table(check.table)
     check_id = f"parity.{table.name}"
     results: list[CheckResult] = []
-    sides: dict[str, Side] = {}
+    digests: dict[str, Any] = {}
     for region in spec.regions:
-        lf = ctx.scan(region, table)
-        if lf is None:
-            results.append(CheckResult(
-                stage="reconcile", check_id=check_id, check_type="parity", region=region, table=table.name,
-                policy=check.policy, success=False, observed="missing", threshold="present",
-                message=f"{region} holds no {table.path} in this generation"))
+        p = ctx.profile(region, table)
+        base0: dict[str, Any] = dict(stage="reconcile", check_id=check_id, check_type="parity", region=region,
+                                     table=table.name, policy=check.policy)
+        if p is None:
+            results.append(CheckResult(**base0, success=False, observed="missing", threshold="present",
+                                       message=f"{region} holds no {table.path} in this generation"))
             continue
-        frame = lf.collect()
-        cols = check.columns or [c for c in frame.columns if c not in table.partition_by and c not in check.keys]
-        sides[region] = Side(frame, check.keys, cols, name=region)
-    if not sides:
+        if p.digest is None:
+            results.append(CheckResult(**base0, success=False, observed="no digest", threshold="digest",
+                                       table_version=p.version,
+                                       message=f"{region}/{table.path}: no digest in its profile at version {p.version}"))
+            continue
+        digests[region] = p
+    if not digests:
         return results
-    groups: dict[tuple[int, int], list[str]] = {}
-    for region, side in sides.items():
-        groups.setdefault(side.summary(), []).append(region)
+    groups: dict[tuple[int, int, tuple[str, ...]], list[str]] = {}
+    for region, p in digests.items():
+        d = p.digest
+        groups.setdefault((int(d["rows"]), int(d["total"]), tuple(sorted(d["columns"]))), []).append(region)
     consensus = max(groups.values(), key=lambda rs: (len(rs), -spec.regions.index(rs[0])))
     ref = consensus[0]
-    for region, side in sides.items():
+    ref_cols = sorted(digests[ref].digest["columns"])
+    for region, p in digests.items():
+        d = p.digest
         base: dict[str, Any] = dict(stage="reconcile", check_id=check_id, check_type="parity", region=region,
-                    table=table.name, policy=check.policy)
+                                    table=table.name, policy=check.policy, table_version=p.version)
         if region in consensus:
             results.append(CheckResult(
-                **base, success=True, observed=0, threshold=0, unexpected_count=0, element_count=side.rows,
+                **base, success=True, observed=0, threshold=0, unexpected_count=0, element_count=int(d["rows"]),
                 message=f"in sync with {len(consensus) - 1} other region(s) (whole-table digest)",
-                details={"reference": ref, "bytes_moved": 16, "rows": side.rows,
-                         "residency": check.residency}))
+                details={"reference": ref, "bytes_moved": 16, "rows": int(d["rows"]), "residency": check.residency}))
             continue
-        if sorted(side.columns) != sorted(sides[ref].columns):
+        if sorted(d["columns"]) != ref_cols:
             results.append(CheckResult(
-                **base, success=False, observed=sorted(side.columns), threshold=sorted(sides[ref].columns),
-                message=f"{region} has columns {sorted(side.columns)}, consensus ({ref}) has {sorted(sides[ref].columns)}"))
+                **base, success=False, observed=sorted(d["columns"]), threshold=ref_cols,
+                message=f"{region} has columns {sorted(d['columns'])}, consensus ({ref}) has {ref_cols}"))
             continue
-        side.columns = [c for c in sides[ref].columns]
-        report = compare(sides[ref], side, buckets=check.buckets, strict=check.residency == "strict")
+        a = _side(ctx, ref, table, digests[ref], check.keys)
+        b = _side(ctx, region, table, p, check.keys)
+        b.columns = list(a.columns)
+        report = compare(a, b, buckets=check.buckets, strict=check.residency == "strict")
         s = report.summary(limit=1000)
         differing = report.differing
         cols = ", ".join(f"{c} ({n})" for c, n in sorted(report.changed_columns.items()))
@@ -346,7 +411,7 @@ def check_parity(ctx: Any, check: Any) -> list[Any]:
         sample = s["samples"]["changed"][:10] or s["samples"]["only_in_b"][:10] or s["samples"]["only_in_a"][:10]
         results.append(CheckResult(
             **base, success=False, observed=differing, threshold=0, unexpected_count=differing,
-            element_count=side.rows,
+            element_count=int(d["rows"]),
             message=f"{region} differs from {ref} (consensus of {len(consensus)}): " + "; ".join(parts)
             + f"; keys {sample}",
             details={
@@ -356,6 +421,7 @@ def check_parity(ctx: Any, check: Any) -> list[Any]:
                 "counts": {"changed": report.changed.height, "only_in_region": report.only_in_b.height,
                            "missing_in_region": report.only_in_a.height},
                 "samples": report.samples, "bytes_moved": report.traffic.total, "rounds": report.traffic.rounds,
-                "buckets_compared": report.buckets_compared, "rows": side.rows, "reference_rows": report.rows_a,
+                "buckets_compared": report.buckets_compared, "rows": int(d["rows"]),
+                "reference_rows": report.rows_a, "from_evidence": isinstance(b, EvidenceSide),
             }))
     return results

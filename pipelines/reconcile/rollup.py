@@ -1,49 +1,63 @@
 """Validation rollup: validation's ``block`` results and quarantine ratios, per region.
 
-Validation (GX suites) records its results with ``stage="validation"``; the newest result of
-each (region, table, check) counts. A region with a failed ``block`` expectation blocks, and
-so does a table whose quarantined share of the interval's rows exceeds the spec's
-``validation.quarantine_cap``: ``quarantined / (kept + quarantined)``.
+Validation records its results bound to the table version it judged (and the suite's
+hash). Only results about exactly the generation's version, from the newest validation of
+that version under the current suite, count: a failed ``block`` expectation there blocks the
+region. So does a table whose quarantined share of the interval's rows exceeds the spec's
+``validation.quarantine_cap``: ``quarantined / (kept + quarantined)``, from the profile of
+the version quarantine produced. (A version with no validation at all is blocked by the
+``evidence.validation`` check.)
 """
 
 from __future__ import annotations
 
-import polars as pl
-
-from pipelines.checks import CheckResult, latest_results
+from pipelines.checks import CheckResult
 from pipelines.reconcile.context import Context
 
 
-def _rows(lf: pl.LazyFrame | None) -> int:
-    return 0 if lf is None else int(lf.select(pl.len()).collect().item())
+def current_validation(ctx: Context, region: str) -> list[CheckResult]:
+    """The region's validation results about the generation's versions: per table, every
+    result of the newest validation batch at exactly that version."""
+    out: list[CheckResult] = []
+    for t in ctx.spec.tables:
+        p = ctx.profile(region, t)
+        if p is None or t.layer == "quarantine":
+            continue
+        mine = [v for v in ctx.validation if v.region == region and v.table == t.path and v.table_version == p.version]
+        markers = [v for v in mine if v.check_type == "suite_run"]
+        if not markers:
+            continue
+        batch = markers[-1].batch  # results are read in commit order: the last marker is the newest
+        out += [v for v in mine if v.batch == batch]
+    return out
 
 
 def check_rollup(ctx: Context) -> list[CheckResult]:
     spec = ctx.spec
-    validation = [r for r in latest_results(ctx.root, spec.name, ctx.interval.key, ctx.run_id, ctx.storage_options or None)
-                  if r.stage == "validation"]
     results: list[CheckResult] = []
     cap = spec.validation.quarantine_cap
     for region in spec.regions:
-        blocking = [r for r in validation if r.region == region and r.blocking]
+        blocking = [r for r in current_validation(ctx, region) if r.blocking]
         results.append(CheckResult(
             stage="reconcile", check_id="rollup.validation", check_type="rollup", region=region, table="*",
             policy="block", success=not blocking, observed=len(blocking), threshold=0,
             message=(f"{region}: {len(blocking)} blocking validation result(s): "
-                     + ", ".join(sorted({f'{r.table}:{r.check_id}' for r in blocking}))) if blocking
+                     + ", ".join(sorted({f'{r.table}@v{r.table_version}:{r.check_id}' for r in blocking}))) if blocking
             else f"{region}: no blocking validation result",
-            details={"checks": [{"table": r.table, "check_id": r.check_id, "message": r.message} for r in blocking]},
+            details={"checks": [{"table": r.table, "check_id": r.check_id, "message": r.message,
+                                 "version": r.table_version} for r in blocking]},
         ))
         for table in spec.tables_in("raw", "features"):
-            q = _rows(ctx.scan(region, table, layer="quarantine"))
-            if q == 0:
+            q = ctx.quarantined(region, table)
+            p = ctx.profile(region, table)
+            if q is None or p is None or not q.get("rows"):
                 continue
-            kept = _rows(ctx.scan(region, table))
-            ratio = q / max(1, q + kept)
+            moved, kept = int(q["rows"]), p.rows
+            ratio = moved / max(1, moved + kept)
             results.append(CheckResult(
                 stage="reconcile", check_id=f"rollup.quarantine.{table.name}", check_type="rollup", region=region,
                 table=table.name, policy="block", success=ratio <= cap, observed=round(ratio, 6), threshold=cap,
-                unexpected_count=q, element_count=q + kept,
-                message=f"{region}/{table.path}: {q:,} of {q + kept:,} rows quarantined ({ratio:.2%}, cap {cap:.2%})",
+                unexpected_count=moved, element_count=moved + kept, table_version=p.version,
+                message=f"{region}/{table.path}: {moved:,} of {moved + kept:,} rows quarantined ({ratio:.2%}, cap {cap:.2%})",
             ))
     return results

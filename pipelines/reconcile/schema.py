@@ -1,7 +1,8 @@
 """Schema parity: every region's copy of a table has one schema (names, types, nullability)
 and every features table one feature-definition version.
 
-Schemas come from each table's Delta log at the generation's version. The most common schema
+Schemas come from each table's profile: the region read them from its Delta log at the
+version it wrote. The most common schema
 is the consensus; a region that differs is told which columns are missing, extra or retyped.
 Features tables with a ``feature_version`` column must hold exactly the spec's version.
 """
@@ -10,21 +11,11 @@ from __future__ import annotations
 
 from collections import Counter
 
-import polars as pl
-
 from pipelines.checks import CheckResult
 from pipelines.reconcile.context import Context
 from pipelines.spec import SchemaCheck
-from pipelines.storage import open_table
 
 Fields = tuple[tuple[str, str, bool], ...]
-
-
-def delta_fields(ctx: Context, region: str, layer: str, table: str, version: int) -> Fields:
-    dt = open_table(ctx.uri(region, layer, table), ctx.storage_options or None, version)
-    if dt is None:
-        return ()
-    return tuple((f.name, str(f.type), bool(f.nullable)) for f in dt.schema().fields)
 
 
 def _describe(mine: Fields, consensus: Fields) -> list[str]:
@@ -45,10 +36,12 @@ def check_schema(ctx: Context, check: SchemaCheck) -> list[CheckResult]:
     results: list[CheckResult] = []
     for table in spec.tables:
         schemas: dict[str, Fields] = {}
+        profiles = {}
         for region in spec.regions:
-            v = ctx.version(region, table)
-            if v is not None:
-                schemas[region] = delta_fields(ctx, region, table.layer, table.name, v)
+            p = ctx.profile(region, table)
+            if p is not None:
+                profiles[region] = p
+                schemas[region] = tuple((str(n), str(t), bool(nl)) for n, t, nl in p.schema)
         if not schemas:
             continue
         consensus, _ = Counter(schemas.values()).most_common(1)[0]
@@ -56,8 +49,7 @@ def check_schema(ctx: Context, check: SchemaCheck) -> list[CheckResult]:
         for region, fields in schemas.items():
             problems = _describe(fields, consensus) if fields != consensus else []
             if fs is not None and any(n == "feature_version" for n, _, _ in fields):
-                lf = ctx.scan(region, table)
-                versions = sorted(lf.select(pl.col("feature_version").unique()).collect().to_series().drop_nulls().to_list()) if lf is not None else []
+                versions = profiles[region].feature_versions
                 if versions and versions != [fs.version]:
                     problems.append(f"feature_version {versions} (spec: {fs.version!r})")
             results.append(CheckResult(

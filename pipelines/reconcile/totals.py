@@ -1,9 +1,12 @@
 """Control totals: row counts and sums must agree along source -> raw -> features (+ quarantine).
 
-Per region and interval, for every raw table with a source:
+Decided from profiles: the ingest step records the totals of what it read from the source in
+the raw table's profile, each profile holds its version's totals, and a version produced by
+quarantine names the quarantine version and its totals. Per region and interval, for every
+raw table with a source:
 
-* ``source == raw + quarantine(raw)``: the source is read again (a file, a Delta table, the
-  synthetic generator), so a lost or doubled delivery shows;
+* ``source == raw + quarantine(raw)``: the rows landed (and moved aside) add up to what the
+  source delivered;
 * ``raw == features + quarantine(features)`` for every features table computed from it with
   the same keys (one feature row per raw row, e.g. ``card_features`` per transaction);
 * when the spec names a global control file (``{ds}``, ``{hour}``, ``{root}`` placeholders;
@@ -24,21 +27,11 @@ from typing import Any
 import polars as pl
 
 from pipelines.checks import CheckResult
-from pipelines.errors import LockstepError, ReconciliationError
+from pipelines.errors import ReconciliationError
 from pipelines.reconcile.context import Context
 from pipelines.spec import ControlTotalsCheck, TableSpec
 
 Totals = dict[str, float]
-
-
-def totals_of(lf: pl.LazyFrame | pl.DataFrame | None, columns: list[str]) -> Totals:
-    """{"rows": n, column: sum, ...} of a frame (zeros for None)."""
-    if lf is None:
-        return {"rows": 0, **{c: 0.0 for c in columns}}
-    lf = lf.lazy()
-    present = [c for c in columns if c in lf.collect_schema().names()]
-    row = lf.select(pl.len().alias("rows"), *[pl.col(c).cast(pl.Float64).sum().alias(c) for c in present]).collect().row(0, named=True)
-    return {"rows": int(row["rows"]), **{c: float(row.get(c) or 0.0) for c in columns}}
 
 
 def _add(a: Totals, b: Totals) -> Totals:
@@ -85,15 +78,30 @@ def _derived(ctx: Context, raw: TableSpec) -> list[TableSpec]:
     return out
 
 
-def check_totals(ctx: Context, check: ControlTotalsCheck) -> list[CheckResult]:
-    from pipelines.sources import read_source
+def _totals(p: Any, cols: list[str]) -> Totals:
+    if p is None:
+        return {"rows": 0, **{c: 0.0 for c in cols}}
+    return {"rows": int(p.rows), **{c: float(p.totals.get(c, 0.0)) for c in cols}}
 
+
+def _with_quarantine(ctx: Context, region: str, table: TableSpec, cols: list[str]) -> tuple[Totals, Totals]:
+    """(the generation's totals of ``table``, the totals validation moved to quarantine)."""
+    q = ctx.quarantined(region, table)
+    moved: Totals = {"rows": 0, **{c: 0.0 for c in cols}}
+    if q is not None:
+        qt = q.get("totals") or {}
+        moved = {"rows": int(q.get("rows", 0)), **{c: float(qt.get(c, 0.0)) for c in cols}}
+    return _totals(ctx.profile(region, table), cols), moved
+
+
+def check_totals(ctx: Context, check: ControlTotalsCheck) -> list[CheckResult]:
     spec = ctx.spec
     results: list[CheckResult] = []
     cols = check.columns
     control: pl.DataFrame | None = None
     if check.global_control:
-        path = check.global_control.format(ds=ctx.interval.ds, hour=f"{ctx.interval.hour:02d}", root=ctx.root)
+        path = check.global_control.format(ds=ctx.interval.ds, hour=f"{ctx.interval.hour:02d}",
+                                           root=spec.control_root(ctx.root))
         control = read_control(path)
     for raw in spec.tables_in("raw"):
         if raw.source is None:
@@ -101,34 +109,38 @@ def check_totals(ctx: Context, check: ControlTotalsCheck) -> list[CheckResult]:
         source_totals: dict[str, Totals] = {}
         for region in spec.regions:
             base: dict[str, Any] = dict(stage="reconcile", check_type="control_totals", region=region, policy=check.policy)
-            try:
-                src = totals_of(read_source(spec, raw, region, ctx.interval).frame, cols)
-            except LockstepError as exc:
+            profile = ctx.profile(region, raw)
+            if profile is None or profile.source is None:
+                why = "no profile" if profile is None else f"no source totals in its profile at version {profile.version}"
                 results.append(CheckResult(**base, check_id=f"totals.{raw.name}.source_raw", table=raw.name,
-                                           success=False, message=f"{region}: source unreadable: {exc}"))
+                                           success=False, message=f"{region}/{raw.path}: {why}"))
                 continue
+            src = {"rows": int(profile.source.get("rows", 0)), **{c: float(profile.source.get(c, 0.0)) for c in cols}}
             source_totals[region] = src
-            landed = totals_of(ctx.scan(region, raw), cols)
-            quarantined = totals_of(ctx.scan(region, raw, layer="quarantine"), cols)
+            landed, quarantined = _with_quarantine(ctx, region, raw, cols)
             kept = _add(landed, quarantined)
             bad = _compare(src, kept, check.tolerance)
             results.append(CheckResult(
                 **base, check_id=f"totals.{raw.name}.source_raw", table=raw.name, success=not bad,
                 observed={"raw": landed, "quarantine": quarantined}, threshold={"source": src, "tolerance": check.tolerance},
                 unexpected_count=int(abs(src["rows"] - kept["rows"])), element_count=int(src["rows"]),
+                table_version=profile.version,
                 message=(f"source ({_fmt(src)}) = raw + quarantine ({_fmt(kept)})" if not bad else
                          f"{region}: source {_fmt(src)} but raw + quarantine {_fmt(kept)} (differ in {bad})"),
             ))
             for feat in _derived(ctx, raw):
-                f_t = _add(totals_of(ctx.scan(region, feat), cols), totals_of(ctx.scan(region, feat, layer="quarantine"), cols))
+                f_landed, f_moved = _with_quarantine(ctx, region, feat, cols)
+                f_t = _add(f_landed, f_moved)
                 bad = _compare(landed, f_t, check.tolerance)
+                fp = ctx.profile(region, feat)
                 results.append(CheckResult(
-                    **base, check_id=f"totals.{feat.name}.raw_features", table=feat.name, success=not bad,
+                    **base, check_id=f"totals.{feat.name}.raw_features", table=feat.name, success=not bad and fp is not None,
                     observed=f_t, threshold={"raw": landed, "tolerance": check.tolerance},
                     unexpected_count=int(abs(landed["rows"] - f_t["rows"])), element_count=int(landed["rows"]),
-                    message=(f"raw ({_fmt(landed)}) = {feat.name} + quarantine" if not bad else
+                    table_version=None if fp is None else fp.version,
+                    message=(f"raw ({_fmt(landed)}) = {feat.name} + quarantine" if not bad and fp is not None else
                              f"{region}: raw {raw.name} {_fmt(landed)} but {feat.name} + quarantine {_fmt(f_t)} "
-                             f"(differ in {bad})"),
+                             f"(differ in {bad})" if fp is not None else f"{region}/{feat.path}: no profile"),
                 ))
         if control is not None:
             results += _global(ctx, check, raw, control, source_totals)

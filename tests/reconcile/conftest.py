@@ -33,11 +33,17 @@ def tiny_spec(reconcile: dict[str, Any] | None = None, **extra: Any) -> Pipeline
 
 
 def put(spec: PipelineSpec, root: str, region: str, layer: str, table: str, df: pl.DataFrame,
-        interval: Interval = DAY) -> TableRef:
-    return write_interval(
+        interval: Interval = DAY, source: dict[str, float] | None = None) -> TableRef:
+    """Write one interval of a region's table as a region step does: the write, then its
+    published profile (the evidence the gate reads)."""
+    from pipelines.evidence import publish_write
+
+    ref = write_interval(
         table_uri(root, spec.name, region, layer, table), df, partition=interval.partition(["ds"]),
         app_id=f"test/{region}/{layer}/{table}/{interval.key}",
     )
+    publish_write(spec, region, spec.table(table), layer, interval, df, ref, root=root, source=source)
+    return ref
 
 
 def ref_frame(n: int = 50) -> pl.DataFrame:

@@ -12,7 +12,7 @@ from pipelines.checks import CheckResult, record_results
 from pipelines.reconcile import run_checks
 from pipelines.runner import ingest, run_interval, transform
 from pipelines.spec import Interval
-from pipelines.storage import read_table, table_uri, write_interval
+from pipelines.storage import read_table, table_uri, table_version, write_interval
 from tests.conftest import make_spec
 from tests.reconcile.conftest import DAY, REGIONS, feats_frame, put, ref_frame, tiny_spec
 
@@ -112,15 +112,32 @@ def test_rollup_validation_block_and_quarantine_cap(root: str) -> None:
     fill(spec, root)
     res = of(run_checks(spec, DAY, root=root), "rollup")
     assert all(r.success for r in res.values())
-    record_results(root, spec.name, DAY.key, "v1", [
-        CheckResult(stage="validation", check_id="expect_not_null.amount", check_type="expectation", region="r2",
-                    table="feats", policy="block", success=False, message="12 nulls"),
-    ])
-    q = feats_frame("r3").head(200)  # 200 of 2,000 moved aside: 10% > 5%
-    write_interval(table_uri(root, spec.name, "r3", "quarantine", "feats"), q, partition={"ds": DAY.ds}, app_id="q")
-    put(spec, root, "r3", "features", "feats", feats_frame("r3").slice(200))
+    v2 = table_version(table_uri(root, spec.name, "r2", "features", "feats"))
+
+    def failed(version: int | None, batch: str) -> list[CheckResult]:
+        return [
+            CheckResult(stage="validation", check_id="feats.not_null.amount", check_type="expectation", region="r2",
+                        table="features/feats", policy="block", success=False, message="12 nulls",
+                        table_version=version, batch=batch),
+            CheckResult(stage="validation", check_id="feats.suite", check_type="suite_run", region="r2",
+                        table="features/feats", policy="warn", success=True, table_version=version, batch=batch),
+        ]
+
+    record_results(root, spec.name, DAY.key, "v0", failed(None if v2 is None else v2 + 7, "other-version"))
     res = of(run_checks(spec, DAY, root=root), "rollup")
-    assert not res["r2:rollup.validation"].success and "expect_not_null.amount" in res["r2:rollup.validation"].message
+    assert res["r2:rollup.validation"].success  # a result about another version is no evidence here
+    record_results(root, spec.name, DAY.key, "v1", failed(v2, "b1"))
+    # r3's features were produced by quarantine: 200 of 2,000 rows moved aside (10% > 5%)
+    q = feats_frame("r3").head(200)
+    q_ref = put(spec, root, "r3", "quarantine", "feats", q)
+    from pipelines.evidence import publish_write
+
+    kept = feats_frame("r3").slice(200)
+    ref = write_interval(table_uri(root, spec.name, "r3", "features", "feats"), kept, partition={"ds": DAY.ds}, app_id="k")
+    publish_write(spec, "r3", spec.table("feats"), "features", DAY, kept, ref, root=root,
+                  quarantine={"version": q_ref.version, "rows": 200, "totals": {}, "from_version": ref.version - 1})
+    res = of(run_checks(spec, DAY, root=root), "rollup")
+    assert not res["r2:rollup.validation"].success and "feats.not_null.amount" in res["r2:rollup.validation"].message
     assert res["r1:rollup.validation"].success
     qr = res["r3:rollup.quarantine.feats"]
     assert not qr.success and qr.observed == 0.1
@@ -148,7 +165,7 @@ def test_control_totals_pass_then_fail_on_lost_rows_and_control_file(root: str, 
     r0 = spec.regions[0]
     feats_uri = table_uri(root, spec.name, r0, "features", "card_features")
     lost = read_table(feats_uri, partition={"ds": DAY.ds}).collect().slice(5)  # 5 feature rows lost
-    write_interval(feats_uri, lost, partition={"ds": DAY.ds}, app_id="lose")
+    put(spec, root, r0, "features", "card_features", lost)
     rows[1]["rows"] += 10  # the control file says region 2 sent 10 more rows
     Path(str(control).format(ds=DAY.ds)).write_text(json.dumps({"regions": rows}))
     res = of(run_checks(spec, DAY, root=root), "control_totals")
@@ -163,7 +180,8 @@ def test_control_totals_pass_then_fail_on_lost_rows_and_control_file(root: str, 
 def test_a_check_that_cannot_run_blocks(root: str, tmp_path: Path) -> None:
     spec = make_spec(regions=1, rows=100)
     data = spec.model_dump(mode="json")
-    data["reconcile"]["control_totals"]["global_control"] = str(tmp_path / "absent.json")
+    (tmp_path / "bad.json").write_text('{"regions": [{"x": 1}]}')  # no region, no rows
+    data["reconcile"]["control_totals"]["global_control"] = str(tmp_path / "bad.json")
     from pipelines.spec import parse_spec
 
     spec = parse_spec(data, "t")
