@@ -118,21 +118,10 @@ def status_cmd(pipeline: PipelineArg, root: RootOpt = None, json_: JsonOpt = Fal
     if json_:
         print_json(st)
         return
-    table = Table(title=f"{spec.name} at {st['root']}")
-    for col in ("region", "table", "version", "intervals", "latest interval", "rows (latest)"):
-        table.add_column(col)
-    for row in st["tables"]:
-        table.add_row(row["region"], row["table"], str(row["version"]), str(row["intervals"]),
-                      row["latest_interval"] or "-", f"{row['latest_rows']:,}")
-    console.print(table)
-    cur = st["certified"]
-    if cur:
-        console.print(f"in force: [green]{cur['generation_id']}[/] (interval {cur['interval']}, "
-                      f"{cur['kind']} by {cur['who']} at {cur['decided_at']})")
-    else:
-        console.print("in force: [yellow]no certified generation[/]")
-    for b in st["blocked"]:
-        console.print(f"[red]blocked[/] {b['interval']}: " + "; ".join(b["reasons"][:5]))
+    from pipelines.cli.status_view import render_status
+    from pipelines.matrix import certification_matrix
+
+    render_status(console, st, certification_matrix(spec, root=root))
 
 
 @command("generate")
