@@ -21,15 +21,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+import random
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, TypeVar
 
 import polars as pl
 import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
-from deltalake.exceptions import DeltaError, TableNotFoundError
+from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 
 from pipelines.errors import StorageError
 
@@ -195,6 +197,54 @@ def _overwrite_partition_fast(
     return True
 
 
+#: how often a commit that lost a race with a concurrent writer is tried again
+COMMIT_RETRIES = 6
+#: first back-off (seconds); doubles per retry, with jitter, capped at COMMIT_BACKOFF_CAP
+COMMIT_BACKOFF = 0.05
+COMMIT_BACKOFF_CAP = 2.0
+
+_CONFLICT_MARKS = ("concurrent", "conflict", "already exists", "version already")
+
+_R = TypeVar("_R")
+
+
+def is_commit_conflict(exc: BaseException) -> bool:
+    """Did a commit lose a race with another writer (so that trying again can succeed)?"""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, CommitFailedError):
+            return True
+        if isinstance(seen, DeltaError | StorageError) and any(m in str(seen).lower() for m in _CONFLICT_MARKS):
+            return True
+        seen = seen.__cause__
+    return False
+
+
+def retry_on_conflict(fn: Callable[..., _R], what: str) -> Callable[..., _R]:
+    """``fn`` called again, with exponential back-off and jitter, while its commit conflicts
+    with a concurrent writer; a conflict that survives :data:`COMMIT_RETRIES` retries is one
+    :class:`StorageError` naming ``what`` (the table and the interval or append)."""
+
+    def call(*args: Any, **kwargs: Any) -> _R:
+        delay = COMMIT_BACKOFF
+        for attempt in range(COMMIT_RETRIES + 1):
+            try:
+                return fn(*args, **kwargs)
+            except (DeltaError, StorageError) as exc:
+                if not is_commit_conflict(exc):
+                    raise
+                if attempt == COMMIT_RETRIES:
+                    first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                    raise StorageError(
+                        f"{what}: commit still conflicts with a concurrent writer after {COMMIT_RETRIES} "
+                        f"retries ({first}); run it again", retryable=True) from exc
+            time.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, COMMIT_BACKOFF_CAP)
+        raise AssertionError("unreachable")
+
+    return call
+
+
 def write_interval(
     uri: str,
     data: Frame,
@@ -210,7 +260,32 @@ def write_interval(
     When the table already records ``app_id`` at ``fingerprint`` (the same inputs were written
     before), nothing is written unless ``force``. Columns new to the table are merged into its
     schema (a region whose schema drifted still lands, so reconciliation can see and block it).
+
+    A commit that loses a race with a concurrent writer of the table is tried again (the write
+    is idempotent: a retry re-reads the table, skips when the winner wrote the same inputs, else
+    replaces the partition again); a conflict that outlives the retries names the table and
+    the interval.
     """
+    if isinstance(data, pl.LazyFrame):
+        data = data.collect()  # computed once: a retry writes the same rows
+    elif isinstance(data, pa.RecordBatchReader):
+        data = data.read_all()  # a reader is consumed by the first attempt
+    what = f"{uri}: write of {_predicate(partition)}"
+    return retry_on_conflict(_write_interval_once, what)(
+        uri, data, partition=partition, app_id=app_id, fingerprint=fingerprint, storage_options=storage_options,
+        force=force)
+
+
+def _write_interval_once(
+    uri: str,
+    data: Frame,
+    *,
+    partition: dict[str, str],
+    app_id: str,
+    fingerprint: int | None = None,
+    storage_options: dict[str, str] | None = None,
+    force: bool = False,
+) -> TableRef:
     opts = storage_options or None
     dt = open_table(uri, storage_options)
     if dt is not None and fingerprint is not None and not force:
@@ -288,13 +363,47 @@ def history(uri: str, storage_options: dict[str, str] | None = None, limit: int 
     return dt.history(limit)
 
 
-def append_rows(uri: str, rows: pa.Table | pl.DataFrame, storage_options: dict[str, str] | None = None) -> int:
-    """Append to a bookkeeping table (check results, certifications); returns the new version."""
+def append_rows(uri: str, rows: pa.Table | pl.DataFrame, storage_options: dict[str, str] | None = None,
+                partition_by: list[str] | None = None) -> int:
+    """Append to a bookkeeping table (check results, certifications, evidence); returns the
+    new version. ``partition_by`` applies when the append creates the table."""
     arrow = rows.to_arrow() if isinstance(rows, pl.DataFrame) else rows
     try:
-        write_deltalake(uri, arrow, mode="append", schema_mode="merge", storage_options=storage_options or None)
+        retry_on_conflict(write_deltalake, f"{uri}: append")(
+            uri, arrow, mode="append", schema_mode="merge", storage_options=storage_options or None,
+                        partition_by=partition_by)
     except (DeltaError, OSError, pa.ArrowException) as exc:
         raise StorageError(f"{uri}: append failed: {exc}", uri=uri) from exc
     dt = open_table(uri, storage_options)
     assert dt is not None
     return dt.version()
+
+
+def unchanged(
+    uri: str, partition: dict[str, str], app_id: str, fingerprint: int, storage_options: dict[str, str] | None = None,
+) -> TableRef | None:
+    """A skipped :class:`TableRef` when the table already records ``app_id`` at
+    ``fingerprint`` (the same inputs were written before), else None: lets a step skip
+    computing what it would not write."""
+    dt = open_table(uri, storage_options)
+    if dt is None or dt.transaction_version(app_id) != fingerprint:
+        return None
+    return TableRef(uri, dt.version(), partition_rows(dt, partition), partition, skipped=True)
+
+
+def partitions_identity(
+    uri: str, column: str, values: Iterable[str], *, version: int | None = None,
+    storage_options: dict[str, str] | None = None,
+) -> list[list[str]]:
+    """The data files of the partitions ``column in values`` at ``version``, as sorted
+    (value, path) pairs: equal lists, equal contents (Delta never rewrites a file in place)."""
+    dt = open_table(uri, storage_options, version)
+    if dt is None:
+        return []
+    actions = pl.from_arrow(pa.table(dt.get_add_actions(flatten=True)))
+    assert isinstance(actions, pl.DataFrame)
+    col = f"partition.{column}"
+    if actions.is_empty() or col not in actions.columns:
+        return []
+    picked = actions.filter(pl.col(col).is_in(list(values))).select(col, "path").sort(col, "path")
+    return [[str(v), str(p)] for v, p in picked.iter_rows()]

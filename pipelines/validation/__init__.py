@@ -25,7 +25,7 @@ import polars as pl
 from pipelines.checks import CheckResult, record_results
 from pipelines.errors import ValidationStepError
 from pipelines.spec import Interval, PipelineSpec, TableSpec
-from pipelines.storage import interval_app_id, open_table, read_table, table_uri, write_interval
+from pipelines.storage import interval_app_id, open_table, read_table, write_interval
 from pipelines.validation import polars_engine
 from pipelines.validation.suites import Expectation, Suite, check_columns, load_suite, suite_path
 
@@ -35,22 +35,25 @@ QUARANTINE_COLUMNS = ["_check_ids", "_reason", "_run_id"]
 
 
 def run_suite(frame: pl.DataFrame, expectations: list[Expectation], engine: str = "auto") -> list[dict[str, Any]]:
-    """GX-format results of ``expectations`` over ``frame``, in the suite's order."""
+    """GX-format results of ``expectations`` over ``frame``, in the suite's order.
+
+    ``gx`` runs GX's pandas engine; ``polars`` the native executor, where an expectation it
+    cannot run exactly (see ``polars_engine.NotNative``) becomes that expectation's error
+    result; ``auto`` runs those on GX instead. One expectation never fails the others."""
+    if engine not in ("auto", "polars", "gx"):
+        raise ValidationStepError(f"unknown validation engine {engine!r}: use auto, polars or gx")
     if engine == "gx":
         from pipelines.validation import gx_engine
 
         return gx_engine.validate(frame, expectations)
-    native = [e for e in expectations if polars_engine.supports(e)]
-    other = [e for e in expectations if not polars_engine.supports(e)]
-    if other and engine == "polars":
-        names = ", ".join(f"expectations[{e.index}] ({e.type})" for e in other)
-        raise ValidationStepError(f"engine polars does not run {names}; use engine auto or gx")
-    by_index = {e.index: r for e, r in zip(native, polars_engine.validate(frame, native), strict=True)}
-    if other:  # never silently pass what the native executor cannot run
+    results = polars_engine.validate(frame, expectations)
+    other = [e for e, r in zip(expectations, results, strict=True) if polars_engine.is_not_native(r)]
+    if other and engine == "auto":  # never silently pass what the native executor cannot run
         from pipelines.validation import gx_engine
 
-        by_index.update({e.index: r for e, r in zip(other, gx_engine.validate(frame, other), strict=True)})
-    return [by_index[e.index] for e in expectations]
+        by_index = dict(zip((e.index for e in other), gx_engine.validate(frame, other), strict=True))
+        results = [by_index.get(e.index, r) for e, r in zip(expectations, results, strict=True)]
+    return results
 
 
 def _message(e: Expectation, r: dict[str, Any]) -> str:
@@ -78,58 +81,84 @@ def validate_frame(
     frame: pl.DataFrame, suite: Suite, *, engine: str = "auto",
 ) -> tuple[list[dict[str, Any]], pl.Expr | None]:
     """Results of ``suite`` over ``frame`` and the mask of rows its failed quarantine
-    expectations reject (None when nothing is to be quarantined)."""
+    expectations reject (None when nothing is to be quarantined). An expectation that could
+    not run at all rejects no row: its error result blocks instead (fail closed)."""
     results = run_suite(frame, suite.expectations, engine)
-    failed_q = [e for e, r in zip(suite.expectations, results, strict=True) if e.policy == "quarantine" and not r["success"]]
+    failed_q = [e for e, r in zip(suite.expectations, results, strict=True)
+                if e.policy == "quarantine" and not r["success"] and not _raised(r)]
     if not failed_q:
         return results, None
     mask = pl.any_horizontal([polars_engine.unexpected_rows(frame, e) for e in failed_q])
     return results, mask
 
 
+def _raised(r: dict[str, Any]) -> bool:
+    info = r.get("exception_info") or {}
+    return bool(info.get("raised_exception"))
+
+
 def _quarantine(
     spec: PipelineSpec, interval: Interval, region: str, table: TableSpec, frame: pl.DataFrame,
-    suite: Suite, results: list[dict[str, Any]], root: str, run_id: str,
-) -> int:
-    """Move the rows failed quarantine expectations reject; returns how many moved."""
+    suite: Suite, results: list[dict[str, Any]], root: str | None, run_id: str, version: int,
+) -> tuple[int, int | None]:
+    """Move the rows failed quarantine expectations reject and publish the profiles of both
+    versions written; returns (rows moved, the table's new version or None)."""
+    from pipelines.evidence import publish_write, store
+
     failed_q = [e for e, r in zip(suite.expectations, results, strict=True) if e.policy == "quarantine" and not r["success"]]
     flags = frame.select([polars_engine.unexpected_rows(frame, e).alias(e.check_id) for e in failed_q])
     ids = pl.concat_list([pl.when(pl.col(e.check_id)).then(pl.lit(e.check_id)) for e in failed_q]).list.drop_nulls()
     marked = frame.with_columns(flags.select(_check_ids=ids).to_series())
     bad = marked.filter(pl.col("_check_ids").list.len() > 0)
     if bad.is_empty():
-        return 0
-    opts = spec.storage.resolved_options()
+        return 0, None
+    opts = spec.region_options(region)
     part = interval.partition(table.partition_by)
     bad = bad.with_columns(
         _check_ids=pl.col("_check_ids").list.join(","),
         _reason=pl.lit(f"failed quarantine expectation(s) of suite {suite.name}"),
         _run_id=pl.lit(run_id),
     )
-    q_uri = table_uri(root, spec.name, region, "quarantine", table.name)
-    write_interval(q_uri, bad, partition=part, app_id=interval_app_id(spec.name, region, "quarantine", table.name, interval.key),
-                   fingerprint=None, storage_options=opts, force=True)
-    uri = table_uri(root, spec.name, region, table.layer, table.name)
+    q_uri = spec.table_uri(region, "quarantine", table.name, root)
+    q_ref = write_interval(q_uri, bad, partition=part, app_id=interval_app_id(spec.name, region, "quarantine", table.name, interval.key),
+                           fingerprint=None, storage_options=opts, force=True)
+    q_profile = publish_write(spec, region, table, "quarantine", interval, bad, q_ref, root=root, run_id=run_id)
+    uri = spec.table_uri(region, table.layer, table.name, root)
     app_id = interval_app_id(spec.name, region, table.layer, table.name, interval.key)
     dt = open_table(uri, opts)
     kept_fp = dt.transaction_version(app_id) if dt is not None else None
+    kept = marked.filter(pl.col("_check_ids").list.len() == 0).drop("_check_ids")
     # the cleaned partition keeps the ingest's fingerprint: an unchanged source is not re-landed
-    write_interval(uri, marked.filter(pl.col("_check_ids").list.len() == 0).drop("_check_ids"), partition=part,
-                   app_id=app_id, fingerprint=kept_fp, storage_options=opts, force=True)
-    return bad.height
+    ref = write_interval(uri, kept, partition=part, app_id=app_id, fingerprint=kept_fp, storage_options=opts, force=True)
+    before = store.load(spec, [interval.key], root=root, region=region, table=table.name).at(
+        region, table.layer, table.name, interval.key, version)
+    publish_write(spec, region, table, table.layer, interval, kept, ref, root=root, run_id=run_id,
+                  fingerprint=kept_fp, source=before.source if before is not None else None,
+                  quarantine={"version": q_ref.version, "rows": bad.height, "totals": q_profile.totals,
+                              "from_version": version})
+    return bad.height, ref.version
 
 
 def validate_region(
     spec: PipelineSpec, interval: Interval, region: str, *, layers: tuple[str, ...] | None = None,
     root: str | None = None, run_id: str = "",
 ) -> list[CheckResult]:
-    """Validate one region's tables of ``layers`` for one interval; record and return results."""
-    root_ = spec.root(root)
-    opts = spec.storage.resolved_options()
+    """Validate one region's tables of ``layers`` for one interval; record and return results.
+
+    Each table is validated at exactly the version its newest profile describes (the version
+    the gate will judge), and every result is recorded bound to that version and the suite's
+    hash, with a ``<table>.suite`` marker saying the whole suite ran there. When quarantine
+    rewrites the table, the results are bound to the version it wrote."""
+    import uuid
+
+    from pipelines.evidence import store
+
+    opts = spec.region_options(region)
     suites_dir = spec.suites_dir()
     checks: list[CheckResult] = []
     docs: list[dict[str, Any]] = []
-    for table in spec.tables:
+    todo: list[tuple[TableSpec, Suite]] = []
+    for table in spec.tables:  # every suite loads (and fails) before anything is read or written
         if table.layer == "quarantine" or (layers is not None and table.layer not in layers):
             continue
         path = suite_path(suites_dir, table.suite_name)
@@ -137,18 +166,31 @@ def validate_region(
             if table.suite is not None:
                 raise ValidationStepError(f"{path}: suite {table.suite!r} named by table {table.name!r} does not exist")
             continue
-        suite = load_suite(path)
-        uri = table_uri(root_, spec.name, region, table.layer, table.name)
-        dt = open_table(uri, opts)
+        todo.append((table, load_suite(path)))
+    evidence = store.load(spec, [interval.key], root=root, region=region) if todo else None
+    for table, suite in todo:
+        uri = spec.table_uri(region, table.layer, table.name, root)
+        assert evidence is not None
+        profile = evidence.newest(region, table.layer, table.name, interval.key)
+        if profile is None:
+            if open_table(uri, opts) is None:
+                continue  # nothing landed: the gate blocks on the missing profile
+            raise ValidationStepError(
+                f"{region}/{table.path}: no profile of {interval.key} in the evidence store; run its write step first",
+                region=region, retryable=False)
+        version = profile.version
+        dt = open_table(uri, opts, version)
         if dt is None:
-            continue
+            raise ValidationStepError(f"{uri}: version {version} is not readable", region=region)
         check_columns(suite, [f.name for f in dt.schema().fields])
-        frame = read_table(uri, partition=interval.partition(table.partition_by), storage_options=opts).collect()
+        frame = read_table(uri, version=version, partition=interval.partition(table.partition_by),
+                           storage_options=opts).collect()
         results, mask = validate_frame(frame, suite, engine=spec.validation.engine)
         table_checks = [_check(table, region, e, r) for e, r in zip(suite.expectations, results, strict=True)]
-        moved = 0
+        moved, final = 0, version
         if mask is not None:
-            moved = _quarantine(spec, interval, region, table, frame, suite, results, root_, run_id)
+            moved, new_version = _quarantine(spec, interval, region, table, frame, suite, results, root, run_id, version)
+            final = new_version if new_version is not None else version
         if moved:
             share = moved / max(frame.height, 1)
             cap = spec.validation.quarantine_cap
@@ -158,12 +200,21 @@ def validate_region(
                 observed=round(share, 6), threshold=cap, unexpected_count=moved, element_count=frame.height,
                 message="" if share <= cap else f"{moved} of {frame.height} rows quarantined ({share:.2%} > cap {cap:.2%})",
             ))
+        table_checks.append(CheckResult(
+            stage="validation", check_id=f"{table.name}.suite", check_type="suite_run", region=region,
+            table=table.path, policy="warn", success=True, observed=len(suite.expectations),
+            element_count=frame.height, message=f"suite {suite.name} ran on version {version}",
+            details={"suite": suite.name, "validated_version": version, "quarantined": moved},
+        ))
+        batch = uuid.uuid4().hex[:12]
+        for c in table_checks:
+            c.table_version, c.suite_sha, c.batch = final, suite.sha, batch
         checks += table_checks
         docs.append({"table": table.path, "suite": suite.name, "suite_sha": suite.sha, "rows": frame.height,
                      "quarantined": moved, "results": results})
-    record_results(root_, spec.name, interval.key, run_id, checks, opts)
+    record_results(spec.control_root(root), spec.name, interval.key, run_id, checks, spec.control_options())
     if spec.validation.data_docs and docs:
         from pipelines.validation.docs import write_region_docs
 
-        write_region_docs(root_, spec.name, interval.key, region, docs)
+        write_region_docs(spec.control_root(root), spec.name, interval.key, region, docs)
     return checks
