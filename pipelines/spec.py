@@ -362,6 +362,30 @@ class AirflowSpec(_Model):
     )
 
 
+class AlertTarget(_Model):
+    """Where Lockstep's alerts go (sent through Airflow's notifier interface). Credentials live
+    in the Airflow connection ``conn_id``, never in the spec: for ``smtp`` its host, port,
+    login and password (extra ``{"starttls": true}`` for STARTTLS); for ``webhook`` its host
+    (a URL, ``http(s)://...``) with optional login/password (basic auth) and extra
+    ``{"headers": {...}}``."""
+
+    kind: Literal["smtp", "webhook"]
+    conn_id: str = Field(min_length=1, description="the Airflow connection holding the target's credentials")
+    to: list[str] = Field(default_factory=list, description="smtp: recipients")
+    sender: str = Field("lockstep@localhost", description="smtp: From address")
+    on: list[Literal["blocked", "stale"]] = Field(
+        default_factory=lambda: ["blocked", "stale"],
+        description="blocked: a generation blocks; stale: the generation in force is older than a "
+        "consumer's max_staleness",
+    )
+
+    @model_validator(mode="after")
+    def _recipients(self) -> AlertTarget:
+        if self.kind == "smtp" and not self.to:
+            raise ValueError("an smtp alert target needs recipients in `to`")
+        return self
+
+
 # --------------------------------------------------------------------------- pipeline
 class PipelineSpec(_Model):
     """One pipeline: becomes one Airflow DAG."""
@@ -380,6 +404,7 @@ class PipelineSpec(_Model):
     reconcile: ReconcileSpec = ReconcileSpec()
     consumers: list[ConsumerSpec] = Field(default_factory=list)
     airflow: AirflowSpec = AirflowSpec()
+    alerts: list[AlertTarget] = Field(default_factory=list, description="who hears when a generation blocks or goes stale")
 
     _path: Path | None = PrivateAttr(None)
 

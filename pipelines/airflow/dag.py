@@ -154,6 +154,10 @@ def build_dag(spec_or_path: PipelineSpec | str | Path, *, dag_id: str | None = N
         def gate(**context: Any) -> dict[str, Any]:
             payload = _payload(spec_path, "gate", context)
             result = _run(payload)
+            if spec.alerts:
+                from pipelines.airflow.alerts import after_gate
+
+                after_gate(spec, payload.interval.key, result, context)
             if result["status"] != "certified":
                 raise AirflowFailException(blocked_message(spec.name, payload.interval.key, result))
             iv = payload.interval
