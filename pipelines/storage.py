@@ -235,6 +235,7 @@ def retry_on_conflict(fn: Callable[..., _R], what: str) -> Callable[..., _R]:
                     raise
                 if attempt == COMMIT_RETRIES:
                     first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                    first = first.rsplit("Commit failed: ", 1)[-1].rstrip(".")
                     raise StorageError(
                         f"{what}: commit still conflicts with a concurrent writer after {COMMIT_RETRIES} "
                         f"retries ({first}); run it again", retryable=True) from exc
