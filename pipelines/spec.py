@@ -373,8 +373,8 @@ class AlertTarget(_Model):
     conn_id: str = Field(min_length=1, description="the Airflow connection holding the target's credentials")
     to: list[str] = Field(default_factory=list, description="smtp: recipients")
     sender: str = Field("lockstep@localhost", description="smtp: From address")
-    on: list[Literal["blocked", "stale"]] = Field(
-        default_factory=lambda: ["blocked", "stale"],
+    on: tuple[Literal["blocked", "stale"], ...] = Field(
+        ("blocked", "stale"),
         description="blocked: a generation blocks; stale: the generation in force is older than a "
         "consumer's max_staleness",
     )

@@ -64,13 +64,25 @@ def _payload(spec_path: str, step: str, context: dict[str, Any], region: str | N
                        run_id=context["run_id"], root=os.environ.get("LOCKSTEP_ROOT"))
 
 
+def _pipeline_name(spec_path: str) -> str:
+    from pipelines.spec import load_spec
+
+    return load_spec(spec_path).name
+
+
 def _run(payload: Any) -> dict[str, Any]:
     """Run a step; an error no retry can mend fails the task at once."""
+    import time
+
+    from pipelines.airflow.metrics import emit_step
     from pipelines.errors import LockstepError
     from pipelines.runner import run_step
 
+    t0 = time.monotonic()
     try:
-        return run_step(payload)
+        result = run_step(payload)
+        emit_step(_pipeline_name(payload.spec), payload.step, time.monotonic() - t0, result)
+        return result
     except LockstepError as exc:
         if exc.retryable:
             raise
