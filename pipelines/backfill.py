@@ -16,7 +16,7 @@ from datetime import date
 from pipelines.certify import Decision, decisions
 from pipelines.runner import IntervalRun, run_interval
 from pipelines.spec import Interval, PipelineSpec, date_range
-from pipelines.storage import partition_files, table_uri
+from pipelines.storage import partition_files
 
 
 @dataclass
@@ -58,13 +58,13 @@ def plan_backfill(
 
 def _partitions_unchanged(spec: PipelineSpec, iv: Interval, d: Decision, root: str | None) -> bool:
     """Every table's partition of the interval holds the files it held when certified."""
-    root_, opts = spec.root(root), spec.storage.resolved_options()
     for region in spec.regions:
+        opts = spec.region_options(region)
         for t in spec.tables:
             certified = d.generation.version(region, t.layer, t.name)
             if certified is None:
                 return False
-            uri = table_uri(root_, spec.name, region, t.layer, t.name)
+            uri = spec.table_uri(region, t.layer, t.name, root)
             part = iv.partition(t.partition_by)
             if partition_files(uri, part, storage_options=opts) != partition_files(
                 uri, part, version=certified, storage_options=opts

@@ -85,7 +85,7 @@ def write_control_file(spec: PipelineSpec, ds: date, *, root: str | None = None)
         df = transactions(region, ds, regions=spec.regions, rows=src.rows_per_region, merchants=src.merchants,
                           seed=src.seed, faults=faults)
         rows.append({"region": region, "rows": df.height, "amount": float(df["amount"].sum())})
-    path = Path(CONTROL_PATH.format(root=join_uri(spec.root(root)), ds=ds.isoformat()))
+    path = Path(CONTROL_PATH.format(root=join_uri(spec.control_root(root)), ds=ds.isoformat()))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"ds": ds.isoformat(), "regions": rows}, indent=1))
     return path

@@ -13,7 +13,7 @@ import polars as pl
 from pipelines.certify import current_certified, read_certified
 from pipelines.errors import CertificationError
 from pipelines.spec import PipelineSpec
-from pipelines.storage import TableRef, fingerprint, table_uri, write_interval
+from pipelines.storage import TableRef, fingerprint, write_interval
 
 SCORES_LAYER = "scores"
 MODEL_VERSION = "logistic-v1"
@@ -55,10 +55,10 @@ def score_certified(
         card = read_certified(spec, "card_features", region, at=decision.generation_id, root=root,
                               max_staleness=None if generation_id else cons.max_staleness)
         merchant = read_certified(spec, "merchant_features", region, at=decision.generation_id, root=root)
-        uri = table_uri(spec.root(root), spec.name, region, SCORES_LAYER, consumer)
+        uri = spec.table_uri(region, SCORES_LAYER, consumer, root)
         out[region] = write_interval(
             uri, score_frame(card, merchant), partition={"ds": decision.interval[:10]},
             app_id=f"lockstep/{spec.name}/{region}/{SCORES_LAYER}/{consumer}/{decision.interval}",
-            fingerprint=fingerprint(MODEL_VERSION, decision.generation_id), storage_options=spec.storage.resolved_options(),
+            fingerprint=fingerprint(MODEL_VERSION, decision.generation_id), storage_options=spec.region_options(region),
         )
     return out

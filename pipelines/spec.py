@@ -118,6 +118,19 @@ class _Model(BaseModel):
 
 
 # --------------------------------------------------------------------------- storage
+def _resolve_options(options: dict[str, str], field: str) -> dict[str, str]:
+    """A region's own options with ``${VAR}`` values read from the environment."""
+    return StorageSpec(options=options).resolved_options(field)
+
+
+class RegionStorageSpec(_Model):
+    """One region's own storage settings (merged over ``storage.options``)."""
+
+    options: dict[str, str] = Field(
+        default_factory=dict, description="deltalake storage options of this region's tables; '${VAR}' values",
+    )
+
+
 class StorageSpec(_Model):
     """Where the pipeline's Delta tables live."""
 
@@ -132,6 +145,31 @@ class StorageSpec(_Model):
         """The options with ``${VAR}`` / ``${VAR:-default}`` read from the environment, at
         run time (never stored in the spec or its hash); an unset variable is a SpecError."""
         return {key: expand_env(value, f"{field}.{key}") for key, value in self.options.items()}
+
+    control_root: str | None = Field(
+        None,
+        description="where _lockstep (certifications, check results, evidence) lives; default: "
+        "the root. Required when the root contains {region}: the control plane is not a region",
+    )
+    regions: dict[Region, RegionStorageSpec] = Field(
+        default_factory=dict, description="per-region storage options (each region its own bucket and credentials)",
+    )
+
+    @model_validator(mode="after")
+    def _control_plane(self) -> StorageSpec:
+        if "{region}" in self.root and self.control_root is None:
+            raise ValueError("root contains {region}: set storage.control_root for _lockstep")
+        if self.control_root is not None and "{region}" in self.control_root:
+            raise ValueError("control_root must not contain {region}")
+        return self
+
+    def region_options(self, region: str) -> dict[str, str]:
+        """Storage options of one region's tables: the shared options, then the region's own."""
+        out = self.resolved_options()
+        own = self.regions.get(region)
+        if own is not None:
+            out.update(_resolve_options(own.options, f"storage.regions.{region}.options"))
+        return out
 
 
 # --------------------------------------------------------------------------- sources
@@ -488,9 +526,43 @@ class PipelineSpec(_Model):
         return next((f for f in self.features if f.output == table), None)
 
     def root(self, override: str | None = None) -> str:
-        """Storage root: ``override`` (CLI --root), else $LOCKSTEP_ROOT, else the spec's."""
+        """Storage root: ``override`` (CLI --root), else $LOCKSTEP_ROOT, else the spec's.
+        It may contain ``{region}``; :meth:`region_root` fills it in."""
         return override or os.environ.get("LOCKSTEP_ROOT") or self.resolve_path(
             self.storage.root, "storage.root", writable=True)
+
+    def region_root(self, region: str, override: str | None = None) -> str:
+        """The storage root of one region's tables (``{region}`` filled in)."""
+        return self.root(override).replace("{region}", region)
+
+    def control_root(self, override: str | None = None) -> str:
+        """Where ``_lockstep`` lives: ``storage.control_root``, else the root (an override of
+        the root moves both unless the spec sets a control root of its own)."""
+        if self.storage.control_root is not None:
+            return self.resolve_path(self.storage.control_root, "storage.control_root", writable=True)
+        root = self.root(override)
+        if "{region}" in root:
+            raise SpecError(f"{self.name}: root {root!r} contains {{region}}; set storage.control_root",
+                            field="storage.control_root")
+        return root
+
+    def table_uri(self, region: str, layer: str, table: str, root: str | None = None) -> str:
+        """``<region root>/<pipeline>/<region>/<layer>/<table>``."""
+        from pipelines.storage import table_uri
+
+        return table_uri(self.region_root(region, root), self.name, region, layer, table)
+
+    def lockstep_uri(self, name: str, root: str | None = None) -> str:
+        """``<control root>/<pipeline>/_lockstep/<name>``."""
+        from pipelines.storage import lockstep_uri
+
+        return lockstep_uri(self.control_root(root), self.name, name)
+
+    def region_options(self, region: str) -> dict[str, str]:
+        return self.storage.region_options(region)
+
+    def control_options(self) -> dict[str, str]:
+        return self.storage.resolved_options()
 
     def suites_dir(self) -> Path:
         base = self._path.parent if self._path else Path.cwd()

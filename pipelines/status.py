@@ -11,7 +11,7 @@ import pyarrow as pa
 
 from pipelines.certify import active_certifications, current_certified, decisions
 from pipelines.spec import PipelineSpec
-from pipelines.storage import open_table, table_uri
+from pipelines.storage import open_table
 
 
 def table_partitions(uri: str, storage_options: dict[str, str] | None = None) -> tuple[int | None, pl.DataFrame]:
@@ -28,12 +28,10 @@ def table_partitions(uri: str, storage_options: dict[str, str] | None = None) ->
 
 
 def pipeline_status(spec: PipelineSpec, *, root: str | None = None) -> dict[str, Any]:
-    root_ = spec.root(root)
-    opts = spec.storage.resolved_options()
     tables = []
     for region in spec.regions:
         for t in [*spec.tables, *[t.model_copy(update={"layer": "quarantine"}) for t in spec.tables_in("raw", "features")]]:
-            version, per_ds = table_partitions(table_uri(root_, spec.name, region, t.layer, t.name), opts)
+            version, per_ds = table_partitions(spec.table_uri(region, t.layer, t.name, root), spec.region_options(region))
             if version is None and t.layer == "quarantine":
                 continue
             latest = per_ds.tail(1).to_dicts()
@@ -63,7 +61,7 @@ def pipeline_status(spec: PipelineSpec, *, root: str | None = None) -> dict[str,
     ]
     return {
         "pipeline": spec.name,
-        "root": root_,
+        "root": spec.root(root),
         "tables": tables,
         "certified": None if cur is None else {
             "generation_id": cur.generation_id, "interval": cur.interval, "kind": cur.kind, "who": cur.who,

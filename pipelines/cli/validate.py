@@ -36,7 +36,7 @@ def validate_cmd(
         for r in regions:
             per_region[r] = validate(spec, interval, r, root=root, run_id=run_id)
             progress.advance(task)
-    docs = docs_dir(spec.root(root), spec.name) / "index.html"
+    docs = docs_dir(spec.control_root(root), spec.name) / "index.html"
     by_region: dict[str, dict[str, Any]] = {
         r: {"checks": len(c), "failed": sum(not x.success for x in c),
                         "blocking": [x.check_id for x in c if x.blocking],

@@ -45,8 +45,8 @@ KEYED_LIMIT = 100_000
 
 def profile_plan(spec: PipelineSpec, table: TableSpec) -> dict[str, Any]:
     """What the spec asks a profile of ``table`` to hold (its hash binds the profile)."""
-    from pipelines.reconcile.drift import CELL_BITS
-    from pipelines.reconcile.hashing import HASH_VERSION
+    from pipelines.evidence.cells import CELL_BITS
+    from pipelines.evidence.hashing import HASH_VERSION
 
     rec = spec.reconcile
     parity = next((c for c in rec.parity if c.table == table.name), None)
@@ -158,7 +158,7 @@ def totals_of(frame: pl.DataFrame, columns: list[str]) -> dict[str, float]:
 
 
 def _hist(frame: pl.DataFrame, column: str) -> tuple[np.ndarray, np.ndarray]:
-    from pipelines.reconcile.drift import CELL_BITS, cells
+    from pipelines.evidence.cells import CELL_BITS, cells
 
     if column not in frame.columns:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
@@ -178,8 +178,13 @@ def _hist(frame: pl.DataFrame, column: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _digest(frame: pl.DataFrame, keys: list[str], columns: list[str], buckets: int) -> tuple[dict[str, Any], pl.DataFrame | None]:
-    from pipelines.reconcile.hashing import HASH_VERSION, column_hash, hashes
-    from pipelines.reconcile.parity import first_level_bits, level_sums
+    from pipelines.evidence.hashing import (
+        HASH_VERSION,
+        column_hash,
+        first_level_bits,
+        hashes,
+        level_sums,
+    )
 
     missing = [c for c in [*keys, *columns] if c not in frame.columns]
     if missing:

@@ -20,7 +20,7 @@ from datetime import date
 
 from pipelines.checks import CheckResult
 from pipelines.spec import FeatureSetSpec, Interval, PipelineSpec, date_range
-from pipelines.storage import open_table, table_uri
+from pipelines.storage import open_table
 
 
 def window_days(interval: Interval, fs: FeatureSetSpec) -> list[str]:
@@ -48,14 +48,14 @@ def lookback_coverage(
     tables' Delta versions (those the transform reads); default: the latest.
     """
     window = window_days(interval, fs)
-    opts = spec.storage.resolved_options()
+    opts = spec.region_options(region)
     missing: dict[str, list[str]] = {}
     earliest: dict[str, str | None] = {}
     for name in fs.inputs:
         t = spec.table(name)
         if t.layer == "reference":
             continue
-        uri = table_uri(spec.root(root), spec.name, region, t.layer, t.name)
+        uri = spec.table_uri(region, t.layer, t.name, root)
         have = available_days(uri, opts, (versions or {}).get(name))
         earliest[name] = have[0] if have else None
         gaps = [d for d in window if d not in set(have) and d != interval.ds]

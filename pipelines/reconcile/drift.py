@@ -33,25 +33,9 @@ import numpy as np
 import polars as pl
 
 from pipelines.checks import CheckResult
+from pipelines.evidence.cells import CELL_BITS, cells
 from pipelines.reconcile.context import Context
 from pipelines.spec import DriftCheck, Interval
-
-CELL_BITS = 22
-_SIGN = np.uint64(1 << 63)
-_SHIFT = np.uint64(64 - CELL_BITS)
-
-
-def cells(x: np.ndarray) -> np.ndarray:
-    """Order-preserving cell index of each float (NaN must be removed first)."""
-    x = np.array(x, dtype=np.float64)  # a copy we may change in place
-    x += 0.0  # -0.0 + 0.0 == +0.0
-    s = x.view(np.int64)
-    mask = s >> 63  # all ones for negatives (arithmetic shift), else 0
-    mask |= np.int64(-(2**63))
-    s ^= mask  # negatives: flip every bit; positives: set the sign bit
-    k = s.view(np.uint64)
-    k >>= _SHIFT
-    return k.view(np.int64)
 
 
 def binned(populations: list[np.ndarray]) -> np.ndarray:

@@ -2,7 +2,7 @@
 
 Each region hashes its own rows where they live (:class:`Side`): a key hash places a row in
 one of ``2**leaf_bits`` leaf buckets, and a bucket's digest is the sum (mod 2**64) of its
-rows' stable row hashes (:mod:`pipelines.reconcile.hashing`). Sums add up, so a parent
+rows' stable row hashes (:mod:`pipelines.evidence.hashing`). Sums add up, so a parent
 bucket's digest is the sum of its children's and the whole-table digest is the root.
 
 :func:`compare` is the coordinator; it sits with side A and talks to side B:
@@ -33,7 +33,7 @@ import numpy as np
 import polars as pl
 
 from pipelines.errors import ReconciliationError
-from pipelines.reconcile.hashing import column_hash, hashes
+from pipelines.evidence.hashing import column_hash, group_sum, hashes
 
 FANOUT_BITS = 2  # each tree level splits a bucket in 4
 ROWS_PER_LEAF = 4
@@ -59,30 +59,6 @@ class Traffic:
     @property
     def total(self) -> int:
         return self.received + self.sent
-
-
-def _group_sum(ids: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
-    """Per-group sums of uint64 ``values`` modulo 2**64, exactly, via float bincounts of limbs."""
-    # float64 sums of b-bit limbs are exact while a group holds < 2**(53 - b) rows
-    limb_bits = 32 if len(values) < 2**21 or int(np.bincount(ids, minlength=n).max()) < 2**21 else 16
-    mask = np.uint64((1 << limb_bits) - 1)
-    out = np.zeros(n, dtype=np.uint64)
-    for i in range(64 // limb_bits):
-        limb = ((values >> np.uint64(i * limb_bits)) & mask).astype(np.float64)
-        s = np.bincount(ids, weights=limb, minlength=n).astype(np.uint64)
-        out += s << np.uint64(i * limb_bits)
-    return out
-
-
-def first_level_bits(buckets: int) -> int:
-    """Bits of the digest tree's first level for a spec's ``buckets``."""
-    return max(0, math.ceil(math.log2(max(1, buckets))))
-
-
-def level_sums(kh: np.ndarray, rh: np.ndarray, bits: int) -> np.ndarray:
-    """Bucket digests of one level: rows placed by the top ``bits`` of their key hash."""
-    ids = (kh >> np.uint64(64 - bits)).astype(np.int64) if bits else np.zeros(len(kh), np.int64)
-    return _group_sum(ids, rh, 1 << bits)
 
 
 class Side:
@@ -115,7 +91,7 @@ class Side:
             return
         self._leaf_bits = leaf_bits
         self.leaf = (self.kh >> np.uint64(64 - leaf_bits)).astype(np.int64) if leaf_bits else np.zeros(self.rows, np.int64)
-        self._levels = {leaf_bits: _group_sum(self.leaf, self.rh, 1 << leaf_bits)}
+        self._levels = {leaf_bits: group_sum(self.leaf, self.rh, 1 << leaf_bits)}
 
     def level_digests(self, bits: int, nodes: np.ndarray | None = None) -> np.ndarray:
         """Digests of the buckets ``nodes`` (all when None) of the level with ``2**bits`` buckets."""

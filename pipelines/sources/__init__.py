@@ -151,4 +151,4 @@ def _read(spec: PipelineSpec, table: TableSpec, region: str, interval: Interval)
         return SourceRead(frame, identity)
     if isinstance(src, FileSource):
         return _file_source(src, region, interval)
-    return _delta_source(src, region, interval, spec.storage.resolved_options())
+    return _delta_source(src, region, interval, spec.region_options(region))

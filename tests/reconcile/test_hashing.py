@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 
 from pipelines.errors import ReconciliationError
-from pipelines.reconcile import hashing as H
+from pipelines.evidence import hashing as H
 
 MASK = 2**64 - 1
 
