@@ -424,6 +424,25 @@ class AlertTarget(_Model):
         return self
 
 
+# --------------------------------------------------------------------------- maintenance
+class MaintenanceSpec(_Model):
+    """Storage maintenance (``lockstep maintain``, the ``lockstep_maintenance`` DAG): compaction,
+    checkpoints, and a vacuum that keeps every version a decision inside the rollback window,
+    the certification in force or an unexpired override refers to."""
+
+    rollback_window: Duration = Field(
+        timedelta(days=30),
+        description="generations of intervals this close to the newest decided interval stay readable "
+        "(read_certified, rollback, override); older versions' files may be removed",
+    )
+    min_file_age: Duration = Field(
+        timedelta(hours=1),
+        description="unreferenced files younger than this are kept (a concurrent writer may be about to "
+        "commit them); rounded up to whole hours",
+    )
+    target_file_size: int | None = Field(None, ge=1 << 20, description="compaction target in bytes; default deltalake's")
+
+
 # --------------------------------------------------------------------------- pipeline
 class PipelineSpec(_Model):
     """One pipeline: becomes one Airflow DAG."""
@@ -442,6 +461,7 @@ class PipelineSpec(_Model):
     reconcile: ReconcileSpec = ReconcileSpec()
     consumers: list[ConsumerSpec] = Field(default_factory=list)
     airflow: AirflowSpec = AirflowSpec()
+    maintenance: MaintenanceSpec = MaintenanceSpec()
     alerts: list[AlertTarget] = Field(default_factory=list, description="who hears when a generation blocks or goes stale")
 
     _path: Path | None = PrivateAttr(None)
@@ -548,13 +568,13 @@ class PipelineSpec(_Model):
 
     def table_uri(self, region: str, layer: str, table: str, root: str | None = None) -> str:
         """``<region root>/<pipeline>/<region>/<layer>/<table>``."""
-        from pipelines.storage import table_uri
+        from pipelines.paths import table_uri
 
         return table_uri(self.region_root(region, root), self.name, region, layer, table)
 
     def lockstep_uri(self, name: str, root: str | None = None) -> str:
         """``<control root>/<pipeline>/_lockstep/<name>``."""
-        from pipelines.storage import lockstep_uri
+        from pipelines.paths import lockstep_uri
 
         return lockstep_uri(self.control_root(root), self.name, name)
 

@@ -34,25 +34,7 @@ from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 
 from pipelines.errors import StorageError
-
-LOCKSTEP_DIR = "_lockstep"
-
-
-def join_uri(root: str, *parts: str) -> str:
-    """Join a local path or an object-store URI with path parts."""
-    if "://" in root:
-        return "/".join([root.rstrip("/"), *parts])
-    return str(Path(root).expanduser().resolve().joinpath(*parts))
-
-
-def table_uri(root: str, pipeline: str, region: str, layer: str, table: str) -> str:
-    """``<root>/<pipeline>/<region>/<layer>/<table>`` (region ids are validated by the spec)."""
-    return join_uri(root, pipeline, region, layer, table)
-
-
-def lockstep_uri(root: str, pipeline: str, name: str) -> str:
-    """A Lockstep bookkeeping table: ``<root>/<pipeline>/_lockstep/<name>``."""
-    return join_uri(root, pipeline, LOCKSTEP_DIR, name)
+from pipelines.paths import LOCKSTEP_DIR, join_uri, lockstep_uri, table_uri  # noqa: F401  (re-exported)
 
 
 def interval_app_id(pipeline: str, region: str, layer: str, table: str, interval_key: str) -> str:
