@@ -101,13 +101,16 @@ def transform(spec: PipelineSpec, interval: Interval, region: str, *, root: str 
     later intervals landing in the same tables do not make an older interval's features look
     changed; re-running an unchanged interval writes nothing."""
     from pipelines.evidence import ensure_published, publish_write
+    from pipelines.features.coverage import lookback_coverage
 
     opts = spec.region_options(region)
     refs = []
-    loaded: dict[tuple[str, tuple[str, ...]], tuple[list[Any], pl.LazyFrame]] = {}
+    coverage: list[CheckResult] = []
+    loaded: dict[tuple[str, tuple[str, ...]], tuple[list[Any], pl.LazyFrame, int]] = {}
     for fs in spec.features:
         inputs: dict[str, pl.LazyFrame] = {}
         identities: dict[str, list[Any]] = {}
+        read_versions: dict[str, int | None] = {}
         for name in fs.inputs:
             t = spec.table(name)
             uri = spec.table_uri(region, t.layer, t.name, root)
@@ -118,8 +121,8 @@ def transform(spec: PipelineSpec, interval: Interval, region: str, *, root: str 
                 lf = read_partitions(uri, "ds", values, version=version, storage_options=opts)
                 if lf is None or version is None:
                     raise FeatureError(f"{region}: input {t.path} of feature set {fs.name!r} does not exist yet; ingest first")
-                loaded[key] = (partitions_identity(uri, "ds", values, version=version, storage_options=opts), lf)
-            identities[name], inputs[name] = loaded[key]
+                loaded[key] = (partitions_identity(uri, "ds", values, version=version, storage_options=opts), lf, version)
+            identities[name], inputs[name], read_versions[name] = loaded[key]
         out = spec.table(fs.output)
         fp = fingerprint("transform", CODE_VERSION, fs.model_dump(mode="json"), identities)
         app_id = _app_id(spec, region, out.layer, out.name, interval)
@@ -127,8 +130,12 @@ def transform(spec: PipelineSpec, interval: Interval, region: str, *, root: str 
         ctx = FeatureContext(interval=interval, region=region, version=fs.version, params=fs.params)
         partition = interval.partition(out.partition_by)
         prior = None if force else unchanged(uri, partition, app_id, fp, opts)
+        # history the lookback reaches but the inputs lack: a check bound to the version written
+        cov = lookback_coverage(spec, fs, interval, region, root=root, versions=read_versions)
+        coverage.append(cov)
         if prior is not None and prior.skipped:  # unchanged inputs: nothing to compute
             ensure_published(spec, region, out, out.layer, interval, prior, root=root, run_id=run_id, fingerprint=fp)
+            cov.table_version = prior.version
             refs.append(prior)
             continue
         try:
@@ -141,7 +148,9 @@ def transform(spec: PipelineSpec, interval: Interval, region: str, *, root: str 
         ref = write_interval(uri, data, partition=partition, app_id=app_id, fingerprint=fp, storage_options=opts,
                              force=force)
         publish_write(spec, region, out, out.layer, interval, data, ref, root=root, run_id=run_id, fingerprint=fp)
+        cov.table_version = ref.version
         refs.append(ref)
+    record_results(spec.control_root(root), spec.name, interval.key, run_id, coverage, spec.control_options())
     return refs
 
 

@@ -232,3 +232,18 @@ def test_evidence_publish_and_decode_round_trip(tmp_path: Path) -> None:
     again = publish_write(spec, r0, t, "features", D1, frame, TableRef(spec.table_uri(r0, "features", "card_features"),
                           f.version, frame.height, {"ds": D1.ds}))
     assert again.totals == pytest.approx(f.totals, rel=1e-12) and again.event_max == f.event_max
+
+
+def test_lookback_coverage_is_recorded_per_version_and_blocks_when_the_spec_says(root: str) -> None:
+    from tests.conftest import small_spec_data
+
+    data = small_spec_data(2, 300)
+    for fs in data["features"]:
+        fs["lookback_coverage"] = "block"
+    spec = parse_spec(data, "t").with_path(REPO / "dags" / "fraud_features.yaml")
+    d3 = run_interval(spec, D3, root=root)  # a backfill starting mid-range: no history before D3
+    assert d3.decision is not None and not d3.decision.certified
+    reasons = [r for r in d3.decision.reasons if "lookback_coverage.card" in r["message"]]
+    assert reasons and "2026-01-02" in reasons[0]["message"], d3.decision.reasons
+    warn = run_interval(parse_spec(small_spec_data(2, 300), "t").with_path(spec.path), D3, root=root + "-warn")
+    assert warn.decision is not None and warn.decision.certified  # warn by default: recorded, not blocking

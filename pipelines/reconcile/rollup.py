@@ -29,6 +29,14 @@ def current_validation(ctx: Context, region: str) -> list[CheckResult]:
             continue
         batch = markers[-1].batch  # results are read in commit order: the last marker is the newest
         out += [v for v in mine if v.batch == batch]
+    for t in ctx.spec.tables_in("features"):  # the transform's lookback coverage, per version written
+        p = ctx.profile(region, t)
+        cov = [v for v in ctx.validation if v.region == region and v.table == t.path
+               and v.check_type == "lookback_coverage" and p is not None and v.table_version == p.version]
+        newest: dict[str, CheckResult] = {}
+        for v in cov:
+            newest[v.check_id] = v
+        out += newest.values()
     return out
 
 
@@ -42,7 +50,8 @@ def check_rollup(ctx: Context) -> list[CheckResult]:
             stage="reconcile", check_id="rollup.validation", check_type="rollup", region=region, table="*",
             policy="block", success=not blocking, observed=len(blocking), threshold=0,
             message=(f"{region}: {len(blocking)} blocking validation result(s): "
-                     + ", ".join(sorted({f'{r.table}@v{r.table_version}:{r.check_id}' for r in blocking}))) if blocking
+                     + ", ".join(sorted({f'{r.table}@v{r.table_version}:{r.check_id}' for r in blocking}))
+                     + f" (first: {blocking[0].message})") if blocking
             else f"{region}: no blocking validation result",
             details={"checks": [{"table": r.table, "check_id": r.check_id, "message": r.message,
                                  "version": r.table_version} for r in blocking]},
