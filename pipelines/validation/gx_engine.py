@@ -66,15 +66,23 @@ def validate(frame: pl.DataFrame, expectations: list[Expectation], suite_name: s
     from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 
     batch_definition = _context()
-    suite = ExpectationSuite(
-        name=suite_name,
-        expectations=[
+
+    def suite_of(es: list[Expectation]) -> Any:
+        return ExpectationSuite(name=suite_name, expectations=[
             ExpectationConfiguration(type=e.type, kwargs=dict(e.kwargs), meta={**e.meta, "lockstep_index": e.index})
-            for e in expectations
-        ],
-    )
+            for e in es])
+
     batch = batch_definition.get_batch(batch_parameters={"dataframe": to_pandas(frame)})
-    result = batch.validate(suite, result_format=result_format).to_json_dict()
+    try:
+        results = batch.validate(suite_of(expectations), result_format=result_format).to_json_dict()["results"]
+    except Exception:  # GX failed the whole suite (e.g. a suite parameter without a value): isolate
+        results = []
+        for e in expectations:
+            try:
+                results += batch.validate(suite_of([e]), result_format=result_format).to_json_dict()["results"]
+            except Exception as exc:
+                results.append(_error(e, exc))
+    result = {"results": results}
     by_index = {}
     for r in result["results"]:  # GX may reorder results: give them back in the suite's order
         cfg = r["expectation_config"]
@@ -83,6 +91,13 @@ def validate(frame: pl.DataFrame, expectations: list[Expectation], suite_name: s
         r.setdefault("meta", {})["engine"] = "gx"
         r["exception_info"] = _flat_exception_info(r.get("exception_info") or {})
     return [by_index[e.index] for e in expectations]
+
+
+def _error(e: Expectation, exc: Exception) -> dict[str, Any]:
+    return {"success": False, "result": {}, "meta": {},
+            "expectation_config": {"type": e.type, "kwargs": dict(e.kwargs), "meta": {**e.meta, "lockstep_index": e.index}},
+            "exception_info": {"raised_exception": True, "exception_traceback": None,
+                               "exception_message": f"{type(exc).__name__}: {exc}"}}
 
 
 def unexpected_index(frame: pl.DataFrame, e: Expectation) -> list[int]:

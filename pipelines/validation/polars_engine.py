@@ -329,16 +329,27 @@ def _partial(frame: pl.DataFrame, e: Expectation, kw: dict[str, Any], bad: pl.Ex
         if any(c.int_view_float for c in cols):
             view = view.with_columns([pl.col(c.name).cast(pl.Float64) for c in cols if c.int_view_float])
         idx = view.get_column("__i").to_list()
-        return [{c.name: r[c.name] for c in cols} for r in view.drop("__i").iter_rows(named=True)], idx
+        return [{c.name: _missing_as_pandas(c, r[c.name]) for c in cols} for r in view.drop("__i").iter_rows(named=True)], idx
     c = _col(frame, kw["column"])
     rows = frame.select(pl.int_range(pl.len(), dtype=pl.Int64).alias("__i"), c.raw.alias("__v")).filter(bad).head(PARTIAL)
     vals = rows.get_column("__v")
     if c.int_view_float or c.dtype.is_float():
         vals = vals.cast(pl.Float64)
-    out = vals.to_list()
-    if c.dtype.is_float() or c.int_view_float:
-        out = [math.nan if v is None else v for v in out]  # pandas holds a missing float as NaN
-    return out, rows.get_column("__i").to_list()
+    return [_missing_as_pandas(c, v) for v in vals.to_list()], rows.get_column("__i").to_list()
+
+
+def _missing_as_pandas(c: _Col, v: Any) -> Any:
+    """A missing value as pandas hands it to GX: a fresh NaN per float (so no two are equal
+    in GX's counts), numpy's one NaN object in a string column, None elsewhere."""
+    if v is not None:
+        return v
+    if c.kind == FLOAT:
+        return float("nan")
+    if c.kind == STR:
+        import numpy as np
+
+        return np.nan
+    return None
 
 
 def _observed_ok(value: Any, kw: dict[str, Any]) -> bool:
@@ -348,6 +359,16 @@ def _observed_ok(value: Any, kw: dict[str, Any]) -> bool:
     if lo is not None and (value <= lo if kw.get("strict_min") else value < lo):
         return False
     return not (hi is not None and (value >= hi if kw.get("strict_max") else value > hi))
+
+
+def _ok(c: _Col, value: Any, kw: dict[str, Any]) -> bool:
+    """``_observed_ok`` as numpy compares: a float32 observation against its bounds in float32."""
+    if c.dtype != pl.Float32 or value is None:
+        return _observed_ok(value, kw)
+    import numpy as np
+
+    f32 = {k: (np.float32(v) if k in ("min_value", "max_value") and v is not None else v) for k, v in kw.items()}
+    return _observed_ok(np.float32(value), f32)
 
 
 def _as_pandas_number(c: _Col, v: Any) -> Any:
@@ -408,26 +429,32 @@ def _agg_plan(frame: pl.DataFrame, e: Expectation, kw: dict[str, Any], tag: str)
 
         def finish_q(row: dict[str, Any]) -> dict[str, Any]:
             values = [_as_pandas_number(c, row[f"{tag}_{i}"]) for i in range(len(qs))]
-            details = [_observed_ok(v, {"min_value": lo, "max_value": hi})
+            details = [_ok(c, v, {"min_value": lo, "max_value": hi})
                        for v, (lo, hi) in zip(values, qr["value_ranges"], strict=True)]
             return {"success": all(details), "result": {"observed_value": {"quantiles": qs, "values": values},
                                                         "details": {"success_details": details}}}
 
         return _Plan(exprs, finish_q)
     v = c.value.cast(pl.Float64) if c.kind == FLOAT else c.value
-    if t == "expect_column_mean_to_be_between":
-        expr = v.cast(pl.Float64).sum() / v.count()
-    elif t == "expect_column_median_to_be_between":
+    if t in ("expect_column_mean_to_be_between", "expect_column_stdev_to_be_between"):
+        # pandas' own reductions over the column as pandas holds it (zero-copy where polars
+        # allows): its summation order decides ill-conditioned sums, float32 stays float32
+        def finish_moment(row: dict[str, Any]) -> dict[str, Any]:
+            import pandas as pd
+
+            arr = frame.get_column(c.name).to_numpy()
+            series = pd.Series(arr, copy=False)
+            observed = series.mean() if t == "expect_column_mean_to_be_between" else series.std()
+            observed = None if pd.isna(observed) else observed
+            return {"success": _ok(c, observed, kw), "result": {"observed_value": observed}}
+
+        return _Plan([], finish_moment)
+    if t == "expect_column_median_to_be_between":
         expr = _median(_sorted_present(c))
     elif t == "expect_column_min_to_be_between":
         expr = v.min()
     elif t == "expect_column_max_to_be_between":
         expr = v.max()
-    elif t == "expect_column_stdev_to_be_between":
-        # pandas' two-pass formula (mean first, then squared deviations), not a streaming one
-        x = v.cast(pl.Float64)
-        expr = (((x - x.sum() / x.count()) ** 2).sum() / (x.count() - 1)).sqrt()
-        expr = pl.when(x.count() > 1).then(expr)
     else:  # pragma: no cover
         raise NotNative(t)
 
@@ -437,7 +464,7 @@ def _agg_plan(frame: pl.DataFrame, e: Expectation, kw: dict[str, Any], tag: str)
             observed = _as_pandas_number(c, observed)
         if isinstance(observed, float) and math.isnan(observed):
             observed = None
-        return {"success": _observed_ok(observed, kw), "result": {"observed_value": observed}}
+        return {"success": _ok(c, observed, kw), "result": {"observed_value": observed}}
 
     return _Plan([expr.alias(tag)], finish)
 
