@@ -382,6 +382,24 @@ class ConsumerSpec(_Model):
     )
 
 
+class QueuesSpec(_Model):
+    """Celery queues of the generated DAG: each region's tasks on its queue, reconcile and gate
+    on the control queue (``airflow celery worker --queues ...`` serves them)."""
+
+    default: str = Field(
+        "default", min_length=1, description="queue of every region the regions map does not name",
+        examples=["regional"],
+    )
+    regions: dict[Region, str] = Field(
+        default_factory=dict, description="region -> queue (a region group's workers serve it)",
+        examples=[{"eu-west": "eu", "eu-central": "eu", "us-east": "us"}],
+    )
+    control: str | None = Field(
+        None, description="queue of reconcile and gate (the control plane's workers); default: `default`",
+        examples=["control"],
+    )
+
+
 class AirflowSpec(_Model):
     """Defaults of the generated DAG, each overridable per pipeline."""
 
@@ -397,6 +415,11 @@ class AirflowSpec(_Model):
         "step",
         description="step: ingest, validate_inputs, transform, validate as four tasks per region; "
         "region: one task per region (less scheduling overhead on small intervals)",
+    )
+    queues: QueuesSpec | None = Field(
+        None,
+        description="Celery queues per region and for the control plane; unset: Airflow's default queue",
+        examples=[{"default": "regional", "control": "control", "regions": {"eu-west": "eu"}}],
     )
 
 

@@ -28,6 +28,12 @@ from typing import Any
 from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, task, task_group
 from airflow.sdk.exceptions import AirflowFailException
 
+from pipelines.airflow.queues import (
+    RegionGroup,
+    check_storage_for_executor,
+    control_queue,
+    region_groups,
+)
 from pipelines.spec import PipelineSpec, load_spec
 
 PRESETS = {"@daily": "0 0 * * *", "@hourly": "0 * * * *"}
@@ -45,6 +51,11 @@ def _timetable(spec: PipelineSpec) -> Any:
         return None
     cron = PRESETS.get(spec.schedule, spec.schedule)
     return CronDataIntervalTimetable(cron, timezone="UTC")
+
+
+def _queue(queue: str | None) -> dict[str, str]:
+    """``queue=`` for a task when the spec sets one (else Airflow's default queue)."""
+    return {"queue": queue} if queue else {}
 
 
 def _payload(spec_path: str, step: str, context: dict[str, Any], region: str | None = None) -> Any:
@@ -123,6 +134,7 @@ def build_dag(spec_or_path: PipelineSpec | str | Path, *, dag_id: str | None = N
     if spec.path is None:
         raise ValueError("build_dag needs a spec loaded from a file: tasks re-load it by path")
     spec_path = str(spec.path)
+    check_storage_for_executor(spec)  # a relative root under Celery: one clear error at parse
     asset = certified_asset(spec.name)
     af = spec.airflow
     default_args: dict[str, Any] = {
@@ -149,14 +161,21 @@ def build_dag(spec_or_path: PipelineSpec | str | Path, *, dag_id: str | None = N
 
         steps = REGION_STEPS if af.task_granularity == "step" else ("region",)
 
-        @task_group(group_id="region")
-        def region_group(region: str) -> None:
-            previous = None
-            for step in steps:
-                t = _region_step.override(task_id=step)(step=step, region=region, spec_path=spec_path)
-                if previous is not None:
-                    previous >> t
-                previous = t
+        def region_group(group: RegionGroup) -> Any:
+            # one mapped group per queue: Airflow gives every map index of a task one queue
+            @task_group(group_id=group.group_id)
+            def mapped(region: str) -> None:
+                previous = None
+                for step in steps:
+                    t = _region_step.override(task_id=step, **_queue(group.queue))(
+                        step=step, region=region, spec_path=spec_path)
+                    if previous is not None:
+                        previous >> t
+                    previous = t
+
+            return mapped.expand(region=list(group.regions))
+
+        control = _queue(control_queue(spec))
 
         @task(task_id="reconcile", multiple_outputs=False)
         def reconcile(**context: Any) -> dict[str, Any]:
@@ -179,8 +198,8 @@ def build_dag(spec_or_path: PipelineSpec | str | Path, *, dag_id: str | None = N
             }
             return result
 
-        regions = region_group.expand(region=spec.regions)
-        regions >> reconcile() >> gate()
+        regions = [region_group(g) for g in region_groups(spec)]
+        regions >> reconcile.override(**control)() >> gate.override(**control)()
     return dag
 
 
