@@ -383,9 +383,11 @@ def explain(spec: PipelineSpec, interval: Interval, *, root: str | None = None) 
     if run_id is None and rec.height:
         run_id = rec.sort("recorded_at")["run_id"][-1]
     rec = rec.filter(pl.col("run_id") == (run_id or ""))
+    # a reconciliation re-states the validation results its generation rests on (bound to
+    # their versions); only without one do the newest validation results stand in
     val = (df.filter(pl.col("stage") == "validation").sort("recorded_at")
            .unique(subset=["region", "table", "check_id"], keep="last", maintain_order=True))
-    rows = pl.concat([val, rec]).to_dicts() if df.height else []
+    rows = (rec.to_dicts() if rec.height else val.to_dicts()) if df.height else []
     failed = []
     drift: dict[str, dict[str, dict[str, Any]]] = {}
     for r in rows:

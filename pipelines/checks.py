@@ -100,9 +100,9 @@ def record_results(
 
 def load_results(
     root: str, pipeline: str, interval: str | None = None, run_id: str | None = None,
-    storage_options: dict[str, str] | None = None,
+    storage_options: dict[str, str] | None = None, stage: str | None = None,
 ) -> pl.DataFrame:
-    """Recorded results, optionally of one interval and one run (empty frame when none)."""
+    """Recorded results, optionally of one interval, one run and one stage (empty frame when none)."""
     uri = lockstep_uri(root, pipeline, CHECK_RESULTS)
     if table_version(uri, storage_options) is None:
         return pl.DataFrame(schema=CHECK_RESULT_SCHEMA)
@@ -111,6 +111,8 @@ def load_results(
         lf = lf.filter(pl.col("interval") == interval)
     if run_id is not None:
         lf = lf.filter(pl.col("run_id") == run_id)
+    if stage is not None:
+        lf = lf.filter(pl.col("stage") == stage)
     return lf.collect()
 
 

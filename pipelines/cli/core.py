@@ -152,7 +152,7 @@ def generate_cmd(
 def bench_cmd(
     rows: Annotated[int, typer.Option(help="rows per region")] = 1_000_000,
     regions: Annotated[int, typer.Option(help="number of regions", min=1, max=12)] = 12,
-    only: Annotated[list[str] | None, typer.Option("--only", help="core, validation, reconcile")] = None,
+    only: Annotated[list[str] | None, typer.Option("--only", help="core, validation, reconcile, evidence")] = None,
     json_: JsonOpt = False,
 ) -> None:
     """Benchmarks, each as ratios to a reference measured in the same run, with peak RSS."""

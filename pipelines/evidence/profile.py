@@ -89,8 +89,10 @@ class Profile:
     feature_versions: list[str] = field(default_factory=list)
     digest: dict[str, Any] | None = None
     quarantine: dict[str, Any] | None = None
-    hist: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    hist_data: dict[str, tuple[np.ndarray, np.ndarray]] | None = None
+    hist_raw: bytes = b""  # parquet of the drift cell counts (decoded on first use)
     keyed_raw: bytes = b""  # parquet of the keyed digest rows (decoded on demand)
+    keyed_loader: Any = None  # fetches keyed_raw from the store when it was not read with the profile
     recorded_at: datetime | None = None
     nbytes: int = 0  # bytes of this profile as stored (what reading it costs)
 
@@ -108,7 +110,20 @@ class Profile:
             "quarantine": self.quarantine,
         }, sort_keys=True)
 
+    @property
+    def hist(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Drift column -> (non-empty cells, counts)."""
+        if self.hist_data is None:
+            self.hist_data = {}
+            if self.hist_raw:
+                h = pl.read_parquet(io.BytesIO(self.hist_raw))
+                for (col,), part in h.group_by(["column"], maintain_order=True):
+                    self.hist_data[str(col)] = (part["cell"].to_numpy(), part["count"].to_numpy())
+        return self.hist_data
+
     def hist_bytes(self) -> bytes:
+        if self.hist_raw:
+            return self.hist_raw
         if not self.hist:
             return b""
         frame = pl.concat([
@@ -120,17 +135,17 @@ class Profile:
 
     @property
     def keyed(self) -> pl.DataFrame | None:
-        """Key values, key hash, row hash and per-column hashes of every row (small tables)."""
+        """Key values, key hash, row hash and per-column hashes of every row (small tables;
+        read from the store only when a parity descent needs it)."""
+        if not self.keyed_raw and self.keyed_loader is not None and self.digest is not None:
+            self.keyed_raw = self.keyed_loader(self)
+            self.nbytes += len(self.keyed_raw)
+            self.keyed_loader = None
         return pl.read_parquet(io.BytesIO(self.keyed_raw)) if self.keyed_raw else None
 
     @classmethod
     def decode(cls, row: dict[str, Any]) -> Profile:
         s = json.loads(row["summary"])
-        hist: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        if row.get("hist"):
-            h = pl.read_parquet(io.BytesIO(row["hist"]))
-            for (col,), part in h.group_by(["column"], maintain_order=True):
-                hist[str(col)] = (part["cell"].to_numpy(), part["count"].to_numpy())
         return cls(
             pipeline=row["pipeline"], region=row["region"], layer=row["layer"], table=row["table"],
             interval=row["interval"], version=int(row["version"]), plan_hash=row["plan_hash"],
@@ -139,7 +154,7 @@ class Profile:
             event_min=None if s["event_min"] is None else datetime.fromisoformat(s["event_min"]),
             event_max=None if s["event_max"] is None else datetime.fromisoformat(s["event_max"]),
             schema=s["schema"], feature_versions=s["feature_versions"], digest=s.get("digest"),
-            quarantine=s.get("quarantine"), hist=hist, keyed_raw=row.get("keyed") or b"", recorded_at=row.get("recorded_at"),
+            quarantine=s.get("quarantine"), hist_raw=row.get("hist") or b"", keyed_raw=row.get("keyed") or b"", recorded_at=row.get("recorded_at"),
             nbytes=len(row["summary"]) + len(row.get("hist") or b"") + len(row.get("keyed") or b""),
         )
 

@@ -63,7 +63,11 @@ class EvidenceSet:
     """The profiles of some intervals, as read from the store, with the bytes read."""
 
     profiles: list[Profile]
-    bytes_read: int
+
+    @property
+    def bytes_read(self) -> int:
+        """Bytes taken from the store so far (keyed digests count once fetched)."""
+        return sum(p.nbytes for p in self.profiles)
 
     def newest(self, region: str, layer: str, table: str, interval: str) -> Profile | None:
         """The profile of the newest table version for the interval (the gate's choice)."""
@@ -80,19 +84,38 @@ class EvidenceSet:
 
 def load(spec: PipelineSpec, intervals: list[str], *, root: str | None = None,
          region: str | None = None, table: str | None = None) -> EvidenceSet:
-    """Every profile published about ``intervals`` (optionally one region's, one table's)."""
+    """Every profile published about ``intervals`` (optionally one region's, one table's).
+
+    The keyed digests (the largest part of a replicated table's profile) are not read here:
+    a profile fetches its own when a parity descent asks for it, and counts the bytes."""
     uri = evidence_uri(spec, root)
     opts = spec.control_options()
     if not intervals or table_version(uri, opts) is None:
-        return EvidenceSet([], 0)
+        return EvidenceSet([])
     lf = read_table(uri, storage_options=opts).filter(pl.col("interval").is_in(intervals))
     if region is not None:
         lf = lf.filter(pl.col("region") == region)
     if table is not None:
         lf = lf.filter(pl.col("table") == table)
     try:
-        df = lf.collect()
+        df = lf.select([c for c in EVIDENCE_SCHEMA.names() if c != "keyed"]).collect()
     except Exception as exc:  # a broken evidence store must block, with its reason
         raise EvidenceError(f"{uri}: cannot read the evidence store: {exc}") from exc
-    profiles = [Profile.decode(r) for r in df.iter_rows(named=True)]
-    return EvidenceSet(profiles, sum(p.nbytes for p in profiles))
+
+    def fetch_keyed(p: Profile) -> bytes:
+        try:
+            got = (read_table(uri, storage_options=opts)
+                   .filter((pl.col("interval") == p.interval) & (pl.col("region") == p.region)
+                           & (pl.col("layer") == p.layer) & (pl.col("table") == p.table)
+                           & (pl.col("version") == p.version) & (pl.col("recorded_at") == p.recorded_at))
+                   .select("keyed").collect())
+        except Exception as exc:
+            raise EvidenceError(f"{uri}: cannot read the keyed digest of {p.member}@{p.version}: {exc}") from exc
+        return bytes(got["keyed"][0] or b"") if got.height else b""
+
+    profiles = []
+    for r in df.iter_rows(named=True):
+        p = Profile.decode(r)
+        p.keyed_loader = fetch_keyed
+        profiles.append(p)
+    return EvidenceSet(profiles)

@@ -30,7 +30,6 @@ class Context:
     profiles: dict[str, Profile] = field(default_factory=dict)  # member -> profile
     validation: list[CheckResult] = field(default_factory=list)
     run_id: str = ""
-    bytes_read: int = 0
     _window: dict[tuple[str, ...], EvidenceSet] = field(default_factory=dict)
 
     @classmethod
@@ -53,10 +52,10 @@ class Context:
                     members[qkey] = int(p.quarantine["version"])
                     if q is not None:
                         profiles[qkey] = q
-        df = load_results(spec.control_root(root), spec.name, interval.key, storage_options=spec.control_options())
-        validation = rows_to_results(df.filter(df["stage"] == "validation").sort("recorded_at")) if df.height else []
-        return cls(spec, interval, root, Generation(interval.key, members), ev, profiles, validation, run_id,
-                   ev.bytes_read)
+        df = load_results(spec.control_root(root), spec.name, interval.key, storage_options=spec.control_options(),
+                          stage="validation")
+        validation = rows_to_results(df.sort("recorded_at")) if df.height else []
+        return cls(spec, interval, root, Generation(interval.key, members), ev, profiles, validation, run_id)
 
     def profile(self, region: str, table: TableSpec, layer: str | None = None) -> Profile | None:
         """The generation's profile of ``region``'s ``table`` (None when it has none)."""
@@ -74,10 +73,13 @@ class Context:
         """Profiles of earlier intervals (the drift window), read once."""
         key = (table, *intervals)
         if key not in self._window:
-            ev = load(self.spec, intervals, root=self.root, table=table)
-            self._window[key] = ev
-            self.bytes_read += ev.bytes_read
+            self._window[key] = load(self.spec, intervals, root=self.root, table=table)
         return self._window[key]
+
+    @property
+    def bytes_read(self) -> int:
+        """Bytes read from the evidence store for this decision (the interval and its window)."""
+        return self.evidence.bytes_read + sum(ev.bytes_read for ev in self._window.values())
 
     def current_plan(self, table: TableSpec) -> str:
         return plan_hash(profile_plan(self.spec, table))

@@ -5,8 +5,10 @@ hash). Only results about exactly the generation's version, from the newest vali
 that version under the current suite, count: a failed ``block`` expectation there blocks the
 region. So does a table whose quarantined share of the interval's rows exceeds the spec's
 ``validation.quarantine_cap``: ``quarantined / (kept + quarantined)``, from the profile of
-the version quarantine produced. (A version with no validation at all is blocked by the
-``evidence.validation`` check.)
+the version quarantine produced. Every failed result that counts is re-stated as a
+reconciliation result (same check id, policy and message, with its version), so the gate's
+reasons and ``explain`` show exactly the validation the decision rests on. (A version with
+no validation at all is blocked by the ``evidence.validation`` check.)
 """
 
 from __future__ import annotations
@@ -45,7 +47,18 @@ def check_rollup(ctx: Context) -> list[CheckResult]:
     results: list[CheckResult] = []
     cap = spec.validation.quarantine_cap
     for region in spec.regions:
-        blocking = [r for r in current_validation(ctx, region) if r.blocking]
+        current = current_validation(ctx, region)
+        blocking = [r for r in current if r.blocking]
+        for r in current:  # each failed result about the generation's versions, re-stated for the gate
+            if r.success:
+                continue
+            results.append(CheckResult(
+                stage="reconcile", check_id=r.check_id, check_type=r.check_type, region=region, table=r.table,
+                policy=r.policy, success=False, observed=r.observed, threshold=r.threshold,
+                unexpected_count=r.unexpected_count, element_count=r.element_count,
+                message=f"{r.message} (validated at version {r.table_version})".lstrip(), details=r.details,
+                table_version=r.table_version, suite_sha=r.suite_sha, batch=r.batch,
+            ))
         results.append(CheckResult(
             stage="reconcile", check_id="rollup.validation", check_type="rollup", region=region, table="*",
             policy="block", success=not blocking, observed=len(blocking), threshold=0,

@@ -1,0 +1,143 @@
+"""Evidence benchmark: what deciding from evidence costs, against reading the data.
+
+Three figures, each a ratio to a reference measured in the same run, interleaved (reference
+and subject alternate, ``REPS`` times; min and median reported), with the RSS the subject
+adds above its baseline:
+
+* **in sync?** for a replicated table of ``rows`` rows in two regions, answered by the
+  parity check from the regions' published profiles (whole-table digests), against one scan
+  of one region's table; the bytes read from the evidence store are reported;
+* **publishing a profile** of a written version, against the Delta write it accompanies,
+  for a raw table (totals, event time), a features table (drift cell counts) and a
+  replicated table (the digest tree: every row hashed);
+* **the gate's whole decision** (reconcile from evidence, then the decision commit) for
+  ``regions`` regions of the flagship at ``rows`` rows each, against one scan of one
+  region's ``card_features`` table.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from pipelines.bench._measure import measure_table, rss_mib
+
+REPS = 3
+
+
+def _interleaved(reference: Callable[[], Any], subject: Callable[[], Any], reps: int = REPS) -> dict[str, float]:
+    ref_t: list[float] = []
+    sub_t: list[float] = []
+    extra = 0.0
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        reference()
+        ref_t.append(time.perf_counter() - t0)
+        before = rss_mib()
+        t0 = time.perf_counter()
+        subject()
+        sub_t.append(time.perf_counter() - t0)
+        extra = max(extra, rss_mib() - before)
+    return {
+        "reference_min_s": min(ref_t), "reference_median_s": statistics.median(ref_t),
+        "subject_min_s": min(sub_t), "subject_median_s": statistics.median(sub_t),
+        "ratio_min": min(sub_t) / min(ref_t), "ratio_median": statistics.median(sub_t) / statistics.median(ref_t),
+        "extra_rss_mib": round(extra, 1),
+    }
+
+
+def _spec(tmp: Path, rows: int, regions: int, replicated_rows: int) -> Any:
+    from pipelines.spec import load_spec, parse_spec
+
+    data = load_spec("fraud_features").model_dump(mode="json")
+    data["regions"] = data["regions"][:regions]
+    data["sources"]["transactions"]["rows_per_region"] = rows
+    data["sources"]["merchant_risk"]["merchants"] = replicated_rows
+    data["storage"] = {"root": str(tmp / "lake")}
+    spec = load_spec("fraud_features")
+    return parse_spec(data, "bench").with_path(spec.path)
+
+
+def _scan(spec: Any, region: str, layer: str, table: str) -> None:
+    import polars as pl
+
+    pl.scan_delta(spec.table_uri(region, layer, table)).collect()
+
+
+def run(*, rows: int, regions: int, console: Console | None = None) -> dict[str, Any]:
+    from pipelines.evidence import publish_write
+    from pipelines.reconcile.context import Context
+    from pipelines.reconcile.parity import check_parity
+    from pipelines.runner import certify, run_region
+    from pipelines.spec import Interval
+    from pipelines.storage import read_table, write_interval
+
+    out: dict[str, Any] = {"rows": rows, "regions": regions}
+    with tempfile.TemporaryDirectory(prefix="lockstep-bench-evidence-") as tmp:
+        day = Interval.for_date(date(2026, 1, 8))
+        spec = _spec(Path(tmp), rows, regions, replicated_rows=rows)
+        for region in spec.regions:
+            run_region(spec, day, region, run_id="bench")
+        r0 = spec.regions[0]
+
+        # in sync? from the profiles' digests, against one scan of the replicated table
+        check = spec.reconcile.parity[0]
+        sync: dict[str, Any] = {}
+
+        def in_sync() -> None:
+            ctx = Context.build(spec, day)
+            res = check_parity(ctx, check)
+            assert all(r.success for r in res), [r.message for r in res if not r.success]
+            sync["evidence_bytes"] = ctx.bytes_read
+
+        out["in_sync"] = {**_interleaved(lambda: _scan(spec, r0, "reference", "merchant_risk"), in_sync),
+                          "evidence_bytes_read": sync["evidence_bytes"], "goal": 0.05}
+
+        # the gate's whole decision, against one scan of one region's card_features
+        decided: dict[str, Any] = {}
+
+        def gate() -> None:
+            d = certify(spec, day, run_id="bench-gate")
+            decided["status"] = d.status
+
+        out["gate"] = {**_interleaved(lambda: _scan(spec, r0, "features", "card_features"), gate),
+                       "status": decided["status"], "goal": 0.2}
+
+
+        # publishing a profile, against the Delta write it accompanies
+        publish: dict[str, Any] = {}
+        for layer, name in (("raw", "transactions"), ("features", "card_features"), ("reference", "merchant_risk")):
+            t = spec.table(name)
+            uri = spec.table_uri(r0, layer, name)
+            part = day.partition(t.partition_by)
+            frame = read_table(uri, partition=part).collect()
+            ref = write_interval(uri, frame, partition=part, app_id=f"bench/{name}", force=True)
+
+            def write(uri: str = uri, frame: Any = frame, part: dict[str, str] = part, name: str = name) -> None:
+                write_interval(uri, frame, partition=part, app_id=f"bench/{name}", force=True)
+
+            def profile(t: Any = t, layer: str = layer, frame: Any = frame, ref: Any = ref) -> None:
+                publish_write(spec, r0, t, layer, day, frame, ref, run_id="bench")
+
+            publish[f"{layer}/{name}"] = {**_interleaved(write, profile), "goal": 0.5}
+        out["publish"] = publish
+
+    if console is not None:
+        table = measure_table(f"evidence: {regions} regions x {rows:,} rows (ratios: min of {REPS} interleaved runs)")
+        s = out["in_sync"]
+        table.add_row("in sync? from evidence / one scan of the replicated table",
+                      f"{s['ratio_min']:.3f}x ({s['evidence_bytes_read']:,} B of evidence)", "<= 0.05x")
+        for key, p in out["publish"].items():
+            table.add_row(f"publish profile of {key} / its Delta write", f"{p['ratio_min']:.2f}x", "<= 0.5x")
+        g = out["gate"]
+        table.add_row(f"gate decision ({g['status']}) / one scan of one region's card_features",
+                      f"{g['ratio_min']:.3f}x", "<= 0.2x")
+        console.print(table)
+    return out
