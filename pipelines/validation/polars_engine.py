@@ -240,13 +240,18 @@ def _bad_expr(frame: pl.DataFrame, e: Expectation, kw: dict[str, Any]) -> tuple[
         return bad, ignored
     c = _col(frame, kw.get("column"))
     if e.type in NULL_TYPES:
-        _need(c.kind in (INT, FLOAT, STR) or c.dtype == pl.Boolean and e.type.endswith("not_be_null"),
+        native_dtype = c.kind in (INT, FLOAT, STR) or c.dtype in (pl.Boolean, pl.Date) or isinstance(c.dtype, pl.Datetime)
+        _need(native_dtype and (c.kind != OTHER or e.type.endswith("not_be_null")),
               f"column {c.name!r} ({c.dtype}) is not run natively")
         return (c.missing if e.type.endswith("not_be_null") else ~c.missing), None
     if e.type == "expect_column_values_to_be_unique":
         _need(c.kind in (INT, FLOAT, STR), f"column {c.name!r} ({c.dtype}) is not run natively")
         v = (c.value + 0.0) if c.kind == FLOAT else c.value
-        bad = v.is_duplicated() & ~c.missing
+        if c.kind == STR:  # hash first (cheap); compare the strings only where hashes collide
+            cand = v.hash(0x10C57E9).is_duplicated() & ~c.missing
+            bad = cand & pl.when(cand).then(v).is_duplicated()
+        else:
+            bad = v.is_duplicated() & ~c.missing
     elif e.type == "expect_column_values_to_be_between":
         bad = ~_within(_numeric_view(c, kw), kw)
     elif e.type in ("expect_column_values_to_be_in_set", "expect_column_values_to_not_be_in_set"):
