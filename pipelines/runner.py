@@ -36,11 +36,12 @@ from pipelines.features import FeatureContext, load_transform
 from pipelines.generation import generation_of
 from pipelines.preflight import preflight
 from pipelines.sources import read_source
-from pipelines.spec import Interval, PipelineSpec, date_range, load_spec
+from pipelines.spec import Interval, PipelineSpec, TableSpec, date_range, load_spec, partition_key
 from pipelines.storage import (
     TableRef,
     fingerprint,
     interval_app_id,
+    open_table,
     partitions_identity,
     read_partitions,
     table_version,
@@ -87,9 +88,80 @@ def ingest(spec: PipelineSpec, interval: Interval, region: str, *, root: str | N
     return refs
 
 
-def _lookback_values(interval: Interval, lookback: timedelta) -> list[str]:
-    first = (interval.start - lookback).date()
-    return [d.isoformat() for d in date_range(first, interval.start.date())]
+def _lookback_values(interval: Interval, lookback: timedelta, partition_by: list[str] | None = None) -> list[str]:
+    """Keys of the input partitions a transform needs: from the one holding ``start - lookback``
+    to the interval's own, no later ('2026-01-01' days, '2026-01-01T05' hours,
+    '2026-01-01T05:15' minute partitions): a later interval landing never changes what an
+    earlier one reads."""
+    cols = [c for c in partition_by or ["ds"] if c in ("ds", "hour", "minute")]
+    if cols == ["ds"]:
+        first = (interval.start - lookback).date()
+        return [d.isoformat() for d in date_range(first, interval.start.date())]
+    step = timedelta(hours=1) if cols == ["ds", "hour"] else min(interval.length, timedelta(hours=1))
+    t = Interval.containing(interval.start - lookback, "hour").start
+    while t + step <= interval.start - lookback:
+        t += step
+    keys = []
+    while t < interval.end:
+        keys.append(partition_key(Interval(start=t, end=t + step).partition(cols)))
+        t += step
+    return keys
+
+
+def _read_input(uri: str, partition_by: list[str], keys: list[str], version: int,
+                opts: dict[str, str]) -> tuple[list[Any], pl.LazyFrame | None]:
+    """The input partitions ``keys`` at ``version``: their (key, file) identity and a lazy scan.
+    Daily inputs select by ds; sub-daily ones by (ds, hour[, minute]), pruned by ds first."""
+    cols = [c for c in partition_by if c in ("ds", "hour", "minute")]
+    if cols == ["ds"]:
+        return (partitions_identity(uri, "ds", keys, version=version, storage_options=opts),
+                read_partitions(uri, "ds", keys, version=version, storage_options=opts))
+    days = sorted({k[:10] for k in keys})
+    lf = read_partitions(uri, "ds", days, version=version, storage_options=opts)
+    dt = open_table(uri, opts, version)
+    if lf is None or dt is None:
+        return [], None
+
+    def key_of(prefix: str) -> pl.Expr:
+        parts: list[pl.Expr | str] = [pl.col(f"{prefix}ds")]
+        for c, sep in (("hour", "T"), ("minute", ":")):
+            if c in cols:
+                parts += [pl.lit(sep), pl.col(f"{prefix}{c}").cast(pl.String)]
+        return pl.concat_str(parts)
+
+    import pyarrow as pa
+
+    actions = pl.from_arrow(pa.table(dt.get_add_actions(flatten=True)))
+    assert isinstance(actions, pl.DataFrame)
+    identity: list[Any] = []
+    if actions.height and all(f"partition.{c}" in actions.columns for c in cols):
+        picked = actions.select(key=key_of("partition."), path="path").filter(pl.col("key").is_in(keys))
+        identity = [[k, p] for k, p in picked.sort("key", "path").iter_rows()]
+    return identity, lf.filter(key_of("").is_in(keys))
+
+
+def _outside_interval(data: pl.DataFrame, table: TableSpec, interval: Interval) -> list[str]:
+    """Why rows of a transform's output are not its interval's (empty: all are): a partition
+    column saying another interval, or an event time outside [start, end) (a snapshot table
+    may stamp every row with the interval's close instead)."""
+    out = []
+    for col, want in interval.partition(table.partition_by).items():
+        if col in data.columns:
+            n = data.filter(pl.col(col).cast(pl.String).ne_missing(want)).height
+            if n:
+                out.append(f"{n} row(s) with {col} other than {want}")
+    et = table.event_time
+    if et and et in data.columns and data.height and isinstance(data.schema[et], pl.Datetime):
+        dtype = data.schema[et]
+        tz = dtype.time_zone if isinstance(dtype, pl.Datetime) else None
+        start, end = ((interval.start, interval.end) if tz else
+                      (interval.start.replace(tzinfo=None), interval.end.replace(tzinfo=None)))
+        times = data.get_column(et).drop_nulls()
+        snapshot = times.len() > 0 and times.n_unique() == 1 and times[0] == end
+        n = 0 if snapshot else times.filter(~times.is_between(start, end, closed="left")).len()
+        if n:
+            out.append(f"{n} row(s) with {et} outside [{interval.start:%Y-%m-%d %H:%M}, {interval.end:%Y-%m-%d %H:%M})")
+    return out
 
 
 def transform(spec: PipelineSpec, interval: Interval, region: str, *, root: str | None = None, force: bool = False,
@@ -114,14 +186,14 @@ def transform(spec: PipelineSpec, interval: Interval, region: str, *, root: str 
         for name in fs.inputs:
             t = spec.table(name)
             uri = spec.table_uri(region, t.layer, t.name, root)
-            values = [interval.ds] if t.layer == "reference" else _lookback_values(interval, fs.lookback)
+            values = _lookback_values(interval, timedelta(0) if t.layer == "reference" else fs.lookback, t.partition_by)
             key = (name, tuple(values))
             if key not in loaded:  # feature sets sharing an input resolve it once
                 version = table_version(uri, opts)
-                lf = read_partitions(uri, "ds", values, version=version, storage_options=opts)
+                ident, lf = (None, None) if version is None else _read_input(uri, t.partition_by, values, version, opts)
                 if lf is None or version is None:
                     raise FeatureError(f"{region}: input {t.path} of feature set {fs.name!r} does not exist yet; ingest first")
-                loaded[key] = (partitions_identity(uri, "ds", values, version=version, storage_options=opts), lf, version)
+                loaded[key] = (ident or [], lf, version)
             identities[name], inputs[name], read_versions[name] = loaded[key]
         out = spec.table(fs.output)
         fp = fingerprint("transform", CODE_VERSION, fs.model_dump(mode="json"), identities)
@@ -145,6 +217,10 @@ def transform(spec: PipelineSpec, interval: Interval, region: str, *, root: str 
         except Exception as exc:
             raise FeatureError(f"{region}: feature set {fs.name!r} failed: {exc}", region=region) from exc
         data = frame.collect() if isinstance(frame, pl.LazyFrame) else frame
+        outside = _outside_interval(data, out, interval)
+        if outside:  # never written: the rows would land in (and duplicate keys of) another interval
+            raise FeatureError(f"{region}: feature set {fs.name!r} returned rows outside its interval {interval.key}: "
+                               f"{'; '.join(outside)}; nothing written", region=region)
         ref = write_interval(uri, data, partition=partition, app_id=app_id, fingerprint=fp, storage_options=opts,
                              force=force)
         publish_write(spec, region, out, out.layer, interval, data, ref, root=root, run_id=run_id, fingerprint=fp)

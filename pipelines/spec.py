@@ -63,6 +63,9 @@ Duration = Annotated[timedelta, BeforeValidator(_parse_duration)]
 #: cron presets a schedule may name (Airflow's, without the ones that need no cron)
 SCHEDULE_PRESETS = ("@hourly", "@daily", "@midnight", "@weekly", "@monthly", "@quarterly", "@yearly", "@annually")
 
+#: granularities: a day, an hour, or a whole number of minutes that divides an hour
+GRANULARITY_PATTERN = r"^(day|hour|(1|2|3|4|5|6|10|12|15|20|30)m)$"
+
 #: Pipeline templates shipped inside the package; each folder holds a loadable spec, so
 #: ``load_spec("fraud_features")`` works from an installed wheel.
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
@@ -174,7 +177,7 @@ class StorageSpec(_Model):
 
 # --------------------------------------------------------------------------- sources
 FaultKind = Literal[
-    "drift", "stale_reference", "missing_partition", "duplicates", "schema_change", "corrupt_file"
+    "drift", "stale_reference", "missing_partition", "duplicates", "schema_change", "corrupt_file", "late_rows"
 ]
 
 
@@ -184,15 +187,23 @@ class FaultSpec(_Model):
     kind: FaultKind
     regions: list[Region] = Field(min_length=1)
     dates: list[date] = Field(default_factory=list, description="empty: every date")
+    hours: list[Annotated[int, Field(ge=0, le=23)]] = Field(
+        default_factory=list,
+        description="sub-daily pipelines: the hours (UTC) of those dates the fault applies to; empty: every hour",
+        examples=[[5]],
+    )
     magnitude: float = Field(
         1.0,
         gt=0,
         description="drift: shift of log-amount (sigmas); stale_reference: days behind; "
-        "duplicates: fraction of rows repeated (x 1%)",
+        "duplicates: fraction of rows repeated (x 1%); late_rows: fraction of rows delivered late (x 10%)",
     )
 
-    def applies(self, region: str, ds: date) -> bool:
-        return region in self.regions and (not self.dates or ds in self.dates)
+    def applies(self, region: str, ds: date, hour: int | None = None) -> bool:
+        """Does the fault bend ``region``'s delivery of ``ds`` (of ``hour``, in a sub-daily pipeline)?"""
+        if region not in self.regions or (self.dates and ds not in self.dates):
+            return False
+        return hour is None or not self.hours or hour in self.hours
 
 
 class SyntheticSource(_Model):
@@ -204,6 +215,13 @@ class SyntheticSource(_Model):
     merchants: int = Field(2_000, ge=10)
     seed: int = 7
     faults: list[FaultSpec] = Field(default_factory=list)
+    late_allowance: Duration = Field(
+        timedelta(0),
+        description="how long after an interval closes its data may still arrive: the interval is processed "
+        "when it closes plus the largest allowance of the pipeline's sources; rows arriving later re-version "
+        "and re-certify that interval only",
+        examples=["10m", "2h"],
+    )
 
 
 class FileSource(_Model):
@@ -212,6 +230,13 @@ class FileSource(_Model):
     kind: Literal["parquet", "csv", "jsonl"]
     path: str
     required: bool = Field(True, description="a missing file is an error (else: an empty interval)")
+    late_allowance: Duration = Field(
+        timedelta(0),
+        description="how long after an interval closes its data may still arrive: the interval is processed "
+        "when it closes plus the largest allowance of the pipeline's sources; rows arriving later re-version "
+        "and re-certify that interval only",
+        examples=["10m", "2h"],
+    )
 
     @field_validator("path")
     @classmethod
@@ -229,6 +254,13 @@ class DeltaSource(_Model):
     uri: str
     version: int | None = None
     interval_column: str | None = Field("ds", description="column to select the interval by")
+    late_allowance: Duration = Field(
+        timedelta(0),
+        description="how long after an interval closes its data may still arrive: the interval is processed "
+        "when it closes plus the largest allowance of the pipeline's sources; rows arriving later re-version "
+        "and re-certify that interval only",
+        examples=["10m", "2h"],
+    )
 
 
 Source = Annotated[SyntheticSource | FileSource | DeltaSource, Field(discriminator="kind")]
@@ -492,7 +524,13 @@ class PipelineSpec(_Model):
     name: Name
     description: str = ""
     schedule: str = "@daily"
-    granularity: Literal["day", "hour"] = "day"
+    granularity: str = Field(
+        "day",
+        pattern=GRANULARITY_PATTERN,
+        description="the interval a run processes: 'day' (tables partitioned by ds), 'hour' (ds, hour) or "
+        "minutes dividing an hour such as '15m' (ds, hour, minute); a sub-daily schedule must fire once per interval",
+        examples=["hour", "15m"],
+    )
     start_date: date
     regions: list[Region] = Field(min_length=1)
     storage: StorageSpec = StorageSpec()
@@ -508,6 +546,19 @@ class PipelineSpec(_Model):
     alerts: list[AlertTarget] = Field(default_factory=list, description="who hears when a generation blocks or goes stale")
 
     _path: Path | None = PrivateAttr(None)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_partitions(cls, data: Any) -> Any:
+        """Tables that do not say how they are partitioned get the granularity's columns."""
+        if not isinstance(data, dict) or not isinstance(data.get("granularity"), str):
+            return data
+        if not re.fullmatch(GRANULARITY_PATTERN, data["granularity"]) or not isinstance(data.get("tables"), list):
+            return data
+        cols = partition_columns(data["granularity"])
+        tables = [dict(t, partition_by=cols) if isinstance(t, dict) and "partition_by" not in t else t
+                  for t in data["tables"]]
+        return {**data, "tables": tables}
 
     @field_validator("regions")
     @classmethod
@@ -550,8 +601,11 @@ class PipelineSpec(_Model):
                     )
             elif t.source is not None:
                 raise ValueError(f"tables[{i}].source: only raw and reference tables have a source")
-            if self.granularity == "hour" and "hour" not in t.partition_by:
-                raise ValueError(f"tables[{i}].partition_by: hourly pipelines partition by ds, hour")
+            need = partition_columns(self.granularity)
+            if t.partition_by[: len(need)] != need:
+                raise ValueError(f"tables[{i}].partition_by: {self.granularity} intervals partition by "
+                                 f"{', '.join(need)} (got {', '.join(t.partition_by) or 'nothing'})")
+        self._check_schedule()
         for i, f in enumerate(self.features):
             for name in f.inputs:
                 if name not in by_name:
@@ -570,7 +624,40 @@ class PipelineSpec(_Model):
                 raise ValueError(f"{where}.table: unknown table {name!r}")
         return self
 
+    def _check_schedule(self) -> None:
+        """A sub-daily pipeline's schedule fires once per interval (else intervals would overlap or gap)."""
+        if self.granularity == "day" or self.schedule in ("None", "none", "@once"):
+            return
+        from croniter import croniter
+
+        cron = {"@hourly": "0 * * * *", "@daily": "0 0 * * *", "@midnight": "0 0 * * *"}.get(self.schedule, self.schedule)
+        if cron.startswith("@"):
+            raise ValueError(f"schedule {self.schedule!r} does not fire once per {self.granularity} interval")
+        it = croniter(cron, datetime(self.start_date.year, self.start_date.month, self.start_date.day, tzinfo=UTC))
+        fires = [it.get_next(datetime) for _ in range(26)]
+        gaps = {b - a for a, b in zip(fires, fires[1:], strict=False)}
+        if gaps != {self.interval_length}:
+            shown = ", ".join(sorted(str(g) for g in gaps))
+            raise ValueError(f"schedule {self.schedule!r} fires every {shown}, but granularity {self.granularity!r} "
+                             f"intervals last {self.interval_length}")
+
     # -- helpers
+    @property
+    def interval_length(self) -> timedelta:
+        """How long one interval lasts (a day, an hour, or the granularity's minutes)."""
+        return granularity_length(self.granularity)
+
+    @property
+    def late_allowance(self) -> timedelta:
+        """The largest ``late_allowance`` of the pipeline's sources: an interval is processed
+        this long after it closes."""
+        return max((s.late_allowance for s in self.sources.values()), default=timedelta(0))
+
+    def interval_at(self, when: datetime | date | str) -> Interval:
+        """The interval of this pipeline that contains ``when`` (a datetime, a date, or an
+        interval key such as '2026-01-01T05' or '2026-01-01T05:15')."""
+        return Interval.containing(when, self.granularity)
+
     @property
     def path(self) -> Path | None:
         """The file the spec was loaded from (None when built in code)."""
@@ -689,17 +776,82 @@ class PipelineSpec(_Model):
 
 
 # --------------------------------------------------------------------------- intervals
+def granularity_length(granularity: str) -> timedelta:
+    """How long an interval of ``granularity`` lasts: 'day', 'hour' or minutes such as '15m'.
+
+    >>> granularity_length("15m")
+    datetime.timedelta(seconds=900)
+    """
+    if granularity == "day":
+        return timedelta(days=1)
+    if granularity == "hour":
+        return timedelta(hours=1)
+    m = re.fullmatch(r"(\d+)m", granularity)
+    if m is None or 60 % int(m.group(1)):
+        raise SpecError(f"granularity {granularity!r}: expected day, hour or minutes dividing an hour (15m)")
+    return timedelta(minutes=int(m.group(1)))
+
+
+def partition_columns(granularity: str) -> list[str]:
+    """The partition columns of a table at ``granularity``: ds, then hour, then minute."""
+    if granularity == "day":
+        return ["ds"]
+    return ["ds", "hour"] if granularity == "hour" else ["ds", "hour", "minute"]
+
+
+def partition_key(values: dict[str, str]) -> str:
+    """A partition's sortable key, in the interval-key format ('2026-01-01', '2026-01-01T05',
+    '2026-01-01T05:15'): zero-padded, so string order is time order."""
+    key = values["ds"]
+    if "hour" in values:
+        key += f"T{values['hour']}"
+        if "minute" in values:
+            key += f":{values['minute']}"
+    return key
+
+
 class Interval(_Model):
-    """The data interval a run processes: [start, end) in UTC."""
+    """The data interval a run processes: [start, end) in UTC. Any length a cron schedule
+    makes: a day, an hour, or minutes (``Interval.for_date("2026-01-01", "15m", 5, 15)``)."""
 
     start: datetime
     end: datetime
 
     @classmethod
-    def for_date(cls, ds: date | str, granularity: str = "day", hour: int = 0) -> Interval:
+    def for_date(cls, ds: date | str, granularity: str = "day", hour: int = 0, minute: int = 0) -> Interval:
+        """The interval of ``granularity`` that starts at ``ds`` ``hour``:``minute`` (UTC)."""
         d = date.fromisoformat(ds) if isinstance(ds, str) else ds
-        start = datetime(d.year, d.month, d.day, hour if granularity == "hour" else 0, tzinfo=UTC)
-        return cls(start=start, end=start + (timedelta(hours=1) if granularity == "hour" else timedelta(days=1)))
+        length = granularity_length(granularity)
+        start = datetime(d.year, d.month, d.day, tzinfo=UTC)
+        if length < timedelta(days=1):
+            start = start.replace(hour=hour, minute=minute if length < timedelta(hours=1) else 0)
+        return cls(start=start, end=start + length)
+
+    @classmethod
+    def containing(cls, when: datetime | date | str, granularity: str = "day") -> Interval:
+        """The interval of ``granularity`` that contains ``when``: a datetime (naive is UTC), a
+        date, or an interval key ('2026-01-01', '2026-01-01T05', '2026-01-01T05:15').
+
+        >>> Interval.containing("2026-01-01T05:20", "15m").key
+        '2026-01-01T05:15'
+        """
+        if isinstance(when, str):
+            try:
+                when = datetime.fromisoformat(when) if "T" in when else date.fromisoformat(when)
+            except ValueError:
+                raise SpecError(f"{when!r}: expected an interval key such as 2026-01-01, 2026-01-01T05 "
+                                "or 2026-01-01T05:15") from None
+        if not isinstance(when, datetime):
+            when = datetime(when.year, when.month, when.day, tzinfo=UTC)
+        when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+        length = granularity_length(granularity)
+        day = datetime(when.year, when.month, when.day, tzinfo=UTC)
+        start = day + ((when - day) // length) * length if length < timedelta(days=1) else day
+        return cls(start=start, end=start + length)
+
+    @property
+    def length(self) -> timedelta:
+        return self.end - self.start
 
     @field_validator("start", "end")
     @classmethod
@@ -718,15 +870,26 @@ class Interval(_Model):
         return self.start.hour
 
     @property
+    def minute(self) -> int:
+        return self.start.minute
+
+    @property
     def key(self) -> str:
-        """A short id: '2026-01-01' for days, '2026-01-01T05' for hours."""
-        if self.end - self.start >= timedelta(days=1):
+        """A short id: '2026-01-01' for days, '2026-01-01T05' for hours, '2026-01-01T05:15'
+        for intervals shorter than an hour."""
+        if self.length >= timedelta(days=1):
             return self.ds
-        return f"{self.ds}T{self.hour:02d}"
+        if self.length >= timedelta(hours=1) and self.minute == 0:
+            return f"{self.ds}T{self.hour:02d}"
+        return f"{self.ds}T{self.hour:02d}:{self.minute:02d}"
 
     def partition(self, partition_by: list[str]) -> dict[str, str]:
-        values = {"ds": self.ds, "hour": f"{self.hour:02d}"}
+        values = {"ds": self.ds, "hour": f"{self.hour:02d}", "minute": f"{self.minute:02d}"}
         return {col: values[col] for col in partition_by}
+
+    def contains(self, when: datetime) -> bool:
+        """Is ``when`` in [start, end)?"""
+        return self.start <= when < self.end
 
 
 def date_range(start: date, end: date) -> list[date]:

@@ -5,6 +5,11 @@ transaction's event time (windows are closed on the left and open on the right, 
 at the same instant never see each other). History reaches back the feature set's
 ``lookback`` (7 days in the flagship spec): counts, the z-score and the first-seen flag are
 "within the lookback".
+
+Intervals of any length (a day, an hour, 15 minutes): a transform returns exactly the rows
+of its interval, the transactions whose event time is in [start, end), and a feature's name
+says its window whatever the interval: ``_1d`` is the day up to the interval's end, ``_7d``
+seven days.
 """
 
 from __future__ import annotations
@@ -60,8 +65,9 @@ def distinct_merchants(tx: pl.DataFrame, period: timedelta) -> pl.Series:
 
 
 def card_features(inputs: dict[str, pl.LazyFrame], ctx: FeatureContext) -> pl.LazyFrame:
-    """Per transaction: counts and sums over 1 h / 24 h / 7 d, distinct merchants in 24 h,
-    the amount's z-score against the card's prior 7 days, and whether the card is new here."""
+    """Per transaction of the interval (event time in [start, end)): counts and sums of the
+    card's prior events over 1 h / 24 h / 7 d, distinct merchants in 24 h, the amount's z-score
+    against the card's prior 7 days, and whether the card is new here (no event in 7 days)."""
     # every window reads the same sorted frame: materialise it once
     sorted_tx = (
         inputs["transactions"]
@@ -107,7 +113,7 @@ def card_features(inputs: dict[str, pl.LazyFrame], ctx: FeatureContext) -> pl.La
         feature_version=pl.lit(ctx.version),
     )
     return (
-        out.filter(pl.col("ds") == ctx.interval.ds)
+        out.filter(pl.col("event_time").is_between(ctx.interval.start, ctx.interval.end, closed="left"))
         .select(
             "txn_id", "card_id", "merchant_id", "event_time", "amount", "is_fraud",
             *CARD_FEATURE_COLUMNS, "feature_version", "ds",
@@ -116,10 +122,12 @@ def card_features(inputs: dict[str, pl.LazyFrame], ctx: FeatureContext) -> pl.La
 
 
 def merchant_features(inputs: dict[str, pl.LazyFrame], ctx: FeatureContext) -> pl.LazyFrame:
-    """Per merchant on the risk list, as of the interval's end: activity over the day and the
-    last 7 days, distinct cards, the fraud rate of the last 7 days, and the risk score."""
+    """Per merchant on the risk list (a merchant missing from it gets no row), as of the
+    interval's end: activity over the day (the 24 hours to the interval's end, whatever the
+    interval's length) and the last 7 days, distinct cards of the day, the fraud rate of the
+    last 7 days, and the risk score."""
     end = ctx.interval.end
-    day_start = ctx.interval.start
+    day_start = end - timedelta(days=1)
     tx = inputs["transactions"].select("card_id", "merchant_id", "amount", "event_time", "is_fraud").filter(
         pl.col("event_time").is_between(end - timedelta(days=7), end, closed="left")
     )

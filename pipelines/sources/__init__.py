@@ -9,7 +9,6 @@ naming its path; the file is left where it is.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -138,16 +137,12 @@ def read_source(spec: PipelineSpec, table: TableSpec, region: str, interval: Int
 def _read(spec: PipelineSpec, table: TableSpec, region: str, interval: Interval) -> SourceRead:
     assert table.source is not None
     src = spec.sources[table.source]
-    ds = date.fromisoformat(interval.ds)
     if isinstance(src, SyntheticSource):
         identity = {"synthetic": src.model_dump(mode="json"), "region": region, "ds": interval.ds, "regions": spec.regions}
-        if src.dataset == "transactions":
-            frame = synthetic.transactions(
-                region, ds, regions=spec.regions, rows=src.rows_per_region, merchants=src.merchants,
-                seed=src.seed, faults=src.faults,
-            )
-        else:
-            frame = synthetic.merchant_risk(ds, merchants=src.merchants, seed=src.seed, region=region, faults=src.faults)
+        frame = synthetic.for_interval(  # a day, or the cut of its day an hourly / 15-minute interval holds
+            src.dataset, region, interval.start, interval.end, regions=spec.regions, rows=src.rows_per_region,
+            merchants=src.merchants, seed=src.seed, faults=src.faults,
+        )
         return SourceRead(frame, identity)
     if isinstance(src, FileSource):
         return _file_source(src, region, interval)

@@ -13,8 +13,13 @@ merchant's score changes every 30-90 days, so one day's snapshot differs from th
 previous day's in ~2% of merchants - which is what a stale copy looks like.
 
 Named faults (:class:`~pipelines.spec.FaultSpec`) bend the output for one region and date:
-``drift``, ``stale_reference``, ``missing_partition``, ``duplicates``, ``schema_change``;
-``corrupt_file`` applies when the generator writes files (:func:`export_files`).
+``drift``, ``stale_reference``, ``missing_partition``, ``duplicates``, ``schema_change``,
+``late_rows`` (a share of the rows is not in the first delivery: the late data a re-run
+picks up); ``corrupt_file`` applies when the generator writes files (:func:`export_files`).
+
+Sub-daily intervals (:func:`for_interval`) are cuts of the day by event time, so 24 hourly
+(or 96 quarter-hourly) deliveries hold exactly the day's rows; a fault with ``hours`` bends
+only those hours.
 """
 
 from __future__ import annotations
@@ -75,6 +80,25 @@ def _rng(seed: int, *key: int) -> np.random.Generator:
 
 def _faults(faults: list[FaultSpec], kind: str, region: str, ds: date) -> list[FaultSpec]:
     return [f for f in faults if f.kind == kind and f.applies(region, ds)]
+
+
+#: the share of an hour's rows a ``late_rows`` fault of magnitude 1 holds back
+LATE_SHARE = 0.1
+
+
+def _hold_back_late(df: pl.DataFrame, faults: list[FaultSpec], seed: int) -> pl.DataFrame:
+    """Drop the rows a ``late_rows`` fault delays: a stable hash of the row picks them, within
+    the fault's hours (every hour when it names none)."""
+    if not faults or df.is_empty():
+        return df
+    pick = _unit(df["seq"].to_numpy().astype(np.uint64) + np.uint64(seed) * np.uint64(7919))
+    hours = df["event_time"].dt.hour().to_numpy()
+    keep = np.ones(df.height, dtype=bool)
+    for f in faults:
+        in_hours = np.isin(hours, f.hours) if f.hours else np.ones(df.height, dtype=bool)
+        keep &= ~(in_hours & (pick < min(1.0, LATE_SHARE * f.magnitude)))
+    df = df.filter(pl.Series(keep))
+    return df
 
 
 def cards_per_region(rows_per_region: int) -> int:
@@ -148,6 +172,7 @@ def transactions(
             "is_fraud": is_fraud,
         }
     )
+    late = _faults(faults, "late_rows", region, ds)
     region_names = pl.Series("regions", regions, dtype=pl.String)
     df = df.select(
         txn_id=pl.format("{}:{}:{}", pl.lit(region), pl.lit(ds.isoformat()), pl.col("seq").cast(pl.String).str.zfill(8)),
@@ -161,7 +186,9 @@ def transactions(
         event_time=pl.lit(start).dt.cast_time_unit("us") + pl.duration(microseconds=pl.col("offset_us")),
         is_fraud=pl.col("is_fraud"),
         ds=pl.lit(ds.isoformat()),
-    ).cast(TRANSACTION_SCHEMA)  # type: ignore[arg-type]
+        seq=pl.col("seq"),
+    )
+    df = _hold_back_late(df, late, seed).drop("seq").cast(TRANSACTION_SCHEMA)  # type: ignore[arg-type]
 
     for f in _faults(faults, "duplicates", region, ds):
         n_dup = max(1, int(rows * 0.01 * f.magnitude))
@@ -170,6 +197,31 @@ def transactions(
         # an upstream release renamed a column and changed its type
         df = df.rename({"mcc": "merchant_category"}).with_columns(pl.col("merchant_category").cast(pl.String))
     return df
+
+
+def for_interval(
+    dataset: str, region: str, start: datetime, end: datetime, *, regions: list[str], rows: int,
+    merchants: int = 2_000, seed: int = 7, faults: list[FaultSpec] | None = None,
+) -> pl.DataFrame:
+    """One region's delivery of ``dataset`` ('transactions' or 'merchant_risk') for the
+    interval [start, end): for a day, the day's rows; for a shorter interval, the rows of its
+    day whose event time falls in it, under the faults of its hour.
+
+    >>> from datetime import UTC
+    >>> hour = for_interval("transactions", "eu-west", datetime(2026, 1, 1, 5, tzinfo=UTC),
+    ...                     datetime(2026, 1, 1, 6, tzinfo=UTC), regions=["eu-west"], rows=2400)
+    >>> int(hour["event_time"].dt.hour().unique().item())
+    5
+    """
+    ds = start.date()
+    sub_daily = end - start < timedelta(days=1)
+    bent = [f for f in faults or [] if f.applies(region, ds, start.hour if sub_daily else None)]
+    if dataset == "merchant_risk":
+        return merchant_risk(ds, merchants=merchants, seed=seed, region=region, faults=bent)
+    day = transactions(region, ds, regions=regions, rows=rows, merchants=merchants, seed=seed, faults=bent)
+    if not sub_daily:
+        return day
+    return day.filter(pl.col("event_time").is_between(start, end, closed="left"))
 
 
 def merchant_risk(
