@@ -247,3 +247,25 @@ def test_lookback_coverage_is_recorded_per_version_and_blocks_when_the_spec_says
     assert reasons and "2026-01-02" in reasons[0]["message"], d3.decision.reasons
     warn = run_interval(parse_spec(small_spec_data(2, 300), "t").with_path(spec.path), D3, root=root + "-warn")
     assert warn.decision is not None and warn.decision.certified  # warn by default: recorded, not blocking
+
+
+def test_a_descent_past_the_profile_asks_the_region_for_keys_and_hashes(root: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import pipelines.evidence.profile as profile_mod
+    from pipelines.reconcile import run_checks
+    from tests.reconcile.conftest import DAY, put, ref_frame, tiny_spec
+
+    monkeypatch.setattr(profile_mod, "KEYED_LIMIT", 10)  # profiles of 50 rows carry no keyed digest
+    spec = tiny_spec({"parity": [{"table": "ref", "keys": ["k"], "residency": "strict"}]})
+    for region in ("r1", "r2"):
+        put(spec, root, region, "reference", "ref", ref_frame())
+    stale = ref_frame().with_columns(score=pl.when(pl.col("k") < 3).then(9.9).otherwise(pl.col("score")))
+    put(spec, root, "r3", "reference", "ref", stale)
+    assert store.load(spec, [DAY.key], root=root).newest("r3", "reference", "ref", DAY.key).keyed is None  # type: ignore[union-attr]
+    res = {r.region: r for r in run_checks(spec, DAY, root=root) if r.check_type == "parity"}
+    r3 = res["r3"]
+    assert not r3.success and sorted(r3.details["changed_keys"]) == [0, 1, 2] and r3.details["changed_columns"] == {"score": 3}
+    assert not r3.details["from_evidence"] and r3.details["samples"] == []  # strict: no values crossed
+    assert r3.details["bytes_moved"] > 16
+    shutil.rmtree(Path(root) / spec.name / "r3")  # the region cannot answer: the check blocks, with its reason
+    blocked = [r for r in run_checks(spec, DAY, root=root) if r.check_id == "parity.ref" and not r.success]
+    assert blocked and all(r.blocking for r in blocked), blocked
