@@ -48,12 +48,19 @@ def browser() -> Iterator[object]:
         driver.quit()
 
 
-def _wait(driver: object, css: str, timeout: float = 60) -> object:
+def _wait(driver: object, css: str, timeout: float = 120) -> object:
+    from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, timeout).until(ec.visibility_of_element_located((By.CSS_SELECTOR, css)))
+    try:
+        return WebDriverWait(driver, timeout).until(ec.visibility_of_element_located((By.CSS_SELECTOR, css)))
+    except TimeoutException:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        driver.save_screenshot(str(ARTIFACTS / "failure.png"))  # type: ignore[attr-defined]
+        raise AssertionError(f"{css!r} not visible after {timeout:.0f}s at {driver.current_url}"  # type: ignore[attr-defined]
+                             f"; screenshot {ARTIFACTS / 'failure.png'}") from None
 
 
 def _cell(driver: object, region: str, interval: str) -> tuple[str, str]:
