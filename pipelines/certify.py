@@ -278,7 +278,7 @@ def read_certified(
         raise CertificationError(f"{spec.name}: generation {decision.generation_id} has no {region}/{t.path}")
     if max_staleness is not None:
         measured_at = (now or datetime.now(UTC)).astimezone(UTC)
-        ended = decision.interval_start + (timedelta(hours=1) if spec.granularity == "hour" else timedelta(days=1))
+        ended = decision.interval_start + spec.interval_length
         age = measured_at - ended
         if age > max_staleness:
             whose = f" of consumer {consumer!r}" if consumer else ""
@@ -293,7 +293,7 @@ def read_certified(
         check_pinned_version(read_certified(spec, table, region, at=decision.generation_id, root=root),
                              f"{spec.name}/{region}/{t.path} ({decision.generation_id})", cons.name,
                              cons.feature_versions[t.name])
-    iv = Interval.for_date(decision.interval_start.date(), spec.granularity, decision.interval_start.hour)
+    iv = spec.interval_at(decision.interval_start)
     return read_table(
         spec.table_uri(region, t.layer, t.name, root), version=version,
         partition=iv.partition(t.partition_by), storage_options=spec.region_options(region),

@@ -19,7 +19,7 @@ A webhook receives one JSON object: ``{"event", "pipeline", "interval", "subject
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from airflow.sdk import BaseHook, BaseNotifier
@@ -113,7 +113,7 @@ def stale_consumers(spec: PipelineSpec, *, now: datetime | None = None, root: st
         return []
     now = now or datetime.now(UTC)
     cur = current_certified(spec, root=root)
-    step = timedelta(hours=1) if spec.granularity == "hour" else timedelta(days=1)
+    step = spec.interval_length
     age = None if cur is None else now - (cur.interval_start + step)
     return [
         {"consumer": c.name, "max_staleness": str(c.max_staleness), "age": None if age is None else str(age),

@@ -110,12 +110,12 @@ def _readable_or_403(user: Any) -> list[str]:
 
 
 def _interval(spec: Any, key: str) -> Any:
+    from pipelines.errors import SpecError
     from pipelines.spec import Interval
 
     try:
-        ds, _, hour = key.partition("T")
-        return Interval.for_date(ds, spec.granularity, int(hour or 0))
-    except ValueError:
+        return Interval.containing(key, spec.granularity)
+    except (ValueError, SpecError):
         raise HTTPException(404, f"no interval {key!r}") from None
 
 

@@ -213,7 +213,7 @@ def window_intervals(ctx: Context, check: DriftCheck) -> tuple[list[tuple[Interv
          if d.interval_start < ctx.interval.start and d.interval_start.date().toordinal() >= first_steady),
         key=lambda d: d.interval_start,
     )[-check.window:]
-    out = [(Interval.for_date(d.interval_start.date(), spec.granularity, d.interval_start.hour), d) for d in past]
+    out = [(spec.interval_at(d.interval_start), d) for d in past]
     return out, "" if out else "no certified history past the warm-up"
 
 
