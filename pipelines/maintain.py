@@ -187,14 +187,17 @@ def maintain_table(
         if "://" not in uri:  # Delta lists tombstones whose files an earlier vacuum already deleted
             removable = [f for f in removable if (Path(uri) / unquote(f)).exists()]
         result.files_removable = sorted(removable)
-        if not dry_run and removable:
-            # record what becomes unreadable before it does
+        if not dry_run and removable and f"/{LOCKSTEP_DIR}/" not in uri:
+            # record what becomes unreadable before it does (bookkeeping tables are read at
+            # their newest version only, and appending to one while vacuuming it would race)
             append_rows(lockstep_uri(_control(spec, uri), spec.name, MAINTENANCE),
                         pl.DataFrame([{
                             "uri": uri, "ran_at": datetime.now(UTC), "version": dt.version(),
                             "kept_versions": json.dumps(kept), "files_removed": len(removable),
                             "rollback_window": str(m.rollback_window),
                         }], schema=MAINTENANCE_SCHEMA), opts)
+        if not dry_run and removable:
+            dt = open_table(uri, opts) or dt  # the newest snapshot: never vacuum a file just committed
             removed = dt.vacuum(
                 retention_hours=_ceil_hours(m.min_file_age.total_seconds()), dry_run=False,
                 enforce_retention_duration=False, full=True, keep_versions=kept or None,
