@@ -22,6 +22,22 @@ day         what happens
 
 The upstream system publishes a global control file per day (rows and amount per region,
 :func:`write_control_file`); the demo points the control-totals check at it.
+
+The hourly demo (:func:`run_hourly_demo`, ``lockstep demo --hourly``) runs 24 hours of
+``fraud_features_hourly`` for the 12 regions, each hour processed when it closes plus the
+late allowance:
+
+=========== ============================================================
+hour        what happens
+=========== ============================================================
+07:00       ``late_rows``: 20% of us-east's hour arrives after the allowance;
+            the hour certifies with what had arrived, and when the late rows
+            land (after 09:00) us-east's 07:00 is re-run: a new version of
+            that one (region, interval) and a new certification of 07:00 only
+13:00       ``stale_reference``: ap-south keeps yesterday's risk list; blocked
+            by parity, ap-south re-run with the fresh list, certified
+others      clean: certified
+=========== ============================================================
 """
 
 from __future__ import annotations
@@ -50,6 +66,15 @@ REPAIRED = [DEMO_FAULTS[0], DEMO_FAULTS[1], DEMO_FAULTS[2]]
 
 #: where the demo's upstream publishes its control files (``{root}`` is the storage root)
 CONTROL_PATH = "{root}/fraud_features/_landing/control/{ds}.json"
+#: the hourly demo's control files, one per hour
+HOURLY_CONTROL_PATH = "{root}/fraud_features_hourly/_landing/control/{ds}T{hour}.json"
+
+#: the hourly demo's faults: late rows at 07:00 in us-east, a stale risk list at 13:00 in ap-south
+HOURLY_LATE = FaultSpec(kind="late_rows", regions=["us-east"], dates=[DEMO_START], hours=[7], magnitude=2.0)
+HOURLY_STALE = FaultSpec(kind="stale_reference", regions=["ap-south"], dates=[DEMO_START], hours=[13])
+HOURLY_FAULTS = [HOURLY_LATE, HOURLY_STALE]
+#: the late rows land once this hour has run
+LATE_ARRIVAL_AFTER = 9
 
 
 def with_faults(spec: PipelineSpec, faults: list[FaultSpec], rows: int | None = None) -> PipelineSpec:
@@ -65,29 +90,36 @@ def with_faults(spec: PipelineSpec, faults: list[FaultSpec], rows: int | None = 
     return spec.model_copy(update={"sources": sources}).with_path(spec.path)
 
 
+def _control_path(spec: PipelineSpec) -> str:
+    return CONTROL_PATH if spec.granularity == "day" else HOURLY_CONTROL_PATH
+
+
 def with_control_file(spec: PipelineSpec) -> PipelineSpec:
     """A copy of ``spec`` whose control-totals check reads the demo's global control file."""
     ct = spec.reconcile.control_totals or ControlTotalsCheck(columns=["amount"])
-    rec = spec.reconcile.model_copy(update={"control_totals": ct.model_copy(update={"global_control": CONTROL_PATH})})
+    control = ct.model_copy(update={"global_control": _control_path(spec)})
+    rec = spec.reconcile.model_copy(update={"control_totals": control})
     return spec.model_copy(update={"reconcile": rec}).with_path(spec.path)
 
 
-def write_control_file(spec: PipelineSpec, ds: date, *, root: str | None = None) -> Path:
-    """What the upstream says it sent on ``ds``: rows and amount per region. Lost deliveries
-    (``missing_partition``) are still counted: that is how the control file exposes them."""
-    from pipelines.sources.synthetic import transactions
+def write_control_file(spec: PipelineSpec, ds: date | Interval, *, root: str | None = None) -> Path:
+    """What the upstream says it sent on ``ds`` (or in an hourly interval): rows and amount per
+    region. Lost deliveries (``missing_partition``) are still counted: that is how the control
+    file exposes them; rows not sent yet (``late_rows``) are not."""
+    from pipelines.sources.synthetic import for_interval
 
+    iv = ds if isinstance(ds, Interval) else Interval.for_date(ds)
     src = spec.sources["transactions"]
     assert isinstance(src, SyntheticSource)
     faults = [f for f in src.faults if f.kind != "missing_partition"]
     rows = []
     for region in spec.regions:
-        df = transactions(region, ds, regions=spec.regions, rows=src.rows_per_region, merchants=src.merchants,
-                          seed=src.seed, faults=faults)
+        df = for_interval("transactions", region, iv.start, iv.end, regions=spec.regions, rows=src.rows_per_region,
+                          merchants=src.merchants, seed=src.seed, faults=faults)
         rows.append({"region": region, "rows": df.height, "amount": float(df["amount"].sum())})
-    path = Path(CONTROL_PATH.format(root=join_uri(spec.control_root(root)), ds=ds.isoformat()))
+    path = Path(_control_path(spec).format(root=join_uri(spec.control_root(root)), ds=iv.ds, hour=f"{iv.hour:02d}"))
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"ds": ds.isoformat(), "regions": rows}, indent=1))
+    path.write_text(json.dumps({"ds": iv.ds, "regions": rows}, indent=1))
     return path
 
 
@@ -129,3 +161,69 @@ def run_demo(
             if on_step:
                 on_step(step)
     return steps
+
+
+def _rerun(spec: PipelineSpec, interval: Interval, regions: list[str], *, root: str | None) -> IntervalRun:
+    """An operator's (or a late delivery's) re-run: the named regions' steps, then the gate
+    over the whole generation (the other regions' tables stay at their versions)."""
+    write_control_file(spec, interval, root=root)  # a re-delivery comes with its control file
+    run_id = new_run_id()
+    for region in regions:
+        run_region(spec, interval, region, root=root, run_id=run_id)
+    return run_interval(spec, interval, regions=[], root=root, run_id=run_id)
+
+
+def run_hourly_demo(
+    spec: PipelineSpec, *, hours: int = 24, rows: int | None = None, root: str | None = None,
+    on_step: Callable[[DemoStep], None] | None = None,
+) -> list[DemoStep]:
+    """Run the hourly demo (``fraud_features_hourly``): ``hours`` hourly intervals of
+    2026-01-01 for every region, a stale risk list repaired at 13:00 and late rows for 07:00
+    that re-certify 07:00 alone once they land."""
+    if spec.granularity != "hour":
+        from pipelines.errors import SpecError
+
+        raise SpecError(f"{spec.name}: the hourly demo needs an hourly pipeline (granularity: hour)")
+    faulty = with_control_file(with_faults(spec, HOURLY_FAULTS, rows))
+    steps: list[DemoStep] = []
+
+    def emit(step: DemoStep) -> None:
+        steps.append(step)
+        if on_step:
+            on_step(step)
+
+    late_iv = Interval.for_date(DEMO_START, "hour", HOURLY_LATE.hours[0])
+    for h in range(hours):
+        iv = Interval.for_date(DEMO_START, "hour", h)
+        write_control_file(faulty, iv, root=root)
+        run = run_interval(faulty, iv, root=root)
+        kinds = [f.kind for f in HOURLY_FAULTS if f.hours == [h]]
+        emit(DemoStep(f"{iv.key} {', '.join(kinds) or 'clean'}", run))
+        if h == HOURLY_STALE.hours[0] and run.decision and not run.decision.certified:
+            fixed = with_control_file(with_faults(spec, [HOURLY_LATE], rows))
+            emit(DemoStep(f"{iv.key} after re-running {', '.join(HOURLY_STALE.regions)}",
+                          _rerun(fixed, iv, HOURLY_STALE.regions, root=root)))
+        if h == LATE_ARRIVAL_AFTER and hours > late_iv.hour:
+            # the late rows of 07:00 land: that one (region, hour) is re-versioned and re-certified
+            arrived = with_control_file(with_faults(spec, [], rows))
+            emit(DemoStep(f"{late_iv.key} late rows of {', '.join(HOURLY_LATE.regions)} arrived",
+                          _rerun(arrived, late_iv, HOURLY_LATE.regions, root=root)))
+    return steps
+
+
+def hourly_flagship() -> PipelineSpec:
+    """``fraud_features_hourly`` (``dags/fraud_features_hourly.yaml``); outside the repository,
+    the shipped daily flagship made hourly the same way."""
+    from pipelines.errors import SpecError
+    from pipelines.spec import load_spec, parse_spec
+
+    try:
+        return load_spec("fraud_features_hourly")
+    except SpecError:
+        daily = load_spec("fraud_features")
+    data = daily.model_dump(mode="json")
+    data.update(name="fraud_features_hourly", granularity="hour", schedule="@hourly", consumers=[])
+    for t in data["tables"]:
+        t.pop("partition_by")  # the granularity's columns: ds, hour
+    data["sources"]["transactions"]["late_allowance"] = "10m"
+    return parse_spec(data, "fraud_features_hourly").with_path(daily.path)

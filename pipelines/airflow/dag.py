@@ -65,9 +65,9 @@ def _payload(spec_path: str, step: str, context: dict[str, Any], region: str | N
     start, end = context.get("data_interval_start"), context.get("data_interval_end")
     if start is None or end is None or start == end:
         # a run without a data interval (asset-triggered, or manual on a trigger timetable):
-        # process the interval its logical date falls in
+        # process the interval (of the pipeline's granularity) its logical date falls in
         when = start or context.get("logical_date") or datetime.now(UTC)
-        iv = Interval.for_date(when.date())
+        iv = load_spec(spec_path).interval_at(Interval(start=when, end=when).start)
         start, end = iv.start, iv.end
     user = getattr(context.get("dag_run"), "triggering_user_name", None)
     os.environ["LOCKSTEP_ACTOR"] = f"airflow:{user or 'scheduler'}"
@@ -199,6 +199,17 @@ def build_dag(spec_or_path: PipelineSpec | str | Path, *, dag_id: str | None = N
             return result
 
         regions = [region_group(g) for g in region_groups(spec)]
+        if spec.late_allowance:
+            # an interval is processed when it closes plus the sources' late allowance: the run
+            # starts at the close (the cron timetable) and this sensor holds it for the allowance,
+            # giving up its worker slot between pokes
+            from airflow.providers.standard.sensors.time_delta import TimeDeltaSensor
+
+            wait = TimeDeltaSensor(task_id="wait_for_late_data", delta=spec.late_allowance, mode="reschedule",
+                                   poke_interval=min(60.0, max(5.0, spec.late_allowance.total_seconds() / 10)))
+            if control:
+                wait.queue = control["queue"]
+            wait >> regions
         regions >> reconcile.override(**control)() >> gate.override(**control)()
     return dag
 

@@ -46,7 +46,7 @@ def _run_table(title: str, runs: list[tuple[str, Any]]) -> Table:
 @command("run")
 def run_cmd(
     pipeline: PipelineArg,
-    date_: Annotated[str, typer.Option("--date", help="interval date, YYYY-MM-DD")],
+    date_: Annotated[str, typer.Option("--date", help="interval: YYYY-MM-DD, or YYYY-MM-DDTHH[:MM] in sub-daily pipelines")],
     region: Annotated[list[str] | None, typer.Option("--region", help="only these regions (repeatable)")] = None,
     root: RootOpt = None,
     force: Annotated[bool, typer.Option("--force", help="rewrite even when inputs are unchanged")] = False,
@@ -58,7 +58,8 @@ def run_cmd(
     from pipelines.spec import Interval, load_spec
 
     spec = load_spec(pipeline)
-    interval = Interval.for_date(_parse_date(date_), spec.granularity)
+    # a day, or a sub-daily interval's key (2026-01-01T05, 2026-01-01T05:15)
+    interval = spec.interval_at(date_) if "T" in date_ else Interval.for_date(_parse_date(date_), spec.granularity)
     regions = region or spec.regions
     with _progress() as progress:
         task = progress.add_task(f"{spec.name} {interval.key}", total=len(regions), visible=not json_)
@@ -77,28 +78,33 @@ def demo_cmd(
     root: RootOpt = None,
     days: Annotated[int, typer.Option(help="days to run, from 2026-01-01", min=1, max=5)] = 5,
     rows: Annotated[int, typer.Option(help="transactions per region and day")] = 20_000,
+    hourly: Annotated[bool, typer.Option("--hourly", help="24 hourly intervals: a late-data hour, a stale-reference hour")] = False,
+    hours: Annotated[int, typer.Option(help="with --hourly: hours to run, from 00:00", min=1, max=24)] = 24,
     json_: JsonOpt = False,
 ) -> None:
     """The main job: 12 regions, a few days with injected faults, the gate deciding each day."""
-    from pipelines.demo import DemoStep, run_demo
+    from pipelines.demo import DemoStep, hourly_flagship, run_demo, run_hourly_demo
     from pipelines.spec import load_spec
 
-    spec = load_spec("fraud_features")
+    spec = hourly_flagship() if hourly else load_spec("fraud_features")
     steps: list[DemoStep] = []
     with _progress() as progress:
-        task = progress.add_task("demo", total=days, visible=not json_)
+        task = progress.add_task("demo", total=hours if hourly else days, visible=not json_)
 
         def on_step(step: DemoStep) -> None:
             steps.append(step)
-            if "after" not in step.label:
+            if "after" not in step.label and "arrived" not in step.label:
                 progress.advance(task)
 
-        run_demo(spec, days=days, rows=rows, root=root, on_step=on_step)
+        if hourly:
+            run_hourly_demo(spec, hours=hours, rows=rows, root=root, on_step=on_step)
+        else:
+            run_demo(spec, days=days, rows=rows, root=root, on_step=on_step)
     if json_:
         print_json([{"step": s.label, **s.run.summary()} for s in steps])
         return
-    console.print(_run_table(f"fraud_features demo: 12 regions at {spec.root(root)}", [(s.label, s.run) for s in steps]))
-    console.print(f"Next: [bold]lockstep status fraud_features{f' --root {root}' if root else ''}[/]")
+    console.print(_run_table(f"{spec.name} demo: 12 regions at {spec.root(root)}", [(s.label, s.run) for s in steps]))
+    console.print(f"Next: [bold]lockstep status {spec.name}{f' --root {root}' if root else ''}[/]")
 
 
 @command("status")
