@@ -13,14 +13,22 @@ Example::
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import polars as pl
+import pyarrow as pa
 
 from pipelines.errors import ReconciliationError
-from pipelines.reconcile.parity import ParityReport, Side, compare
+from pipelines.reconcile.parity import ParityReport, Side, StreamSide, compare
+
+#: Memory the diff may hold: the two tables' decoded batches are kept for the descent when
+#: they fit in it; past it, the rows a descent needs are read again. Row hashes (16 bytes a
+#: row and side) spill to disk past half of it.
+MEMORY_BUDGET = 2 * 2**30
+BATCH_ROWS = 1 << 20
 
 
 def load_table(uri: str, storage_options: dict[str, str] | None = None) -> pl.DataFrame:
@@ -83,32 +91,121 @@ def _kind(dtype: pl.DataType) -> str:
     return str(dtype.base_type())
 
 
-def diff_frames(a: pl.DataFrame, b: pl.DataFrame, *, keys: list[str], columns: list[str] | None = None,
-                buckets: int = 256) -> DiffResult:
-    for name, df in (("A", a), ("B", b)):
-        missing = [k for k in keys if k not in df.columns]
+def _columns(schema_a: pl.Schema, schema_b: pl.Schema, keys: list[str], columns: list[str] | None,
+             ) -> tuple[list[str], list[str], list[str]]:
+    """(compared columns, columns only in A, only in B), after checking the keys."""
+    for name, schema in (("A", schema_a), ("B", schema_b)):
+        missing = [k for k in keys if k not in schema]
         if missing:
             raise ReconciliationError(f"table {name} has no key column(s) {missing}")
     for k in keys:
-        if _kind(a.schema[k]) != _kind(b.schema[k]):
+        if _kind(schema_a[k]) != _kind(schema_b[k]):
             raise ReconciliationError(
-                f"key column {k!r} is {a.schema[k]} in A but {b.schema[k]} in B: keys of different types never "
+                f"key column {k!r} is {schema_a[k]} in A but {schema_b[k]} in B: keys of different types never "
                 "match; cast one side first")
     if columns is None:
-        only_a = [c for c in a.columns if c not in b.columns]
-        only_b = [c for c in b.columns if c not in a.columns]
-        cols = [c for c in a.columns if c in b.columns and c not in keys]
-    else:
-        absent = [c for c in columns if c not in a.columns or c not in b.columns]
-        if absent:
-            raise ReconciliationError(f"column(s) {absent} are not in both tables")
-        only_a, only_b, cols = [], [], [c for c in columns if c not in keys]
+        only_a = [c for c in schema_a if c not in schema_b]
+        only_b = [c for c in schema_b if c not in schema_a]
+        return [c for c in schema_a if c in schema_b and c not in keys], only_a, only_b
+    absent = [c for c in columns if c not in schema_a or c not in schema_b]
+    if absent:
+        raise ReconciliationError(f"column(s) {absent} are not in both tables")
+    return [c for c in columns if c not in keys], [], []
+
+
+def diff_frames(a: pl.DataFrame, b: pl.DataFrame, *, keys: list[str], columns: list[str] | None = None,
+                buckets: int = 256) -> DiffResult:
+    cols, only_a, only_b = _columns(a.schema, b.schema, keys, columns)
     report = compare(Side(a, keys, cols, name="A"), Side(b, keys, cols, name="B"), buckets=buckets)
+    return DiffResult(report, keys, cols, only_a, only_b)
+
+
+def open_dataset(uri: str, storage_options: dict[str, str] | None = None) -> Any:
+    """A pyarrow dataset over a Delta table (its current version, partition columns
+    included) or a parquet file or folder; None when only a full read can open it (then
+    :func:`load_table` does)."""
+    import pyarrow.dataset as ds
+
+    local = Path(uri).expanduser()
+    try:
+        if "://" in uri or (local / "_delta_log").is_dir():
+            from deltalake import DeltaTable
+
+            dt = DeltaTable(uri, storage_options=storage_options or None)
+            features = dt.protocol().reader_features or []
+            if "deletionVectors" in features or dt.metadata().configuration.get("delta.columnMapping.mode", "none") != "none":
+                return None
+            if "://" not in uri and not dt.metadata().partition_columns:
+                # local files straight to Arrow's reader (the Delta dataset reads through Python)
+                return ds.dataset(dt.file_uris(), format="parquet", schema=pa.schema(dt.schema().to_arrow()))
+            return dt.to_pyarrow_dataset()
+        if local.is_dir():
+            files = sorted(str(p) for p in local.rglob("*.parquet"))
+            if not files:
+                return None
+            return ds.dataset(files, format="parquet", partitioning="hive", partition_base_dir=str(local))
+        if local.is_file():
+            return ds.dataset(str(local), format="parquet")
+    except Exception:  # a feature pyarrow's reader lacks (e.g. deletion vectors): read in full
+        return None
+    return None
+
+
+def _stream(dataset: Any) -> Any:
+    def batches(columns: list[str]) -> Iterator[pa.RecordBatch]:
+        # ordered, with little read-ahead: memory stays a few batches whatever the table
+        yield from dataset.to_batches(columns=columns, batch_size=BATCH_ROWS, batch_readahead=2,
+                                      fragment_readahead=1)
+    return batches
+
+
+def _decoded_bytes(dataset: Any, columns: list[str]) -> int:
+    """The columns' uncompressed size from the parquet footers (no data read)."""
+    total = 0
+    for frag in dataset.get_fragments():
+        md = frag.metadata
+        for i in range(md.num_row_groups):
+            rg = md.row_group(i)
+            for j in range(rg.num_columns):
+                cc = rg.column(j)
+                if cc.path_in_schema.split(".")[0] in columns:
+                    total += cc.total_uncompressed_size
+    return total
+
+
+def diff_datasets(da: Any, db: Any, *, keys: list[str], columns: list[str] | None = None, buckets: int = 256,
+                  memory_budget: int = MEMORY_BUDGET) -> DiffResult:
+    """:func:`diff_frames` of two pyarrow datasets, streaming: each side is read once in
+    batches and hashed as it streams; memory stays within ``memory_budget`` at any size."""
+    schema_a = pl.from_arrow(da.schema.empty_table()).schema  # type: ignore[union-attr]
+    schema_b = pl.from_arrow(db.schema.empty_table()).schema  # type: ignore[union-attr]
+    cols, only_a, only_b = _columns(schema_a, schema_b, keys, columns)
+    wanted = [*keys, *cols]
+    rows_a, rows_b = da.count_rows(), db.count_rows()
+    keep = _decoded_bytes(da, wanted) + _decoded_bytes(db, wanted) <= memory_budget
+    opts: dict[str, Any] = {"keep_values": keep, "hash_budget": memory_budget // 4}
+    a = StreamSide(_stream(da), da.schema, keys, cols, name="A", rows_hint=rows_a, **opts)
+    try:
+        b = StreamSide(_stream(db), db.schema, keys, cols, name="B", rows_hint=rows_b, **opts)
+        try:
+            report = compare(a, b, buckets=buckets)
+        finally:
+            b.close()
+    finally:
+        a.close()
     return DiffResult(report, keys, cols, only_a, only_b)
 
 
 def diff(uri_a: str, uri_b: str, *, keys: list[str], columns: list[str] | None = None,
          storage_options: dict[str, str] | None = None) -> DiffResult:
-    """Compare two Delta or parquet tables by ``keys``."""
-    return diff_frames(load_table(uri_a, storage_options), load_table(uri_b, storage_options),
-                       keys=keys, columns=columns)
+    """Compare two Delta or parquet tables by ``keys``, streaming both (bounded memory)."""
+    da, db = open_dataset(uri_a, storage_options), open_dataset(uri_b, storage_options)
+    if da is None or db is None:
+        return diff_frames(load_table(uri_a, storage_options), load_table(uri_b, storage_options),
+                           keys=keys, columns=columns)
+    try:
+        return diff_datasets(da, db, keys=keys, columns=columns)
+    except ReconciliationError:
+        raise
+    except (OSError, pa.ArrowException) as exc:
+        raise ReconciliationError(f"cannot read table: {str(exc).splitlines()[0] if str(exc) else exc}") from None

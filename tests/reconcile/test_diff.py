@@ -93,3 +93,37 @@ def test_cli_diff_json_output_and_exit_codes(tmp_path: Path) -> None:
     assert err.exit_code == 2
     err = runner.invoke(app, ["diff", ua, ub, "--key", "missing_col"])
     assert err.exit_code == 2
+
+
+def test_streaming_diff_matches_the_in_memory_diff_when_hashes_spill_and_rows_are_read_again(tmp_path: Path) -> None:
+    """Delta in, one batch per few rows, hashes spilled to disk and values read again in a
+    second pass: the same answer as diffing the frames in memory."""
+    import numpy as np
+
+    import pipelines.reconcile.diff as D
+    from pipelines.reconcile.parity import _HashStore
+
+    rng = np.random.default_rng(4)
+    n = 5_000
+    a = pl.DataFrame({"k": np.arange(n), "s": [f"v{i % 97}" for i in range(n)], "x": rng.random(n)})
+    x = a["x"].to_numpy().copy()
+    x[[5, 77, 4000]] = -1.0
+    b = a.with_columns(x=pl.Series(x)).filter(pl.col("k") != 12).vstack(
+        pl.DataFrame({"k": [n + 1], "s": ["new"], "x": [0.5]})).sample(fraction=1.0, shuffle=True, seed=2)
+    a.write_delta(str(tmp_path / "a"))
+    for part in range(3):  # B in several files
+        b.slice(part * 2000, 2000).write_delta(str(tmp_path / "b"), mode="append")
+    want = diff_frames(a, b, keys=["k"]).as_json()
+    old_rows, old_chunk = D.BATCH_ROWS, _HashStore.CHUNK
+    D.BATCH_ROWS, _HashStore.CHUNK = 700, 1000
+    try:
+        da, db = D.open_dataset(str(tmp_path / "a")), D.open_dataset(str(tmp_path / "b"))
+        kept = D.diff_datasets(da, db, keys=["k"]).as_json()
+        streamed = D.diff_datasets(da, db, keys=["k"], memory_budget=1).as_json()  # spill + second read
+    finally:
+        D.BATCH_ROWS, _HashStore.CHUNK = old_rows, old_chunk
+    for got in (kept, streamed, D.diff(str(tmp_path / "a"), str(tmp_path / "b"), keys=["k"]).as_json()):
+        assert {k: got[k] for k in ("rows_a", "rows_b", "only_in_a", "only_in_b", "changed", "changed_columns")} == {
+            k: want[k] for k in ("rows_a", "rows_b", "only_in_a", "only_in_b", "changed", "changed_columns")}
+        assert sorted(got["samples"]["changed"]) == [5, 77, 4000]
+        assert got["samples"]["only_in_a"] == [12] and got["samples"]["only_in_b"] == [n + 1]
