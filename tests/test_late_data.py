@@ -10,12 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+import pytest
 
 from pipelines.certify import active_certifications, decisions, read_certified
 from pipelines.runner import run_interval
 from pipelines.sources.synthetic import for_interval
-from pipelines.spec import Interval, PipelineSpec, parse_spec, partition_columns
+from pipelines.spec import Interval, PipelineSpec, load_spec, parse_spec, partition_columns
 from pipelines.storage import partition_files, read_table, table_uri, table_version
+from tests.airflow.test_dag_run import airflow_db, run_dag  # noqa: F401  (a fixture)
 from tests.conftest import REPO, small_spec_data
 
 HOURS = [4, 5, 6]
@@ -135,3 +137,33 @@ def test_processing_time_is_close_plus_allowance(tmp_path: Path) -> None:
     spec = hourly_spec(tmp_path)
     iv = Interval.for_date("2026-01-01", "hour", 5)
     assert iv.end + spec.late_allowance == datetime(2026, 1, 1, 6, 10, tzinfo=UTC)
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("airflow_db")
+def test_hourly_dag_waits_the_allowance_then_certifies_the_hour(tmp_path: Path) -> None:
+    """The generated DAG of an hourly spec with a late allowance, through Airflow's dag.test():
+    the wait_for_late_data sensor ahead of the regions, then the hour that closed certified."""
+    import yaml
+
+    data = small_spec_data(2, 4800, name="af_hourly")
+    data["granularity"], data["schedule"] = "hour", "@hourly"
+    data["storage"] = {"root": str(tmp_path / "lake")}
+    data["sources"]["transactions"]["late_allowance"] = "10m"
+    data["airflow"]["retries"] = 0
+    data["validation"]["enabled"] = False
+    for t in data["tables"]:
+        t.pop("partition_by")  # the granularity's: ds, hour
+    spec_path = tmp_path / "af_hourly.yaml"
+    spec_path.write_text(yaml.safe_dump(data))
+    # a manual run at 06:00 processes the hour that closed then: 05:00-06:00
+    dr = run_dag(spec_path, datetime(2026, 1, 1, 6, tzinfo=UTC))
+    assert dr.state == "success"
+    tis = {ti.task_id: ti.state for ti in dr.get_task_instances()}
+    assert tis["wait_for_late_data"] == "success"
+    spec = load_spec(spec_path)
+    active = active_certifications(spec)
+    assert sorted(active) == ["2026-01-01T05"]
+    feats = read_certified(spec, "card_features", spec.regions[0]).collect()
+    assert feats.height > 0 and set(feats["hour"]) == {"05"}
+    assert feats["event_time"].dt.hour().unique().to_list() == [5]
