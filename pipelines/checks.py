@@ -95,7 +95,8 @@ def record_results(
     if not results:
         return table_version(lockstep_uri(root, pipeline, CHECK_RESULTS), storage_options)
     frame = pl.DataFrame([r.to_row(pipeline, interval, run_id) for r in results], schema=CHECK_RESULT_SCHEMA)
-    return append_rows(lockstep_uri(root, pipeline, CHECK_RESULTS), frame, storage_options)
+    # partitioned by interval: a decision reads one interval's partition, whatever the history
+    return append_rows(lockstep_uri(root, pipeline, CHECK_RESULTS), frame, storage_options, partition_by=["interval"])
 
 
 def load_results(

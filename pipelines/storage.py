@@ -25,7 +25,6 @@ import random
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any, TypeAlias, TypeVar
 
 import polars as pl
@@ -147,30 +146,47 @@ def _same_columns(dt: DeltaTable, frame: pl.DataFrame, partition: dict[str, str]
     return columns(incoming.fields) == columns(dt.schema().fields)
 
 
-def _overwrite_partition_fast(
-    dt: DeltaTable, uri: str, frame: pl.DataFrame, partition: dict[str, str], props: CommitProperties,
-) -> bool:
-    """Write the partition's file with polars' (multi-threaded) parquet writer, then commit it
-    with Delta's own transaction, replacing the partition's files in that one commit.
+def put_object(root: str, path: str, data: bytes, storage_options: dict[str, str] | None = None) -> int:
+    """Write ``data`` to ``<root>/<path>`` through deltalake's object store (a local folder,
+    ``s3://``, ``abfss://``, ``gs://`` alike, with the same storage options as the tables);
+    returns the bytes written. Parent folders of a local path are created."""
+    from deltalake._internal import DeltaFileSystemHandler  # the object store behind deltalake.fs
 
-    Only for local tables whose schema the frame matches exactly; returns False otherwise,
-    and the caller takes the general path (schema merge, object stores)."""
-    import os
+    out = DeltaFileSystemHandler(root, options=storage_options or None).open_output_stream(path)
+    try:
+        out.write(data)
+    finally:
+        out.close()  # type: ignore[attr-defined]  # (not in the stub) completes the upload
+    return len(data)
+
+
+def _overwrite_partition(
+    dt: DeltaTable, uri: str, frame: pl.DataFrame, partition: dict[str, str], props: CommitProperties,
+    storage_options: dict[str, str] | None,
+) -> bool:
+    """Write the partition's file with polars' (multi-threaded) parquet writer, put it through
+    deltalake's object store (:func:`put_object`: the same code on local disk and on S3), then
+    commit it with Delta's own transaction, replacing the partition's files in that one commit.
+    A file put but never committed (a killed task) is not part of any version.
+
+    Only when the frame matches the table's schema exactly; returns False otherwise, and the
+    caller takes ``write_deltalake`` with a schema merge."""
+    import io
     import time
     import uuid
 
     from deltalake.transaction import AddAction, RemoveAction
 
-    if "://" in uri or not _same_columns(dt, frame, partition):
+    if not _same_columns(dt, frame, partition):
         return False
     data = frame.drop([k for k in partition if k in frame.columns])
     actions: list[AddAction | RemoveAction] = []
     if data.height:
         rel = "/".join(f"{k}={v}" for k, v in partition.items()) + f"/part-00000-{uuid.uuid4()}-c000.zstd.parquet"
-        path = Path(uri, rel)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        data.write_parquet(path, compression="zstd")
-        actions.append(AddAction(rel, os.path.getsize(path), dict(partition), int(time.time() * 1000), True,
+        buf = io.BytesIO()
+        data.write_parquet(buf, compression="zstd")
+        size = put_object(uri, rel, buf.getbuffer().tobytes(), storage_options)
+        actions.append(AddAction(rel, size, dict(partition), int(time.time() * 1000), True,
                                  json.dumps({"numRecords": data.height})))
     dt.create_write_transaction(
         actions, mode="overwrite", schema=dt.schema(), partition_by=list(partition),
@@ -279,15 +295,16 @@ def _write_interval_once(
     if isinstance(data, pl.LazyFrame):
         data = data.collect()
     try:
-        if isinstance(data, pl.DataFrame) and "://" not in uri:
-            if dt is None:  # create the (empty) table first, so that the fast path serves it too
+        if isinstance(data, pl.DataFrame):
+            if dt is None:  # create the (empty) table first, so that one path serves every write
                 data = _with_partition(data, partition)
-                dt = DeltaTable.create(uri, data.to_arrow().schema, partition_by=list(partition))
-        if dt is not None and isinstance(data, pl.DataFrame) and _overwrite_partition_fast(dt, uri, data, partition, props):
-            dt = open_table(uri, storage_options)
-            assert dt is not None
-            return TableRef(uri, dt.version(), partition_rows(dt, partition), partition)
-    except (DeltaError, OSError, pl.exceptions.PolarsError) as exc:
+                dt = DeltaTable.create(uri, data.to_arrow().schema, partition_by=list(partition),
+                                       storage_options=opts)
+            if _overwrite_partition(dt, uri, data, partition, props, opts):
+                dt = open_table(uri, storage_options)
+                assert dt is not None
+                return TableRef(uri, dt.version(), partition_rows(dt, partition), partition)
+    except (DeltaError, OSError, pa.ArrowException, pl.exceptions.PolarsError) as exc:
         raise StorageError(f"{uri}: write of {partition} failed: {exc}", uri=uri, partition=partition) from exc
     arrow = _as_arrow(data, partition)
     try:
@@ -349,12 +366,15 @@ def history(uri: str, storage_options: dict[str, str] | None = None, limit: int 
 def append_rows(uri: str, rows: pa.Table | pl.DataFrame, storage_options: dict[str, str] | None = None,
                 partition_by: list[str] | None = None) -> int:
     """Append to a bookkeeping table (check results, certifications, evidence); returns the
-    new version. ``partition_by`` applies when the append creates the table."""
+    new version. ``partition_by`` applies when the append creates the table (an existing
+    table keeps the partitioning it was created with)."""
     arrow = rows.to_arrow() if isinstance(rows, pl.DataFrame) else rows
+    existing = open_table(uri, storage_options)
+    parts = list(existing.metadata().partition_columns) if existing is not None else partition_by
     try:
         retry_on_conflict(write_deltalake, f"{uri}: append")(
             uri, arrow, mode="append", schema_mode="merge", storage_options=storage_options or None,
-                        partition_by=partition_by)
+            partition_by=parts or None)
     except (DeltaError, OSError, pa.ArrowException) as exc:
         raise StorageError(f"{uri}: append failed: {exc}", uri=uri) from exc
     dt = open_table(uri, storage_options)

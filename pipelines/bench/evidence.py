@@ -92,7 +92,7 @@ def run(*, rows: int, regions: int, console: Console | None = None) -> dict[str,
         sync: dict[str, Any] = {}
 
         def in_sync() -> None:
-            ctx = Context.build(spec, day)
+            ctx = Context.build(spec, day, table=check.table)
             res = check_parity(ctx, check)
             assert all(r.success for r in res), [r.message for r in res if not r.success]
             sync["evidence_bytes"] = ctx.bytes_read

@@ -33,13 +33,16 @@ class Context:
     _window: dict[tuple[str, ...], EvidenceSet] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, spec: PipelineSpec, interval: Interval, *, root: str | None = None, run_id: str = "") -> Context:
-        ev = load(spec, [interval.key], root=root)
+    def build(cls, spec: PipelineSpec, interval: Interval, *, root: str | None = None, run_id: str = "",
+              table: str | None = None) -> Context:
+        """The interval's evidence (only ``table``'s, and no validation results, when given: what
+        a single check such as "in sync?" needs)."""
+        ev = load(spec, [interval.key], root=root, table=table)
         members: dict[str, int] = {}
         profiles: dict[str, Profile] = {}
         for region in spec.regions:
             for t in spec.tables:
-                if t.layer == "quarantine":
+                if t.layer == "quarantine" or (table is not None and t.name != table):
                     continue
                 p = ev.newest(region, t.layer, t.name, interval.key)
                 if p is None:
@@ -52,9 +55,11 @@ class Context:
                     members[qkey] = int(p.quarantine["version"])
                     if q is not None:
                         profiles[qkey] = q
-        df = load_results(spec.control_root(root), spec.name, interval.key, storage_options=spec.control_options(),
-                          stage="validation")
-        validation = rows_to_results(df.sort("recorded_at")) if df.height else []
+        validation: list[CheckResult] = []
+        if table is None:
+            df = load_results(spec.control_root(root), spec.name, interval.key, storage_options=spec.control_options(),
+                              stage="validation")
+            validation = rows_to_results(df.sort("recorded_at")) if df.height else []
         return cls(spec, interval, root, Generation(interval.key, members), ev, profiles, validation, run_id)
 
     def profile(self, region: str, table: TableSpec, layer: str | None = None) -> Profile | None:

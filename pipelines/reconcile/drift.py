@@ -191,8 +191,8 @@ def dense(hists: list[list[tuple[np.ndarray, np.ndarray]]]) -> np.ndarray:
     out = np.zeros((len(hists), max(1, len(nz))), dtype=np.int64)
     for i, pop in enumerate(hists):
         for cells_, counts in pop:
-            if len(cells_):
-                np.add.at(out[i], np.searchsorted(nz, cells_), counts)
+            if len(cells_):  # cells are unique within one histogram: a plain scatter-add
+                out[i, np.searchsorted(nz, cells_)] += counts
     return out
 
 
