@@ -53,7 +53,7 @@ def _timetable(spec: PipelineSpec) -> Any:
     return CronDataIntervalTimetable(cron, timezone="UTC")
 
 
-def _queue(queue: str | None) -> dict[str, str]:
+def _queue(queue: str | None) -> dict[str, Any]:
     """``queue=`` for a task when the spec sets one (else Airflow's default queue)."""
     return {"queue": queue} if queue else {}
 

@@ -216,5 +216,5 @@ def validate_region(
     if spec.validation.data_docs and docs:
         from pipelines.validation.docs import write_region_docs
 
-        write_region_docs(spec.control_root(root), spec.name, interval.key, region, docs)
+        write_region_docs(spec.control_root(root), spec.name, interval.key, region, docs, spec.control_options())
     return checks

@@ -1,0 +1,157 @@
+"""Object storage as a first-class root, on a protocol-level S3 stand-in (moto's server mode
+on loopback, IAM enforced): one bucket per region plus a control bucket, each region with
+credentials for its own bucket (and the control plane's, to publish evidence), the control
+plane with credentials for the control bucket only.
+
+A clean interval certifies and a ``stale_reference`` interval blocks with the differing
+keys; every ``_lockstep`` table and the Data Docs sit in the control bucket; a rerun writes
+nothing; the gate, holding only the control credentials, never touches a regional bucket.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pipelines.runner import certify, run_interval
+from pipelines.spec import Interval, PipelineSpec, parse_spec
+from pipelines.storage import read_table, table_version
+from pipelines.validation.docs import DocsWriter, docs_uri
+from tests.conftest import REPO, small_spec_data
+
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("moto") is None or importlib.util.find_spec("boto3") is None,
+                                reason="moto[server] is not installed: pip install -e '.[dev]'")
+
+D1, D2 = Interval.for_date("2026-01-01"), Interval.for_date("2026-01-02")
+REGIONS = 4
+CONTROL_BUCKET = "lockstep-control"
+
+
+def bucket(region: str) -> str:
+    return f"lockstep-{region}"
+
+
+def env_name(region: str) -> str:
+    return "LOCKSTEP_S3_" + region.upper().replace("-", "_")
+
+
+def s3_storage(regions: list[str]) -> dict[str, object]:
+    """The spec's storage section: {region} buckets, a control bucket, keys from ${VAR}s."""
+    return {
+        "root": "s3://lockstep-{region}/lake",
+        "control_root": f"s3://{CONTROL_BUCKET}/lake",
+        "options": {"AWS_ENDPOINT_URL": "${LOCKSTEP_S3_ENDPOINT}", "AWS_ALLOW_HTTP": "true",
+                    "AWS_REGION": "us-east-1",
+                    "AWS_ACCESS_KEY_ID": "${LOCKSTEP_S3_CONTROL_KEY_ID}",
+                    "AWS_SECRET_ACCESS_KEY": "${LOCKSTEP_S3_CONTROL_SECRET}"},
+        "regions": {r: {"options": {"AWS_ACCESS_KEY_ID": f"${{{env_name(r)}_KEY_ID}}",
+                                    "AWS_SECRET_ACCESS_KEY": f"${{{env_name(r)}_SECRET}}"}} for r in regions},
+    }
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    from tests.distributed.s3server import MotoS3
+
+    regions = small_spec_data(REGIONS)["regions"]
+    grants: dict[str, list[str]] = {r: [bucket(r), CONTROL_BUCKET] for r in regions}
+    grants["control"] = [CONTROL_BUCKET]
+    with MotoS3(tmp_path_factory.mktemp("moto"), buckets=[*map(bucket, regions), CONTROL_BUCKET],
+                grants=grants, record=True) as server:
+        yield server
+
+
+@pytest.fixture
+def spec(s3: object, monkeypatch: pytest.MonkeyPatch) -> PipelineSpec:
+    from tests.distributed.s3server import MotoS3
+
+    assert isinstance(s3, MotoS3)
+    data = small_spec_data(REGIONS, 300)
+    data["storage"] = s3_storage(data["regions"])
+    data["sources"]["merchant_risk"]["faults"] = [
+        {"kind": "stale_reference", "regions": [data["regions"][1]], "dates": [D2.ds]}]
+    monkeypatch.delenv("LOCKSTEP_ROOT", raising=False)
+    monkeypatch.setenv("LOCKSTEP_S3_ENDPOINT", s3.endpoint)
+    for name, creds in s3.credentials.items():
+        if name == "admin":
+            continue
+        prefix = "LOCKSTEP_S3_CONTROL" if name == "control" else env_name(name)
+        monkeypatch.setenv(f"{prefix}_KEY_ID", creds.key_id)
+        monkeypatch.setenv(f"{prefix}_SECRET", creds.secret)
+    return parse_spec(data, "s3-test").with_path(REPO / "dags" / "fraud_features.yaml")
+
+
+def test_regions_in_their_buckets_certify_and_a_stale_reference_blocks(spec: PipelineSpec, s3: object) -> None:
+    from tests.distributed.s3server import MotoS3
+
+    assert isinstance(s3, MotoS3)
+    first = run_interval(spec, D1)
+    assert first.decision is not None and first.decision.certified, first.decision
+    # each region's tables in its own bucket; _lockstep and the Data Docs in the control bucket
+    r0 = spec.regions[0]
+    uri = spec.table_uri(r0, "raw", "transactions")
+    assert uri == f"s3://{bucket(r0)}/lake/{spec.name}/{r0}/raw/transactions"
+    rows = read_table(uri, partition=D1.partition(["ds"]), storage_options=spec.region_options(r0)).collect()
+    assert rows.height == 300 and rows["txn_id"].n_unique() == 300
+    for name in ("certifications", "check_results", "evidence"):
+        assert s3.bucket_bytes(CONTROL_BUCKET, f"lake/{spec.name}/_lockstep/{name}/_delta_log/") > 0, name
+    docs = DocsWriter(docs_uri(spec.control_root(), spec.name), spec.control_options())
+    assert "index.html" in docs.files() and f"{D1.key}/{r0}.html" in docs.files()
+    assert D1.key in docs.read_text("index.html")
+    for r in spec.regions:
+        assert s3.bucket_bytes(bucket(r), f"lake/{spec.name}/_lockstep") == 0
+
+    # a rerun of the same inputs writes no new version anywhere
+    versions = {r: table_version(spec.table_uri(r, "raw", "transactions"), spec.region_options(r))
+                for r in spec.regions}
+    again = run_interval(spec, D1)
+    assert again.decision is not None and again.decision.certified
+    assert versions == {r: table_version(spec.table_uri(r, "raw", "transactions"), spec.region_options(r))
+                        for r in spec.regions}
+
+    # the stale_reference day blocks, naming the region and the differing keys
+    run_interval(spec, D2, certify=False)
+    s3.recording.write_text("")  # from here: the gate alone
+    decision = certify(spec, D2)
+    assert not decision.certified
+    parity = [r for r in decision.reasons if r["check_id"] == "parity.merchant_risk"]
+    assert parity and parity[0]["region"] == spec.regions[1] and "keys [" in parity[0]["message"], decision.reasons
+    touched = {(q.bucket, s3.key_owner().get(q.key_id or "", q.key_id)) for q in s3.requests()}
+    assert touched and {b for b, _ in touched} == {CONTROL_BUCKET}, touched
+    assert {who for _, who in touched} == {"control"}, touched
+    assert s3.denied() == []
+
+
+def test_a_credential_outside_its_bucket_is_refused(spec: PipelineSpec, s3: object) -> None:
+    """The stand-in enforces the grants: the control plane's keys cannot read a region."""
+    from pipelines.errors import StorageError
+    from pipelines.storage import open_table
+    from tests.distributed.s3server import MotoS3
+
+    assert isinstance(s3, MotoS3)
+    run_interval(spec, D1, certify=False)
+    r0 = spec.regions[0]
+    with pytest.raises(StorageError):
+        open_table(spec.table_uri(r0, "raw", "transactions"), spec.control_options())
+    assert s3.denied(), "moto did not refuse a key outside its grant"
+
+
+def test_one_write_path_for_local_and_s3_tables(spec: PipelineSpec, tmp_path: Path) -> None:
+    """The partition overwrite puts its file through deltalake's object store on both."""
+    import polars as pl
+
+    from pipelines.storage import write_interval
+
+    frame = pl.DataFrame({"k": [1, 2, 3], "v": ["a", "b", "c"]})
+    r0 = spec.regions[0]
+    for uri, opts in ((str(tmp_path / "t"), None), (f"s3://{bucket(r0)}/scratch/t", spec.region_options(r0))):
+        a = write_interval(uri, frame, partition={"ds": "2026-01-01"}, app_id="x", fingerprint=1, storage_options=opts)
+        b = write_interval(uri, frame.head(2), partition={"ds": "2026-01-01"}, app_id="x", fingerprint=2,
+                           storage_options=opts)
+        c = write_interval(uri, frame.head(2), partition={"ds": "2026-01-01"}, app_id="x", fingerprint=2,
+                           storage_options=opts)
+        assert (a.rows, b.rows, c.rows, c.skipped, c.version) == (3, 2, 2, True, b.version), uri
+        assert read_table(uri, storage_options=opts).collect().height == 2
