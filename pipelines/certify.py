@@ -294,10 +294,54 @@ def read_certified(
                              f"{spec.name}/{region}/{t.path} ({decision.generation_id})", cons.name,
                              cons.feature_versions[t.name])
     iv = spec.interval_at(decision.interval_start)
-    return read_table(
-        spec.table_uri(region, t.layer, t.name, root), version=version,
-        partition=iv.partition(t.partition_by), storage_options=spec.region_options(region),
-    )
+    uri = spec.table_uri(region, t.layer, t.name, root)
+    part = iv.partition(t.partition_by)
+    if not _partition_files_present(uri, version, part, spec.region_options(region)):
+        removed = removed_by_maintenance(spec.control_root(root), spec.name, uri, version, spec.control_options())
+        raise CertificationError(f"{spec.name}: generation {decision.generation_id}: "
+                                 + (removed or f"{uri}: the files of version {version} are missing"), retryable=False)
+    return read_table(uri, version=version, partition=part, storage_options=spec.region_options(region))
+
+
+def _partition_files_present(uri: str, version: int, partition: dict[str, str],
+                             storage_options: dict[str, str] | None) -> bool:
+    """Do the data files of one partition at ``version`` still exist? (Checked on local
+    storage, where a vacuum's removals are cheap to see; object stores answer at read time.)"""
+    if "://" in uri and not uri.startswith("file://"):
+        return True
+    from pathlib import Path
+    from urllib.parse import unquote, urlparse
+
+    from pipelines.storage import open_table
+
+    dt = open_table(uri, storage_options, version)
+    if dt is None:
+        return False
+    files = dt.file_uris(partition_filters=[(k, "=", v) for k, v in partition.items()])
+    return all(Path(unquote(urlparse(f).path) if f.startswith("file://") else f).exists() for f in files)
+
+
+MAINTENANCE = "maintenance"
+
+
+def removed_by_maintenance(control_root: str, pipeline: str, uri: str, version: int,
+                           storage_options: dict[str, str] | None = None) -> str | None:
+    """Why ``version`` of the table at ``uri`` can no longer be read, from the maintenance log
+    (``lockstep maintain`` removed its files: outside the rollback window, nothing protected
+    it), or None when it was never removed."""
+    from pipelines.paths import lockstep_uri
+
+    log_uri = lockstep_uri(control_root, pipeline, MAINTENANCE)
+    if table_version(log_uri, storage_options) is None:
+        return None
+    rows = (read_table(log_uri, storage_options=storage_options)
+            .filter((pl.col("uri") == uri) & (pl.col("version") > version)).sort("ran_at").collect())
+    for row in rows.iter_rows(named=True):
+        if version not in json.loads(row["kept_versions"]):
+            return (f"{uri}: version {version} was removed by `lockstep maintain` at {row['ran_at']:%Y-%m-%d %H:%M} "
+                    f"UTC: it was outside the rollback window ({row['rollback_window']}) and no certification in "
+                    "force or unexpired override referred to it")
+    return None
 
 
 # --------------------------------------------------------------------------- operator decisions

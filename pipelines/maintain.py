@@ -219,10 +219,9 @@ def _control(spec: PipelineSpec, uri: str) -> str:
     marker = f"/{spec.name}/"
     if f"{marker}{LOCKSTEP_DIR}/" in uri + "/":
         return uri[: uri.rindex(f"{marker}{LOCKSTEP_DIR}")]
-    control = getattr(spec.storage, "control_root", None)
-    if control:
-        return str(control)
-    return uri[: uri.index(marker)] if marker in uri else spec.root(None)
+    if spec.storage.control_root is not None:
+        return spec.control_root()
+    return uri[: uri.index(marker)] if marker in uri else spec.control_root()
 
 
 # --------------------------------------------------------------------------- the pipeline
@@ -248,15 +247,8 @@ def maintain(
 def check_readable(spec: PipelineSpec, uri: str, version: int) -> None:
     """Raise a clear :class:`StorageError` when maintenance removed the files of ``version``
     of the table at ``uri`` (it was outside the rollback window and nothing protected it)."""
-    log_uri = lockstep_uri(_control(spec, uri), spec.name, MAINTENANCE)
-    dt = open_table(log_uri, spec.storage.resolved_options())
-    if dt is None:
-        return
-    rows = (pl.read_delta(log_uri, storage_options=spec.storage.resolved_options() or None)
-            .filter((pl.col("uri") == uri) & (pl.col("version") > version)).sort("ran_at"))
-    for row in rows.iter_rows(named=True):
-        if version not in json.loads(row["kept_versions"]):
-            raise StorageError(
-                f"{uri}: version {version} was removed by `lockstep maintain` at {row['ran_at']:%Y-%m-%d %H:%M} UTC: "
-                f"it was outside the rollback window ({row['rollback_window']}) and no certification in force or "
-                f"unexpired override referred to it", uri=uri, version=version, retryable=False)
+    from pipelines.certify import removed_by_maintenance
+
+    why = removed_by_maintenance(_control(spec, uri), spec.name, uri, version, spec.control_options())
+    if why:
+        raise StorageError(why, uri=uri, version=version, retryable=False)
