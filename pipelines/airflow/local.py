@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ADMIN_USER",
+    "absolute_root",
     "DEFAULT_PORT",
     "AirflowError",
     "EmbeddedAirflow",
@@ -188,6 +189,23 @@ def airflow_env(
         "AIRFLOW__SCHEDULER__CATCHUP_BY_DEFAULT": "False",
     }
     return env
+
+
+def absolute_root(env: Mapping[str, str], cwd: Path | None = None) -> dict[str, str]:
+    """``LOCKSTEP_ROOT`` made absolute against ``cwd`` (the caller's directory), when it is a
+    relative local path: the components run in the Airflow home, where a relative root would
+    name another folder than the one the CLI reads (``lockstep airflow up --root data`` and
+    ``lockstep status --root data`` must agree).
+
+    >>> absolute_root({"LOCKSTEP_ROOT": "data"}, Path("/srv/project"))
+    {'LOCKSTEP_ROOT': '/srv/project/data'}
+    >>> absolute_root({"LOCKSTEP_ROOT": "s3://lake/lockstep"})
+    {}
+    """
+    root = env.get("LOCKSTEP_ROOT")
+    if not root or "://" in root or os.path.isabs(os.path.expanduser(root)):
+        return {}
+    return {"LOCKSTEP_ROOT": os.path.normpath(Path(cwd or Path.cwd()) / Path(root).expanduser())}
 
 
 def _write_passwords_file(home: Path, password: str) -> None:
@@ -444,6 +462,7 @@ class EmbeddedAirflow:
             ),
             **self.extra_env,
         }
+        self.env.update(absolute_root(self.env))
         self._write_env_file()
         try:
             t0 = time.monotonic()

@@ -86,3 +86,16 @@ def test_executor_names_read_aliases_and_lists() -> None:
     check_storage_for_executor(spec, ["LocalExecutor"])
     with pytest.raises(SpecError):
         check_storage_for_executor(spec, ["CeleryExecutor"])  # '../lockstep-data'
+
+
+def test_airflow_components_get_the_root_the_cli_resolves(tmp_path: Path) -> None:
+    """``lockstep airflow up --root data`` runs components in the Airflow home: the root they
+    receive is the absolute folder the CLI, started in the same directory, reads."""
+    from pipelines.airflow.local import absolute_root
+
+    assert absolute_root({"LOCKSTEP_ROOT": "data"}, tmp_path) == {"LOCKSTEP_ROOT": str(tmp_path / "data")}
+    assert absolute_root({"LOCKSTEP_ROOT": str(tmp_path / "abs")}) == {}
+    assert absolute_root({"LOCKSTEP_ROOT": "s3://lake/x"}) == {}
+    assert absolute_root({}) == {}
+    spec = load_spec(REPO / "dags" / "fraud_features.yaml")  # no override: the spec's folder decides
+    assert spec.root() == str(REPO / "lockstep-data") or "LOCKSTEP_ROOT" in __import__("os").environ
