@@ -218,9 +218,17 @@ _MISSING = object()
 _KERNELS: Any = _MISSING
 
 
-def kernels() -> Any:
-    """The compiled kernels module, or None when numba is not installed (numpy fallback)."""
+#: Below this many rows the numpy implementation runs: a process' first use of the compiled
+#: kernels costs about a second (numba loads them from its cache), more than numpy spends.
+KERNEL_MIN_ROWS = 1 << 18
+
+
+def kernels(rows: int | None = None) -> Any:
+    """The compiled kernels module, or None when numba is not installed or ``rows`` is small
+    (numpy fallback)."""
     global _KERNELS
+    if rows is not None and rows < KERNEL_MIN_ROWS and _KERNELS is _MISSING:
+        return None
     if _KERNELS is _MISSING:
         try:
             from pipelines.evidence import _kernels
@@ -389,9 +397,23 @@ def run_pieces(n: int, columns: list[tuple[list[_Piece], bool]], seeds: tuple[in
 def column_hash(s: pl.Series, name: str | None = None) -> np.ndarray:
     """The column hash of every value of ``s`` (named ``name``, default the series' name)."""
     name = s.name if name is None else name
-    if kernels() is None:
+    k = kernels(s.len())
+    if k is None:
         return _np_column_hash(s, name)
-    return run_pieces(s.len(), [(_series_pieces(kernels(), s, name), False)], None)[1]
+    return run_pieces(s.len(), [(_series_pieces(k, s, name), False)], None)[1]
+
+
+def warm_up() -> None:
+    """Load every compiled kernel once (from numba's on-disk cache; compiled on the very first
+    use): a process pays this once, about 0.1-0.3 s a kernel, before its first hash."""
+    if kernels() is None:
+        return
+    df = _vector_frame()
+    kh, rh = hashes(df, ["id"], df.columns)
+    table = df.to_arrow()
+    table = table.set_column(table.schema.get_field_index("s"), "s", table.column("s").cast(pa.string()))
+    arrow_hashes(table, ["id"], table.column_names)
+    select_leaves(kh, leaf_sums(kh, rh, 4) > 0, 4)
 
 
 def key_hash(df: pl.DataFrame, keys: list[str]) -> np.ndarray:
@@ -413,7 +435,7 @@ def hashes(df: pl.DataFrame, keys: list[str], columns: list[str]) -> tuple[np.nd
 
     Compiled: one pass over each column's buffers, rows in blocks on a thread pool."""
     cols = [c for c in dict.fromkeys(columns) if c not in keys]
-    k = kernels()
+    k = kernels(df.height)
     if k is None:
         all_h = [_np_column_hash(df[c]) for c in [*keys, *cols]]
         return combine(all_h[: len(keys)], KEY_SEED, df.height), combine(all_h, ROW_SEED, df.height)
@@ -426,7 +448,7 @@ def arrow_hashes(table: pa.Table | pa.RecordBatch, keys: list[str], columns: lis
     """:func:`hashes` of an Arrow table or batch (the streaming diff reads Arrow directly);
     ``out``: two uint64 arrays of the table's length to write (key hash, row hash) into."""
     cols = [c for c in dict.fromkeys(columns) if c not in keys]
-    if kernels() is None:
+    if kernels(table.num_rows) is None:
         frame = pl.from_arrow(table)
         assert isinstance(frame, pl.DataFrame)
         kh, rh = hashes(frame, keys, columns)
@@ -456,7 +478,7 @@ def leaf_sums(kh: np.ndarray, rh: np.ndarray, bits: int, out: np.ndarray | None 
     """Bucket digests of the level with ``2**bits`` buckets (rows placed by the top ``bits``
     of their key hash), added into ``out`` when given (so chunks of a table add up)."""
     out = np.zeros(1 << bits, dtype=np.uint64) if out is None else out
-    k = kernels()
+    k = kernels(len(kh))
     if not len(kh):
         return out
     if not bits:
@@ -470,7 +492,7 @@ def leaf_sums(kh: np.ndarray, rh: np.ndarray, bits: int, out: np.ndarray | None 
 
 def select_leaves(kh: np.ndarray, want: np.ndarray, bits: int) -> np.ndarray:
     """Indices of the rows whose bucket at ``bits`` is marked in the boolean ``want``."""
-    k = kernels()
+    k = kernels(len(kh))
     if not bits:
         return np.arange(len(kh), dtype=np.int64) if want[0] else np.zeros(0, np.int64)
     if k is not None:
