@@ -25,7 +25,6 @@ Example::
 
 from __future__ import annotations
 
-import errno
 import os
 import uuid
 from pathlib import Path
@@ -34,6 +33,7 @@ from typing import Any
 import polars as pl
 
 from pipelines.errors import FeatureError, LockstepError, SourceError, SpecError, StorageError
+from pipelines.sources.files import bad_value, file_path, stat_input
 from pipelines.spec import FileSource, Interval, PipelineSpec, SyntheticSource, TableSpec
 
 #: characters a local root may not hold: Delta's object store reads them as URL syntax
@@ -266,32 +266,6 @@ def _check_suites(spec: PipelineSpec, schemas: dict[str, pl.Schema]) -> None:
 
 
 # --------------------------------------------------------------------------- input files
-def file_path(src: FileSource, region: str, interval: Interval) -> Path:
-    return Path(src.path.format(region=region, ds=interval.ds, hour=f"{interval.hour:02d}")).expanduser()
-
-
-def stat_input(path: Path, *, required: bool) -> os.stat_result | None:
-    """The file's status; None when it is absent and not required; else a clear SourceError."""
-    try:
-        st = os.stat(path)
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise SourceError(f"{path}: symbolic link loop (the link points back to itself)", path=str(path)) from None
-        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
-            if os.path.islink(path):
-                raise SourceError(f"{path}: broken symbolic link (its target {os.readlink(path)} is missing)",
-                                  path=str(path), retryable=True) from None
-            if not required:
-                return None
-            raise SourceError(f"{path}: expected input file is missing", path=str(path), retryable=True) from None
-        raise SourceError(f"{path}: cannot read input file ({exc.strerror})", path=str(path)) from None
-    if not os.path.isfile(path):
-        raise SourceError(f"{path}: expected a file, found a folder", path=str(path))
-    if not os.access(path, os.R_OK):
-        raise SourceError(f"{path}: input file is not readable (permission denied)", path=str(path))
-    return st
-
-
 def _file_schema(kind: str, path: Path) -> pl.Schema:
     try:
         if kind == "parquet":
@@ -357,19 +331,6 @@ def _scan(kind: str, path: Path, as_string: dict[str, Any]) -> pl.LazyFrame:
     if kind == "parquet":
         return pl.scan_parquet(path)
     return pl.scan_ndjson(path)
-
-
-def bad_value(values: pl.Series, dtype: Any, path: Path | str) -> None:
-    """Raise a SourceError naming the file, the column and the first value that is not a
-    ``dtype`` (row numbers count from 1, the header excluded)."""
-    text = values.cast(pl.String)
-    parsed = text.str.strip_chars().cast(dtype, strict=False) if dtype != pl.Boolean else \
-        text.str.to_lowercase().replace_strict({"true": True, "false": False}, default=None, return_dtype=pl.Boolean)
-    bad = (parsed.is_null() & text.is_not_null()).arg_true()
-    if bad.len():
-        row = int(bad[0])
-        raise SourceError(f"{path}: column {values.name!r}: {text[row]!r} (row {row + 1}) is not {dtype}; "
-                          f"{bad.len()} bad value(s)", path=str(path), column=values.name)
 
 
 # --------------------------------------------------------------------------- control files

@@ -53,7 +53,7 @@ def _read_file(kind: str, path: Path) -> pl.DataFrame:
 
 
 def _file_source(src: FileSource, region: str, interval: Interval) -> SourceRead:
-    from pipelines.preflight import file_path, stat_input
+    from pipelines.sources.files import file_path, stat_input
 
     path = file_path(src, region, interval)
     st = stat_input(path, required=src.required)  # names a missing file, a broken link, a symlink loop
@@ -108,7 +108,7 @@ def conform(frame: pl.DataFrame, table: TableSpec, where: str) -> pl.DataFrame:
         casts: dict[str, Any] = {c.name: getattr(pl, c.dtype) for c in table.columns if c.name in frame.columns}
         for name, dtype in casts.items():
             if frame.schema[name] == pl.String and dtype in _NUMERIC:
-                from pipelines.preflight import bad_value
+                from pipelines.sources.files import bad_value
 
                 bad_value(frame[name], dtype, where)
         if casts:
