@@ -15,7 +15,7 @@ from typing import Any
 
 import polars as pl
 
-from pipelines.storage import append_rows, lockstep_uri, read_table, table_version
+from pipelines.storage import append_rows, lockstep_uri, read_table, table_exists, table_version
 
 CHECK_RESULTS = "check_results"
 
@@ -105,7 +105,7 @@ def load_results(
 ) -> pl.DataFrame:
     """Recorded results, optionally of one interval, one run and one stage (empty frame when none)."""
     uri = lockstep_uri(root, pipeline, CHECK_RESULTS)
-    if table_version(uri, storage_options) is None:
+    if not table_exists(uri, storage_options):
         return pl.DataFrame(schema=CHECK_RESULT_SCHEMA)
     lf = read_table(uri, storage_options=storage_options)
     if interval is not None:

@@ -25,6 +25,7 @@ import random
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, TypeAlias, TypeVar
 
 import polars as pl
@@ -76,6 +77,13 @@ def open_table(uri: str, storage_options: dict[str, str] | None = None, version:
         return None
     except (DeltaError, OSError) as exc:
         raise StorageError(f"{uri}: cannot open Delta table: {exc}", uri=uri) from exc
+
+
+def table_exists(uri: str, storage_options: dict[str, str] | None = None) -> bool:
+    """Is there a Delta table at ``uri``? (Locally a folder check, without replaying its log.)"""
+    if "://" not in uri:
+        return (Path(uri) / "_delta_log").is_dir()
+    return open_table(uri, storage_options) is not None
 
 
 def table_version(uri: str, storage_options: dict[str, str] | None = None) -> int | None:

@@ -16,7 +16,7 @@ import polars as pl
 from pipelines.errors import EvidenceError, LockstepError
 from pipelines.evidence.profile import Profile
 from pipelines.spec import PipelineSpec
-from pipelines.storage import append_rows, read_table, table_version
+from pipelines.storage import append_rows, read_table, table_exists
 
 EVIDENCE = "evidence"
 
@@ -90,7 +90,7 @@ def load(spec: PipelineSpec, intervals: list[str], *, root: str | None = None,
     a profile fetches its own when a parity descent asks for it, and counts the bytes."""
     uri = evidence_uri(spec, root)
     opts = spec.control_options()
-    if not intervals or table_version(uri, opts) is None:
+    if not intervals or not table_exists(uri, opts):
         return EvidenceSet([])
     lf = read_table(uri, storage_options=opts).filter(pl.col("interval").is_in(intervals))
     if region is not None:
