@@ -1,9 +1,11 @@
 """Benchmarks behind ``lockstep bench``.
 
 Every benchmark prints ratios against a reference measured in the same run (a plain polars
-parquet round trip, one scan of the data, the plain library call), so its figures survive a
-noisy machine, and reports peak RSS. Each area has a module with ``run(...) -> dict``; this
-package only dispatches to them.
+parquet round trip, one scan of the data, a peer such as DuckDB), from interleaved runs in
+fresh processes (reference and subjects in turn, at least three times, min and median), and
+peak RSS above the RSS after the phase's imports. Each area has a module with
+``run(...) -> dict``; an area's ``figures`` are also gathered in the top-level ``figures``
+list, each ``{name, value, unit, reference, ratio, goal, met}``.
 """
 
 from __future__ import annotations
@@ -26,4 +28,8 @@ def run_benchmarks(*, rows: int, regions: int, only: list[str] | None = None, co
                 raise
             continue
         results[area] = module.run(rows=rows, regions=regions, console=console)
+    results["figures"] = [
+        {"area": area, **f} for area, res in list(results.items())
+        if isinstance(res, dict) for f in res.get("figures", [])
+    ]
     return results

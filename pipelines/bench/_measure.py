@@ -81,7 +81,7 @@ def interleaved(phases: dict[str, tuple[Callable[..., Any], tuple[Any, ...]]], r
         out[n] = {
             "min_s": round(min(secs), 3), "median_s": round(statistics.median(secs), 3), "runs_s": [round(s, 3) for s in secs],
             "peak_rss_mib": round(max(x["peak_rss_mib"] for x in rs), 1),
-            "rss_above_baseline_mib": round(max(x["peak_rss_mib"] - x["baseline_rss_mib"] for x in rs), 1),
+            "rss_above_baseline_mib": round(max(0.0, *(x["peak_rss_mib"] - x["baseline_rss_mib"] for x in rs)), 1),
             "value": rs[-1]["value"],
         }
     return out

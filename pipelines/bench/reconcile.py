@@ -85,7 +85,7 @@ def _parity_chunk(c: int, lo: int, hi: int, total: int, seed: int) -> tuple[Any,
     return a, b, {"changed": n_changed, "missing": n_missing, "extra": n_extra}
 
 
-def _make_parity_tables(dir_: str, rows: int, seed: int = 11) -> dict[str, Any]:
+def _make_parity_tables(dir_: str, rows: int, seed: int = 11, copy: bool = True) -> dict[str, Any]:
     """A, B (differs) and C (A in another order), written chunk by chunk (bounded memory);
     other regions store rows in another order, so B and C are written in reverse chunk
     order, each chunk shuffled."""
@@ -100,7 +100,8 @@ def _make_parity_tables(dir_: str, rows: int, seed: int = 11) -> dict[str, Any]:
             meta[k] += v
         meta["b_bytes_in_memory"] += b.estimated_size()
         b.sample(fraction=1.0, shuffle=True, seed=seed + c).write_delta(f"{dir_}/b", mode="append")
-        a.sample(fraction=1.0, shuffle=True, seed=seed + 7 * c).write_delta(f"{dir_}/c", mode="append")
+        if copy:
+            a.sample(fraction=1.0, shuffle=True, seed=seed + 7 * c).write_delta(f"{dir_}/c", mode="append")
     meta["b_bytes_on_disk"] = sum(p.stat().st_size for p in Path(f"{dir_}/b").glob("*.parquet"))
     return meta
 
@@ -221,7 +222,7 @@ def _duckdb(uri_a: str, uri_b: str) -> dict[str, Any]:
         WHERE a.{KEY} IS NULL OR b.{KEY} IS NULL OR {distinct}"""
     mark_baseline()
     t0 = time.perf_counter()
-    out = con.execute(sql, {"fa": fa, "fb": fb}).to_arrow_table()
+    out = con.sql(sql, params={"fa": fa, "fb": fb}).to_arrow_table()
     seconds = time.perf_counter() - t0
     assert out is not None
     kinds = out.column("kind").value_counts().to_pylist()
@@ -314,7 +315,7 @@ def _exact_ks(uris: list[str], aside: dict[str, list[int]]) -> dict[str, list[fl
 def _parity(tmp: str, rows: int, reps: int, full: bool, console: Console | None) -> dict[str, Any]:
     if console:
         console.print(f"[bold]reconcile bench[/]: writing 3 x {rows:,} rows …")
-    meta = in_subprocess(_make_parity_tables, tmp, rows)["value"]
+    meta = in_subprocess(_make_parity_tables, tmp, rows, 11, full)["value"]
     ua, ub, uc = f"{tmp}/a", f"{tmp}/b", f"{tmp}/c"
     phases: dict[str, Any] = {"L1": (_scan, ([ua, ub],)), "diff": (_diff, (ua, ub)), "duckdb": (_duckdb, (ua, ub))}
     if full:
@@ -333,38 +334,42 @@ def run(*, rows: int, regions: int, console: Console | None = None, parity_rows:
     figures: list[dict[str, Any]] = []
     scale_out: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="lockstep-bench-rec-") as tmp:
-        p = _parity(f"{tmp}/parity", parity_rows, reps, True, console)
-        m, meta = p["m"], p["meta"]
-        dv, duck = m["diff"]["value"], m["duckdb"]["value"]
-        expected = (meta["changed"], meta["missing"], meta["extra"])
-        correct = (dv["changed"], dv["only_in_a"], dv["only_in_b"]) == expected
-        duck_ok = (duck["changed"], duck["only_in_a"], duck["only_in_b"]) == expected
-        n = f"{parity_rows / 1e6:g}M"
-        figures += [
-            ratio_figure(f"row hash (lockstep-rowhash-1), {n} rows in memory / one scan", m["row hash A"], m["scan A"],
-                         "polars scan of A", 1.0),
-            ratio_figure(f"digest of A (read + hash, streaming), {n} rows / one scan", m["digest A"], m["scan A"],
-                         "polars scan of A", None),
-            ratio_figure(f"diff, 2 x {n} rows, 0.2% differ / L1", m["diff"], m["L1"], "L1: polars scan of A and B", 1.0,
-                         exact=correct, peak_rss_above_imports_mib=m["diff"]["rss_above_baseline_mib"]),
-            ratio_figure(f"DuckDB full outer join diff, 2 x {n} rows / L1", m["duckdb"], m["L1"],
-                         "L1: polars scan of A and B", None, exact=duck_ok,
-                         peak_rss_above_imports_mib=m["duckdb"]["rss_above_baseline_mib"]),
-            ratio_figure(f"diff / DuckDB, 2 x {n} rows (same run)", m["diff"], m["duckdb"], "DuckDB full outer join",
-                         1.0),
-            ratio_figure(f"diff in sync, 2 x {n} rows / L1", m["diff sync"], m["L1 sync"], "L1: polars scan of A and C",
-                         1.0),
-            ratio_figure(f"DuckDB in sync, 2 x {n} rows / L1", m["duckdb sync"], m["L1 sync"],
-                         "L1: polars scan of A and C", None),
-            figure(f"diff bytes moved between sides, {n}", dv["bytes_moved"] / 2**20, "MiB",
-                   "B on disk", dv["bytes_moved"] / meta["b_bytes_on_disk"], "<= 2% of B on disk",
-                   dv["bytes_moved"] <= 0.02 * meta["b_bytes_on_disk"]),
-        ]
+        p: dict[str, Any] = {}
+        m: dict[str, Any] = {}
+        meta: dict[str, Any] = {}
+        if parity_rows:
+            p = _parity(f"{tmp}/parity", parity_rows, reps, True, console)
+            m, meta = p["m"], p["meta"]
+            dv, duck = m["diff"]["value"], m["duckdb"]["value"]
+            expected = (meta["changed"], meta["missing"], meta["extra"])
+            correct = (dv["changed"], dv["only_in_a"], dv["only_in_b"]) == expected
+            duck_ok = (duck["changed"], duck["only_in_a"], duck["only_in_b"]) == expected
+            n = f"{parity_rows / 1e6:g}M"
+            figures += [
+                ratio_figure(f"row hash (lockstep-rowhash-1), {n} rows in memory / one scan", m["row hash A"], m["scan A"],
+                             "polars scan of A", 1.0),
+                ratio_figure(f"digest of A (read + hash, streaming), {n} rows / one scan", m["digest A"], m["scan A"],
+                             "polars scan of A", None),
+                ratio_figure(f"diff, 2 x {n} rows, 0.2% differ / L1", m["diff"], m["L1"], "L1: polars scan of A and B", 1.0,
+                             exact=correct, peak_rss_above_imports_mib=m["diff"]["rss_above_baseline_mib"]),
+                ratio_figure(f"DuckDB full outer join diff, 2 x {n} rows / L1", m["duckdb"], m["L1"],
+                             "L1: polars scan of A and B", None, exact=duck_ok,
+                             peak_rss_above_imports_mib=m["duckdb"]["rss_above_baseline_mib"]),
+                ratio_figure(f"diff / DuckDB, 2 x {n} rows (same run)", m["diff"], m["duckdb"], "DuckDB full outer join",
+                             1.0),
+                ratio_figure(f"diff in sync, 2 x {n} rows / L1", m["diff sync"], m["L1 sync"], "L1: polars scan of A and C",
+                             1.0),
+                ratio_figure(f"DuckDB in sync, 2 x {n} rows / L1", m["duckdb sync"], m["L1 sync"],
+                             "L1: polars scan of A and C", None),
+                figure(f"diff bytes moved between sides, {n}", dv["bytes_moved"] / 2**20, "MiB",
+                       "B on disk", dv["bytes_moved"] / meta["b_bytes_on_disk"], "<= 2% of B on disk",
+                       dv["bytes_moved"] <= 0.02 * meta["b_bytes_on_disk"]),
+            ]
         warm = interleaved({"warm-up": (_warm_up, ())}, reps)["warm-up"]
         figures.append(figure("kernel warm-up, once per process (not in the ratios above)", warm["median_s"], "s",
                               "", None, None, None, runs_s=warm["runs_s"]))
         for size in scale or []:
-            if size == parity_rows:
+            if size == parity_rows and p:
                 s = p
             else:
                 s = _parity(f"{tmp}/scale{size}", size, reps, False, console)
@@ -392,25 +397,26 @@ def run(*, rows: int, regions: int, console: Console | None = None, parity_rows:
             figures.append(figure(f"diff time growth {lo['rows'] / 1e6:g}M -> {hi['rows'] / 1e6:g}M, per row",
                                   growth, "x", "linear (1x per row)", growth, "<= 1.2x (linear)", growth <= 1.2))
 
-        if console:
-            console.print(f"[bold]reconcile bench[/]: drift, {regions} x {rows:,} feature rows …")
-        d_uris = [f"{tmp}/drift/region{i:02d}" for i in range(regions)]
-        in_subprocess(_make_drift_tables, f"{tmp}/drift", regions, rows)
-        dm = interleaved({"scan": (_scan, (d_uris,)), "drift": (_drift, (d_uris,)),
-                          "gate drift": (_gate_drift, (d_uris,))}, reps)
-        exact = in_subprocess(_exact_ks, d_uris, dm["drift"]["value"]["aside"])["value"]
-    ks_err = max(abs(a - b) for c in DRIFT_COLUMNS for a, b in zip(dm["drift"]["value"]["ks"][c], exact[c], strict=True))
-    figures += [
-        ratio_figure(f"drift (PSI + KS), {regions} x {rows / 1e6:g}M rows x {len(DRIFT_COLUMNS)} columns / one scan",
-                     dm["drift"], dm["scan"], "polars scan of the drift tables", 2.0),
-        ratio_figure(f"gate drift from published cell histograms, {regions} regions / one scan", dm["gate drift"],
-                     dm["scan"], "polars scan of the drift tables", 2.0),
-        figure("drift KS max |binned - exact|", ks_err, "", "exact two-sample KS", None, "<= 1e-3", ks_err <= 1e-3),
-    ]
+        dm: dict[str, Any] = {}
+        if rows:
+            if console:
+                console.print(f"[bold]reconcile bench[/]: drift, {regions} x {rows:,} feature rows …")
+            d_uris = [f"{tmp}/drift/region{i:02d}" for i in range(regions)]
+            in_subprocess(_make_drift_tables, f"{tmp}/drift", regions, rows)
+            dm = interleaved({"scan": (_scan, (d_uris,)), "drift": (_drift, (d_uris,)),
+                              "gate drift": (_gate_drift, (d_uris,))}, reps)
+            exact = in_subprocess(_exact_ks, d_uris, dm["drift"]["value"]["aside"])["value"]
+            ks_err = max(abs(a - b) for c in DRIFT_COLUMNS for a, b in zip(dm["drift"]["value"]["ks"][c], exact[c], strict=True))
+            figures += [
+                ratio_figure(f"drift (PSI + KS), {regions} x {rows / 1e6:g}M rows x {len(DRIFT_COLUMNS)} columns / one scan",
+                             dm["drift"], dm["scan"], "polars scan of the drift tables", 2.0),
+                ratio_figure(f"gate drift from published cell histograms, {regions} regions / one scan", dm["gate drift"],
+                             dm["scan"], "polars scan of the drift tables", 2.0),
+                figure("drift KS max |binned - exact|", ks_err, "", "exact two-sample KS", None, "<= 1e-3", ks_err <= 1e-3),
+            ]
     result = {"parity_rows": parity_rows, "reps": reps, "figures": figures, "scale": scale_out,
-              "parity": {k: {kk: vv for kk, vv in v.items() if kk != "value"} | {"value": v["value"]}
-                         for k, v in m.items()},
-              "parity_expected": meta, "drift_flagged": dm["drift"]["value"]["flagged"]}
+              "parity": m,
+              "parity_expected": meta, "drift_flagged": dm["drift"]["value"]["flagged"] if dm else []}
     if console:
         print_figures(console, "reconcile", figures)
         if scale_out:
