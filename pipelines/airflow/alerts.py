@@ -1,4 +1,5 @@
-"""Alerts: a generation blocked, or the generation in force older than a consumer allows.
+"""Alerts: a generation blocked, an operator overrode a block or rolled back, or the
+generation in force is older than a consumer allows.
 
 The spec's ``alerts:`` lists targets (:class:`pipelines.spec.AlertTarget`): ``smtp`` or a
 generic ``webhook``, each naming an Airflow connection that holds its credentials. Every
@@ -13,7 +14,16 @@ same object also works as any task's or DAG's ``on_failure_callback``. The gate 
                                              "login": "…", "password": "…", "extra": {"starttls": true}}'
 
 A webhook receives one JSON object: ``{"event", "pipeline", "interval", "subject", "text",
-...}`` (``reasons`` for ``blocked``; ``consumers`` for ``stale``).
+...}`` (``reasons`` for ``blocked``; ``consumers`` for ``stale``; ``who``, ``reason`` and
+``generation_id`` for ``override`` and ``rollback``).
+
+Overrides and rollbacks are operators' decisions taken with ``lockstep override`` /
+``lockstep rollback``: the CLI records the decision, then alerts at once (:func:`after_decision`)
+to every target subscribed to ``blocked`` - whoever hears that a day blocked hears that
+someone certified it anyway, or moved the generation in force back, without waiting for the
+next run. Connections resolve as in a task (``AIRFLOW_CONN_*``, a secrets backend, the
+metadata DB Airflow's configuration points at). A delivery failure does not undo the
+decision (it is recorded first), but the command says so and exits non-zero.
 """
 
 from __future__ import annotations
@@ -130,6 +140,35 @@ def stale_alert(pipeline: str, stale: list[dict[str, Any]]) -> tuple[str, str, d
     return subject, text + "\n", {"event": "stale", "pipeline": pipeline, "consumers": stale}
 
 
+#: the subscription (a spec ``on`` value) each alert event is sent under
+SUBSCRIPTION = {"blocked": "blocked", "stale": "stale", "override": "blocked", "rollback": "blocked"}
+
+
+def decision_alert(decision: Any) -> tuple[str, str, dict[str, Any]]:
+    """(subject, text, payload) of an operator's override or rollback (a :class:`pipelines.certify.Decision`)."""
+    d = decision
+    who = d.who or "someone"
+    if d.kind == "override":
+        expiry = f" until {d.expires_at:%Y-%m-%d %H:%M} UTC" if d.expires_at else ""
+        subject = f"[lockstep] OVERRIDE {d.pipeline} {d.interval} by {who}: {d.reason}"
+        head = (f"{who} certified {d.pipeline} {d.interval} (generation {d.generation_id}){expiry} despite "
+                f"{len(d.reasons)} blocking check(s).")
+        lines = [f"{r.get('check_id')} {r.get('region')}/{r.get('table')}: {r.get('message')}" for r in d.reasons]
+    else:
+        subject = f"[lockstep] ROLLBACK {d.pipeline} to {d.interval} by {who}: {d.reason}"
+        head = (f"{who} re-instated generation {d.generation_id} of {d.pipeline} {d.interval}; intervals "
+                "certified after it are no longer in force.")
+        lines = []
+    text = (head + f"\nReason: {d.reason}\nDecision: {d.decision_id} at {d.decided_at:%Y-%m-%d %H:%M:%S} UTC\n"
+            + ("\nOverridden:\n" + "\n".join(lines) + "\n" if lines else "")
+            + f"\nHistory: lockstep status {d.pipeline}\n")
+    payload = {"event": d.kind, "pipeline": d.pipeline, "interval": d.interval, "generation_id": d.generation_id,
+               "decision_id": d.decision_id, "who": d.who, "reason": d.reason, "decided_at": d.decided_at.isoformat(),
+               "expires_at": d.expires_at.isoformat() if d.expires_at else None, "target": d.target,
+               "reasons": [{k: r.get(k) for k in ("check_id", "region", "table", "message")} for r in d.reasons]}
+    return subject, text, payload
+
+
 def send(spec: PipelineSpec, event: str, subject: str, text: str, payload: dict[str, Any],
          context: Any = None) -> list[str]:
     """Send one alert to every target subscribed to ``event``; the delivery errors (empty: all sent).
@@ -138,7 +177,7 @@ def send(spec: PipelineSpec, event: str, subject: str, text: str, payload: dict[
     """
     errors = []
     for target in spec.alerts:
-        if event not in target.on:
+        if SUBSCRIPTION.get(event, event) not in target.on:
             continue
         try:
             LockstepNotifier(target, subject, text, {**payload, "interval": payload.get("interval")}).notify(
@@ -160,3 +199,10 @@ def after_gate(spec: PipelineSpec, interval: str, result: dict[str, Any], contex
     if stale:
         errors += send(spec, "stale", *stale_alert(spec.name, stale), context=context)
     return errors
+
+
+def after_decision(spec: PipelineSpec, decision: Any) -> list[str]:
+    """Alert about an operator's override or rollback, once it is recorded; the delivery errors."""
+    if not spec.alerts or decision.kind not in ("override", "rollback"):
+        return []
+    return send(spec, decision.kind, *decision_alert(decision))

@@ -191,11 +191,13 @@ def rollback_cmd(
     from pipelines.certify import rollback
     from pipelines.spec import load_spec
 
-    d = rollback(load_spec(pipeline), to, reason=reason, root=root)
+    spec = load_spec(pipeline)
+    d = rollback(spec, to, reason=reason, root=root)
     if json_:
         print_json(_decision_json(d))
     else:
         console.print(f"rolled back: {_decision_line(d)}")
+    _alert(spec, d)
 
 
 @command("override")
@@ -225,6 +227,20 @@ def override_cmd(
         print_json(_decision_json(d))
     else:
         console.print(f"overridden: {_decision_line(d)} despite {len(d.reasons)} blocking reason(s)")
+    _alert(spec, d)
+
+
+def _alert(spec: Any, decision: Any) -> None:
+    """Tell the spec's alert targets about an operator's decision, once recorded; a delivery
+    failure leaves the decision in force but fails the command (exit 1), naming the target."""
+    if not spec.alerts:
+        return
+    from pipelines.airflow.alerts import after_decision  # Airflow only when the spec has targets
+
+    errors = after_decision(spec, decision)
+    if errors:
+        err_console.print(f"error: {decision.kind} recorded, but {len(errors)} alert(s) failed: " + "; ".join(errors))
+        raise typer.Exit(1)
 
 
 @command("diff")

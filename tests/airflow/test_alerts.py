@@ -4,8 +4,12 @@ HTTP receiver, both on loopback; credentials come from Airflow connections."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -15,7 +19,7 @@ import pytest
 import yaml
 
 from pipelines.spec import load_spec
-from tests.airflow.test_ui import BLOCKED, build_lake
+from tests.airflow.test_ui import BLOCKED, CERTIFIED, build_lake
 
 
 class _Mailbox:
@@ -124,3 +128,72 @@ def test_an_unreachable_target_is_reported_and_does_not_stop_the_others(
     errors = send(spec, "blocked", "s", "t", {"event": "blocked"})
     assert len(errors) == 1 and errors[0].startswith("smtp dead_smtp")
     assert [r["json"]["event"] for r in received] == ["blocked"]
+
+
+def lockstep(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """The real CLI in a fresh process (Airflow imported only because the spec has targets)."""
+    return subprocess.run([str(Path(sys.executable).parent / "lockstep"), *args], env={**os.environ, **env},
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_override_and_rollback_from_the_cli_alert_at_once(
+    tmp_path: Path, smtp: tuple[int, _Mailbox], receiver: tuple[str, list[dict[str, Any]]],
+) -> None:
+    from pipelines.certify import decisions
+
+    port, mailbox = smtp
+    url, received = receiver
+    env = {"AIRFLOW_CONN_LOCKSTEP_SMTP": json.dumps({"conn_type": "smtp", "host": "127.0.0.1", "port": port}),
+           "AIRFLOW_CONN_LOCKSTEP_HOOK": json.dumps({"conn_type": "http", "host": url})}
+    spec = build_lake(tmp_path, "alerts_ops")
+    data = yaml.safe_load(Path(str(spec.path)).read_text())
+    data["alerts"] = [{"kind": "smtp", "conn_id": "lockstep_smtp", "to": ["oncall@example.com"]},
+                      {"kind": "webhook", "conn_id": "lockstep_hook"},
+                      {"kind": "webhook", "conn_id": "stale_only_hook", "on": ["stale"]}]  # hears neither
+    Path(str(spec.path)).write_text(yaml.safe_dump(data))
+
+    until = (datetime.now(UTC) + timedelta(days=30)).replace(hour=0, minute=0, second=0, microsecond=0)
+    done = lockstep("override", str(spec.path), "--date", BLOCKED, "--reason", "eu-central list accepted by risk",
+                    "--until", until.strftime("%Y-%m-%dT%H:%M"), env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    (override,) = [d for d in decisions(load_spec(Path(str(spec.path)))) if d.kind == "override" and d.interval == BLOCKED]
+    rcpt, mail = mailbox.messages[-1]
+    assert rcpt == ["oncall@example.com"]
+    assert str(mail["Subject"]).startswith(f"[lockstep] OVERRIDE alerts_ops {BLOCKED} by ")
+    assert "eu-central list accepted by risk" in str(mail["Subject"])
+    body = mail.get_content()
+    assert f"until {until:%Y-%m-%d} 00:00 UTC" in body and "parity.merchant_risk eu-central/merchant_risk" in body
+    hook = received[-1]["json"]
+    assert (hook["event"], hook["interval"], hook["decision_id"]) == ("override", BLOCKED, override.decision_id)
+    assert hook["reason"] == "eu-central list accepted by risk" and hook["who"] == override.who
+    assert hook["reasons"][0]["check_id"] == "parity.merchant_risk"
+
+    done = lockstep("rollback", str(spec.path), "--to", CERTIFIED, "--reason", "bad features since the 2nd",
+                    env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert str(mailbox.messages[-1][1]["Subject"]).startswith(f"[lockstep] ROLLBACK alerts_ops to {CERTIFIED} by ")
+    assert [r["json"]["event"] for r in received] == ["override", "rollback"]
+    assert received[-1]["json"]["reason"] == "bad features since the 2nd"
+    assert len(mailbox.messages) == 2
+
+
+def test_an_override_whose_alert_fails_is_recorded_and_the_cli_says_so(
+    tmp_path: Path, receiver: tuple[str, list[dict[str, Any]]],
+) -> None:
+    from pipelines.airflow.local import free_port
+    from pipelines.certify import decisions
+
+    url, received = receiver
+    env = {"AIRFLOW_CONN_DEAD_SMTP": json.dumps({"conn_type": "smtp", "host": "127.0.0.1", "port": free_port()}),
+           "AIRFLOW_CONN_LOCKSTEP_HOOK": json.dumps({"conn_type": "http", "host": url})}
+    spec = build_lake(tmp_path, "alerts_dead_cli")
+    data = yaml.safe_load(Path(str(spec.path)).read_text())
+    data["alerts"] = [{"kind": "smtp", "conn_id": "dead_smtp", "to": ["a@example.com"]},
+                      {"kind": "webhook", "conn_id": "lockstep_hook"}]
+    Path(str(spec.path)).write_text(yaml.safe_dump(data))
+    done = lockstep("override", str(spec.path), "--date", BLOCKED, "--reason", "accepted", env=env)
+    assert done.returncode == 1
+    assert "override recorded, but 1 alert(s) failed: smtp dead_smtp" in " ".join(done.stderr.split())
+    assert "Traceback" not in done.stderr
+    assert any(d.kind == "override" and d.interval == BLOCKED for d in decisions(load_spec(Path(str(spec.path)))))
+    assert [r["json"]["event"] for r in received] == ["override"]  # the other target still heard it
