@@ -28,14 +28,20 @@ import os
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import polars as pl
 
+from pipelines.validation.conditions import NotNativeCondition, condition_mask, has_condition
 from pipelines.validation.regex import to_rust
 from pipelines.validation.suites import ROW_LEVEL, Expectation
 
 PARTIAL = 20
+#: polars' in-memory engine: its streaming engine (the default) runs top-k and several of
+#: these aggregates per batch, orders of magnitude slower on a whole frame already in memory
+ENGINE: Literal["in-memory"] = "in-memory"
+#: value sets up to this size are tested by equalities (no hash of every row)
+SMALL_SET = 16
 FLOAT_EXACT = 2**53
 
 MAP_TYPES = ROW_LEVEL
@@ -160,7 +166,6 @@ def _resolve(e: Expectation) -> dict[str, Any]:
     kw = dict(e.kwargs)
     unknown = set(kw) - KWARGS[e.type] - INERT - {"row_condition", "condition_parser"}
     _need(not unknown, f"kwargs {sorted(unknown)} are not run natively")
-    _need(kw.get("row_condition") in (None, ""), "row_condition runs on GX")
     if any(isinstance(v, dict) and "$PARAMETER" in v for v in kw.values()):
         _gx_env()
         from great_expectations.core.suite_parameters import build_suite_parameters
@@ -221,6 +226,33 @@ def _regex(c: _Col, pattern: Any) -> str:
     return rust
 
 
+HASH_SEED = 0x10C57E9
+
+
+def _unique_view(c: _Col) -> pl.Expr:
+    """Values as pandas' ``duplicated()`` compares them: NaN is missing, -0.0 equals 0.0."""
+    _need(c.kind in (INT, FLOAT, STR), f"column {c.name!r} ({c.dtype}) is not run natively")
+    return (c.value + 0.0) if c.kind == FLOAT else c.value
+
+
+def _strictly_monotonic(v: pl.Expr) -> pl.Expr:
+    """True when the present values strictly increase or strictly decrease: then no two are
+    equal, which one comparison per row proves (ids generated in order are the usual case)."""
+    present = v.drop_nulls()
+    prev = present.shift(1)
+    return (present > prev).all() | (present < prev).all()
+
+
+def _duplicated_count(frame: pl.DataFrame, c: _Col) -> int:
+    """How many present values occur more than once: values whose 64-bit hash is unique are
+    unique; only the colliding ones are compared by value."""
+    present = _unique_view(c).drop_nulls()
+    if c.kind != STR:
+        return int(frame.select(present.is_duplicated().sum()).item())
+    cand = present.filter(present.hash(HASH_SEED).is_duplicated())
+    return int(frame.select(cand.is_duplicated().sum()).item())
+
+
 def _bad_expr(frame: pl.DataFrame, e: Expectation, kw: dict[str, Any]) -> tuple[pl.Expr, pl.Expr | None]:
     """(rows the expectation rejects, rows it does not consider) - the second is None for
     the null expectations, which consider every row."""
@@ -245,10 +277,9 @@ def _bad_expr(frame: pl.DataFrame, e: Expectation, kw: dict[str, Any]) -> tuple[
               f"column {c.name!r} ({c.dtype}) is not run natively")
         return (c.missing if e.type.endswith("not_be_null") else ~c.missing), None
     if e.type == "expect_column_values_to_be_unique":
-        _need(c.kind in (INT, FLOAT, STR), f"column {c.name!r} ({c.dtype}) is not run natively")
-        v = (c.value + 0.0) if c.kind == FLOAT else c.value
+        v = _unique_view(c)
         if c.kind == STR:  # hash first (cheap); compare the strings only where hashes collide
-            cand = v.hash(0x10C57E9).is_duplicated() & ~c.missing
+            cand = v.hash(HASH_SEED).is_duplicated() & ~c.missing
             bad = cand & pl.when(cand).then(v).is_duplicated()
         else:
             bad = v.is_duplicated() & ~c.missing
@@ -257,7 +288,10 @@ def _bad_expr(frame: pl.DataFrame, e: Expectation, kw: dict[str, Any]) -> tuple[
     elif e.type in ("expect_column_values_to_be_in_set", "expect_column_values_to_not_be_in_set"):
         values = _set_values(c, kw.get("value_set"))
         v = c.raw.cast(pl.Float64) + 0.0 if c.kind == FLOAT else c.raw
-        inside = v.is_in(pl.Series(values, dtype=pl.Float64 if c.kind == FLOAT else c.dtype))
+        if len(values) <= SMALL_SET:  # a few equalities beat hashing every row
+            inside = functools.reduce(lambda a, b: a | b, [v == pl.lit(x) for x in values], pl.lit(False))
+        else:
+            inside = v.is_in(pl.Series(values, dtype=pl.Float64 if c.kind == FLOAT else c.dtype))
         bad = inside if e.type == "expect_column_values_to_not_be_in_set" else ~inside
     elif e.type == "expect_column_values_to_match_regex":
         bad = ~c.raw.str.contains(_regex(c, kw.get("regex")))
@@ -278,7 +312,12 @@ def unexpected_rows(frame: pl.DataFrame | pl.LazyFrame, e: Expectation) -> pl.Ex
     df = frame if isinstance(frame, pl.DataFrame) else frame.collect()
     _need(e.type in MAP_TYPES, f"{e.type} is not a row-level expectation")
     try:
-        return _bad_expr(df, e, _resolve(e))[0]
+        if not has_condition(e.kwargs):
+            return _bad_expr(df, e, _resolve(e))[0]
+        sub, positions = conditioned(df, e.kwargs)  # judged among the rows the condition keeps
+        flags = sub.select(_bad_expr(sub, e, _resolve(e))[0].alias("__bad")).get_column("__bad")
+        rejected = [p for p, bad in zip(positions, flags.to_list(), strict=True) if bad]
+        return pl.int_range(pl.len(), dtype=pl.Int64).is_in(pl.Series(rejected, dtype=pl.Int64))
     except NotNative:  # the rows GX itself rejects
         from pipelines.validation import gx_engine
 
@@ -299,9 +338,12 @@ def _summary() -> dict[str, Any]:
     return dict(parse_result_format("SUMMARY"))
 
 
-def _map_plan(frame: pl.DataFrame, e: Expectation, kw: dict[str, Any], tag: str) -> _Plan:
+def _map_plan(frame: pl.DataFrame, e: Expectation, kw: dict[str, Any], tag: str,
+              positions: list[int] | None = None) -> _Plan:
     bad, considered_out = _bad_expr(frame, e, kw)
-    exprs = [bad.sum().alias(f"{tag}_bad")]
+    unique_col = _col(frame, kw["column"]) if e.type == "expect_column_values_to_be_unique" else None
+    # uniqueness is proven first by one comparison per row; counted only when that fails
+    exprs = [(_strictly_monotonic(_unique_view(unique_col)) if unique_col is not None else bad.sum()).alias(f"{tag}_bad")]
     if considered_out is not None:
         exprs.append(considered_out.sum().alias(f"{tag}_out"))
     mostly = kw.get("mostly")
@@ -311,7 +353,10 @@ def _map_plan(frame: pl.DataFrame, e: Expectation, kw: dict[str, Any], tag: str)
     def finish(row: dict[str, Any]) -> dict[str, Any]:
         from great_expectations.expectations.expectation import _format_map_output, _mostly_success
 
-        unexpected = int(row[f"{tag}_bad"])
+        if unique_col is None:
+            unexpected = int(row[f"{tag}_bad"])
+        else:
+            unexpected = 0 if row[f"{tag}_bad"] else _duplicated_count(frame, unique_col)
         nonnull = None if considered_out is None else n - int(row[f"{tag}_out"])
         considered = n if nonnull is None else nonnull
         success = considered == 0 or _mostly_success(considered, unexpected, mostly)
@@ -319,6 +364,8 @@ def _map_plan(frame: pl.DataFrame, e: Expectation, kw: dict[str, Any], tag: str)
         index: list[int] = []
         if unexpected:
             values, index = _partial(frame, e, kw, bad)
+            if positions is not None:  # rows a row_condition kept: GX reports their original index
+                index = [positions[i] for i in index]
         return _format_map_output(result_format=_summary(), success=success, element_count=n, nonnull_count=nonnull,
                                   unexpected_count=unexpected, unexpected_list=values, unexpected_index_list=index)
 
@@ -329,14 +376,15 @@ def _partial(frame: pl.DataFrame, e: Expectation, kw: dict[str, Any], bad: pl.Ex
     """The first unexpected values (as pandas holds them) and their row positions."""
     if e.type == "expect_compound_columns_to_be_unique":
         cols = [_col(frame, n) for n in kw["column_list"]]
-        rows = frame.with_row_index("__i").filter(bad).head(PARTIAL)
+        rows = frame.with_columns(bad.alias("__bad")).with_row_index("__i").filter(pl.col("__bad")).head(PARTIAL)
         view = rows.select([pl.col("__i")] + [c.value.alias(c.name) if c.kind == FLOAT else c.raw for c in cols])
         if any(c.int_view_float for c in cols):
             view = view.with_columns([pl.col(c.name).cast(pl.Float64) for c in cols if c.int_view_float])
         idx = view.get_column("__i").to_list()
         return [{c.name: _missing_as_pandas(c, r[c.name]) for c in cols} for r in view.drop("__i").iter_rows(named=True)], idx
     c = _col(frame, kw["column"])
-    rows = frame.select(pl.int_range(pl.len(), dtype=pl.Int64).alias("__i"), c.raw.alias("__v")).filter(bad).head(PARTIAL)
+    rows = (frame.select(pl.int_range(pl.len(), dtype=pl.Int64).alias("__i"), c.raw.alias("__v"), bad.alias("__bad"))
+            .filter(pl.col("__bad")).head(PARTIAL))
     vals = rows.get_column("__v")
     if c.int_view_float or c.dtype.is_float():
         vals = vals.cast(pl.Float64)
@@ -380,25 +428,39 @@ def _as_pandas_number(c: _Col, v: Any) -> Any:
     return float(v) if v is not None and c.kind == FLOAT else v
 
 
-def _sorted_present(c: _Col) -> pl.Expr:
-    return c.value.drop_nulls().sort()
+def _present_count(frame: pl.DataFrame, c: _Col) -> int:
+    """How many values pandas sees as present (not null, not NaN)."""
+    s = frame.get_column(c.name)
+    missing = s.null_count() + (int(s.is_nan().sum()) if c.dtype.is_float() else 0)
+    return s.len() - missing
 
 
-def _nearest(sorted_present: pl.Expr, q: float) -> pl.Expr:
-    """pandas' ``interpolation="nearest"`` (what GX uses): the sorted value at position
-    q * (n - 1), halves rounded to even - polars' own "nearest" rounds halves up."""
-    x = pl.lit(q, pl.Float64) * (sorted_present.len() - 1)
-    f = x.floor()
-    frac = x - f
-    idx = f + (frac > 0.5).cast(pl.Float64) + ((frac == 0.5) & (f % 2 == 1)).cast(pl.Float64)
-    return sorted_present.get(idx.cast(pl.Int64).clip(0, None), null_on_oob=True)
+def _ranked(c: _Col, n: int, k: int) -> pl.Expr:
+    """The k-th smallest present value (0-based) of ``n``, by selection rather than a sort
+    (polars' top-k is a partial sort: linear, no full sorted copy); null when ``n == 0``."""
+    present = c.value.drop_nulls()
+    if n == 0:
+        return present.max()
+    return present.bottom_k(k + 1).max() if k < n // 2 else present.top_k(n - k).min()
 
 
-def _median(sorted_present: pl.Expr) -> pl.Expr:
-    n = sorted_present.len()
-    lo = sorted_present.get(((n - 1) // 2).clip(0, None), null_on_oob=True).cast(pl.Float64)
-    hi = sorted_present.get((n // 2).clip(0, None), null_on_oob=True).cast(pl.Float64)
-    return pl.when(n > 0).then((lo + hi) / 2)
+def _ranks(n: int, qs: list[float], method: str) -> list[int]:
+    """The positions in the sorted values numpy's ``quantile(method=...)`` (what pandas and
+    so GX call) picks for ``qs`` over ``n`` values: numpy's own index arithmetic, run on
+    ``0..n-1`` so the value it returns is the index itself."""
+    import numpy as np
+
+    if n == 0:
+        return [0 for _ in qs]
+    picked = np.quantile(np.arange(n, dtype=np.float64), np.asarray(qs, dtype=np.float64), method=method)  # type: ignore[call-overload]  # method is one of numpy's names
+    return [int(i) for i in np.atleast_1d(picked)]
+
+
+def _median(c: _Col, n: int) -> pl.Expr:
+    """pandas' median: the mean of the two middle values, in float64."""
+    lo = _ranked(c, n, (n - 1) // 2).cast(pl.Float64)
+    hi = lo if n % 2 else _ranked(c, n, n // 2).cast(pl.Float64)
+    return (lo + hi) / 2
 
 
 def _agg_plan(frame: pl.DataFrame, e: Expectation, kw: dict[str, Any], tag: str) -> _Plan:
@@ -429,8 +491,10 @@ def _agg_plan(frame: pl.DataFrame, e: Expectation, kw: dict[str, Any], tag: str)
         _need(all(_number(q) for q in qs), "quantiles are not numbers")
         for lo, hi in qr["value_ranges"]:
             _need((lo is None or _number(lo)) and (hi is None or _number(hi)), "value ranges are not numbers")
-        s = _sorted_present(c)
-        exprs = [_nearest(s, float(q)).alias(f"{tag}_{i}") for i, q in enumerate(qs)]
+        method = kw.get("allow_relative_error") or "nearest"
+        _need(method in ("nearest", "lower", "higher"), f"allow_relative_error {method!r} runs on GX")
+        n = _present_count(frame, c)
+        exprs = [_ranked(c, n, k).alias(f"{tag}_{i}") for i, k in enumerate(_ranks(n, [float(q) for q in qs], method))]
 
         def finish_q(row: dict[str, Any]) -> dict[str, Any]:
             values = [_as_pandas_number(c, row[f"{tag}_{i}"]) for i in range(len(qs))]
@@ -455,7 +519,7 @@ def _agg_plan(frame: pl.DataFrame, e: Expectation, kw: dict[str, Any], tag: str)
 
         return _Plan([], finish_moment)
     if t == "expect_column_median_to_be_between":
-        expr = _median(_sorted_present(c))
+        expr = _median(c, _present_count(frame, c))
     elif t == "expect_column_min_to_be_between":
         expr = v.min()
     elif t == "expect_column_max_to_be_between":
@@ -513,11 +577,11 @@ def _of_type_plan(frame: pl.DataFrame, c: _Col, kw: dict[str, Any]) -> _Plan:
     return _Plan([], lambda row: dict(out))
 
 
-def _plan(frame: pl.DataFrame, e: Expectation) -> _Plan:
+def _plan(frame: pl.DataFrame, e: Expectation, positions: list[int] | None = None) -> _Plan:
     _need(e.type in SUPPORTED, f"{e.type} has no native implementation")
     kw = _resolve(e)
     tag = f"e{e.index}"
-    return _map_plan(frame, e, kw, tag) if e.type in MAP_TYPES else _agg_plan(frame, e, kw, tag)
+    return _map_plan(frame, e, kw, tag, positions) if e.type in MAP_TYPES else _agg_plan(frame, e, kw, tag)
 
 
 # --- results -------------------------------------------------------------------------------
@@ -564,15 +628,34 @@ def _finish(e: Expectation, plan: _Plan, row: dict[str, Any]) -> dict[str, Any]:
         return error_result(e, f"{type(exc).__name__}: {exc}", native=False, tb=traceback.format_exc())
 
 
-def validate(frame: pl.DataFrame, expectations: list[Expectation]) -> list[dict[str, Any]]:
-    """Run ``expectations`` over ``frame`` in one pass; GX-format results, in order. An
-    expectation the executor cannot run exactly gets an error result marked ``not_native``
-    (see :func:`is_not_native`); one never takes down the others."""
+def _condition_key(e: Expectation) -> str | None:
+    import json
+
+    if not has_condition(e.kwargs):
+        return None
+    return json.dumps([e.kwargs.get("row_condition"), e.kwargs.get("condition_parser")], sort_keys=True, default=str)
+
+
+def conditioned(frame: pl.DataFrame, kw: dict[str, Any]) -> tuple[pl.DataFrame, list[int]]:
+    """The rows GX's ``row_condition`` keeps, with their positions in ``frame``; an integer
+    column with nulls anywhere in ``frame`` stays float64 (pandas keeps a filtered column's
+    dtype), so the rows kept are seen exactly as GX sees them."""
+    try:
+        mask = condition_mask(frame, kw)
+    except NotNativeCondition as exc:
+        raise NotNative(str(exc)) from None
+    floats = [n for n, dt in frame.schema.items() if dt.is_integer() and frame.get_column(n).null_count()]
+    kept = frame.with_columns(pl.int_range(pl.len(), dtype=pl.Int64).alias("__lockstep_pos")).filter(mask)
+    positions = kept.get_column("__lockstep_pos").to_list()
+    return kept.drop("__lockstep_pos").with_columns([pl.col(n).cast(pl.Float64) for n in floats]), positions
+
+
+def _run(frame: pl.DataFrame, expectations: list[Expectation], out: dict[int, dict[str, Any]],
+         positions: list[int] | None) -> None:
     plans: dict[int, _Plan] = {}
-    out: dict[int, dict[str, Any]] = {}
     for e in expectations:
         try:
-            plans[e.index] = _plan(frame, e)
+            plans[e.index] = _plan(frame, e, positions)
         except NotNative as exc:
             out[e.index] = error_result(e, str(exc), native=False)
         except Exception as exc:  # a malformed kwarg the loader let through: this one fails
@@ -581,17 +664,39 @@ def validate(frame: pl.DataFrame, expectations: list[Expectation]) -> list[dict[
     row: dict[str, Any] = {}
     try:
         if exprs:
-            row = frame.lazy().select(exprs).collect().row(0, named=True)
+            row = frame.lazy().select(exprs).collect(engine=ENGINE).row(0, named=True)
     except Exception:  # isolate: each expectation alone, so one bad expression fails only itself
         for e in expectations:
             if e.index not in plans or not plans[e.index].exprs:
                 continue
             try:
-                row.update(frame.lazy().select(plans[e.index].exprs).collect().row(0, named=True))
+                row.update(frame.lazy().select(plans[e.index].exprs).collect(engine=ENGINE).row(0, named=True))
             except Exception as exc:
                 out[e.index] = error_result(e, f"{type(exc).__name__}: {exc}", native=False, tb=traceback.format_exc())
                 del plans[e.index]
     for e in expectations:
         if e.index in plans:
             out[e.index] = _finish(e, plans[e.index], row)
+
+
+def validate(frame: pl.DataFrame, expectations: list[Expectation]) -> list[dict[str, Any]]:
+    """Run ``expectations`` over ``frame``: one pass for those without a row condition, one
+    per distinct row condition (over the rows it keeps); GX-format results, in order. An
+    expectation the executor cannot run exactly gets an error result marked ``not_native``
+    (see :func:`is_not_native`); one never takes down the others."""
+    out: dict[int, dict[str, Any]] = {}
+    groups: dict[str | None, list[Expectation]] = {}
+    for e in expectations:
+        groups.setdefault(_condition_key(e), []).append(e)
+    for key, es in groups.items():
+        if key is None:
+            _run(frame, es, out, None)
+            continue
+        try:
+            sub, positions = conditioned(frame, es[0].kwargs)
+        except Exception as exc:
+            for e in es:
+                out[e.index] = error_result(e, str(exc), native=False)
+            continue
+        _run(sub, es, out, positions)
     return [out[e.index] for e in expectations]
