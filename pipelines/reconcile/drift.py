@@ -38,8 +38,31 @@ from pipelines.reconcile.context import Context
 from pipelines.spec import DriftCheck, Interval
 
 
+def _kernels(total: int) -> Any:
+    """The compiled binning kernels for large inputs (None: numpy, small input or no numba)."""
+    if total < 1 << 18:
+        return None
+    try:
+        from pipelines.reconcile import _drift_kernels
+    except ImportError:
+        return None
+    return _drift_kernels
+
+
 def binned(populations: list[np.ndarray]) -> np.ndarray:
     """One pass: counts of each population over the shared non-empty cells (P x C)."""
+    k = _kernels(sum(len(p) for p in populations))
+    if k is not None:  # cells computed and counted in place: no column-sized temporaries
+        xs = [np.ascontiguousarray(p, dtype=np.float64) for p in populations]
+        lut = np.zeros(1 << CELL_BITS, dtype=np.int64)
+        for x in xs:
+            k.add_cells(x, x.view(np.int64), lut)
+        nz = np.flatnonzero(lut)
+        lut[nz] = np.arange(len(nz))
+        out = np.zeros((len(xs), max(1, len(nz))), dtype=np.int64)
+        for i, x in enumerate(xs):
+            k.add_compact(x, x.view(np.int64), lut, out[i])
+        return out
     keys = [cells(p) for p in populations]
     total = sum(len(k) for k in keys)
     if total < 1 << 18:  # small: sorting beats a 4M-cell count
