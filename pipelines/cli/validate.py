@@ -24,7 +24,8 @@ def validate_cmd(
     Exits 1 when a result would block certification."""
     from pipelines.runner import new_run_id, validate
     from pipelines.spec import Interval, load_spec
-    from pipelines.validation.docs import docs_dir
+    from pipelines.storage import join_uri
+    from pipelines.validation.docs import docs_uri
 
     spec = load_spec(pipeline)
     interval = Interval.for_date(_parse_date(date_), spec.granularity)
@@ -36,7 +37,7 @@ def validate_cmd(
         for r in regions:
             per_region[r] = validate(spec, interval, r, root=root, run_id=run_id)
             progress.advance(task)
-    docs = docs_dir(spec.control_root(root), spec.name) / "index.html"
+    docs = join_uri(docs_uri(spec.control_root(root), spec.name), "index.html")  # GX's Data Docs site
     by_region: dict[str, dict[str, Any]] = {
         r: {"checks": len(c), "failed": sum(not x.success for x in c),
                         "blocking": [x.check_id for x in c if x.blocking],

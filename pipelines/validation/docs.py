@@ -9,16 +9,12 @@ with the same deltalake storage options as the ``_lockstep`` tables.
 
 from __future__ import annotations
 
-import html
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from pipelines.storage import join_uri
-
-STYLE = ("<style>body{font-family:system-ui,sans-serif;margin:1.5rem}table{border-collapse:collapse;"
-         "font-size:.85rem}td,th{border:1px solid #d0d7de;padding:.2rem .5rem;text-align:left}"
-         ".ok{color:#1a7f37}.bad{color:#cf222e}</style>")
 
 
 def docs_dir(root: str, pipeline: str) -> Path:
@@ -54,6 +50,13 @@ class DocsWriter:
         finally:
             out.close()  # type: ignore[attr-defined]  # not in deltalake's stub
 
+    def write_bytes(self, path: str, data: bytes) -> None:
+        out = self._fs.open_output_stream(path)
+        try:
+            out.write(data)
+        finally:
+            out.close()  # type: ignore[attr-defined]  # not in deltalake's stub
+
     def read_text(self, path: str) -> str:
         f = self._fs.open_input_file(path)
         try:
@@ -69,52 +72,109 @@ class DocsWriter:
         return sorted(i.path.lstrip("/") for i in infos if i.type == FileType.File)
 
 
-def _page(title: str, body: str) -> str:
-    return f"<!doctype html><html><head><meta charset=utf-8><title>{html.escape(title)}</title>{STYLE}</head><body>{body}</body></html>"
+RESULTS = "_results"
+
+
+def _gx_env() -> None:
+    import os
+
+    os.environ["GX_ANALYTICS_ENABLED"] = "false"
+
+
+def suite_result(table: dict[str, Any], interval: str, region: str, run_time: datetime) -> dict[str, Any]:
+    """One table's results as a GX ``ExpectationSuiteValidationResult`` document (its JSON)."""
+    _gx_env()
+    from great_expectations.util import convert_to_json_serializable
+
+    results = [convert_to_json_serializable(r) for r in table["results"]]
+    ok = sum(bool(r["success"]) for r in results)
+    n = len(results)
+    return {
+        "success": ok == n,
+        "results": results,
+        "suite_name": table["suite"],
+        "suite_parameters": {},
+        "statistics": {"evaluated_expectations": n, "successful_expectations": ok, "unsuccessful_expectations": n - ok,
+                       "success_percent": 100.0 * ok / n if n else None},
+        "meta": {"great_expectations_version": _gx_version(), "run_id": {"run_name": _run_name(interval, region),
+                                                                          "run_time": run_time.isoformat()},
+                 "batch_spec": {"table": table["table"]}, "active_batch_definition": {"batch_identifier": _batch(table)},
+                 "validation_time": run_time.isoformat(),
+                 "lockstep": {"interval": interval, "region": region, "table": table["table"], "rows": table.get("rows"),
+                              "quarantined": table.get("quarantined"), "suite_sha": table.get("suite_sha")}},
+    }
+
+
+def _gx_version() -> str:
+    from importlib.metadata import version
+
+    return version("great_expectations")
+
+
+def _run_name(interval: str, region: str) -> str:
+    return f"{interval.replace(':', '')}_{region}"
+
+
+def _batch(table: dict[str, Any]) -> str:
+    return str(table["table"]).replace("/", ".")
+
+
+def _key_path(suite: str, run_name: str, run_time: str, batch: str) -> str:
+    return f"{RESULTS}/{suite}/{run_name}/{run_time}/{batch}.json"
 
 
 def write_region_docs(root: str, pipeline: str, interval: str, region: str, tables: list[dict[str, Any]],
                       storage_options: dict[str, str] | None = None) -> str:
-    """Write one region's page for one interval and refresh the index; returns the page's
-    location (a local path or an object-store URI)."""
+    """Store one region's results of one interval as GX validation result documents, rebuild
+    the site with GX's Data Docs builder, and return the location (a local path or an
+    object-store URI) of the first table's GX validation page."""
     out = DocsWriter(docs_uri(root, pipeline), storage_options)
     out.write_text(f"{interval}/{region}.json", json.dumps(tables, default=str, indent=1))
-    esc = html.escape
-    body = [f"<h1>{esc(pipeline)} · {esc(interval)} · {esc(region)}</h1><p><a href='../index.html'>all results</a></p>"]
-    for t in tables:
-        body.append(f"<h2>{esc(t['table'])}</h2><p>suite {esc(t['suite'])} ({t['suite_sha']}), {t['rows']:,} rows, "
-                    f"{t['quarantined']:,} quarantined</p><table><tr><th>expectation</th><th>column</th><th>policy</th>"
-                    "<th>result</th><th>details</th></tr>")
-        for r in t["results"]:
-            cfg = r["expectation_config"]
-            policy = ((cfg.get("meta") or {}).get("lockstep") or {}).get("policy", "block")
-            ok = "<span class=ok>pass</span>" if r["success"] else "<span class=bad>fail</span>"
-            res = r.get("result") or {}
-            detail = res.get("observed_value", res.get("unexpected_count"))
-            body.append(f"<tr><td>{esc(cfg['type'])}</td><td>{esc(str(cfg['kwargs'].get('column', '')))}</td>"
-                        f"<td>{policy}</td><td>{ok}</td><td>{esc(json.dumps(detail, default=str))}</td></tr>")
-        body.append("</table>")
-    page = f"{interval}/{region}.html"
-    out.write_text(page, _page(f"{pipeline} {interval} {region}", "".join(body)))
-    _write_index(out, pipeline)
-    return join_uri(out.base, interval, f"{region}.html")
+    run_time = datetime.now(UTC)
+    stamp = run_time.strftime("%Y%m%dT%H%M%S.%fZ")
+    pages: list[str] = []
+    for table in tables:
+        doc = suite_result(table, interval, region, run_time)
+        key = (table["suite"], _run_name(interval, region), stamp, _batch(table))
+        out.write_text(_key_path(*key), json.dumps(doc, indent=1))
+        pages.append("validations/" + "/".join(key) + ".html")
+    _build_site(out)
+    return join_uri(out.base, pages[0] if pages else "index.html")
 
 
-def _write_index(out: DocsWriter, pipeline: str) -> None:
-    by_interval: dict[str, list[str]] = {}
-    for path in out.files():
-        if path.count("/") == 1 and path.endswith(".json"):
-            interval, name = path.split("/")
-            by_interval.setdefault(interval, []).append(name[: -len(".json")])
-    rows = []
-    for interval in sorted(by_interval, reverse=True):
-        links = []
-        for region in sorted(by_interval[interval]):
-            tables = json.loads(out.read_text(f"{interval}/{region}.json"))
-            failed = sum(not r["success"] for t in tables for r in t["results"])
-            cls = "ok" if failed == 0 else "bad"
-            links.append(f"<a class={cls} href='{interval}/{region}.html'>{html.escape(region)}"
-                         f"{'' if failed == 0 else f' ({failed} failed)'}</a>")
-        rows.append(f"<tr><td>{html.escape(interval)}</td><td>{' · '.join(links)}</td></tr>")
-    out.write_text("index.html", _page(f"{pipeline} data docs", f"<h1>{html.escape(pipeline)}: validation results</h1>"
-                                       f"<table><tr><th>interval</th><th>regions</th></tr>{''.join(rows)}</table>"))
+def _build_site(out: DocsWriter) -> None:
+    """Build GX's Data Docs site over every stored result document and copy it to ``out``."""
+    import tempfile
+
+    _gx_env()
+    import great_expectations as gx
+    from great_expectations.core.expectation_validation_result import (
+        expectationSuiteValidationResultSchema,
+    )
+    from great_expectations.core.run_identifier import RunIdentifier
+    from great_expectations.data_context.types.resource_identifiers import (
+        ExpectationSuiteIdentifier,
+        ValidationResultIdentifier,
+    )
+
+    with tempfile.TemporaryDirectory(prefix="lockstep-docs-") as tmp:
+        context = gx.get_context(mode="file", project_root_dir=tmp)
+        store = context.validation_results_store
+        for path in out.files():
+            parts = path.split("/")
+            if parts[0] != RESULTS or len(parts) != 5 or not path.endswith(".json"):
+                continue
+            suite, run_name, stamp, batch = parts[1], parts[2], parts[3], parts[4][: -len(".json")]
+            run_time = datetime.strptime(stamp, "%Y%m%dT%H%M%S.%fZ").replace(tzinfo=UTC)
+            key = ValidationResultIdentifier(expectation_suite_identifier=ExpectationSuiteIdentifier(name=suite),
+                                             run_id=RunIdentifier(run_name=run_name, run_time=run_time), batch_identifier=batch)
+            store.set(key, expectationSuiteValidationResultSchema.load(json.loads(out.read_text(path))))
+        context.build_data_docs()
+        site = Path(tmp, "gx", "uncommitted", "data_docs", "local_site")
+        for f in sorted(site.rglob("*")):
+            if f.is_file():
+                rel = f.relative_to(site).as_posix()
+                if rel.endswith((".html", ".css", ".js", ".json", ".svg", ".map", ".txt")):
+                    out.write_text(rel, f.read_text(encoding="utf-8"))
+                else:
+                    out.write_bytes(rel, f.read_bytes())

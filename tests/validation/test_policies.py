@@ -113,14 +113,29 @@ def test_suite_column_missing_from_a_new_table_is_a_clear_error(root: str) -> No
         run_interval(spec, Interval.for_date(D), root=root)
 
 
-def test_data_docs_list_each_region(root: str) -> None:
+def test_data_docs_are_gx_sites_over_gx_result_documents(root: str) -> None:
+    """The site is built by GX's own Data Docs builder, over GX validation result documents."""
+    import json
     from pathlib import Path
+
+    from great_expectations.core.expectation_validation_result import (
+        expectationSuiteValidationResultSchema,
+    )
 
     spec = spec_with([])
     run_interval(spec, Interval.for_date(D), root=root)
-    index = Path(root, spec.name, "_lockstep", "data_docs", "index.html").read_text()
+    docs = Path(root, spec.name, "_lockstep", "data_docs")
+    index = (docs / "index.html").read_text()
+    assert "Great Expectations" in index or "great_expectations" in index.lower()
     for region in spec.regions:
-        assert f"{D}/{region}.html" in index
-    page = Path(root, spec.name, "_lockstep", "data_docs", D, f"{spec.regions[0]}.html").read_text()
-    assert "expect_column_values_to_be_unique" in page
+        assert f"{D}_{region}" in index
+        assert (docs / D / f"{region}.json").exists()  # the raw results, beside the site
+    stored = sorted((docs / "_results").rglob("*.json"))
+    assert stored
+    doc = expectationSuiteValidationResultSchema.load(json.loads(stored[0].read_text()))
+    assert doc.results and doc.statistics["evaluated_expectations"] == len(doc.results)
+    pages = sorted((docs / "validations").rglob("*.html"))
+    assert len(pages) == len(stored)
+    assert "expect_column_values_to_be_unique" in "".join(p.read_text() for p in pages) or \
+        "values must be unique" in "".join(p.read_text() for p in pages)
     assert date.fromisoformat(D)
