@@ -168,9 +168,10 @@ def _rerun(spec: PipelineSpec, interval: Interval, regions: list[str], *, root: 
     over the whole generation (the other regions' tables stay at their versions)."""
     write_control_file(spec, interval, root=root)  # a re-delivery comes with its control file
     run_id = new_run_id()
-    for region in regions:
-        run_region(spec, interval, region, root=root, run_id=run_id)
-    return run_interval(spec, interval, regions=[], root=root, run_id=run_id)
+    runs = [run_region(spec, interval, region, root=root, run_id=run_id) for region in regions]
+    result = run_interval(spec, interval, regions=[], root=root, run_id=run_id)
+    result.regions = runs  # what was written, shown beside the decision
+    return result
 
 
 def run_hourly_demo(
