@@ -238,12 +238,11 @@ def condition_specs() -> list[tuple[str, dict[str, Any]]]:
     return out
 
 
-@pytest.mark.parametrize("rows", [8, 0], ids=["full", "empty"])
-def test_row_conditions_match_gx(rows: int) -> None:
+def test_row_conditions_match_gx() -> None:
     """Both of GX's syntaxes (and a condition object) run natively on the rows GX keeps;
     what is outside the exact subset is an error under polars and GX's result under auto."""
     specs = condition_specs()
-    native = check(wide().head(rows), specs)
+    native = check(wide(), specs)
     assert native >= 17 * 8  # every expectation under each of the 17 translated conditions
 
 
