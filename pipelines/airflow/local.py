@@ -381,6 +381,11 @@ class EmbeddedAirflow:
     :param inherit_airflow_env: keep the caller's ``AIRFLOW*`` variables (for keys this
         harness does not set); by default they are dropped, so a test's Airflow is defined
         by its arguments alone
+    :param cwd: the components' working directory (default: ``home``); ``lockstep airflow
+        up`` runs them in the project, where the CLI runs, so anything resolved against the
+        working directory names the same place for both
+    :param progress: told what the start-up is doing (``"migrating the metadata DB"``,
+        ``"waiting for scheduler, dag_processor"``), each time that changes
 
     ``timings`` holds how long ``db migrate`` and the start-up took, in seconds.
     """
@@ -400,6 +405,8 @@ class EmbeddedAirflow:
         extra_env: Mapping[str, str] | None = None,
         inherit_airflow_env: bool = False,
         python: str = sys.executable,
+        cwd: Path | None = None,
+        progress: Callable[[str], None] | None = None,
     ) -> None:
         self.home = Path(home).resolve()
         self.dags_folder = Path(dags_folder).resolve()
@@ -413,6 +420,9 @@ class EmbeddedAirflow:
         self.extra_env = dict(extra_env or {})
         self.inherit_airflow_env = inherit_airflow_env
         self.python = python
+        self.cwd = Path(cwd).resolve() if cwd else self.home
+        self._progress = progress
+        self._phase = ""
         self.url = f"http://127.0.0.1:{self.port}"
         self.timings: dict[str, float] = {}
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
@@ -437,6 +447,11 @@ class EmbeddedAirflow:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def _report(self, phase: str) -> None:
+        if self._progress is not None and phase != self._phase:
+            self._phase = phase
+            self._progress(phase)
 
     def start(self) -> None:
         """Migrate the metadata DB, start every component, wait until all report healthy."""
@@ -466,12 +481,15 @@ class EmbeddedAirflow:
         self._write_env_file()
         try:
             t0 = time.monotonic()
+            self._report("migrating the metadata DB")
             self._migrate()
             self.timings["db_migrate"] = time.monotonic() - t0
             t1 = time.monotonic()
+            self._report(f"starting {', '.join(self.components)}")
             for component in self.components:
                 self._spawn(component)
             self._wait_healthy()
+            self._report("healthy")
             self.timings["startup"] = time.monotonic() - t1
         except BaseException:
             self.stop()
@@ -501,7 +519,7 @@ class EmbeddedAirflow:
                 result = subprocess.run(
                     self._airflow("db", "migrate"),
                     env=self.env,
-                    cwd=self.home,
+                    cwd=self.cwd,
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=subprocess.STDOUT,
@@ -526,7 +544,7 @@ class EmbeddedAirflow:
         self.procs[component] = subprocess.Popen(
             self._airflow(*args),
             env=self.env,
-            cwd=self.home,
+            cwd=self.cwd,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -576,12 +594,14 @@ class EmbeddedAirflow:
             try:
                 health = self.health()
                 last = health
-                if health.get("metadatabase", {}).get("status") == "healthy" and all(
-                    (health.get(key) or {}).get("status") == "healthy" for key in needed
-                ):
+                waiting = [key for key in ("metadatabase", *needed)
+                           if (health.get(key) or {}).get("status") != "healthy"]
+                if not waiting:
                     return
+                self._report(f"waiting for {', '.join(waiting)}")
             except httpx.HTTPError as exc:
                 last = exc
+                self._report("waiting for the api-server")
             time.sleep(0.5)
         raise AirflowError(
             f"Airflow not healthy after {self.startup_timeout:.0f}s (last: {last}); logs in {self.log_dir}",
@@ -864,6 +884,31 @@ class EmbeddedAirflow:
 # --------------------------------------------------------------------------- lockstep airflow up
 
 
+def data_roots(dags_folder: Path, root: str | None = None, *, cwd: Path | None = None) -> dict[str, list[str]]:
+    """Storage root -> the pipelines of the specs in ``dags_folder`` that write there, each
+    root resolved as the CLI resolves it (``root``, else the spec's own, relative to its file;
+    a shipped spec's relative to ``cwd``). A spec that does not load is left out: the
+    dag-processor reports it as an import error."""
+    from pipelines.errors import LockstepError
+    from pipelines.spec import load_spec
+
+    previous = Path.cwd()
+    roots: dict[str, list[str]] = {}
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+        for path in sorted(Path(dags_folder).glob("*.yaml")):
+            try:
+                spec = load_spec(path)
+                resolved = spec.root(root)
+            except (LockstepError, ValueError):
+                continue
+            roots.setdefault(resolved, []).append(spec.name)
+    finally:
+        os.chdir(previous)
+    return roots
+
+
 def up(
     *,
     project: Path | None = None,
@@ -873,17 +918,35 @@ def up(
     plugins_folder: Path | None = None,
     sql_alchemy_conn: str | None = None,
     out: Callable[[str], None] = print,
+    progress: Callable[[str], None] | None = None,
 ) -> int:
     """Run Airflow in the foreground until Ctrl-C (or SIGTERM, SIGHUP); the exit code.
 
     Defaults, relative to ``project`` (the current directory): home ``.airflow/``, DAGs
     ``dags/``, plugins ``plugins/``, SQLite metadata DB, port 8080.
+
+    - **One data root with the CLI**: the components run in ``project`` (not the home) with
+      the caller's ``LOCKSTEP_ROOT`` made absolute, so every spec resolves its storage root
+      exactly as ``lockstep status`` run from ``project`` does; the roots are printed.
+    - **No surprise run**: new DAGs start paused (Airflow's own default), so the first start
+      schedules nothing on a small machine; unpause a DAG to let it follow its schedule, or
+      ``lockstep backfill --via airflow --unpause`` a range. A DAG's pause state is kept
+      across restarts.
+    - **Progress**: ``progress`` hears each start-up phase (the CLI shows it on one line).
+    - **Lineage**: Lockstep's OpenLineage extractor is configured (it emits only once an
+      OpenLineage transport is, e.g. ``AIRFLOW__OPENLINEAGE__TRANSPORT``).
     """
+    from pipelines.airflow.lineage import AIRFLOW_ENV as LINEAGE_ENV
+
     project = Path(project or Path.cwd()).resolve()
-    home = Path(home or project / ".airflow")
-    dags_folder = Path(dags_folder or project / "dags")
+    home = Path(home or project / ".airflow").resolve()
+    dags_folder = Path(dags_folder or project / "dags").resolve()
     plugins = plugins_folder or (project / "plugins")
     plugins_folder = Path(plugins) if Path(plugins).is_dir() else None
+    extra_env = {k: v for k, v in LINEAGE_ENV.items() if k not in os.environ}
+    extra_env["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"] = os.environ.get(
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION", "True")
+    extra_env.update(absolute_root(os.environ, project))
 
     def interrupt(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
@@ -897,9 +960,15 @@ def up(
         port=port,
         sql_alchemy_conn=sql_alchemy_conn,
         inherit_airflow_env=True,
+        extra_env=extra_env,
+        cwd=project,
+        progress=progress,
     )
     try:
         out(f"Starting Airflow 3 (home {home}, DAGs {dags_folder}) ...")
+        roots = data_roots(dags_folder, extra_env.get("LOCKSTEP_ROOT"), cwd=project)
+        for root, pipelines in roots.items():
+            out(f"  data       {root}  ({', '.join(pipelines)}; the CLI reads the same)")
         with af:
             out(
                 f"\nAirflow is up: {af.url}\n"
@@ -907,7 +976,10 @@ def up(
                 f"  REST API   {af.url}/api/v2  (token: POST {af.url}/auth/token)\n"
                 f"  logs       {af.log_dir}\n"
                 f"  airflow CLI: set -a; . {af.env_file}; set +a; airflow dags list\n"
-                f"Ctrl-C stops every component.\n"
+                + ("New DAGs start paused: unpause one in the UI to follow its schedule, or run a range with\n"
+                   "  lockstep backfill PIPELINE --via airflow --start D --end D --unpause\n"
+                   if extra_env["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"] == "True" else "")
+                + "Ctrl-C stops every component.\n"
             )
             while True:
                 af._check_alive()

@@ -24,6 +24,8 @@ def backfill_cmd(
     via: Annotated[str, typer.Option("--via", help="local: the core runner here; airflow: a running Airflow")] = "local",
     dry_run: Annotated[bool, typer.Option("--dry-run", help="show the plan, run nothing")] = False,
     airflow_url: Annotated[str, typer.Option(envvar="LOCKSTEP_AIRFLOW_URL", help="Airflow api-server")] = "http://127.0.0.1:8080",
+    unpause: Annotated[bool, typer.Option("--unpause", help="--via airflow: unpause the DAG if it is paused "
+                                          "(it then follows its schedule too)")] = False,
     root: RootOpt = None,
     json_: JsonOpt = False,
 ) -> None:
@@ -34,7 +36,7 @@ def backfill_cmd(
     spec = load_spec(pipeline)
     first, last = _parse_date(start), _parse_date(end)
     if via == "airflow":
-        _backfill_via_airflow(spec.name, first.isoformat(), last.isoformat(), airflow_url, dry_run, json_)
+        _backfill_via_airflow(spec.name, first.isoformat(), last.isoformat(), airflow_url, dry_run, json_, unpause)
         return
     if via != "local":
         from pipelines.errors import SpecError
@@ -82,30 +84,103 @@ def backfill_cmd(
         raise typer.Exit(1)
 
 
-def _backfill_via_airflow(dag_id: str, start: str, end: str, url: str, dry_run: bool, json_: bool) -> None:
-    from pipelines.airflow.client import AirflowClient
+FINISHED_TI = frozenset({"success", "failed", "skipped", "upstream_failed", "removed"})
+
+
+def _backfill_via_airflow(dag_id: str, start: str, end: str, url: str, dry_run: bool, json_: bool,
+                          unpause: bool = False) -> None:
+    """Backfill through Airflow's REST API: only the runs this backfill creates, followed
+    task instance by task instance; a range with nothing left to run creates no backfill."""
+    from pipelines.airflow.client import AirflowClient, AirflowError
 
     client = AirflowClient.from_env(url)
+    plan = client.backfill_dry_run(dag_id, start, end)
+    todo = sorted(str(b["logical_date"]) for b in plan.get("backfills", []) if b.get("logical_date"))
     if dry_run:
-        plan = client.backfill_dry_run(dag_id, start, end)
-        print_json(plan) if json_ else console.print(plan)
+        if json_:
+            print_json(plan)
+        else:
+            console.print(f"would run {len(todo)} interval(s) of {dag_id}: {', '.join(todo) or 'none'}")
         return
+    if not todo:
+        if json_:
+            print_json({"backfill": None, "runs": []})
+        else:
+            console.print(f"nothing to do: every interval of {dag_id} from {start} to {end} already has a "
+                          "successful run in Airflow")
+        return
+    paused = bool(client.api("GET", f"/dags/{dag_id}").get("is_paused"))
+    if paused and not unpause:
+        raise AirflowError(f"{dag_id} is paused in Airflow, so a backfill would never start: unpause it "
+                           "(UI, or `airflow dags unpause`) or pass --unpause", retryable=False)
     with _progress() as progress:
-        task = progress.add_task(f"airflow backfill {dag_id}", total=None, visible=not json_)
+        bar = progress.add_task(f"{dag_id}: starting {len(todo)} run(s)", total=None, visible=not json_)
         backfill = client.create_backfill(dag_id, start, end)
-        runs = client.wait_for_backfill(backfill, on_poll=lambda runs: progress.update(
-            task, total=len(runs), completed=sum(r["state"] in ("success", "failed") for r in runs)))
+        if paused:  # after the backfill holds its intervals: the scheduler does not run them twice
+            client.api("PATCH", f"/dags/{dag_id}", {"is_paused": False})
+        runs = _follow_backfill(client, backfill, set(todo), lambda done, total, what: progress.update(
+            bar, completed=done, total=total or None, description=f"{dag_id}: {what}"))
     if json_:
         print_json({"backfill": backfill, "runs": runs})
     else:
         table = Table(title=f"airflow backfill {backfill['id']} of {dag_id}")
-        for col in ("run", "logical date", "state"):
+        for col in ("run", "logical date", "state", "tasks"):
             table.add_column(col)
         for r in runs:
-            table.add_row(r["dag_run_id"], str(r.get("logical_date")), r["state"])
+            colour = {"success": "green", "failed": "red"}.get(r["state"], "yellow")
+            table.add_row(r["dag_run_id"], str(r.get("logical_date")), f"[{colour}]{r['state']}[/]",
+                          r.get("tasks", ""))
         console.print(table)
+        console.print(f"ran {len(runs)} run(s); {sum(r['state'] == 'success' for r in runs)} succeeded")
     if any(r["state"] != "success" for r in runs):
         raise typer.Exit(1)
+
+
+def _follow_backfill(client: Any, backfill: dict[str, Any], logical_dates: set[str],
+                     on_progress: Any, *, timeout: float = 6 * 3600, poll: float = 2.0) -> list[dict[str, Any]]:
+    """Follow the runs of ``backfill`` (those at ``logical_dates``: the runs it created, never
+    an earlier backfill's) until it completes; each run with ``tasks``, its finished/total
+    task instances. ``on_progress(done, total, what)`` hears task instances as they finish."""
+    import time
+
+    from pipelines.airflow.client import AirflowError
+
+    dag_id = backfill["dag_id"]
+    deadline = time.monotonic() + timeout
+    while True:
+        completed = bool(client.api("GET", f"/backfills/{backfill['id']}").get("completed_at"))
+        listed = client.api("GET", f"/dags/{dag_id}/dagRuns", params={
+            "logical_date_gte": backfill["from_date"], "logical_date_lte": backfill["to_date"],
+            "limit": 1000})["dag_runs"]
+        runs = [r for r in listed if r.get("run_type") == "backfill" and _same_instant(r.get("logical_date"), logical_dates)]
+        done = total = 0
+        running: list[str] = []
+        for r in runs:
+            tis = client.api("GET", f"/dags/{dag_id}/dagRuns/{r['dag_run_id']}/taskInstances",
+                             params={"limit": 1000}).get("task_instances", [])
+            finished = sum(t.get("state") in FINISHED_TI for t in tis)
+            r["tasks"] = f"{finished}/{len(tis)}"
+            done, total = done + finished, total + len(tis)
+            running += [t["task_id"] if t.get("map_index") in (None, -1)
+                        else f"{t['task_id']}[{t.get('rendered_map_index') or t['map_index']}]"
+                        for t in tis if t.get("state") == "running"]
+        finished_runs = sum(r["state"] in ("success", "failed") for r in runs)
+        what = f"{finished_runs}/{len(logical_dates)} run(s)" + (f" · running {', '.join(running[:3])}" if running else "")
+        on_progress(done, total, what)
+        if completed and all(r["state"] in ("success", "failed") for r in runs):
+            return runs
+        if time.monotonic() > deadline:
+            raise AirflowError(f"backfill {backfill['id']} of {dag_id} not done after {timeout:.0f}s")
+        time.sleep(poll)
+
+
+def _same_instant(value: Any, wanted: set[str]) -> bool:
+    from datetime import datetime
+
+    if not value:
+        return False
+    at = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return any(datetime.fromisoformat(w.replace("Z", "+00:00")) == at for w in wanted)
 
 
 @airflow_app.command("up")
@@ -114,12 +189,34 @@ def airflow_up(
     home: Annotated[Path, typer.Option(help="AIRFLOW_HOME for the embedded Airflow")] = Path(".airflow"),
     root: RootOpt = None,
 ) -> None:
-    """Start Airflow 3 (SQLite, LocalExecutor) with this project's dags/ and plugins/; Ctrl-C stops it."""
+    """Start Airflow 3 (SQLite, LocalExecutor) with this project's dags/ and plugins/; Ctrl-C stops it.
+
+    Data goes where the CLI reads it (the specs' storage roots, or --root); new DAGs start
+    paused, so nothing runs until you unpause a DAG or backfill a range."""
+    import time
+
     from pipelines.airflow.local import up
 
     if root:
         os.environ["LOCKSTEP_ROOT"] = root
-    up(port=port, home=home)
+    status = console.status("starting Airflow ...")
+    started = time.monotonic()
+
+    def progress(phase: str) -> None:
+        line = f"starting Airflow: {phase} ({time.monotonic() - started:.0f}s)"
+        if phase == "healthy":
+            status.stop()
+        elif console.is_terminal:
+            status.update(line)
+            status.start()
+        else:  # a log, not a terminal: one line per phase
+            console.print(line, highlight=False, soft_wrap=True)
+
+    code = up(port=port, home=home, out=lambda text: console.print(text, highlight=False, markup=False, soft_wrap=True),
+              progress=progress)
+    status.stop()
+    if code:
+        raise typer.Exit(code)
 
 
 from pipelines.cli import app  # noqa: E402

@@ -8,12 +8,20 @@ These are the mechanisms the DAG factory builds the gate and the model DAGs on.
 
 from __future__ import annotations
 
+import os
+import re
+import signal
+import subprocess
+import sys
 import textwrap
+import threading
 import time
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from pipelines.airflow.local import EmbeddedAirflow
 
@@ -270,3 +278,112 @@ def test_partition_key_flows_to_consumer(
         "event": "2026-11-24",
         "extra": {"partition": "2026-11-24"},
     }
+
+
+# --------------------------------------------------------------------------- lockstep airflow up
+
+
+def _lockstep() -> str:
+    return str(Path(sys.executable).parent / "lockstep")
+
+
+@pytest.mark.slow
+def test_airflow_up_shares_the_data_root_starts_paused_and_backfills_by_task(tmp_path: Path) -> None:
+    """``lockstep airflow up`` as a user runs it, in a project folder: it says where the data
+    goes and what it is doing while it starts, schedules nothing by itself, and a backfill
+    through it lands where the CLI reads; the same backfill again has nothing to do."""
+    from pipelines.airflow.client import AirflowClient
+    from pipelines.airflow.local import free_port
+    from pipelines.certify import current_certified
+    from pipelines.spec import load_spec
+    from tests.conftest import small_spec_data
+
+    repo = Path(__file__).resolve().parents[2]
+    project = tmp_path / "proj"
+    (project / "dags").mkdir(parents=True)
+    day = date.today() - timedelta(days=1)  # the latest closed interval: the one a first start would run
+    data = small_spec_data(regions=2, rows=200, name="up_fraud")
+    data.update(schedule="@daily", start_date=(day - timedelta(days=2)).isoformat())
+    data["storage"] = {"root": "../lockstep-data"}  # relative to the spec: <project>/lockstep-data
+    data["validation"]["suites_dir"] = str(repo / "expectations")
+    data["airflow"].update(retries=0, catchup=False)
+    (project / "dags" / "up_fraud.yaml").write_text(yaml.safe_dump(data))
+    (project / "dags" / "up_fraud.py").write_text(
+        "from pathlib import Path\n\nfrom pipelines.airflow import build_dag\n\n"
+        "dag = build_dag(Path(__file__).with_name('up_fraud.yaml'))\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW") and k != "LOCKSTEP_ROOT"}
+    port = free_port()
+    lines: list[str] = []
+    proc = subprocess.Popen([_lockstep(), "airflow", "up", "--port", str(port), "--home", ".airflow"], cwd=project,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True)  # type: ignore[union-attr]
+    reader.start()
+    try:
+        deadline = time.monotonic() + 300
+        while not any("Airflow is up" in line for line in lines):
+            assert proc.poll() is None, "".join(lines)
+            assert time.monotonic() < deadline, "".join(lines)
+            time.sleep(0.5)
+        out = "".join(lines)
+        assert "starting Airflow: migrating the metadata DB" in out
+        assert "starting Airflow: waiting for" in out
+        root = (project / "lockstep-data").resolve()
+        assert f"data       {root}  (up_fraud;" in out
+        password = re.search(r"log in as\s+admin / (\S+)", out).group(1)  # type: ignore[union-attr]
+        client = AirflowClient(f"http://127.0.0.1:{port}", "admin", password)
+
+        def dag() -> dict[str, Any] | None:
+            try:
+                return dict(client.api("GET", "/dags/up_fraud"))
+            except Exception:
+                return None
+
+        t0 = time.monotonic()
+        while (found := dag()) is None:
+            assert time.monotonic() - t0 < 120, "up_fraud never parsed:\n" + "".join(lines)
+            time.sleep(1)
+        assert found["is_paused"] is True
+        time.sleep(8)  # a few scheduler loops: a first start must not schedule the latest interval
+        assert client.api("GET", "/dags/up_fraud/dagRuns")["total_entries"] == 0
+
+        cli_env = {**env, "LOCKSTEP_AIRFLOW_URL": f"http://127.0.0.1:{port}",
+                   "LOCKSTEP_AIRFLOW_USERNAME": "admin", "LOCKSTEP_AIRFLOW_PASSWORD": password,
+                   "COLUMNS": "200"}
+        args = [_lockstep(), "backfill", "dags/up_fraud.yaml", "--via", "airflow", "--start", day.isoformat(),
+                "--end", day.isoformat()]
+        refused = subprocess.run(args, cwd=project, env=cli_env, capture_output=True, text=True, timeout=120)
+        assert refused.returncode != 0 and "is paused" in refused.stdout + refused.stderr
+
+        ran = subprocess.run([*args, "--unpause"], cwd=project, env=cli_env, capture_output=True, text=True,
+                             timeout=900)
+        assert ran.returncode == 0, ran.stdout + ran.stderr
+        assert "ran 1 run(s); 1 succeeded" in ran.stdout
+        # one row: the new run, finished task instances of all it had (2 regions x 4 steps, reconcile, gate)
+        assert re.search(rf"backfill__\S+\s.*{day.isoformat()}T00:00:00Z\s.*success\s.*10/10", ran.stdout), ran.stdout
+        # the data is where the CLI reads it: <project>/lockstep-data, not under the Airflow home
+        assert (root / "up_fraud" / "eu-west" / "raw" / "transactions").is_dir()
+        assert not (project / ".airflow" / "lockstep-data").exists()
+        cwd = os.getcwd()
+        try:
+            os.chdir(project)
+            certified = current_certified(load_spec(project / "dags" / "up_fraud.yaml"))
+        finally:
+            os.chdir(cwd)
+        assert certified is not None and certified.interval == day.isoformat()
+        # no scheduled run next to the backfill's: it held the latest interval before the unpause
+        runs = client.api("GET", "/dags/up_fraud/dagRuns")["dag_runs"]
+        assert [r["run_type"] for r in runs] == ["backfill"]
+
+        again = subprocess.run(args, cwd=project, env=cli_env, capture_output=True, text=True, timeout=120)
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert "nothing to do" in again.stdout
+        assert "backfill__" not in again.stdout and "ran " not in again.stdout
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=90)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+    assert "Stopping Airflow" in "".join(lines)
