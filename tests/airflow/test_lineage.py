@@ -173,3 +173,37 @@ def test_a_check_result_becomes_an_assertion() -> None:
                                   check_type="compound_columns_to_be_unique", region="eu-west", table="t",
                                   policy="warn", success=True))
     assert multi.column is None and multi.params["columns"] == ["a", "b"] and multi.severity == "warn"
+
+
+def test_a_forked_emitter_names_the_datasets_and_says_why_versions_are_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The provider's default emits from a fork, where deltalake cannot run: the extractor
+    does not try, and says so on the event instead of sending it silently bare."""
+    from airflow.sdk import DAG, task
+
+    from pipelines.airflow import build_dag, lineage
+
+    data = small_spec_data(regions=2, rows=50, name="ol_fork")
+    data["storage"] = {"root": str(tmp_path / "lake")}
+    (tmp_path / "ol_fork.yaml").write_text(yaml.safe_dump(data))
+    dag = build_dag(tmp_path / "ol_fork.yaml")
+    monkeypatch.setattr(lineage, "_LOADED_IN", -1)  # as if this process were the fork
+    got = lineage.LockstepExtractor(dag.task_dict["reconcile"]).extract_on_complete(None)
+    assert got is not None
+    (error,) = got.run_facets["extractionError"].errors
+    assert "execute_in_thread" in error.errorMessage
+    assert {d.name for d in got.inputs} >= {str(tmp_path / "lake" / "ol_fork" / r / "features" / "card_features")
+                                            for r in ("eu-west", "eu-central")}
+    assert [d.name for d in got.outputs] == [str(tmp_path / "lake" / "ol_fork" / "_lockstep" / "check_results")]
+
+    # any other @task keeps the provider's Python extractor (its source code, no datasets)
+    with DAG(dag_id="not_lockstep", schedule=None) as other_dag:
+        @task
+        def other() -> int:
+            return 1
+
+        other()
+    plain = lineage.LockstepExtractor(other_dag.task_dict["other"]).extract()
+    assert plain is not None and not plain.inputs and not plain.outputs
+    assert "sourceCode" in plain.job_facets and "extractionError" not in plain.run_facets
