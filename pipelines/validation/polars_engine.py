@@ -42,6 +42,8 @@ PARTIAL = 20
 ENGINE: Literal["in-memory"] = "in-memory"
 #: value sets up to this size are tested by equalities (no hash of every row)
 SMALL_SET = 16
+#: rows sampled to decide whether a string column has few distinct values
+SAMPLE = 4096
 FLOAT_EXACT = 2**53
 
 MAP_TYPES = ROW_LEVEL
@@ -253,6 +255,22 @@ def _duplicated_count(frame: pl.DataFrame, c: _Col) -> int:
     return int(frame.select(cand.is_duplicated().sum()).item())
 
 
+def _few_distinct(frame: pl.DataFrame, c: _Col) -> pl.Series | None:
+    """The distinct present values of a string column that has at most ``SMALL_SET`` of them
+    (a sample of its first rows decides whether to look), else None."""
+    s = frame.get_column(c.name)
+    if c.kind != STR or s.len() < 4 * SAMPLE or s.head(SAMPLE).n_unique() > SMALL_SET:
+        return None
+    distinct = s.unique().drop_nulls()
+    return distinct if distinct.len() <= SMALL_SET else None
+
+
+def _one_of(c: _Col, values: pl.Series) -> pl.Expr:
+    """Whether each row equals one of ``values`` (null stays null)."""
+    return functools.reduce(lambda a, b: a | b, [c.raw == pl.lit(v, dtype=c.dtype) for v in values.to_list()],
+                            pl.when(c.raw.is_null()).then(None).otherwise(pl.lit(False)))
+
+
 def _bad_expr(frame: pl.DataFrame, e: Expectation, kw: dict[str, Any]) -> tuple[pl.Expr, pl.Expr | None]:
     """(rows the expectation rejects, rows it does not consider) - the second is None for
     the null expectations, which consider every row."""
@@ -293,13 +311,22 @@ def _bad_expr(frame: pl.DataFrame, e: Expectation, kw: dict[str, Any]) -> tuple[
         else:
             inside = v.is_in(pl.Series(values, dtype=pl.Float64 if c.kind == FLOAT else c.dtype))
         bad = inside if e.type == "expect_column_values_to_not_be_in_set" else ~inside
-    elif e.type == "expect_column_values_to_match_regex":
-        bad = ~c.raw.str.contains(_regex(c, kw.get("regex")))
-    elif e.type == "expect_column_values_to_not_match_regex":
-        bad = c.raw.str.contains(_regex(c, kw.get("regex")))
+    elif e.type in ("expect_column_values_to_match_regex", "expect_column_values_to_not_match_regex"):
+        rx = _regex(c, kw.get("regex"))
+        distinct = _few_distinct(frame, c)
+        if distinct is None:
+            matched = c.raw.str.contains(rx)
+        else:  # the regex once per distinct value, then a few equalities per row
+            matched = _one_of(c, distinct.filter(distinct.str.contains(rx)))
+        bad = ~matched if e.type == "expect_column_values_to_match_regex" else matched
     elif e.type == "expect_column_value_lengths_to_be_between":
         _need(c.kind == STR, f"lengths of a {c.dtype} column run on GX")
-        bad = ~_within(c.raw.str.len_chars(), kw)
+        distinct = _few_distinct(frame, c)
+        if distinct is None:
+            bad = ~_within(c.raw.str.len_chars(), kw)
+        else:
+            ok = distinct.to_frame("v").filter(_within(pl.col("v").str.len_chars(), kw)).get_column("v")
+            bad = ~_one_of(c, ok)
     else:  # pragma: no cover - guarded by supports()
         raise NotNative(e.type)
     return bad.fill_null(False) & ~c.missing, c.missing

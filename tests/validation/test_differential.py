@@ -275,3 +275,19 @@ def test_fast_paths_match_gx() -> None:
     for rows in (n, 1, 0):
         check(frame.head(rows), specs)
     check(frame.reverse(), specs)
+
+
+def test_low_cardinality_strings_match_gx() -> None:
+    """A string column with few distinct values has its regex and lengths evaluated once
+    per distinct value (the frame must be larger than the sample that decides it)."""
+    values = ["EUR", "usd", "b\n", "é€", "", None, "GBP1"]
+    n = 4 * polars_engine.SAMPLE + 5
+    frame = pl.DataFrame({"c": [values[k % len(values)] for k in range(n)],
+                          "late": ["x"] * (n - 3) + ["new", "y", None]})  # a value past the sample
+    specs: list[tuple[str, dict[str, Any]]] = []
+    for c in ("c", "late"):
+        for rx in ("^[A-Z]{3}$", "b$", r"\w", "^$", "(?!E)U"):
+            specs += [("expect_column_values_to_match_regex", {"column": c, "regex": rx}),
+                      ("expect_column_values_to_not_match_regex", {"column": c, "regex": rx, "mostly": 0.5})]
+        specs.append(("expect_column_value_lengths_to_be_between", {"column": c, "min_value": 1, "max_value": 3}))
+    assert check(frame, specs) == len(specs) - 4  # the look-ahead runs on GX
