@@ -147,6 +147,7 @@ def _follow_backfill(client: Any, backfill: dict[str, Any], logical_dates: set[s
 
     dag_id = backfill["dag_id"]
     deadline = time.monotonic() + timeout
+    settled: dict[str, list[dict[str, Any]]] = {}  # task instances of finished runs: not asked again
     while True:
         completed = bool(client.api("GET", f"/backfills/{backfill['id']}").get("completed_at"))
         listed = client.api("GET", f"/dags/{dag_id}/dagRuns", params={
@@ -156,8 +157,11 @@ def _follow_backfill(client: Any, backfill: dict[str, Any], logical_dates: set[s
         done = total = 0
         running: list[str] = []
         for r in runs:
-            tis = client.api("GET", f"/dags/{dag_id}/dagRuns/{r['dag_run_id']}/taskInstances",
-                             params={"limit": 1000}).get("task_instances", [])
+            tis = settled.get(r["dag_run_id"]) or client.api(
+                "GET", f"/dags/{dag_id}/dagRuns/{r['dag_run_id']}/taskInstances", params={"limit": 1000},
+            ).get("task_instances", [])
+            if r["state"] in ("success", "failed"):
+                settled[r["dag_run_id"]] = tis
             finished = sum(t.get("state") in FINISHED_TI for t in tis)
             r["tasks"] = f"{finished}/{len(tis)}"
             done, total = done + finished, total + len(tis)
