@@ -167,9 +167,10 @@ def _digest(uri: str) -> dict[str, Any]:
     warm_up()
     mark_baseline()
     t0 = time.perf_counter()
-    ds = D.open_dataset(uri)
-    side = StreamSide(D._stream(ds), ds.schema, [KEY], [c for c in ds.schema.names if c != KEY],
-                      rows_hint=ds.count_rows(), keep_values=False, hash_budget=D.MEMORY_BUDGET // 4)
+    source = D.open_source(uri)
+    assert source is not None
+    side = StreamSide(source.batches, source.schema, [KEY], [c for c in source.schema if c != KEY],
+                      rows_hint=source.rows, keep_values=False, hash_budget=D.MEMORY_BUDGET // 4)
     seconds = time.perf_counter() - t0
     side.close()
     return {"seconds": seconds, "rows": side.rows, "digest": hex(side.total)}

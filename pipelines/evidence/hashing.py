@@ -430,17 +430,23 @@ def column_hashes(df: pl.DataFrame, columns: list[str]) -> list[np.ndarray]:
     return [column_hash(df[c]) for c in columns]
 
 
-def hashes(df: pl.DataFrame, keys: list[str], columns: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """(key hash, row hash) of every row, sharing the key columns' hashes.
+def hashes(df: pl.DataFrame, keys: list[str], columns: list[str],
+           out: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(key hash, row hash) of every row, sharing the key columns' hashes; ``out``: two
+    uint64 arrays of the frame's length to write them into.
 
     Compiled: one pass over each column's buffers, rows in blocks on a thread pool."""
     cols = [c for c in dict.fromkeys(columns) if c not in keys]
     k = kernels(df.height)
     if k is None:
         all_h = [_np_column_hash(df[c]) for c in [*keys, *cols]]
-        return combine(all_h[: len(keys)], KEY_SEED, df.height), combine(all_h, ROW_SEED, df.height)
+        kh, rh = combine(all_h[: len(keys)], KEY_SEED, df.height), combine(all_h, ROW_SEED, df.height)
+        if out is None:
+            return kh, rh
+        out[0][:], out[1][:] = kh, rh
+        return out
     plan = [(_series_pieces(k, df[c], c), True) for c in keys] + [(_series_pieces(k, df[c], c), False) for c in cols]
-    return run_pieces(df.height, plan, (KEY_SEED, ROW_SEED))
+    return run_pieces(df.height, plan, (KEY_SEED, ROW_SEED), out)
 
 
 def arrow_hashes(table: pa.Table | pa.RecordBatch, keys: list[str], columns: list[str],

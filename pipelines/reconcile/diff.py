@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-import pyarrow as pa
 
 from pipelines.errors import ReconciliationError
 from pipelines.reconcile.parity import ParityReport, Side, StreamSide, compare
@@ -120,73 +119,76 @@ def diff_frames(a: pl.DataFrame, b: pl.DataFrame, *, keys: list[str], columns: l
     return DiffResult(report, keys, cols, only_a, only_b)
 
 
-def open_dataset(uri: str, storage_options: dict[str, str] | None = None) -> Any:
-    """A pyarrow dataset over a Delta table (its current version, partition columns
-    included) or a parquet file or folder; None when only a full read can open it (then
-    :func:`load_table` does)."""
-    import pyarrow.dataset as ds
+@dataclass
+class Source:
+    """A table to stream: a lazy scan (polars' streaming engine reads it batch by batch, in
+    order), its schema, row count (from the files' metadata) and an estimate of its decoded
+    size (the parquet footers' uncompressed sizes, where the files are local)."""
 
+    lf: pl.LazyFrame
+    schema: pl.Schema
+    rows: int
+    files: list[str] = field(default_factory=list)
+
+    def batches(self, columns: list[str]) -> Iterator[pl.DataFrame]:
+        yield from self.lf.select(columns).collect_batches(chunk_size=BATCH_ROWS, maintain_order=True)
+
+    def decoded_bytes(self, columns: list[str]) -> int:
+        if not self.files:  # remote: assume it does not fit (streaming stays bounded)
+            return 2**62
+        import pyarrow.parquet as pq
+
+        total = 0
+        for f in self.files:
+            md = pq.ParquetFile(f).metadata
+            for i in range(md.num_row_groups):
+                rg = md.row_group(i)
+                total += sum(rg.column(j).total_uncompressed_size for j in range(rg.num_columns)
+                             if rg.column(j).path_in_schema.split(".")[0] in columns)
+        return total
+
+
+def open_source(uri: str, storage_options: dict[str, str] | None = None) -> Source | None:
+    """A Delta table (its current version, partition columns included) or a parquet file or
+    folder, as a :class:`Source`; None when only a full read can open it (:func:`load_table`)."""
     local = Path(uri).expanduser()
     try:
+        files: list[str] = []
         if "://" in uri or (local / "_delta_log").is_dir():
             from deltalake import DeltaTable
 
             dt = DeltaTable(uri, storage_options=storage_options or None)
-            features = dt.protocol().reader_features or []
-            if "deletionVectors" in features or dt.metadata().configuration.get("delta.columnMapping.mode", "none") != "none":
-                return None
+            lf = pl.scan_delta(dt)
             if "://" not in uri and not dt.metadata().partition_columns:
-                # local files straight to Arrow's reader (the Delta dataset reads through Python)
-                return ds.dataset(dt.file_uris(), format="parquet", schema=pa.schema(dt.schema().to_arrow()))
-            return dt.to_pyarrow_dataset()
-        if local.is_dir():
+                files = [f for f in dt.file_uris() if Path(f).is_file()]
+        elif local.is_dir():
             files = sorted(str(p) for p in local.rglob("*.parquet"))
             if not files:
                 return None
-            return ds.dataset(files, format="parquet", partitioning="hive", partition_base_dir=str(local))
-        if local.is_file():
-            return ds.dataset(str(local), format="parquet")
-    except Exception:  # a feature pyarrow's reader lacks (e.g. deletion vectors): read in full
+            lf = pl.scan_parquet(files, hive_partitioning=True)
+            files = []  # hive columns are not in the files' footers
+        elif local.is_file():
+            files = [str(local)]
+            lf = pl.scan_parquet(local)
+        else:
+            return None
+        return Source(lf, lf.collect_schema(), int(lf.select(pl.len()).collect().item()), files)
+    except Exception:  # a feature the scan lacks: read in full, where errors are reported
         return None
-    return None
 
 
-def _stream(dataset: Any) -> Any:
-    def batches(columns: list[str]) -> Iterator[pa.RecordBatch]:
-        # ordered, with little read-ahead: memory stays a few batches whatever the table
-        yield from dataset.to_batches(columns=columns, batch_size=BATCH_ROWS, batch_readahead=2,
-                                      fragment_readahead=1)
-    return batches
-
-
-def _decoded_bytes(dataset: Any, columns: list[str]) -> int:
-    """The columns' uncompressed size from the parquet footers (no data read)."""
-    total = 0
-    for frag in dataset.get_fragments():
-        md = frag.metadata
-        for i in range(md.num_row_groups):
-            rg = md.row_group(i)
-            for j in range(rg.num_columns):
-                cc = rg.column(j)
-                if cc.path_in_schema.split(".")[0] in columns:
-                    total += cc.total_uncompressed_size
-    return total
-
-
-def diff_datasets(da: Any, db: Any, *, keys: list[str], columns: list[str] | None = None, buckets: int = 256,
-                  memory_budget: int = MEMORY_BUDGET) -> DiffResult:
-    """:func:`diff_frames` of two pyarrow datasets, streaming: each side is read once in
-    batches and hashed as it streams; memory stays within ``memory_budget`` at any size."""
-    schema_a = pl.from_arrow(da.schema.empty_table()).schema  # type: ignore[union-attr]
-    schema_b = pl.from_arrow(db.schema.empty_table()).schema  # type: ignore[union-attr]
-    cols, only_a, only_b = _columns(schema_a, schema_b, keys, columns)
+def diff_sources(sa: Source, sb: Source, *, keys: list[str], columns: list[str] | None = None, buckets: int = 256,
+                 memory_budget: int = MEMORY_BUDGET) -> DiffResult:
+    """:func:`diff_frames` of two tables streamed batch by batch, each hashed as it streams;
+    memory stays within ``memory_budget`` whatever their size (decoded batches are kept for
+    the descent only when both fit; row hashes spill to disk past a quarter of it)."""
+    cols, only_a, only_b = _columns(sa.schema, sb.schema, keys, columns)
     wanted = [*keys, *cols]
-    rows_a, rows_b = da.count_rows(), db.count_rows()
-    keep = _decoded_bytes(da, wanted) + _decoded_bytes(db, wanted) <= memory_budget
+    keep = sa.decoded_bytes(wanted) + sb.decoded_bytes(wanted) <= memory_budget
     opts: dict[str, Any] = {"keep_values": keep, "hash_budget": memory_budget // 4}
-    a = StreamSide(_stream(da), da.schema, keys, cols, name="A", rows_hint=rows_a, **opts)
+    a = StreamSide(sa.batches, sa.schema, keys, cols, name="A", rows_hint=sa.rows, **opts)
     try:
-        b = StreamSide(_stream(db), db.schema, keys, cols, name="B", rows_hint=rows_b, **opts)
+        b = StreamSide(sb.batches, sb.schema, keys, cols, name="B", rows_hint=sb.rows, **opts)
         try:
             report = compare(a, b, buckets=buckets)
         finally:
@@ -199,13 +201,13 @@ def diff_datasets(da: Any, db: Any, *, keys: list[str], columns: list[str] | Non
 def diff(uri_a: str, uri_b: str, *, keys: list[str], columns: list[str] | None = None,
          storage_options: dict[str, str] | None = None) -> DiffResult:
     """Compare two Delta or parquet tables by ``keys``, streaming both (bounded memory)."""
-    da, db = open_dataset(uri_a, storage_options), open_dataset(uri_b, storage_options)
-    if da is None or db is None:
+    sa, sb = open_source(uri_a, storage_options), open_source(uri_b, storage_options)
+    if sa is None or sb is None:
         return diff_frames(load_table(uri_a, storage_options), load_table(uri_b, storage_options),
                            keys=keys, columns=columns)
     try:
-        return diff_datasets(da, db, keys=keys, columns=columns)
+        return diff_sources(sa, sb, keys=keys, columns=columns)
     except ReconciliationError:
         raise
-    except (OSError, pa.ArrowException) as exc:
+    except (OSError, pl.exceptions.PolarsError) as exc:
         raise ReconciliationError(f"cannot read table: {str(exc).splitlines()[0] if str(exc) else exc}") from None

@@ -34,10 +34,9 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-import pyarrow as pa
 
 from pipelines.errors import ReconciliationError
-from pipelines.evidence.hashing import arrow_hashes, column_hash, hashes, leaf_sums, select_leaves
+from pipelines.evidence.hashing import column_hash, hashes, leaf_sums, select_leaves
 
 FANOUT_BITS = 2  # each tree level splits a bucket in 4
 ROWS_PER_LEAF = 4
@@ -131,7 +130,7 @@ class Side:
         return self.frame[self._rows_for(key_hashes)].select([*self.keys, *self.columns])
 
 
-Batches = Callable[[list[str]], Iterable[pa.RecordBatch]]
+Batches = Callable[[list[str]], Iterable[pl.DataFrame]]
 
 
 class _HashStore:
@@ -195,7 +194,7 @@ class _HashStore:
 
 
 class StreamSide(Side):
-    """A table read as a stream of Arrow batches and hashed batch by batch, so its memory
+    """A table read as a stream of batches and hashed batch by batch, so its memory
     is bounded by the budget, not the table.
 
     ``batches(columns)`` yields the table's rows in the same order on every call. Hashes
@@ -204,9 +203,9 @@ class StreamSide(Side):
     descent asks about (the mismatched leaves' rows, a few per differing key) are read
     again in one more pass, taking only those rows."""
 
-    def __init__(self, batches: Batches, schema: pa.Schema, keys: list[str], columns: list[str], name: str = "",
+    def __init__(self, batches: Batches, schema: pl.Schema, keys: list[str], columns: list[str], name: str = "",
                  *, rows_hint: int = 0, keep_values: bool = True, hash_budget: int = 1 << 30) -> None:
-        missing = [c for c in [*keys, *columns] if c not in schema.names]
+        missing = [c for c in [*keys, *columns] if c not in schema]
         if missing:
             raise ReconciliationError(f"{name or 'table'}: no column(s) {missing}")
         self.name = name
@@ -214,14 +213,14 @@ class StreamSide(Side):
         self.columns = [c for c in dict.fromkeys(columns) if c not in keys]
         self._batches = batches
         wanted = [*keys, *self.columns]
-        self.frame = pl.from_arrow(pa.schema([schema.field(c) for c in wanted]).empty_table())  # type: ignore[assignment]
+        self.frame = pl.DataFrame(schema={c: schema[c] for c in wanted})
         self._store = _HashStore(rows_hint, spill=16 * rows_hint > hash_budget)
-        self._kept: list[pa.RecordBatch] | None = [] if keep_values else None
+        self._kept: list[pl.DataFrame] | None = [] if keep_values else None
         total = 0
         for batch in batches(wanted):
-            if not batch.num_rows:
+            if not batch.height:
                 continue
-            kh, rh = arrow_hashes(batch, keys, wanted, out=self._store.slot(batch.num_rows))
+            kh, rh = hashes(batch, keys, wanted, out=self._store.slot(batch.height))
             self._store.append(kh, rh)
             total = (total + int(rh.sum(dtype=np.uint64))) & (2**64 - 1)
             if self._kept is not None:
@@ -269,18 +268,15 @@ class StreamSide(Side):
             wanted = [*self.keys, *self.columns]
             order = np.argsort(self._cand, kind="stable")
             sorted_pos = self._cand[order]
-            parts: list[pa.RecordBatch] = []
+            parts: list[pl.DataFrame] = []
             start = 0
             for batch in self._kept if self._kept is not None else self._batches(wanted):
-                lo, hi = np.searchsorted(sorted_pos, [start, start + batch.num_rows])
+                lo, hi = np.searchsorted(sorted_pos, [start, start + batch.height])
                 if hi > lo:
-                    parts.append(batch.select(wanted).take(pa.array(sorted_pos[lo:hi] - start)))
-                start += batch.num_rows
+                    parts.append(batch.select(wanted)[sorted_pos[lo:hi] - start])
+                start += batch.height
             if parts:
-                got = pa.Table.from_batches(parts, schema=parts[0].schema).combine_chunks()
-                frame = pl.from_arrow(got.take(pa.array(np.argsort(order, kind="stable"))))
-                assert isinstance(frame, pl.DataFrame)
-                self._cand_frame = frame
+                self._cand_frame = pl.concat(parts)[np.argsort(order, kind="stable")]
             else:
                 self._cand_frame = self.frame.clear()
         return self._cand_frame

@@ -117,9 +117,10 @@ def test_streaming_diff_matches_the_in_memory_diff_when_hashes_spill_and_rows_ar
     old_rows, old_chunk = D.BATCH_ROWS, _HashStore.CHUNK
     D.BATCH_ROWS, _HashStore.CHUNK = 700, 1000
     try:
-        da, db = D.open_dataset(str(tmp_path / "a")), D.open_dataset(str(tmp_path / "b"))
-        kept = D.diff_datasets(da, db, keys=["k"]).as_json()
-        streamed = D.diff_datasets(da, db, keys=["k"], memory_budget=1).as_json()  # spill + second read
+        sa, sb = D.open_source(str(tmp_path / "a")), D.open_source(str(tmp_path / "b"))
+        assert sa is not None and sb is not None
+        kept = D.diff_sources(sa, sb, keys=["k"]).as_json()
+        streamed = D.diff_sources(sa, sb, keys=["k"], memory_budget=1).as_json()  # spill + second read
     finally:
         D.BATCH_ROWS, _HashStore.CHUNK = old_rows, old_chunk
     for got in (kept, streamed, D.diff(str(tmp_path / "a"), str(tmp_path / "b"), keys=["k"]).as_json()):
