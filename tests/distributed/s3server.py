@@ -3,10 +3,10 @@
 Every request after the first three is authenticated and authorised by moto's IAM
 evaluation: the harness creates an admin with those three, then, as the admin, one bucket
 per name and one IAM user per grant whose policy allows ``s3:*`` on its buckets only. So a
-credential used outside its buckets gets ``403 AccessDenied``, as on AWS. With
-``record=True`` moto's recorder logs every request (method, URL, headers with the signing
-key id) to ``<workdir>/requests.jsonl``: :meth:`MotoS3.requests` reads it back, so a test
-can show which credential touched which bucket::
+credential used outside its buckets gets ``403 AccessDenied``, as on AWS. Every request
+is logged (method, path, the signing key id, the status) to ``<workdir>/requests.jsonl`` by
+:mod:`tests.distributed.moto_logged`: :meth:`MotoS3.requests` reads it back, so a test can
+show which credential touched which bucket::
 
     with MotoS3(tmp_path, buckets=["lake-eu", "lake-ctl"],
                 grants={"eu": ["lake-eu", "lake-ctl"], "control": ["lake-ctl"]}) as s3:
@@ -27,7 +27,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 from pipelines.airflow.local import free_port
 
@@ -46,11 +45,7 @@ class Request:
     bucket: str
     key: str
     key_id: str | None  # the access key that signed it (None: unsigned)
-
-
-def _moto_server() -> list[str]:
-    exe = Path(sys.executable).with_name("moto_server")
-    return [str(exe)] if exe.exists() else [sys.executable, "-m", "moto.server"]
+    status: int = 0
 
 
 class MotoS3:
@@ -62,7 +57,7 @@ class MotoS3:
         *,
         buckets: Iterable[str],
         grants: Mapping[str, Iterable[str]],
-        record: bool = False,
+        record: bool = True,
         port: int | None = None,
         host: str = "127.0.0.1",
     ) -> None:
@@ -90,13 +85,15 @@ class MotoS3:
     def start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-        env.update({"INITIAL_NO_AUTH_ACTION_COUNT": "3", "MOTO_RECORDER_FILEPATH": str(self.recording)})
-        if self.record:
-            env["MOTO_ENABLE_RECORDING"] = "true"
+        env["INITIAL_NO_AUTH_ACTION_COUNT"] = "3"
         log = self.log_path.open("ab")
+        repo = str(Path(__file__).resolve().parents[2])
+        env["PYTHONPATH"] = repo + os.pathsep + env.get("PYTHONPATH", "")
+        request_log = str(self.recording) if self.record else os.devnull
         try:
             self.proc = subprocess.Popen(
-                [*_moto_server(), "-H", self.host, "-p", str(self.port)], env=env, cwd=self.workdir,
+                [sys.executable, "-m", "tests.distributed.moto_logged", self.host, str(self.port), request_log],
+                env=env, cwd=self.workdir,
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         finally:
             log.close()
@@ -184,22 +181,19 @@ class MotoS3:
     # -- what happened -----------------------------------------------------------------
 
     def requests(self) -> list[Request]:
-        """Every S3 request since provisioning (needs ``record=True``)."""
+        """Every S3 request since provisioning (or since the log was emptied)."""
         out = []
         if not self.recording.exists():
             return out
         for line in self.recording.read_text().splitlines():
             entry = json.loads(line)
-            path = urlparse(entry["url"]).path.lstrip("/")
-            bucket, _, key = path.partition("/")
-            auth = entry["headers"].get("Authorization") or entry["headers"].get("authorization") or ""
-            key_id = auth.split("Credential=", 1)[1].split("/", 1)[0] if "Credential=" in auth else None
-            out.append(Request(entry["method"], bucket, key, key_id))
+            bucket, _, key = entry["path"].lstrip("/").partition("/")
+            out.append(Request(entry["method"], bucket, key, entry["key_id"], entry.get("status", 0)))
         return out
 
-    def denied(self) -> list[str]:
-        """Lines of the server's log for requests answered 403 (a credential outside its grant)."""
-        return [line for line in self.log_path.read_text(errors="replace").splitlines() if '" 403 ' in line]
+    def denied(self) -> list[Request]:
+        """Requests answered 403 (a credential used outside its grant)."""
+        return [q for q in self.requests() if q.status == 403]
 
     def bucket_bytes(self, bucket: str, prefix: str = "") -> int:
         """Total size of the objects in ``bucket`` under ``prefix``."""
