@@ -1,5 +1,6 @@
 """moto's server (as ``moto_server`` runs it) behind a request log: one JSON line per request
-with its method, path, the access key id that signed it and the answer's status, written
+with its method, path, the access key id that signed it, the answer's status and the bytes
+each way (Content-Length), written
 whole under a lock (moto's own recorder interleaves large concurrent requests).
 
     python -m tests.distributed.moto_logged HOST PORT LOG_PATH
@@ -29,10 +30,11 @@ class RequestLog:
         auth = environ.get("HTTP_AUTHORIZATION", "")
         key_id = auth.split("Credential=", 1)[1].split("/", 1)[0] if "Credential=" in auth else None
         entry: dict[str, Any] = {"method": environ.get("REQUEST_METHOD"), "path": environ.get("PATH_INFO", ""),
-                                 "key_id": key_id}
+                                 "key_id": key_id, "bytes_in": int(environ.get("CONTENT_LENGTH") or 0)}
 
         def respond(status: str, headers: Any, *args: Any) -> Any:
             entry["status"] = int(status.split(" ", 1)[0])
+            entry["bytes_out"] = next((int(v) for k, v in headers if k.lower() == "content-length"), 0)
             return start_response(status, headers, *args)
 
         result = self.app(environ, respond)

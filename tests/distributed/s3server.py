@@ -46,6 +46,8 @@ class Request:
     key: str
     key_id: str | None  # the access key that signed it (None: unsigned)
     status: int = 0
+    bytes_in: int = 0  # request body (an upload)
+    bytes_out: int = 0  # response body (a download)
 
 
 class MotoS3:
@@ -188,7 +190,8 @@ class MotoS3:
         for line in self.recording.read_text().splitlines():
             entry = json.loads(line)
             bucket, _, key = entry["path"].lstrip("/").partition("/")
-            out.append(Request(entry["method"], bucket, key, entry["key_id"], entry.get("status", 0)))
+            out.append(Request(entry["method"], bucket, key, entry["key_id"], entry.get("status", 0),
+                               entry.get("bytes_in", 0), entry.get("bytes_out", 0)))
         return out
 
     def denied(self) -> list[Request]:
