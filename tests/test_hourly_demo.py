@@ -3,6 +3,8 @@ a stale-reference hour blocked then repaired, a late-data hour re-certified alon
 
 from __future__ import annotations
 
+import os
+
 import polars as pl
 import pytest
 from typer.testing import CliRunner
@@ -75,3 +77,74 @@ def test_cli_hourly_demo_json(tmp_path) -> None:  # type: ignore[no-untyped-def]
     steps = json.loads(out.stdout)
     assert [s["step"] for s in steps] == ["2026-01-01T00 clean", "2026-01-01T01 clean"]
     assert all(s["decision"]["status"] == "certified" for s in steps)
+
+
+# --------------------------------------------------------------------------- a measurement, not a timed test
+@pytest.mark.skipif(not os.environ.get("LOCKSTEP_MEASURE_LATENCY"), reason="a measurement: set LOCKSTEP_MEASURE_LATENCY=1")
+def test_measure_close_to_certification_under_the_real_scheduler(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Close-to-certification latency and orchestration overhead of a sub-daily pipeline under
+    a real Airflow 3 (api-server, scheduler, dag-processor; LocalExecutor), printed as JSON.
+
+    ``LOCKSTEP_MEASURE_LATENCY=1 LOCKSTEP_MEASURE_GRANULARITY=5m LOCKSTEP_MEASURE_INTERVALS=8
+    .venv/bin/pytest -s tests/test_hourly_demo.py -k measure``: 12 regions, 150 rows per region
+    and interval, a 10 s late allowance, one task per region. Latency runs from an interval's
+    close plus its allowance to its gate's certification (the certification log's
+    ``decided_at``); overhead is that minus the in-process runner's seconds for the same
+    interval. Asserts only that every interval certified."""
+    import json
+    import statistics
+    import time
+    from datetime import UTC, datetime, timedelta
+
+    import yaml
+
+    from pipelines.airflow.local import EmbeddedAirflow
+    from pipelines.runner import run_interval
+    from pipelines.spec import Interval, granularity_length, load_spec
+    from tests.conftest import small_spec_data
+
+    gran = os.environ.get("LOCKSTEP_MEASURE_GRANULARITY", "15m")
+    n = int(os.environ.get("LOCKSTEP_MEASURE_INTERVALS", "4"))
+    length = granularity_length(gran)
+    (tmp_path / "dags").mkdir()
+    data = small_spec_data(12, 150 * int(timedelta(days=1) / length), name="latency_fraud")
+    data.update(granularity=gran, schedule=f"*/{int(length.total_seconds() // 60)} * * * *",
+                start_date=datetime.now(UTC).date().isoformat(), storage={"root": str(tmp_path / "lake")})
+    data["sources"]["transactions"]["late_allowance"] = "10s"
+    data["airflow"].update(task_granularity="region", max_active_runs=2)
+    data.pop("consumers")
+    for t in data["tables"]:
+        t.pop("partition_by")
+    spec_path = tmp_path / "latency_fraud.yaml"
+    spec_path.write_text(yaml.safe_dump(data))
+    (tmp_path / "dags" / "latency_fraud.py").write_text(
+        f"from pipelines.airflow import build_dag\n\ndag = build_dag({str(spec_path)!r})\n")
+    spec = load_spec(spec_path)
+    up = datetime.now(UTC)
+    with EmbeddedAirflow(tmp_path / "home", dags_folder=tmp_path / "dags") as af:
+        af.wait_for_dag("latency_fraud", timeout=300)
+        deadline = time.time() + (n + 2) * length.total_seconds() + 600
+        while time.time() < deadline:
+            try:
+                closed_after_up = [d for d in decisions(spec) if d.interval_start + length >= up]
+            except Exception:  # no certification log yet
+                closed_after_up = []
+            if len(closed_after_up) >= n:
+                break
+            time.sleep(10)
+    samples = [d for d in decisions(spec) if d.interval_start + length >= up][:n]
+    assert len(samples) == n and all(d.certified for d in samples), [(d.interval, d.status) for d in samples]
+    latency = [(d.decided_at - (d.interval_start + length + spec.late_allowance)).total_seconds() for d in samples]
+    inproc = []
+    for d in samples:
+        t0 = time.perf_counter()
+        run_interval(spec, Interval.containing(d.interval, gran), root=str(tmp_path / "inproc"))
+        inproc.append(time.perf_counter() - t0)
+    overhead = [a - b for a, b in zip(latency, inproc, strict=True)]
+    print(json.dumps({
+        "granularity": gran, "intervals": [d.interval for d in samples], "latency_s": [round(x, 1) for x in latency],
+        "p95_latency_s": sorted(latency)[min(n - 1, int(0.95 * n))], "p50_latency_s": statistics.median(latency),
+        "inprocess_s": [round(x, 1) for x in inproc], "median_overhead_s": statistics.median(overhead),
+        "median_overhead_share_of_interval": statistics.median(overhead) / length.total_seconds(),
+        "median_overhead_share_of_15m": statistics.median(overhead) / 900,
+    }, indent=1))
