@@ -114,6 +114,7 @@ def _build_context(dest: Path) -> Path:
     """What the image needs (the repo's root .dockerignore keeps the same set), plus the
     host's CA bundle as docker/pip-ca.pem when pip needs one."""
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pem")
+    dest.mkdir(parents=True, exist_ok=True)
     for name in ("pyproject.toml", "README.md", "constraints.txt"):
         shutil.copy2(REPO / name, dest / name)
     shutil.copytree(REPO / "pipelines", dest / "pipelines", ignore=ignore)
