@@ -498,25 +498,6 @@ class MaintenanceSpec(_Model):
     target_file_size: int | None = Field(None, ge=1 << 20, description="compaction target in bytes; default deltalake's")
 
 
-# --------------------------------------------------------------------------- maintenance
-class MaintenanceSpec(_Model):
-    """Storage maintenance (``lockstep maintain``, the ``lockstep_maintenance`` DAG): compaction,
-    checkpoints, and a vacuum that keeps every version a decision inside the rollback window,
-    the certification in force or an unexpired override refers to."""
-
-    rollback_window: Duration = Field(
-        timedelta(days=30),
-        description="generations of intervals this close to the newest decided interval stay readable "
-        "(read_certified, rollback, override); older versions' files may be removed",
-    )
-    min_file_age: Duration = Field(
-        timedelta(hours=1),
-        description="unreferenced files younger than this are kept (a concurrent writer may be about to "
-        "commit them); rounded up to whole hours",
-    )
-    target_file_size: int | None = Field(None, ge=1 << 20, description="compaction target in bytes; default deltalake's")
-
-
 # --------------------------------------------------------------------------- pipeline
 class PipelineSpec(_Model):
     """One pipeline: becomes one Airflow DAG."""
@@ -541,7 +522,6 @@ class PipelineSpec(_Model):
     reconcile: ReconcileSpec = ReconcileSpec()
     consumers: list[ConsumerSpec] = Field(default_factory=list)
     airflow: AirflowSpec = AirflowSpec()
-    maintenance: MaintenanceSpec = MaintenanceSpec()
     maintenance: MaintenanceSpec = MaintenanceSpec()
     alerts: list[AlertTarget] = Field(default_factory=list, description="who hears when a generation blocks or goes stale")
 
