@@ -138,12 +138,15 @@ def write_region_docs(root: str, pipeline: str, interval: str, region: str, tabl
         key = (table["suite"], _run_name(interval, region), stamp, _batch(table))
         out.write_text(_key_path(*key), json.dumps(doc, indent=1))
         pages.append("validations/" + "/".join(key) + ".html")
-    _build_site(out)
+    _build_site(out, interval_prefix=f"{interval.replace(':', '')}_")
     return join_uri(out.base, pages[0] if pages else "index.html")
 
 
-def _build_site(out: DocsWriter) -> None:
-    """Build GX's Data Docs site over every stored result document and copy it to ``out``."""
+def _build_site(out: DocsWriter, interval_prefix: str = "") -> None:
+    """Build GX's Data Docs site over the stored result documents of one interval (runs named
+    ``interval_prefix``...; every one when empty) and copy it to ``out``. Pages of earlier
+    intervals stay where they were written, so a build costs one interval's results, not the
+    whole history."""
     import tempfile
 
     _gx_env()
@@ -163,6 +166,8 @@ def _build_site(out: DocsWriter) -> None:
         for path in out.files():
             parts = path.split("/")
             if parts[0] != RESULTS or len(parts) != 5 or not path.endswith(".json"):
+                continue
+            if interval_prefix and not parts[2].startswith(interval_prefix):
                 continue
             suite, run_name, stamp, batch = parts[1], parts[2], parts[3], parts[4][: -len(".json")]
             run_time = datetime.strptime(stamp, "%Y%m%dT%H%M%S.%fZ").replace(tzinfo=UTC)
