@@ -453,6 +453,20 @@ class AirflowSpec(_Model):
         description="Celery queues per region and for the control plane; unset: Airflow's default queue",
         examples=[{"default": "regional", "control": "control", "regions": {"eu-west": "eu"}}],
     )
+    trigger: Literal["schedule", "landing"] = Field(
+        "schedule",
+        description="schedule: a run per interval on the cron schedule; landing: event-driven, a run per interval "
+        "once its files have landed (every region's file of every file source) and it closed plus its late "
+        "allowance, started by a `<pipeline>_landing` DAG on the asset `lockstep://<pipeline>/landing` (post a "
+        "landing notification to it; duplicates are harmless: one run per interval and delivered content)",
+        examples=["landing"],
+    )
+    landing_lookback: Duration = Field(
+        timedelta(days=1),
+        description="landing trigger: how far back from now a notification looks for landed intervals (an "
+        "event's extra may also name intervals: {\"intervals\": [\"2026-01-01T05\"]})",
+        examples=["6h", "2d"],
+    )
 
 
 class AlertTarget(_Model):
@@ -586,6 +600,9 @@ class PipelineSpec(_Model):
                 raise ValueError(f"tables[{i}].partition_by: {self.granularity} intervals partition by "
                                  f"{', '.join(need)} (got {', '.join(t.partition_by) or 'nothing'})")
         self._check_schedule()
+        if self.airflow.trigger == "landing" and not any(isinstance(s, FileSource) for s in self.sources.values()):
+            raise ValueError("airflow.trigger: landing needs a file source (parquet, csv or jsonl) whose deliveries "
+                             "it waits for")
         for i, f in enumerate(self.features):
             for name in f.inputs:
                 if name not in by_name:

@@ -1,7 +1,8 @@
 """Airflow glue: the only place Lockstep imports Airflow.
 
 ``build_dag(spec)`` turns a spec into a DAG; ``certified_asset(pipeline)`` is the Asset its
-gate updates, for model DAGs to schedule on. Names load on first use, so that
+gate updates, for model DAGs to schedule on; ``landing_asset(pipeline)`` the Asset a delivery
+notifies under ``airflow.trigger: landing`` (see :mod:`pipelines.landing`). Names load on first use, so that
 ``pipelines.airflow.local`` (the embedded-Airflow launcher) starts without importing Airflow.
 """
 
@@ -9,10 +10,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__all__ = ["build_dag", "certified_asset"]
+__all__ = ["build_dag", "build_landing_dag", "certified_asset", "landing_asset"]
 
 if TYPE_CHECKING:
-    from pipelines.airflow.dag import build_dag, certified_asset
+    from pipelines.airflow.dag import build_dag, build_landing_dag, certified_asset, landing_asset
 
 
 def __getattr__(name: str) -> Any:

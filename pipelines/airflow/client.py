@@ -96,3 +96,22 @@ class AirflowClient:
             if time.monotonic() > deadline:
                 raise AirflowError(f"backfill {backfill['id']} of {backfill['dag_id']} not done after {timeout:.0f}s")
             time.sleep(poll)
+
+    # -- landing notifications ----------------------------------------------------------
+    def landing_asset_id(self, pipeline: str) -> int:
+        """The id of ``lockstep://<pipeline>/landing`` (known once its DAG was parsed)."""
+        uri = f"lockstep://{pipeline}/landing"
+        found = [a for a in self.api("GET", "/assets", params={"uri_pattern": uri, "limit": 100})["assets"]
+                 if a["uri"] == uri]
+        if not found:
+            raise AirflowError(f"{pipeline}: Airflow knows no asset {uri}: is the pipeline's trigger `landing` "
+                               "and its DAG file parsed?")
+        return int(found[0]["id"])
+
+    def notify_landing(self, pipeline: str, intervals: list[str] | None = None, *, asset_id: int | None = None
+                       ) -> dict[str, Any]:
+        """``POST /assets/events`` on the pipeline's landing asset: files were delivered (for
+        ``intervals``, when given; else the landing DAG looks back ``airflow.landing_lookback``)."""
+        body = {"asset_id": asset_id if asset_id is not None else self.landing_asset_id(pipeline),
+                "extra": {"intervals": list(intervals or [])}}
+        return dict(self.api("POST", "/assets/events", body))

@@ -45,9 +45,16 @@ def certified_asset(pipeline: str) -> Asset:
     return Asset(uri=f"lockstep://{pipeline}/certified", name=f"{pipeline}_certified", group="lockstep")
 
 
+def landing_asset(pipeline: str) -> Asset:
+    """The Asset a delivery notifies (``airflow.trigger: landing``): its events start the
+    ``<pipeline>_landing`` DAG, which starts one run per landed interval and delivery."""
+    return Asset(uri=f"lockstep://{pipeline}/landing", name=f"{pipeline}_landing", group="lockstep")
+
+
 def _timetable(spec: PipelineSpec) -> Any:
-    """Lockstep processes data intervals: a cron schedule with real [start, end) intervals."""
-    if spec.schedule in ("None", "none", "@once") or not spec.schedule:
+    """Lockstep processes data intervals: a cron schedule with real [start, end) intervals
+    (none under the landing trigger: its runs are started per landed interval)."""
+    if spec.airflow.trigger == "landing" or spec.schedule in ("None", "none", "@once") or not spec.schedule:
         return None
     cron = PRESETS.get(spec.schedule, spec.schedule)
     return CronDataIntervalTimetable(cron, timezone="UTC")
@@ -63,7 +70,14 @@ def _payload(spec_path: str, step: str, context: dict[str, Any], region: str | N
     from pipelines.spec import Interval
 
     start, end = context.get("data_interval_start"), context.get("data_interval_end")
-    if start is None or end is None or start == end:
+    dag_run = context.get("dag_run")
+    conf = dag_run.conf if dag_run is not None and dag_run.conf else {}
+    if "interval" in conf:
+        # a run the landing DAG started for one landed interval (or one triggered with
+        # conf {"interval": "<key>"}): that interval, whatever the run's dates
+        iv = load_spec(spec_path).interval_at(str(conf["interval"]))
+        start, end = iv.start, iv.end
+    elif start is None or end is None or start == end:
         # a run without a data interval (asset-triggered, or manual on a trigger timetable):
         # process the interval (of the pipeline's granularity) its logical date falls in
         when = start or context.get("logical_date") or datetime.now(UTC)
@@ -199,7 +213,7 @@ def build_dag(spec_or_path: PipelineSpec | str | Path, *, dag_id: str | None = N
             return result
 
         regions = [region_group(g) for g in region_groups(spec)]
-        if spec.late_allowance:
+        if spec.late_allowance and af.trigger == "schedule":
             # an interval is processed when it closes plus the sources' late allowance: the run
             # starts at the close (the cron timetable) and this sensor holds it for the allowance,
             # giving up its worker slot between pokes
@@ -211,6 +225,56 @@ def build_dag(spec_or_path: PipelineSpec | str | Path, *, dag_id: str | None = N
                 wait.queue = control["queue"]
             wait >> regions
         regions >> reconcile.override(**control)() >> gate.override(**control)()
+    if af.trigger == "landing":
+        build_landing_dag(spec, pipeline_dag_id=dag.dag_id)
+    return dag
+
+
+def build_landing_dag(spec_or_path: PipelineSpec | str | Path, *, pipeline_dag_id: str | None = None) -> DAG:
+    """The ``<pipeline>_landing`` DAG of a pipeline under ``airflow.trigger: landing``
+    (:func:`build_dag` builds it beside the pipeline's DAG, registered with it).
+
+    Scheduled on :func:`landing_asset`: each run reads the notifications that started it
+    (their ``extra`` may name intervals), asks :func:`pipelines.landing.ready` which intervals
+    have landed, and starts one pipeline run per interval and delivery, under a run id derived
+    from both; a run id Airflow already has is skipped, so duplicate notifications start
+    nothing twice."""
+    from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
+
+    spec = spec_or_path if isinstance(spec_or_path, PipelineSpec) else load_spec(spec_or_path)
+    if spec.path is None:
+        raise ValueError("build_landing_dag needs a spec loaded from a file: tasks re-load it by path")
+    spec_path = str(spec.path)
+    target = pipeline_dag_id or spec.name
+    control = _queue(control_queue(spec))
+    start = spec.start_date
+    with DAG(
+        dag_id=f"{target}_landing",
+        description=f"Starts a run of {target} for each interval whose files have landed",
+        schedule=[landing_asset(spec.name)],
+        start_date=datetime(start.year, start.month, start.day, tzinfo=UTC),
+        catchup=False,
+        max_active_runs=1,  # notifications that arrive meanwhile are taken by the next run, together
+        tags=[*spec.airflow.tags, "landing"],
+        default_args={"owner": "lockstep", "retries": spec.airflow.retries, "retry_delay": spec.airflow.retry_delay},
+        doc_md=build_landing_dag.__doc__,
+    ) as dag:
+
+        @task(task_id="landed", multiple_outputs=False, **control)
+        def landed(**context: Any) -> list[dict[str, Any]]:
+            from pipelines.landing import named_intervals, ready
+
+            events = context["triggering_asset_events"]
+            extras = [e.extra for evs in events.values() for e in evs]
+            found = ready(load_spec(spec_path), now=datetime.now(UTC), intervals=named_intervals(extras))
+            print(f"{len(extras)} notification(s); landed: {[(x.interval.key, x.run_id) for x in found] or 'none'}")
+            return [{"trigger_run_id": x.run_id, "conf": {"interval": x.interval.key, "content": x.content}}
+                    for x in found]
+
+        TriggerDagRunOperator.partial(
+            task_id="start_runs", trigger_dag_id=target, logical_date=None, skip_when_already_exists=True,
+            wait_for_completion=False, **control,
+        ).expand_kwargs(landed())
     return dag
 
 

@@ -87,6 +87,39 @@ def backfill_cmd(
 FINISHED_TI = frozenset({"success", "failed", "skipped", "upstream_failed", "removed"})
 
 
+@command("notify")
+def notify_cmd(
+    pipeline: PipelineArg,
+    interval: Annotated[list[str] | None, typer.Option("--interval", help="interval key(s) delivered (repeatable); "
+                                                      "none: the landing DAG searches its lookback")] = None,
+    airflow_url: Annotated[str, typer.Option(envvar="LOCKSTEP_AIRFLOW_URL", help="Airflow api-server")] = "http://127.0.0.1:8080",
+    json_: JsonOpt = False,
+) -> None:
+    """Tell a running Airflow that files landed (a pipeline under `airflow.trigger: landing`):
+    one asset event on lockstep://<pipeline>/landing; repeating it is harmless."""
+    from datetime import UTC, datetime
+
+    from pipelines.airflow.client import AirflowClient
+    from pipelines.errors import SpecError
+    from pipelines.landing import ready
+    from pipelines.spec import load_spec
+
+    spec = load_spec(pipeline)
+    if spec.airflow.trigger != "landing":
+        raise SpecError(f"{spec.name}: airflow.trigger is {spec.airflow.trigger!r}; notifications start runs only "
+                        "under `trigger: landing`")
+    keys = [spec.interval_at(k).key for k in interval or []]
+    landed = ready(spec, now=datetime.now(UTC), intervals=keys)
+    event = AirflowClient.from_env(airflow_url).notify_landing(spec.name, keys)
+    out = {"asset_event_id": event.get("id"), "intervals": keys,
+           "landed_now": [{"interval": x.interval.key, "run_id": x.run_id} for x in landed]}
+    if json_:
+        print_json(out)
+    else:
+        console.print(f"notified {spec.name}'s landing DAG (asset event {out['asset_event_id']}); landed now: "
+                      f"{', '.join(x.interval.key for x in landed) or 'nothing'}")
+
+
 def _backfill_via_airflow(dag_id: str, start: str, end: str, url: str, dry_run: bool, json_: bool,
                           unpause: bool = False) -> None:
     """Backfill through Airflow's REST API: only the runs this backfill creates, followed
