@@ -247,7 +247,7 @@ def _check_suites(spec: PipelineSpec, schemas: dict[str, pl.Schema]) -> None:
     if not spec.validation.enabled:
         return
     from pipelines.errors import ValidationStepError
-    from pipelines.validation.suites import check_columns, load_suite, suite_path
+    from pipelines.validation.suites import check_columns, load_suite, suite_parameters, suite_path
 
     suites_dir = spec.suites_dir()
     for i, t in enumerate(spec.tables):
@@ -260,7 +260,7 @@ def _check_suites(spec: PipelineSpec, schemas: dict[str, pl.Schema]) -> None:
                     f"{_where(spec)}: tables[{i}].suite: suite {t.suite!r} does not exist ({path})",
                     path=str(path), field=f"tables[{i}].suite")
             continue
-        suite = load_suite(path)
+        suite = load_suite(path, parameters=suite_parameters(spec, t))
         if t.name in schemas:
             check_columns(suite, list(schemas[t.name].names()))
 

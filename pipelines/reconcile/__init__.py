@@ -50,7 +50,7 @@ def _guard(check_id: str, check_type: str, policy: str, module: str, fn_name: st
 
 def completeness(ctx: Context) -> list[CheckResult]:
     """Is the evidence complete and current for exactly the generation's versions?"""
-    from pipelines.validation.suites import load_suite, suite_path
+    from pipelines.validation.suites import load_suite, suite_parameters, suite_path
 
     spec = ctx.spec
     gen = ctx.generation
@@ -68,7 +68,7 @@ def completeness(ctx: Context) -> list[CheckResult]:
         for t in spec.tables:
             path = suite_path(d, t.suite_name)
             if t.layer != "quarantine" and path.exists():
-                suite = load_suite(path)
+                suite = load_suite(path, parameters=suite_parameters(spec, t))
                 suites[t.name] = (suite.sha, len(suite.expectations))
     for region in spec.regions:
         for t in spec.tables:

@@ -27,7 +27,14 @@ from pipelines.errors import ValidationStepError
 from pipelines.spec import Interval, PipelineSpec, TableSpec
 from pipelines.storage import interval_app_id, open_table, read_table, write_interval
 from pipelines.validation import polars_engine
-from pipelines.validation.suites import Expectation, Suite, check_columns, load_suite, suite_path
+from pipelines.validation.suites import (
+    Expectation,
+    Suite,
+    check_columns,
+    load_suite,
+    suite_parameters,
+    suite_path,
+)
 
 __all__ = ["run_suite", "validate_frame", "validate_region", "load_suite"]
 
@@ -166,7 +173,7 @@ def validate_region(
             if table.suite is not None:
                 raise ValidationStepError(f"{path}: suite {table.suite!r} named by table {table.name!r} does not exist")
             continue
-        todo.append((table, load_suite(path)))
+        todo.append((table, load_suite(path, parameters=suite_parameters(spec, table))))
     evidence = store.load(spec, [interval.key], root=root, region=region) if todo else None
     for table, suite in todo:
         uri = spec.table_uri(region, table.layer, table.name, root)

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pipelines.errors import ValidationStepError
+from pipelines.spec import PipelineSpec, TableSpec
 from pipelines.validation.arguments import check_arguments
 
 POLICIES = ("warn", "quarantine", "block")
@@ -71,9 +73,13 @@ class Suite:
     expectations: list[Expectation] = field(default_factory=list)
     raw: dict[str, Any] = field(default_factory=dict)
 
+    parameters: dict[str, Any] = field(default_factory=dict)  # the $PARAMETER values it was loaded with
+
     @property
     def sha(self) -> str:
-        return hashlib.sha256(json.dumps(self.raw, sort_keys=True).encode()).hexdigest()[:16]
+        """The suite as it runs: its file and the parameter values it refers to."""
+        text = json.dumps([self.raw, self.parameters], sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _known_types() -> set[str]:
@@ -83,8 +89,40 @@ def _known_types() -> set[str]:
     return gx_expectation_types()
 
 
-def load_suite(path: Path, *, known_types: set[str] | None = None) -> Suite:
-    """Read and check a suite file (no data is read)."""
+PARAMETER = "$PARAMETER"
+
+
+def suite_parameters(spec: PipelineSpec, table: TableSpec) -> dict[str, Any]:
+    """What a suite may refer to with GX's ``{"$PARAMETER": name}``: for a table a feature set
+    writes, ``feature_version`` (its version, a string) and ``feature_versions`` (a list of
+    it, for ``value_set``), so a version bump needs no suite edit."""
+    fs = next((f for f in spec.features if f.output == table.name), None)
+    return {} if fs is None else {"feature_version": fs.version, "feature_versions": [fs.version]}
+
+
+def _resolve(path: Path, i: int, etype: str, kwargs: dict[str, Any], parameters: Mapping[str, Any]
+             ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """kwargs with every ``{"$PARAMETER": name}`` replaced by its value; the values used."""
+    out, used = {}, {}
+    for k, v in kwargs.items():
+        if isinstance(v, dict) and PARAMETER in v:
+            name = v[PARAMETER]
+            if not isinstance(name, str) or name not in parameters:
+                offered = ", ".join(sorted(parameters)) or "none for this table (feature_version and "\
+                    "feature_versions exist for tables a feature set writes)"
+                raise ValidationStepError(f"{path}: expectations[{i}] ({etype}): kwarg {k!r} refers to "
+                                          f"$PARAMETER {name!r}, which Lockstep does not supply (it supplies: "
+                                          f"{offered})", path=str(path))
+            out[k] = used[name] = parameters[name]
+        else:
+            out[k] = v
+    return out, used
+
+
+def load_suite(path: Path, *, known_types: set[str] | None = None, parameters: Mapping[str, Any] | None = None
+               ) -> Suite:
+    """Read and check a suite file (no data is read); ``{"$PARAMETER": name}`` kwargs take
+    their value from ``parameters`` (see :func:`suite_parameters`)."""
     try:
         raw = json.loads(path.read_text())
     except OSError as exc:
@@ -96,6 +134,7 @@ def load_suite(path: Path, *, known_types: set[str] | None = None) -> Suite:
                                   path=str(path))
     types = known_types if known_types is not None else _known_types()
     out = []
+    used: dict[str, Any] = {}
     for i, e in enumerate(raw["expectations"]):
         where = f"{path}: expectations[{i}]"
         if not isinstance(e, dict) or not isinstance(e.get("type"), str) or not isinstance(e.get("kwargs", {}), dict):
@@ -111,10 +150,11 @@ def load_suite(path: Path, *, known_types: set[str] | None = None) -> Suite:
             raise ValidationStepError(
                 f"{where} ({etype}): policy 'quarantine' needs a row-level (column map) expectation; "
                 "use warn or block", path=str(path))
-        kwargs = dict(e.get("kwargs") or {})
+        kwargs, params = _resolve(path, i, etype, dict(e.get("kwargs") or {}), parameters or {})
+        used.update(params)
         check_arguments(path, i, etype, kwargs)
         out.append(Expectation(i, etype, kwargs, meta, policy))
-    return Suite(str(raw.get("name") or path.stem), path, out, raw)
+    return Suite(str(raw.get("name") or path.stem), path, out, raw, used)
 
 
 def check_columns(suite: Suite, columns: list[str]) -> None:

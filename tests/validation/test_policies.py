@@ -88,14 +88,14 @@ def test_warn_is_recorded_and_does_not_block(root: str) -> None:
 
 def test_engines_agree_on_the_flagship_tables(root: str) -> None:
     from pipelines.validation import run_suite
-    from pipelines.validation.suites import load_suite
+    from pipelines.validation.suites import load_suite, suite_parameters
 
     spec = spec_with([fault("duplicates"), fault("drift")], regions=2)
     run_interval(spec, Interval.for_date(D), root=root, certify=False)
     for table in ("transactions", "card_features", "merchant_features", "merchant_risk"):
         t = spec.table(table)
         frame = read_table(table_uri(root, spec.name, "eu-central", t.layer, t.name)).collect()
-        s = load_suite(REPO / "expectations" / f"{table}.json")
+        s = load_suite(REPO / "expectations" / f"{table}.json", parameters=suite_parameters(spec, t))
         a, b = run_suite(frame, s.expectations, "polars"), run_suite(frame, s.expectations, "gx")
         for e, x, y in zip(s.expectations, a, b, strict=True):
             assert x["success"] == y["success"], (table, e.type)

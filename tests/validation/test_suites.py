@@ -22,8 +22,31 @@ def test_shipped_suites_load_in_gx_unchanged(path: Path) -> None:
 
     raw = json.loads(path.read_text())
     gx_suite = ExpectationSuite(name=raw["name"], expectations=[ExpectationConfiguration(**e) for e in raw["expectations"]])
-    ours = load_suite(path)
+    ours = load_suite(path, parameters={"feature_version": "1", "feature_versions": ["1"]})
     assert len(gx_suite.expectations) == len(ours.expectations) > 0
+
+
+def test_suites_refer_to_the_feature_version_through_gx_parameters(tmp_path: Path) -> None:
+    from pipelines.errors import ValidationStepError
+    from pipelines.validation.suites import suite_parameters
+    from tests.conftest import make_spec
+
+    spec = make_spec(regions=2, rows=100)
+    t = spec.table("card_features")
+    path = REPO / "expectations" / "card_features.json"
+    v1 = load_suite(path, parameters=suite_parameters(spec, t))
+    [e] = [e for e in v1.expectations if e.kwargs.get("column") == "feature_version"]
+    assert e.kwargs["value_set"] == ["1"]  # resolved from the spec, not repeated in the suite
+    data = spec.model_dump(mode="json")
+    data["features"] = [{**f, "version": "2"} if f["output"] == "card_features" else f for f in data["features"]]
+    from pipelines.spec import parse_spec
+
+    v2 = load_suite(path, parameters=suite_parameters(parse_spec(data, "v2"), t))
+    assert [x.kwargs["value_set"] for x in v2.expectations if x.kwargs.get("column") == "feature_version"] == [["2"]]
+    assert v1.sha != v2.sha  # evidence validated under v1's suite does not count for v2
+    with pytest.raises(ValidationStepError, match=r"expectations\[6\] .*'value_set' refers to \$PARAMETER "
+                                                  r"'feature_versions', which Lockstep does not supply"):
+        load_suite(path, parameters=suite_parameters(spec, spec.table("transactions")))
 
 
 def test_flagship_tables_have_suites() -> None:
