@@ -11,8 +11,10 @@ quarantine tables and the ``_lockstep`` bookkeeping tables) and:
    references. A version is protected when a decision refers to it (certified or blocked, so
    that ``rollback`` and ``override`` keep working) for an interval inside the spec's
    ``maintenance.rollback_window`` (measured back from the newest decided interval), when it
-   is part of a certification in force for the newest interval, or when an unexpired override
-   refers to it. Delta's vacuum keeps exactly those versions' files (``keep_versions``);
+   is part of a certification in force for the newest interval, when an unexpired override
+   refers to it, or when it is a certified version of a table a consumer pins to a feature
+   version (``consumers[].feature_versions``: the pinned version's generations coexist with
+   newer ones until the pin is retired). Delta's vacuum keeps exactly those versions' files (``keep_versions``);
    unreferenced files younger than ``maintenance.min_file_age`` stay (a concurrent writer
    may be about to commit them).
 
@@ -116,11 +118,23 @@ def protected_versions(spec: PipelineSpec, *, root: str | None = None, now: date
     if active:
         keep.append(max(active.values(), key=lambda d: (d.interval_start, d.decided_at)))
     root_ = spec.root(root)
+
+    def protect(member: str, version: int) -> None:
+        region, layer, table = member.split("/", 2)
+        uri = table_uri(root_.replace("{region}", region), spec.name, region, layer, table)
+        out.setdefault(uri, set()).add(int(version))
+
     for d in keep:
         for member, version in d.generation.members.items():
-            region, layer, table = member.split("/", 2)
-            uri = table_uri(root_.replace("{region}", region), spec.name, region, layer, table)
-            out.setdefault(uri, set()).add(int(version))
+            protect(member, version)
+    # a consumer pinned to a feature version reads the newest certified generation of that
+    # version (read_certified): while the pin stands, the pinned tables' certified versions stay
+    pinned = {t for c in spec.consumers for t in c.feature_versions}
+    for d in log:
+        if d.certified:
+            for member, version in d.generation.members.items():
+                if member.split("/", 2)[2] in pinned:
+                    protect(member, version)
     return out
 
 

@@ -133,18 +133,11 @@ def _load_file(fs: FeatureSetSpec, target: str, base: Path | None) -> ModuleType
     return module
 
 
-def check_pinned_version(frame: pl.LazyFrame, where: str, consumer: str, pinned: str) -> None:
-    """Fail a consumer's read when the certified data was computed by another feature version
-    than the one it is pinned to (``consumers[].feature_versions``)."""
-    from pipelines.errors import CertificationError
-
+def pinned_version_problem(frame: pl.LazyFrame, pinned: str) -> str | None:
+    """Why ``frame`` (a certified interval) is not what a consumer pinned to feature version
+    ``pinned`` may read (None: it is)."""
     if "feature_version" not in frame.collect_schema().names():
-        raise CertificationError(
-            f"{where}: consumer {consumer!r} is pinned to feature version {pinned!r}, but the table "
-            "has no feature_version column", retryable=False)
+        return "the table has no feature_version column"
     found = sorted(frame.select(pl.col("feature_version").cast(pl.String).unique()).collect()
                    .to_series().drop_nulls().to_list())
-    if found and found != [pinned]:
-        raise CertificationError(
-            f"{where}: consumer {consumer!r} is pinned to feature version {pinned!r}; the certified data "
-            f"holds {found}", retryable=False)
+    return None if not found or found == [pinned] else f"holds {found}"
