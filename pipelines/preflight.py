@@ -33,7 +33,7 @@ from typing import Any
 import polars as pl
 
 from pipelines.errors import FeatureError, LockstepError, SourceError, SpecError, StorageError
-from pipelines.sources.files import bad_value, file_path, stat_input
+from pipelines.sources.files import TEXT_CHECKED, bad_value, file_path, stat_input
 from pipelines.spec import FileSource, Interval, PipelineSpec, SyntheticSource, TableSpec
 
 #: characters a local root may not hold: Delta's object store reads them as URL syntax
@@ -278,10 +278,6 @@ def _file_schema(kind: str, path: Path) -> pl.Schema:
                           "the file was left in place", path=str(path)) from None
 
 
-_TEXT_CHECKED = (pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32, pl.UInt64,
-                 pl.Float32, pl.Float64, pl.Boolean)
-
-
 def check_input_file(
     src: FileSource, t: TableSpec, region: str, interval: Interval, *, target: pl.Schema | None = None,
 ) -> None:
@@ -305,7 +301,8 @@ def check_input_file(
                               f"({t.path} holds them); the file has {', '.join(have.names())}", path=str(path))
     parts = {p: v for p, v in interval.partition(t.partition_by).items() if p in have}
     typed = {c: dt for c, dt in (expected or {}).items()
-             if c in have and c not in parts and dt in _TEXT_CHECKED and have[c] != dt}
+             if c in have and c not in parts and dt in TEXT_CHECKED and have[c] != dt
+             and (have[c] == pl.String or dt not in (pl.Date, pl.Datetime))}  # temporal: text inputs
     if not parts and not typed:
         return
     try:

@@ -275,6 +275,18 @@ def test_csv_cell_that_is_not_a_number(file_lake: tuple[Lake, Path]) -> None:
     lake.unchanged()
 
 
+@pytest.mark.parametrize("bad", ["2026-02-30T10:00:00", "yesterday"])
+def test_csv_event_time_that_is_not_a_timestamp(file_lake: tuple[Lake, Path], bad: str) -> None:
+    lake, day2 = file_lake
+    df = pl.read_csv(day2, infer_schema=False)
+    df = df.with_columns(event_time=pl.when(pl.int_range(pl.len()) == 4).then(pl.lit(bad))
+                         .otherwise(pl.col("event_time")))
+    df.write_csv(day2)
+    one_clear_line(lake.run(lake.spec()), str(day2), "'event_time'", repr(bad), "row 5")
+    lake.unchanged()
+    assert pl.read_csv(day2, infer_schema=False)["event_time"][4] == bad  # the file is left as delivered
+
+
 def test_file_whose_ds_says_another_day(file_lake: tuple[Lake, Path]) -> None:
     lake, day2 = file_lake
     pl.read_csv(day2, infer_schema=False).with_columns(ds=pl.lit("2026-01-05")).write_csv(day2)

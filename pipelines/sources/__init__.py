@@ -27,9 +27,6 @@ from pipelines.spec import (
 
 __all__ = ["SourceRead", "read_source", "synthetic"]
 
-_NUMERIC = (pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32, pl.UInt64,
-            pl.Float32, pl.Float64, pl.Boolean)
-
 
 @dataclass
 class SourceRead:
@@ -104,21 +101,26 @@ def conform(frame: pl.DataFrame, table: TableSpec, where: str) -> pl.DataFrame:
         if missing:
             raise SourceError(f"{where}: column(s) {', '.join(repr(c) for c in missing)} missing (declared by "
                               f"{table.path}); the input has {', '.join(frame.columns)}", path=where)
+    from pipelines.sources.files import TEXT_CHECKED, bad_value, parse_text
+
     try:
         casts: dict[str, Any] = {c.name: getattr(pl, c.dtype) for c in table.columns if c.name in frame.columns}
-        for name, dtype in casts.items():
-            if frame.schema[name] == pl.String and dtype in _NUMERIC:
-                from pipelines.sources.files import bad_value
-
-                bad_value(frame[name], dtype, where)
+        et = table.event_time
+        if et and et in frame.columns and frame.schema[et] == pl.String and et not in casts:
+            casts[et] = pl.Datetime("us", "UTC")  # an event time given as text is UTC unless it says otherwise
+        parsed = []
+        for name, dtype in list(casts.items()):
+            if frame.schema[name] == pl.String and dtype in TEXT_CHECKED:
+                bad_value(frame[name], dtype, where)  # one clear error naming the column and value
+                parsed.append(parse_text(frame[name], dtype).alias(name))
+                del casts[name]
+        if parsed:
+            frame = frame.with_columns(parsed)
         if casts:
             frame = frame.cast(casts, strict=True)  # type: ignore[arg-type]
         parts = [c for c in table.partition_by if c in frame.columns and frame.schema[c] != pl.String]
         if parts:  # partition values are strings ('2026-01-01'), whatever a CSV reader guessed
             frame = frame.with_columns(pl.col(parts).cast(pl.String))
-        et = table.event_time
-        if et and et in frame.columns and frame.schema[et] == pl.String:
-            frame = frame.with_columns(pl.col(et).str.to_datetime(time_unit="us", time_zone="UTC"))
     except (pl.exceptions.PolarsError, AttributeError) as exc:
         raise SourceError(f"{where}: columns do not match the declared types of {table.path}: {exc}", path=where) from None
     return frame

@@ -41,12 +41,32 @@ def stat_input(path: Path, *, required: bool) -> os.stat_result | None:
     return st
 
 
+#: the types a text input (csv, jsonl) is checked and converted to, value by value
+TEXT_CHECKED = (pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32, pl.UInt64,
+                pl.Float32, pl.Float64, pl.Boolean, pl.Date, pl.Datetime)
+
+
+def parse_text(values: pl.Series, dtype: Any) -> pl.Series:
+    """``values`` (text) as ``dtype``; a value that is not one becomes null. Dates are ISO
+    (2026-01-01); timestamps ISO 8601, naive ones read as UTC, offsets converted to UTC."""
+    text = values.cast(pl.String).str.strip_chars()
+    if dtype == pl.Boolean:
+        return text.str.to_lowercase().replace_strict({"true": True, "false": False}, default=None,
+                                                      return_dtype=pl.Boolean)
+    if dtype == pl.Date:
+        return text.str.to_date("%Y-%m-%d", strict=False)
+    if dtype == pl.Datetime:
+        want = dtype if isinstance(dtype, pl.Datetime) else pl.Datetime("us")
+        parsed = text.str.to_datetime(time_unit=want.time_unit or "us", time_zone="UTC", strict=False)
+        return parsed.dt.convert_time_zone(want.time_zone) if want.time_zone else parsed.dt.replace_time_zone(None)
+    return text.cast(dtype, strict=False)
+
+
 def bad_value(values: pl.Series, dtype: Any, path: Path | str) -> None:
     """Raise a SourceError naming the file, the column and the first value that is not a
     ``dtype`` (row numbers count from 1, the header excluded)."""
     text = values.cast(pl.String)
-    parsed = text.str.strip_chars().cast(dtype, strict=False) if dtype != pl.Boolean else \
-        text.str.to_lowercase().replace_strict({"true": True, "false": False}, default=None, return_dtype=pl.Boolean)
+    parsed = parse_text(values, dtype)
     bad = (parsed.is_null() & text.is_not_null()).arg_true()
     if bad.len():
         row = int(bad[0])
