@@ -39,7 +39,7 @@ from pipelines.checks import CheckResult
 from pipelines.errors import CertificationError
 from pipelines.generation import Generation, generation_of
 from pipelines.spec import Interval, PipelineSpec
-from pipelines.storage import append_rows, read_table, table_version
+from pipelines.storage import OpenTables, decision_tables, read_table, scan_partition, table_version
 
 CERTIFICATIONS = "certifications"
 CODE_VERSION = "0.1.0"
@@ -150,16 +150,18 @@ def reasons_of(results: list[CheckResult]) -> list[dict[str, Any]]:
     ]
 
 
-def record_decision(spec: PipelineSpec, decision: Decision, *, root: str | None = None) -> Decision:
-    """Write a decision in one commit to the certification log (before it takes effect)."""
+def record_decision(spec: PipelineSpec, decision: Decision, *, root: str | None = None,
+                    tables: OpenTables | None = None) -> Decision:
+    """Write a decision in one commit to the certification log (before it takes effect).
+    ``tables``: the decision's open control tables (the append commits through them)."""
     frame = pl.DataFrame([decision.to_row()], schema=DECISION_SCHEMA)
-    append_rows(spec.lockstep_uri(CERTIFICATIONS, root), frame, spec.control_options())
+    (tables or decision_tables(spec.control_options())).append(spec.lockstep_uri(CERTIFICATIONS, root), frame)
     return decision
 
 
 def gate(
     spec: PipelineSpec, interval: Interval, results: list[CheckResult], *, root: str | None = None,
-    run_id: str = "", generation: Generation | None = None,
+    run_id: str = "", generation: Generation | None = None, tables: OpenTables | None = None,
 ) -> Decision:
     """Certify ``generation`` when no result blocks, else record the block.
 
@@ -188,16 +190,17 @@ def gate(
         status="blocked" if reasons else "certified", kind="gate", reasons=reasons, who=who_am_i(),
         decided_at=now, run_id=run_id, spec_hash=spec.spec_hash(), suites_hash=suites_hash(spec),
     )
-    return record_decision(spec, decision, root=root)
+    return record_decision(spec, decision, root=root, tables=tables)
 
 
 def decisions(spec: PipelineSpec, *, root: str | None = None) -> list[Decision]:
     """Every decision, oldest first."""
     uri = spec.lockstep_uri(CERTIFICATIONS, root)
     opts = spec.control_options()
-    if table_version(uri, opts) is None:
+    dt = decision_tables(opts).get(uri)  # the newest version, opened once per decision
+    if dt is None:
         return []
-    df = read_table(uri, storage_options=opts).sort("decided_at").collect()
+    df = scan_partition(dt, {}, opts).sort("decided_at").collect()
     return [Decision.from_row(r) for r in df.iter_rows(named=True)]
 
 

@@ -9,13 +9,13 @@ read the same rows that decided.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
 
 import polars as pl
 
-from pipelines.storage import append_rows, lockstep_uri, read_table, table_exists, table_version
+from pipelines.storage import OpenTables, decision_tables, lockstep_uri, read_table, scan_partition
 
 CHECK_RESULTS = "check_results"
 
@@ -73,7 +73,7 @@ class CheckResult:
         return (not self.success) and self.policy == "block"
 
     def to_row(self, pipeline: str, interval: str, run_id: str) -> dict[str, Any]:
-        row = asdict(self)
+        row = {f.name: getattr(self, f.name) for f in fields(self)}  # shallow: the dicts are JSON-dumped below
         row.update(
             pipeline=pipeline,
             interval=interval,
@@ -89,27 +89,35 @@ class CheckResult:
 
 def record_results(
     root: str, pipeline: str, interval: str, run_id: str, results: list[CheckResult],
-    storage_options: dict[str, str] | None = None,
+    storage_options: dict[str, str] | None = None, *, tables: OpenTables | None = None,
 ) -> int | None:
-    """Append results to the check-results table in one commit; returns its version."""
+    """Append results to the check-results table in one commit; returns its version.
+    ``tables``: the decision's open control tables (the append commits through them)."""
+    uri = lockstep_uri(root, pipeline, CHECK_RESULTS)
+    tables = tables or decision_tables(storage_options)
     if not results:
-        return table_version(lockstep_uri(root, pipeline, CHECK_RESULTS), storage_options)
+        dt = tables.get(uri)
+        return None if dt is None else dt.version()
     frame = pl.DataFrame([r.to_row(pipeline, interval, run_id) for r in results], schema=CHECK_RESULT_SCHEMA)
     # partitioned by interval: a decision reads one interval's partition, whatever the history
-    return append_rows(lockstep_uri(root, pipeline, CHECK_RESULTS), frame, storage_options, partition_by=["interval"])
+    return tables.append(uri, frame, partition_by=["interval"])
 
 
 def load_results(
     root: str, pipeline: str, interval: str | None = None, run_id: str | None = None,
-    storage_options: dict[str, str] | None = None, stage: str | None = None,
+    storage_options: dict[str, str] | None = None, stage: str | None = None, *, tables: OpenTables | None = None,
 ) -> pl.DataFrame:
-    """Recorded results, optionally of one interval, one run and one stage (empty frame when none)."""
+    """Recorded results, optionally of one interval, one run and one stage (empty frame when none),
+    read from the table's newest version (``tables``: the decision's open control tables; one
+    interval's results are read from its partition's files alone)."""
     uri = lockstep_uri(root, pipeline, CHECK_RESULTS)
-    if not table_exists(uri, storage_options):
+    dt = (tables or decision_tables(storage_options)).get(uri)
+    if dt is None:
         return pl.DataFrame(schema=CHECK_RESULT_SCHEMA)
-    lf = read_table(uri, storage_options=storage_options)
     if interval is not None:
-        lf = lf.filter(pl.col("interval") == interval)
+        lf = scan_partition(dt, {"interval": interval}, storage_options)
+    else:
+        lf = read_table(uri, version=dt.version(), storage_options=storage_options)
     if run_id is not None:
         lf = lf.filter(pl.col("run_id") == run_id)
     if stage is not None:
@@ -136,9 +144,10 @@ def latest_results(
 
 def run_results(
     root: str, pipeline: str, interval: str, run_id: str, storage_options: dict[str, str] | None = None,
+    *, tables: OpenTables | None = None,
 ) -> list[CheckResult]:
     """Every result ``run_id`` recorded about ``interval``."""
-    return rows_to_results(load_results(root, pipeline, interval, run_id, storage_options))
+    return rows_to_results(load_results(root, pipeline, interval, run_id, storage_options, tables=tables))
 
 
 def rows_to_results(df: pl.DataFrame) -> list[CheckResult]:

@@ -30,7 +30,7 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict
 
 from pipelines.certify import Decision
-from pipelines.checks import CheckResult, record_results, run_results
+from pipelines.checks import CheckResult, load_results, record_results, rows_to_results
 from pipelines.errors import FeatureError
 from pipelines.features import FeatureContext, load_transform
 from pipelines.generation import generation_of
@@ -38,7 +38,9 @@ from pipelines.preflight import preflight
 from pipelines.sources import read_source
 from pipelines.spec import Interval, PipelineSpec, TableSpec, date_range, load_spec, partition_key
 from pipelines.storage import (
+    OpenTables,
     TableRef,
+    decision_tables,
     fingerprint,
     interval_app_id,
     open_table,
@@ -354,21 +356,28 @@ def run_gate_checks(spec: PipelineSpec, interval: Interval, *, root: str | None 
     return run_checks(spec, interval, root=root, run_id=run_id)
 
 
-def reconcile_step(spec: PipelineSpec, interval: Interval, *, root: str | None = None, run_id: str = "") -> list[CheckResult]:
-    """Run the cross-region checks and record their results (certifies nothing)."""
+def reconcile_step(spec: PipelineSpec, interval: Interval, *, root: str | None = None, run_id: str = "",
+                   tables: OpenTables | None = None) -> list[CheckResult]:
+    """Run the cross-region checks and record their results (certifies nothing). ``tables``:
+    the decision's open control tables (:func:`certify` shares them with :func:`gate_step`)."""
     checks = reconcile(spec, interval, root=root, run_id=run_id)
-    record_results(spec.control_root(root), spec.name, interval.key, run_id, checks, spec.control_options())
+    record_results(spec.control_root(root), spec.name, interval.key, run_id, checks, spec.control_options(),
+                   tables=tables)
     return checks
 
 
-def gate_step(spec: PipelineSpec, interval: Interval, *, root: str | None = None, run_id: str = "") -> Decision:
+def gate_step(spec: PipelineSpec, interval: Interval, *, root: str | None = None, run_id: str = "",
+              tables: OpenTables | None = None) -> Decision:
     """Certify or block the interval's generation from this run's recorded reconciliation:
-    exactly the generation it judged (its ``generation.snapshot``), whatever moved since."""
+    exactly the generation it judged (its ``generation.snapshot``), whatever moved since.
+    The results are read back from the check-results table at its newest version (through
+    ``tables`` when given: the same open table, brought up to date, never results held in memory)."""
     from pipelines.certify import gate
 
-    recorded = [r for r in run_results(spec.control_root(root), spec.name, interval.key, run_id, spec.control_options())
-                if r.stage != "validation"]
-    return gate(spec, interval, recorded, root=root, run_id=run_id, generation=generation_of(recorded))
+    tables = tables or decision_tables(spec.control_options())
+    df = load_results(spec.control_root(root), spec.name, interval.key, run_id, spec.control_options(), tables=tables)
+    recorded = rows_to_results(df.filter(pl.col("stage") != "validation"))  # (decoded: this run's reconciliation only)
+    return gate(spec, interval, recorded, root=root, run_id=run_id, generation=generation_of(recorded), tables=tables)
 
 
 def certify(spec: PipelineSpec, interval: Interval, *, root: str | None = None, run_id: str = "") -> Decision:
@@ -377,11 +386,14 @@ def certify(spec: PipelineSpec, interval: Interval, *, root: str | None = None, 
 
     Results are written before the decision; the decision is one Delta commit holding every
     region's table versions, so a failure anywhere before it leaves no certification at all,
-    and a reader never sees some regions of a generation certified and others not.
+    and a reader never sees some regions of a generation certified and others not. The
+    control tables are opened once for the decision (each later use reads only the commits
+    since), never kept for another one.
     """
     run_id = run_id or new_run_id()
-    reconcile_step(spec, interval, root=root, run_id=run_id)
-    return gate_step(spec, interval, root=root, run_id=run_id)
+    with OpenTables(spec.control_options()) as tables:
+        reconcile_step(spec, interval, root=root, run_id=run_id, tables=tables)
+        return gate_step(spec, interval, root=root, run_id=run_id, tables=tables)
 
 
 # --------------------------------------------------------------------------- task payloads

@@ -24,6 +24,7 @@ import json
 import random
 import time
 from collections.abc import Callable, Iterable
+from contextvars import ContextVar, Token
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TypeAlias, TypeVar
@@ -371,23 +372,159 @@ def history(uri: str, storage_options: dict[str, str] | None = None, limit: int 
     return dt.history(limit)
 
 
-def append_rows(uri: str, rows: pa.Table | pl.DataFrame, storage_options: dict[str, str] | None = None,
-                partition_by: list[str] | None = None) -> int:
-    """Append to a bookkeeping table (check results, certifications, evidence); returns the
-    new version. ``partition_by`` applies when the append creates the table (an existing
-    table keeps the partitioning it was created with)."""
-    arrow = rows.to_arrow() if isinstance(rows, pl.DataFrame) else rows
-    existing = open_table(uri, storage_options)
-    parts = list(existing.metadata().partition_columns) if existing is not None else partition_by
+#: table properties every control-plane table (evidence, check results, decisions, maintenance
+#: log) is created with: a checkpoint every 10 commits, so opening one replays at most 10 JSON
+#: commits however long its history grows (delta-rs writes the checkpoint after the commit)
+CONTROL_TABLE_CONFIGURATION: dict[str, str | None] = {"delta.checkpointInterval": "10"}
+
+
+def _append(uri: str, arrow: pa.Table, storage_options: dict[str, str] | None, partition_by: list[str] | None,
+            table: DeltaTable | None) -> DeltaTable:
+    """Append ``arrow`` to the table at ``uri`` (through ``table`` when it is already open,
+    else opened here; created with :data:`CONTROL_TABLE_CONFIGURATION` when there is none);
+    returns the table at the version of the append (or a newer one)."""
+    opts = storage_options or None
+    state: dict[str, Any] = {"dt": table if table is not None else open_table(uri, storage_options), "tries": 0}
+
+    def once() -> DeltaTable:
+        dt = state["dt"]
+        if state["tries"]:  # a retry after a conflict: see what the winner committed first
+            if dt is None:
+                dt = state["dt"] = open_table(uri, storage_options)
+            else:
+                dt.update_incremental()
+        state["tries"] += 1
+        if dt is None:
+            write_deltalake(uri, arrow, mode="append", schema_mode="merge", storage_options=opts,
+                            partition_by=partition_by or None, configuration=CONTROL_TABLE_CONFIGURATION)
+            dt = state["dt"] = open_table(uri, storage_options)
+            if dt is None:
+                raise StorageError(f"{uri}: the table an append created cannot be opened", uri=uri)
+            return dt
+        # writing through the open table commits on top of its snapshot (a blind append: delta-rs
+        # rebases it over concurrent commits) and moves it to the new version, without a log replay
+        write_deltalake(dt, arrow, mode="append", schema_mode="merge",
+                        partition_by=list(dt.metadata().partition_columns) or None)
+        return dt
+
     try:
-        retry_on_conflict(write_deltalake, f"{uri}: append")(
-            uri, arrow, mode="append", schema_mode="merge", storage_options=storage_options or None,
-            partition_by=parts or None)
+        return retry_on_conflict(once, f"{uri}: append")()
     except (DeltaError, OSError, pa.ArrowException) as exc:
         raise StorageError(f"{uri}: append failed: {exc}", uri=uri) from exc
-    dt = open_table(uri, storage_options)
-    assert dt is not None
-    return dt.version()
+
+
+def append_rows(uri: str, rows: pa.Table | pl.DataFrame, storage_options: dict[str, str] | None = None,
+                partition_by: list[str] | None = None, *, table: DeltaTable | None = None) -> int:
+    """Append to a bookkeeping table (check results, certifications, evidence); returns the
+    new version. ``partition_by`` applies when the append creates the table (an existing
+    table keeps the partitioning it was created with); so does :data:`CONTROL_TABLE_CONFIGURATION`.
+    ``table``: the table at ``uri``, already open (written through and moved to the new version)."""
+    arrow = rows.to_arrow() if isinstance(rows, pl.DataFrame) else rows
+    return _append(uri, arrow, storage_options, partition_by, table).version()
+
+
+def scan_partition(dt: DeltaTable, partition: dict[str, str], storage_options: dict[str, str] | None = None,
+                   *, where: dict[str, str | int] | None = None) -> pl.LazyFrame:
+    """A lazy scan of one partition of an opened table, at the version it holds: the
+    partition's data files (listed by the log) read directly, in the table's schema (a column a
+    file predates reads null). Cheaper than :func:`read_table` for a small partition of a table
+    with many files: no second log replay, no other partition's statistics. A key of
+    ``partition`` that is not a partition column of the table filters rows instead. ``where``:
+    equalities on data columns (strings, integers), which skip the files whose logged min/max
+    statistics rule them out and then filter the rows (a file without statistics is read). A
+    table whose readers need more than plain parquet (deletion vectors, column mapping) is
+    read through polars' Delta reader."""
+    schema = pl.Schema(dt.schema())
+    parts = {k: v for k, v in partition.items() if k in dt.metadata().partition_columns}
+    rest = {k: v for k, v in partition.items() if k not in parts}
+    partition_columns = list(dt.metadata().partition_columns)
+    if dt.protocol().min_reader_version > 1 or any(k not in parts for k in partition_columns):
+        # (or several partitions: polars' reader takes each file's partition values from the log)
+        lf = pl.scan_delta(dt, storage_options=storage_options or None)
+        rest = partition
+    else:
+        prune = [(k, "=", v) for k, v in parts.items()] + [(k, "=", v) for k, v in (where or {}).items()]
+        files = dt.file_uris(file_pruning_predicate=prune or None)
+        data_schema = pl.Schema({k: t for k, t in schema.items() if k not in partition_columns})
+        if files:
+            lf = pl.scan_parquet(files, schema=data_schema, missing_columns="insert", extra_columns="ignore",
+                                 cast_options=_DELTA_CASTS, storage_options=storage_options or None)
+        else:
+            lf = pl.LazyFrame(schema=data_schema)
+        if partition_columns:  # the partition's values, as columns
+            lf = lf.with_columns(pl.lit(parts[k], dtype=schema[k]).alias(k)
+                                 for k in schema.names() if k not in data_schema).select(schema.names())
+    for k, w in {**rest, **(where or {})}.items():
+        lf = lf.filter(pl.col(k) == w)
+    return lf
+
+
+#: the casts polars' own Delta reader allows between a file's types and the table's
+_DELTA_CASTS = pl.ScanCastOptions(
+    integer_cast="upcast", float_cast=["upcast", "downcast"],
+    datetime_cast=("nanosecond-downcast", "millisecond-upcast", "convert-timezone"),
+    missing_struct_fields="insert", extra_struct_fields="ignore", categorical_to_string="allow",
+)
+
+
+class OpenTables:
+    """Control-plane tables opened once for one decision, by URI.
+
+    The first :meth:`get` of a table opens it (a log replay); each later one brings the same
+    object up to the newest committed version, reading only the commits since. So a reader
+    always sees what a fresh open would see at that moment (never an older version than the
+    store holds), without replaying the log again. Writes go through :meth:`append`, which
+    commits through the open table.
+
+    One per decision: ``with OpenTables(options) as tables:`` makes them the decision's tables
+    for the block, so code that runs inside it (the checks, the decision log) shares them
+    through :func:`decision_tables`; on leaving, they are forgotten."""
+
+    def __init__(self, storage_options: dict[str, str] | None = None) -> None:
+        self.storage_options = dict(storage_options or {})
+        self._tables: dict[str, DeltaTable] = {}
+        self._tokens: list[Token[OpenTables | None]] = []
+
+    def __enter__(self) -> OpenTables:
+        self._tokens.append(_DECISION_TABLES.set(self))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _DECISION_TABLES.reset(self._tokens.pop())
+        self._tables.clear()
+
+    def get(self, uri: str) -> DeltaTable | None:
+        """The table at ``uri`` at its newest committed version, or None when there is none."""
+        dt = self._tables.get(uri)
+        if dt is None:
+            dt = open_table(uri, self.storage_options)
+            if dt is not None:
+                self._tables[uri] = dt
+            return dt
+        try:
+            dt.update_incremental()
+        except (DeltaError, OSError) as exc:
+            raise StorageError(f"{uri}: cannot read the Delta table's new commits: {exc}", uri=uri) from exc
+        return dt
+
+    def append(self, uri: str, rows: pa.Table | pl.DataFrame, partition_by: list[str] | None = None) -> int:
+        """:func:`append_rows` through the open table; returns the new version."""
+        arrow = rows.to_arrow() if isinstance(rows, pl.DataFrame) else rows
+        dt = _append(uri, arrow, self.storage_options, partition_by, self._tables.get(uri))
+        self._tables[uri] = dt
+        return dt.version()
+
+
+_DECISION_TABLES: ContextVar[OpenTables | None] = ContextVar("lockstep_decision_tables", default=None)
+
+
+def decision_tables(storage_options: dict[str, str] | None = None) -> OpenTables:
+    """The open control tables of the decision in progress (a ``with OpenTables(...)`` block
+    with the same storage options), else new ones, for this call alone."""
+    current = _DECISION_TABLES.get()
+    if current is not None and current.storage_options == dict(storage_options or {}):
+        return current
+    return OpenTables(storage_options)
 
 
 def unchanged(

@@ -16,7 +16,7 @@ import polars as pl
 from pipelines.errors import EvidenceError, LockstepError
 from pipelines.evidence.profile import Profile
 from pipelines.spec import PipelineSpec
-from pipelines.storage import append_rows, read_table, table_exists
+from pipelines.storage import OpenTables, append_rows, decision_tables, scan_partition
 
 EVIDENCE = "evidence"
 
@@ -83,31 +83,36 @@ class EvidenceSet:
 
 
 def load(spec: PipelineSpec, intervals: list[str], *, root: str | None = None,
-         region: str | None = None, table: str | None = None) -> EvidenceSet:
+         region: str | None = None, table: str | None = None, tables: OpenTables | None = None) -> EvidenceSet:
     """Every profile published about ``intervals`` (optionally one region's, one table's).
 
-    The keyed digests (the largest part of a replicated table's profile) are not read here:
-    a profile fetches its own when a parity descent asks for it, and counts the bytes."""
+    Reads only the intervals' partitions (their files, as the log lists them). The keyed
+    digests (the largest part of a replicated table's profile) are not read here: a profile
+    fetches its own when a parity descent asks for it, from the same table version, and counts
+    the bytes. ``tables``: the decision's open control tables (the store is opened, or brought
+    to its newest version, once per call either way)."""
     uri = evidence_uri(spec, root)
     opts = spec.control_options()
-    if not intervals or not table_exists(uri, opts):
+    if not intervals:
         return EvidenceSet([])
-    lf = read_table(uri, storage_options=opts).filter(pl.col("interval").is_in(intervals))
-    if region is not None:
-        lf = lf.filter(pl.col("region") == region)
-    if table is not None:
-        lf = lf.filter(pl.col("table") == table)
     try:
-        df = lf.select([c for c in EVIDENCE_SCHEMA.names() if c != "keyed"]).collect()
+        dt = (tables or decision_tables(opts)).get(uri)
+        if dt is None:
+            return EvidenceSet([])
+        frames = []
+        where: dict[str, str | int] = {k: v for k, v in (("region", region), ("table", table)) if v is not None}
+        for interval in dict.fromkeys(intervals):
+            lf = scan_partition(dt, {"interval": interval}, opts, where=where)
+            frames.append(lf.select([c for c in EVIDENCE_SCHEMA.names() if c != "keyed"]))
+        df = pl.concat(frames, how="vertical_relaxed").collect()
     except Exception as exc:  # a broken evidence store must block, with its reason
         raise EvidenceError(f"{uri}: cannot read the evidence store: {exc}") from exc
 
     def fetch_keyed(p: Profile) -> bytes:
         try:
-            got = (read_table(uri, storage_options=opts)
-                   .filter((pl.col("interval") == p.interval) & (pl.col("region") == p.region)
-                           & (pl.col("layer") == p.layer) & (pl.col("table") == p.table)
-                           & (pl.col("version") == p.version) & (pl.col("recorded_at") == p.recorded_at))
+            got = (scan_partition(dt, {"interval": p.interval}, opts, where={
+                       "region": p.region, "layer": p.layer, "table": p.table, "version": p.version})
+                   .filter(pl.col("recorded_at") == p.recorded_at)
                    .select("keyed").collect())
         except Exception as exc:
             raise EvidenceError(f"{uri}: cannot read the keyed digest of {p.member}@{p.version}: {exc}") from exc

@@ -18,6 +18,7 @@ from pipelines.evidence import Profile, plan_hash, profile_plan
 from pipelines.evidence.store import EvidenceSet, load
 from pipelines.generation import Generation, member_key
 from pipelines.spec import Interval, PipelineSpec, TableSpec
+from pipelines.storage import OpenTables, decision_tables
 
 
 @dataclass
@@ -31,13 +32,17 @@ class Context:
     validation: list[CheckResult] = field(default_factory=list)
     run_id: str = ""
     _window: dict[tuple[str, ...], EvidenceSet] = field(default_factory=dict)
+    #: the control tables this decision opened (each once; see :class:`OpenTables`)
+    tables: OpenTables = field(default_factory=OpenTables)
 
     @classmethod
     def build(cls, spec: PipelineSpec, interval: Interval, *, root: str | None = None, run_id: str = "",
               table: str | None = None) -> Context:
         """The interval's evidence (only ``table``'s, and no validation results, when given: what
-        a single check such as "in sync?" needs)."""
-        ev = load(spec, [interval.key], root=root, table=table)
+        a single check such as "in sync?" needs). Each control table is opened once, and read
+        at its newest version."""
+        tables = decision_tables(spec.control_options())
+        ev = load(spec, [interval.key], root=root, table=table, tables=tables)
         members: dict[str, int] = {}
         profiles: dict[str, Profile] = {}
         for region in spec.regions:
@@ -58,9 +63,10 @@ class Context:
         validation: list[CheckResult] = []
         if table is None:
             df = load_results(spec.control_root(root), spec.name, interval.key, storage_options=spec.control_options(),
-                              stage="validation")
+                              stage="validation", tables=tables)
             validation = rows_to_results(df.sort("recorded_at")) if df.height else []
-        return cls(spec, interval, root, Generation(interval.key, members), ev, profiles, validation, run_id)
+        return cls(spec, interval, root, Generation(interval.key, members), ev, profiles, validation, run_id,
+                   tables=tables)
 
     def profile(self, region: str, table: TableSpec, layer: str | None = None) -> Profile | None:
         """The generation's profile of ``region``'s ``table`` (None when it has none)."""
@@ -78,7 +84,7 @@ class Context:
         """Profiles of earlier intervals (the drift window), read once."""
         key = (table, *intervals)
         if key not in self._window:
-            self._window[key] = load(self.spec, intervals, root=self.root, table=table)
+            self._window[key] = load(self.spec, intervals, root=self.root, table=table, tables=self.tables)
         return self._window[key]
 
     @property
