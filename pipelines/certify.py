@@ -290,20 +290,54 @@ def read_certified(
                 f"{measured_at:%Y-%m-%d %H:%M} UTC, over the staleness budget {max_staleness}{whose}",
                 retryable=False,
             )
-    if cons is not None and t.name in cons.feature_versions:
-        from pipelines.features import check_pinned_version
-
-        check_pinned_version(read_certified(spec, table, region, at=decision.generation_id, root=root),
-                             f"{spec.name}/{region}/{t.path} ({decision.generation_id})", cons.name,
-                             cons.feature_versions[t.name])
     iv = spec.interval_at(decision.interval_start)
     uri = spec.table_uri(region, t.layer, t.name, root)
     part = iv.partition(t.partition_by)
+    if cons is not None and t.name in cons.feature_versions:
+        decision = _pinned_generation(spec, decision, t, region, cons.name, cons.feature_versions[t.name], root)
+        version = decision.generation.version(region, t.layer, t.name)
+        assert version is not None
     if not _partition_files_present(uri, version, part, spec.region_options(region)):
         removed = removed_by_maintenance(spec.control_root(root), spec.name, uri, version, spec.control_options())
         raise CertificationError(f"{spec.name}: generation {decision.generation_id}: "
                                  + (removed or f"{uri}: the files of version {version} are missing"), retryable=False)
     return read_table(uri, version=version, partition=part, storage_options=spec.region_options(region))
+
+
+def _pinned_generation(spec: PipelineSpec, in_force: Decision, t: Any, region: str, consumer: str, pinned: str,
+                       root: str | None) -> Decision:
+    """For a consumer pinned to a feature version: the newest certified generation of the
+    interval, from the one in force back, whose ``region`` data of ``t`` that version computed
+    (a bump certified later does not take its data away; a rollback's skipped decisions and
+    generations whose files maintenance removed do not count)."""
+    from pipelines.features import pinned_version_problem
+
+    log = [d for d in decisions(spec, root=root) if d.interval == in_force.interval and d.decided_at <= in_force.decided_at]
+    by_id = {d.decision_id: d for d in log}
+    skipped = {d.decision_id for r in log if r.kind == "rollback" and r.target in by_id
+               for d in log if by_id[r.target].decided_at < d.decided_at < r.decided_at}
+    candidates = [in_force] + [d for d in reversed(log) if d.certified and d.kind != "rollback"
+                               and d.decision_id not in skipped and d.decision_id != in_force.decision_id]
+    uri = spec.table_uri(region, t.layer, t.name, root)
+    part = spec.interval_at(in_force.interval_start).partition(t.partition_by)
+    opts = spec.region_options(region)
+    seen: list[str] = []
+    for d in candidates:
+        version = d.generation.version(region, t.layer, t.name)
+        if version is None:
+            continue
+        if not _partition_files_present(uri, version, part, opts):
+            seen.append(f"{d.generation_id}: files removed by maintenance")
+            continue
+        problem = pinned_version_problem(read_table(uri, version=version, partition=part, storage_options=opts),
+                                         pinned)
+        if problem is None:
+            return d
+        seen.append(f"{d.generation_id}: {problem}")
+    raise CertificationError(
+        f"{spec.name}: consumer {consumer!r} is pinned to feature version {pinned!r}, and no certified generation of "
+        f"{in_force.interval} of {region}/{t.path} was computed by it ({'; '.join(seen) or 'none certified'})",
+        retryable=False)
 
 
 def _partition_files_present(uri: str, version: int, partition: dict[str, str],

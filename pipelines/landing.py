@@ -117,7 +117,7 @@ def ready(spec: PipelineSpec, *, now: datetime, intervals: Iterable[str] = ()) -
     for iv in sorted(candidates.values(), key=lambda i: i.start):
         if iv.end + spec.late_allowance > now:
             continue
-        key = content_key(spec, iv)
-        if key is not None:
-            out.append(Landed(iv, key))
+        content = content_key(spec, iv)
+        if content is not None:
+            out.append(Landed(iv, content))
     return out
