@@ -89,9 +89,12 @@ def test_an_operator_reads_the_matrix_and_drills_down(
     _wait(driver, "input[name='username']").send_keys("viewer")  # type: ignore[attr-defined]
     driver.find_element(By.CSS_SELECTOR, "input[name='password']").send_keys(login_password(af, "viewer"))  # type: ignore[attr-defined]
     driver.find_element(By.CSS_SELECTOR, "button[type='submit']").click()  # type: ignore[attr-defined]
-    if "/plugin/lockstep" not in driver.current_url:  # type: ignore[attr-defined]
-        _wait(driver, "nav, header")
-        driver.get(f"{af.url}/plugin/lockstep")  # type: ignore[attr-defined]
+    # the login page redirects once the token is set: wait until it is gone, then open the entry
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(driver, 120).until(  # type: ignore[arg-type]
+        lambda d: not d.find_elements(By.CSS_SELECTOR, "input[name='password']"))
+    driver.get(f"{af.url}/plugin/lockstep")  # type: ignore[attr-defined]
 
     # Airflow shows the view in its frame: the index, with this pipeline's matrix
     frame = _wait(driver, "iframe")
