@@ -230,10 +230,11 @@ def active_certifications(
     return active
 
 
-def current_certified(spec: PipelineSpec, *, root: str | None = None, at: str | None = None) -> Decision | None:
+def current_certified(spec: PipelineSpec, *, root: str | None = None, at: str | None = None,
+                      log: list[Decision] | None = None) -> Decision | None:
     """The generation in force: the newest certified interval (or the one ``at`` names:
-    a generation id or an interval key)."""
-    active = list(active_certifications(spec, root=root).values())
+    a generation id or an interval key). ``log``: the decision log, when already read."""
+    active = list(active_certifications(spec, root=root, log=log).values())
     if at is not None:
         active = [d for d in active if at in (d.generation_id, d.interval)]
     if not active:
@@ -241,8 +242,7 @@ def current_certified(spec: PipelineSpec, *, root: str | None = None, at: str | 
     return max(active, key=lambda d: (d.interval_start, d.decided_at))
 
 
-def _why_not(spec: PipelineSpec, at: str | None, root: str | None) -> str:
-    log = decisions(spec, root=root)
+def _why_not(spec: PipelineSpec, at: str | None, log: list[Decision]) -> str:
     if at is None:
         return f"{spec.name}: no certified generation"
     named = [d for d in log if at in (d.generation_id, d.interval)]
@@ -272,9 +272,10 @@ def read_certified(
         raise CertificationError(f"{spec.name}: no consumer named {consumer!r} in the spec", retryable=False)
     if max_staleness is None and cons is not None:
         max_staleness = cons.max_staleness
-    decision = current_certified(spec, root=root, at=at)
+    log = decisions(spec, root=root)  # read once: the decision in force, why none, a pinned consumer's
+    decision = current_certified(spec, root=root, at=at, log=log)
     if decision is None:
-        raise CertificationError(_why_not(spec, at, root))
+        raise CertificationError(_why_not(spec, at, log))
     t = spec.table(table)
     version = decision.generation.version(region, t.layer, t.name)
     if version is None:
@@ -294,7 +295,8 @@ def read_certified(
     uri = spec.table_uri(region, t.layer, t.name, root)
     part = iv.partition(t.partition_by)
     if cons is not None and t.name in cons.feature_versions:
-        decision = _pinned_generation(spec, decision, t, region, cons.name, cons.feature_versions[t.name], root)
+        decision = _pinned_generation(spec, log, decision, t, region, cons.name, cons.feature_versions[t.name],
+                                      uri, part)
         version = decision.generation.version(region, t.layer, t.name)
         assert version is not None
     if not _partition_files_present(uri, version, part, spec.region_options(region)):
@@ -304,22 +306,20 @@ def read_certified(
     return read_table(uri, version=version, partition=part, storage_options=spec.region_options(region))
 
 
-def _pinned_generation(spec: PipelineSpec, in_force: Decision, t: Any, region: str, consumer: str, pinned: str,
-                       root: str | None) -> Decision:
+def _pinned_generation(spec: PipelineSpec, log: list[Decision], in_force: Decision, t: Any, region: str,
+                       consumer: str, pinned: str, uri: str, part: dict[str, str]) -> Decision:
     """For a consumer pinned to a feature version: the newest certified generation of the
     interval, from the one in force back, whose ``region`` data of ``t`` that version computed
     (a bump certified later does not take its data away; a rollback's skipped decisions and
     generations whose files maintenance removed do not count)."""
     from pipelines.features import pinned_version_problem
 
-    log = [d for d in decisions(spec, root=root) if d.interval == in_force.interval and d.decided_at <= in_force.decided_at]
+    log = [d for d in log if d.interval == in_force.interval and d.decided_at <= in_force.decided_at]
     by_id = {d.decision_id: d for d in log}
     skipped = {d.decision_id for r in log if r.kind == "rollback" and r.target in by_id
                for d in log if by_id[r.target].decided_at < d.decided_at < r.decided_at}
     candidates = [in_force] + [d for d in reversed(log) if d.certified and d.kind != "rollback"
                                and d.decision_id not in skipped and d.decision_id != in_force.decision_id]
-    uri = spec.table_uri(region, t.layer, t.name, root)
-    part = spec.interval_at(in_force.interval_start).partition(t.partition_by)
     opts = spec.region_options(region)
     seen: list[str] = []
     for d in candidates:

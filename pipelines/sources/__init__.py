@@ -101,7 +101,7 @@ def conform(frame: pl.DataFrame, table: TableSpec, where: str) -> pl.DataFrame:
         if missing:
             raise SourceError(f"{where}: column(s) {', '.join(repr(c) for c in missing)} missing (declared by "
                               f"{table.path}); the input has {', '.join(frame.columns)}", path=where)
-    from pipelines.sources.files import TEXT_CHECKED, bad_value, parse_text
+    from pipelines.sources.files import TEXT_CHECKED, bad_value
 
     try:
         casts: dict[str, Any] = {c.name: getattr(pl, c.dtype) for c in table.columns if c.name in frame.columns}
@@ -111,8 +111,8 @@ def conform(frame: pl.DataFrame, table: TableSpec, where: str) -> pl.DataFrame:
         parsed = []
         for name, dtype in list(casts.items()):
             if frame.schema[name] == pl.String and dtype in TEXT_CHECKED:
-                bad_value(frame[name], dtype, where)  # one clear error naming the column and value
-                parsed.append(parse_text(frame[name], dtype).alias(name))
+                # one clear error naming the column and value, else the parsed column
+                parsed.append(bad_value(frame[name], dtype, where).alias(name))
                 del casts[name]
         if parsed:
             frame = frame.with_columns(parsed)

@@ -62,9 +62,9 @@ def parse_text(values: pl.Series, dtype: Any) -> pl.Series:
     return text.cast(dtype, strict=False)
 
 
-def bad_value(values: pl.Series, dtype: Any, path: Path | str) -> None:
-    """Raise a SourceError naming the file, the column and the first value that is not a
-    ``dtype`` (row numbers count from 1, the header excluded)."""
+def bad_value(values: pl.Series, dtype: Any, path: Path | str) -> pl.Series:
+    """``values`` as ``dtype`` (:func:`parse_text`); a SourceError naming the file, the column
+    and the first value that is not a ``dtype`` (row numbers count from 1, the header excluded)."""
     text = values.cast(pl.String)
     parsed = parse_text(values, dtype)
     bad = (parsed.is_null() & text.is_not_null()).arg_true()
@@ -72,3 +72,4 @@ def bad_value(values: pl.Series, dtype: Any, path: Path | str) -> None:
         row = int(bad[0])
         raise SourceError(f"{path}: column {values.name!r}: {text[row]!r} (row {row + 1}) is not {dtype}; "
                           f"{bad.len()} bad value(s)", path=str(path), column=values.name)
+    return parsed
