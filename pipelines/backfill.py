@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from pipelines.certify import Decision, decisions
+from pipelines.preflight import require_closed
 from pipelines.runner import IntervalRun, run_interval
 from pipelines.spec import Interval, PipelineSpec, date_range
 from pipelines.storage import partition_files
@@ -28,20 +29,26 @@ class PlannedInterval:
 
 
 def plan_backfill(
-    spec: PipelineSpec, start: date, end: date, *, root: str | None = None,
+    spec: PipelineSpec, start: date, end: date, *, root: str | None = None, allow_open: bool = False,
 ) -> list[PlannedInterval]:
-    """What a backfill of [start, end] would do, interval by interval (writes nothing)."""
+    """What a backfill of [start, end] would do, interval by interval (writes nothing).
+
+    Every interval of the range must exist and have closed plus the late allowance (or
+    ``allow_open``): a range reaching before the start_date or into the future is refused
+    whole, naming the valid range, before anything runs."""
     if end < start:
         from pipelines.errors import SpecError
 
         raise SpecError(f"backfill: --end {end} is before --start {start}")
+    for day in (start, end):  # the earliest and the newest: the others lie between
+        require_closed(spec, Interval.for_date(day, spec.granularity), allow_open=allow_open)
+    intervals = [Interval.for_date(day, spec.granularity) for day in date_range(start, end)]
     latest: dict[str, Decision] = {}
     for decision in decisions(spec, root=root):
         latest[decision.interval] = decision
     spec_hash = spec.spec_hash()
     plan = []
-    for day in date_range(start, end):
-        iv = Interval.for_date(day, spec.granularity)
+    for iv in intervals:
         d = latest.get(iv.key)
         if d is None:
             plan.append(PlannedInterval(iv, "todo", "never run"))
@@ -75,12 +82,14 @@ def _partitions_unchanged(spec: PipelineSpec, iv: Interval, d: Decision, root: s
 
 def run_backfill(
     spec: PipelineSpec, start: date, end: date, *, regions: list[str] | None = None, root: str | None = None,
-    on_interval: Callable[[PlannedInterval, IntervalRun | None], None] | None = None,
+    on_interval: Callable[[PlannedInterval, IntervalRun | None], None] | None = None, allow_open: bool = False,
 ) -> list[tuple[PlannedInterval, IntervalRun | None]]:
-    """Run every interval of the plan that is not done, oldest first."""
+    """Run every interval of the plan that is not done, oldest first (``allow_open``: intervals
+    that have not closed yet may run, for tests and demos)."""
     out: list[tuple[PlannedInterval, IntervalRun | None]] = []
-    for planned in plan_backfill(spec, start, end, root=root):
-        run = None if planned.status == "done" else run_interval(spec, planned.interval, regions, root=root)
+    for planned in plan_backfill(spec, start, end, root=root, allow_open=allow_open):
+        run = None if planned.status == "done" else run_interval(spec, planned.interval, regions, root=root,
+                                                                   allow_open=allow_open)
         out.append((planned, run))
         if on_interval:
             on_interval(planned, run)

@@ -9,9 +9,16 @@ so all regions of a generation are certified at once or not at all). Consumers r
 Decisions are data, never edited: ``gate`` (certify or block), ``override`` (certify
 despite a block, optionally until an expiry) and ``rollback`` (re-point to an older
 generation; tables are never RESTOREd) each append one row, with who, when, the run id and
-the reason. The generation *in force* is folded from the log (:func:`active_certifications`):
-per interval the newest live certifying decision; a rollback revokes every interval after its
-target; an expired override no longer counts.
+the reason. The generation *in force* is folded from the log (:func:`active_certifications`)
+in the log's own order - each row carries the Delta version of the commit that holds it
+(``log_version``), never a host's clock: per interval the newest live certifying decision; a
+rollback revokes every interval after its target; an expired override no longer counts. What
+consumers read "now" is the newest certified interval that has closed.
+
+Every decision is bound to what it decides on (:attr:`Decision.bindings`, hashed into
+:attr:`Decision.digest`): the suites by content, each derived version's input versions, each
+member's data files by content hash; an override to the block it reviewed, a rollback to the
+generation it names and what it replaced.
 
 This module is the decision log; :func:`pipelines.runner.certify` sequences reconciliation
 (from the evidence store) and the gate, which records its decision here.
@@ -29,6 +36,7 @@ import getpass
 import hashlib
 import json
 import os
+import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -39,7 +47,14 @@ from pipelines.checks import CheckResult
 from pipelines.errors import CertificationError
 from pipelines.generation import Generation, generation_of
 from pipelines.spec import Interval, PipelineSpec
-from pipelines.storage import OpenTables, decision_tables, read_table, scan_partition, table_version
+from pipelines.storage import (
+    OpenTables,
+    append_in_order,
+    decision_tables,
+    read_table,
+    scan_partition,
+    table_version,
+)
 
 CERTIFICATIONS = "certifications"
 CODE_VERSION = "0.1.0"
@@ -63,6 +78,9 @@ DECISION_SCHEMA = pl.Schema({
     "expires_at": pl.Datetime("us", "UTC"),
     "suites_hash": pl.String(),
     "target": pl.String(),
+    "log_version": pl.Int64(),
+    "bindings": pl.String(),
+    "digest": pl.String(),
 })
 
 
@@ -85,10 +103,26 @@ class Decision:
     expires_at: datetime | None = None
     suites_hash: str = ""
     target: str = ""  # rollback: the decision re-instated; override: the block overridden
+    #: what the decision is bound to, verified when it was made: the suites by content hash
+    #: (``suites``), each derived version's input versions (``inputs``), every data file's
+    #: content hash (``files``: member -> {path: {sha256, size}}), and for an operator's decision
+    #: what was in force or blocked when it was made (``reviewed``)
+    bindings: dict[str, Any] = field(default_factory=dict)
+    #: the decision's place in the log: the Delta version of the commit that holds it (the log
+    #: is folded in this order; ``decided_at`` is the deciding host's clock, information only)
+    log_version: int | None = None
 
     @property
     def certified(self) -> bool:
         return self.status == "certified"
+
+    @property
+    def digest(self) -> str:
+        """Content hash of what the decision decides on: pipeline, interval, generation and its
+        bindings (an approval binds this; a changed generation or binding changes it)."""
+        body = {"pipeline": self.pipeline, "interval": self.interval, "generation": self.generation.members,
+                "bindings": self.bindings}
+        return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
     @property
     def generation_id(self) -> str:
@@ -100,6 +134,8 @@ class Decision:
             generation_id=self.generation.id,
             generation=json.dumps(self.generation.members, sort_keys=True),
             reasons=json.dumps(self.reasons, default=str),
+            bindings=json.dumps(self.bindings, sort_keys=True, default=str),
+            digest=self.digest,
         )
         return row
 
@@ -113,6 +149,7 @@ class Decision:
             decided_at=row["decided_at"], run_id=row["run_id"] or "", spec_hash=row["spec_hash"] or "",
             code_version=row["code_version"] or "", expires_at=row.get("expires_at"),
             suites_hash=row.get("suites_hash") or "", target=row.get("target") or "",
+            bindings=json.loads(row.get("bindings") or "{}"), log_version=row.get("log_version"),
         )
 
     def live(self, now: datetime | None = None) -> bool:
@@ -139,7 +176,15 @@ def suites_hash(spec: PipelineSpec) -> str:
 
 
 def _decision_id(spec: PipelineSpec, interval_key: str, now: datetime) -> str:
-    return f"{spec.name}:{interval_key}:{now.strftime('%Y%m%dT%H%M%S%f')}"
+    # unique whatever the deciding host's clock says (two hosts, one skewed, may share a tick)
+    return f"{spec.name}:{interval_key}:{now.strftime('%Y%m%dT%H%M%S%f')}-{uuid.uuid4().hex[:8]}"
+
+
+def bindings_hash(suites: dict[str, str]) -> str:
+    """One hash of the suites a decision is bound to ({table: suite sha})."""
+    if not suites:
+        return ""
+    return hashlib.sha256(json.dumps(suites, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def reasons_of(results: list[CheckResult]) -> list[dict[str, Any]]:
@@ -152,10 +197,16 @@ def reasons_of(results: list[CheckResult]) -> list[dict[str, Any]]:
 
 def record_decision(spec: PipelineSpec, decision: Decision, *, root: str | None = None,
                     tables: OpenTables | None = None) -> Decision:
-    """Write a decision in one commit to the certification log (before it takes effect).
+    """Write a decision in one commit to the certification log (before it takes effect), as
+    exactly the commit its ``log_version`` names: its place in the log is the log's own order.
     ``tables``: the decision's open control tables (the append commits through them)."""
-    frame = pl.DataFrame([decision.to_row()], schema=DECISION_SCHEMA)
-    (tables or decision_tables(spec.control_options())).append(spec.lockstep_uri(CERTIFICATIONS, root), frame)
+
+    def row(version: int) -> pl.DataFrame:
+        decision.log_version = version
+        return pl.DataFrame([decision.to_row()], schema=DECISION_SCHEMA)
+
+    append_in_order(spec.lockstep_uri(CERTIFICATIONS, root), row, spec.control_options(),
+                    tables=tables or decision_tables(spec.control_options()))
     return decision
 
 
@@ -183,14 +234,27 @@ def gate(
     if missing and not any(r["check_id"] in ("generation.complete", "generation.judged") for r in reasons):
         reasons.append({"check_id": "generation.complete", "check_type": "generation", "region": "*",
                         "table": "*", "message": f"tables missing: {missing}", "observed": missing, "threshold": []})
+    snapshot = next((r for r in results if r.check_id == "generation.snapshot"), None)
+    bindings: dict[str, Any] = dict(snapshot.details.get("bindings") or {}) if snapshot is not None else {}
+    unbound = [k for k in BINDINGS if k not in bindings]
+    if unbound and not reasons:  # fail closed: a generation is certified only with every binding verified
+        reasons.append({"check_id": "generation.bound", "check_type": "generation", "region": "*", "table": "*",
+                        "message": f"the reconciliation of {interval.key} recorded no {', '.join(unbound)} binding: "
+                                   "nothing certified unbound; re-run `lockstep certify`",
+                        "observed": unbound, "threshold": []})
     now = datetime.now(UTC)
     decision = Decision(
         decision_id=_decision_id(spec, interval.key, now),
         pipeline=spec.name, interval=interval.key, interval_start=interval.start, generation=gen,
         status="blocked" if reasons else "certified", kind="gate", reasons=reasons, who=who_am_i(),
-        decided_at=now, run_id=run_id, spec_hash=spec.spec_hash(), suites_hash=suites_hash(spec),
+        decided_at=now, run_id=run_id, spec_hash=spec.spec_hash(),
+        suites_hash=bindings_hash(bindings.get("suites") or {}), bindings=bindings,
     )
     return record_decision(spec, decision, root=root, tables=tables)
+
+
+#: what every certification is bound to (see :attr:`Decision.bindings`)
+BINDINGS = ("suites", "inputs", "files")
 
 
 def decisions(spec: PipelineSpec, *, root: str | None = None) -> list[Decision]:
@@ -200,7 +264,18 @@ def decisions(spec: PipelineSpec, *, root: str | None = None) -> list[Decision]:
     dt = decision_tables(opts).get(uri)  # the newest version, opened once per decision
     if dt is None:
         return []
-    df = scan_partition(dt, {}, opts).sort("decided_at").collect()
+    df = scan_partition(dt, {}, opts).collect()
+    if "log_version" not in df.columns:
+        df = df.with_columns(log_version=pl.lit(None, pl.Int64))
+    numbered = df.filter(pl.col("log_version").is_not_null())
+    dupes = numbered.filter(pl.col("log_version").is_duplicated())["log_version"].unique().sort().to_list()
+    if dupes or (numbered.height and int(numbered["log_version"].max()) > dt.version()):  # type: ignore[arg-type]
+        raise CertificationError(
+            f"{uri}: the decision log is inconsistent (log versions {dupes or 'beyond the table version'} are "
+            "claimed by more than one decision or by no commit): it was written outside Lockstep; nothing can be "
+            "read through it until it is repaired", retryable=False)
+    # commit order; rows written before decisions carried their log version keep their old order, first
+    df = df.sort(pl.col("log_version").is_not_null(), "log_version", "decided_at", nulls_last=False)
     return [Decision.from_row(r) for r in df.iter_rows(named=True)]
 
 
@@ -231,15 +306,25 @@ def active_certifications(
 
 
 def current_certified(spec: PipelineSpec, *, root: str | None = None, at: str | None = None,
-                      log: list[Decision] | None = None) -> Decision | None:
-    """The generation in force: the newest certified interval (or the one ``at`` names:
-    a generation id or an interval key). ``log``: the decision log, when already read."""
-    active = list(active_certifications(spec, root=root, log=log).values())
+                      log: list[Decision] | None = None, now: datetime | None = None) -> Decision | None:
+    """The generation in force: the newest certified interval that has closed by ``now`` (the
+    wall clock by default; a certified interval that has not closed yet never becomes it), or
+    the one ``at`` names (a generation id or an interval key). ``log``: the decision log, when
+    already read. Ties between decisions are broken by the log's order, never by a clock."""
+    now = now or datetime.now(UTC)
+    active = list(active_certifications(spec, root=root, log=log, now=now).values())
     if at is not None:
         active = [d for d in active if at in (d.generation_id, d.interval)]
+    else:
+        length = spec.interval_length
+        active = [d for d in active if d.interval_start + length <= now]
     if not active:
         return None
-    return max(active, key=lambda d: (d.interval_start, d.decided_at))
+    return max(active, key=lambda d: (d.interval_start, _order(d)))
+
+
+def _order(d: Decision) -> int:
+    return -1 if d.log_version is None else d.log_version
 
 
 def _why_not(spec: PipelineSpec, at: str | None, log: list[Decision]) -> str:
@@ -273,7 +358,7 @@ def read_certified(
     if max_staleness is None and cons is not None:
         max_staleness = cons.max_staleness
     log = decisions(spec, root=root)  # read once: the decision in force, why none, a pinned consumer's
-    decision = current_certified(spec, root=root, at=at, log=log)
+    decision = current_certified(spec, root=root, at=at, log=log, now=now)
     if decision is None:
         raise CertificationError(_why_not(spec, at, log))
     t = spec.table(table)
@@ -303,7 +388,13 @@ def read_certified(
         removed = removed_by_maintenance(spec.control_root(root), spec.name, uri, version, spec.control_options())
         raise CertificationError(f"{spec.name}: generation {decision.generation_id}: "
                                  + (removed or f"{uri}: the files of version {version} are missing"), retryable=False)
-    return read_table(uri, version=version, partition=part, storage_options=spec.region_options(region))
+    # the files are read once, checked against the content hashes the certification bound, and
+    # the rows come from exactly the bytes checked (a file changed behind Delta is refused)
+    from pipelines.integrity import verified_scan
+
+    member = f"{region}/{t.layer}/{t.name}"
+    return verified_scan(uri, version, part, (decision.bindings.get("files") or {}).get(member) or {},
+                         spec.region_options(region), what=f"{spec.name}: generation {decision.generation_id}: {member}")
 
 
 def _pinned_generation(spec: PipelineSpec, log: list[Decision], in_force: Decision, t: Any, region: str,
@@ -314,10 +405,10 @@ def _pinned_generation(spec: PipelineSpec, log: list[Decision], in_force: Decisi
     generations whose files maintenance removed do not count)."""
     from pipelines.features import pinned_version_problem
 
-    log = [d for d in log if d.interval == in_force.interval and d.decided_at <= in_force.decided_at]
+    log = [d for d in log if d.interval == in_force.interval and _order(d) <= _order(in_force)]
     by_id = {d.decision_id: d for d in log}
     skipped = {d.decision_id for r in log if r.kind == "rollback" and r.target in by_id
-               for d in log if by_id[r.target].decided_at < d.decided_at < r.decided_at}
+               for d in log if _order(by_id[r.target]) < _order(d) < _order(r)}
     candidates = [in_force] + [d for d in reversed(log) if d.certified and d.kind != "rollback"
                                and d.decision_id not in skipped and d.decision_id != in_force.decision_id]
     opts = spec.region_options(region)
@@ -388,39 +479,70 @@ def _manual_run_id(kind: str) -> str:
 
 def rollback(
     spec: PipelineSpec, to: str, *, reason: str, root: str | None = None, run_id: str = "",
+    replacing: str | None = None,
 ) -> Decision:
     """Certify an older generation again, as a new audited decision.
 
-    ``to`` is a generation id or an interval key that was certified before. Intervals after
-    it stop being in force (until a later gate certifies them again). The tables themselves
+    ``to`` is the id of a generation certified before (as ``explain`` and the view show it:
+    an interval key does not say which of its generations the operator reviewed). Intervals
+    after it stop being in force (until a later gate certifies them again). ``replacing``: the
+    generation the operator saw in force for that interval; when given, the rollback is
+    refused if another decision has put something else in force since. The tables themselves
     are never restored: consumers simply time-travel to the re-instated versions.
     """
     if not reason.strip():
         raise CertificationError("rollback needs a reason")
     log = decisions(spec, root=root)
-    targets = [d for d in log if d.certified and to in (d.generation_id, d.interval)]
+    targets = [d for d in log if d.certified and d.generation_id == to]
     if not targets:
+        by_interval = sorted({d.generation_id for d in log if d.certified and d.interval == to})
+        if by_interval:
+            raise CertificationError(
+                f"{spec.name}: --to names a generation, not an interval: {to!r} was certified as "
+                f"{', '.join(by_interval)}; name the one you reviewed (`lockstep explain {spec.name} --date {to}`)",
+                retryable=False)
         raise CertificationError(f"{spec.name}: no certified generation {to!r} to roll back to; "
-                                 f"certified: {sorted({d.generation_id for d in log if d.certified})}")
+                                 f"certified: {sorted({d.generation_id for d in log if d.certified})}", retryable=False)
     target = targets[-1]
+    active = active_certifications(spec, log=log)
+    newest = current_certified(spec, log=log)
+    if replacing is not None and (newest is None or newest.generation_id != replacing):
+        raise CertificationError(
+            f"{spec.name}: you reviewed {replacing} in force, but "
+            + (f"{newest.generation_id} ({newest.kind}, log version {newest.log_version})" if newest else "nothing")
+            + " is in force now: a newer decision intervened; review it and decide again", retryable=False)
+    own = active.get(target.interval)
+    revoked = sorted(k for k, d in active.items() if d.interval_start > target.interval_start)
+    if own is not None and own.generation_id == target.generation_id and not revoked:
+        raise CertificationError(f"{spec.name}: {target.generation_id} is already in force for {target.interval} and "
+                                 "no later interval is: nothing to roll back", retryable=False)
     now = datetime.now(UTC)
+    reviewed = {"to": target.generation_id, "to_decision": target.decision_id, "to_digest": target.digest,
+                "replaced": None if own is None else own.generation_id,
+                "in_force": None if newest is None else newest.generation_id, "revokes": revoked}
     decision = Decision(
         decision_id=_decision_id(spec, target.interval, now), pipeline=spec.name, interval=target.interval,
         interval_start=target.interval_start, generation=target.generation, status="certified", kind="rollback",
         reasons=[], reason=reason, who=who_am_i(), decided_at=now, run_id=run_id or _manual_run_id("rollback"),
-        spec_hash=spec.spec_hash(), suites_hash=suites_hash(spec), target=target.decision_id,
+        spec_hash=spec.spec_hash(), suites_hash=target.suites_hash, target=target.decision_id,
+        bindings={**target.bindings, "reviewed": reviewed},
     )
     return record_decision(spec, decision, root=root)
 
 
 def override(
-    spec: PipelineSpec, interval: Interval, *, reason: str, until: datetime | None = None,
-    root: str | None = None, run_id: str = "",
+    spec: PipelineSpec, interval: Interval, *, reason: str, generation: str, until: datetime | None = None,
+    root: str | None = None, run_id: str = "", reinstate_older: bool = False,
 ) -> Decision:
-    """Certify the interval's blocked generation despite its block, optionally until ``until``.
+    """Certify the interval's blocked ``generation`` despite its block, optionally until ``until``.
 
-    The decision records the reasons it overrides; after ``until`` it stops counting and the
-    previous certification of the interval (if any) is in force again.
+    Bound to what the operator reviewed: ``generation`` must be the generation of the
+    interval's newest decision, a block (``explain`` and the view show its id). Refused when
+    another decision came after it: a newer block (override that one, having reviewed it) or
+    a certification (the interval was fixed: re-instating the older, blocked generation over
+    it needs ``reinstate_older``, and says so). The decision records the reasons it overrides;
+    after ``until`` it stops counting and the previous certification of the interval (if
+    any) is in force again.
     """
     if not reason.strip():
         raise CertificationError("override needs a reason")
@@ -432,16 +554,39 @@ def override(
     mine = [d for d in decisions(spec, root=root) if d.interval == interval.key]
     if not mine:
         raise CertificationError(f"{spec.name}: no decision about {interval.key} yet; run `lockstep certify` first")
-    blocked = [d for d in mine if not d.certified]
-    if not blocked:
-        raise CertificationError(f"{spec.name}: {interval.key} was never blocked; nothing to override")
-    last = blocked[-1]
+    named = [d for d in mine if d.generation_id == generation and d.kind == "gate" and not d.certified]
+    if not named:
+        blocks = sorted({d.generation_id for d in mine if not d.certified})
+        raise CertificationError(
+            f"{spec.name}: {interval.key}: no blocked generation {generation!r} to override"
+            + (f" (blocked: {', '.join(blocks)})" if blocks else f": {interval.key} was never blocked"),
+            retryable=False)
+    last = named[-1]
+    after = [d for d in mine if _order(d) > _order(last)]
+    note = ""
+    if after:
+        newest = after[-1]
+        what = (f"{newest.kind} {newest.status} of {newest.generation_id} (log version {newest.log_version}, "
+                f"by {newest.who or 'unknown'})")
+        certified_since = [d for d in after if d.certified]
+        if not certified_since:
+            raise CertificationError(
+                f"{spec.name}: {interval.key}: a newer decision intervened after the block of {generation}: {what}; "
+                "review it (`lockstep explain`) and override the generation it names", retryable=False)
+        if not reinstate_older:
+            raise CertificationError(
+                f"{spec.name}: {interval.key}: {generation} is older than a certification of the same interval "
+                f"({what}); overriding it would re-instate the older, blocked data. Pass --reinstate-older to do "
+                "exactly that", retryable=False)
+        note = f"re-instates {generation} over the newer {certified_since[-1].generation_id}"
+    reviewed = {"blocked_decision": last.decision_id, "blocked_digest": last.digest, "generation": generation,
+                "reinstates_older": bool(note), "note": note}
     decision = Decision(
         decision_id=_decision_id(spec, interval.key, now), pipeline=spec.name, interval=interval.key,
         interval_start=interval.start, generation=last.generation, status="certified", kind="override",
         reasons=last.reasons, reason=reason, who=who_am_i(), decided_at=now,
-        run_id=run_id or _manual_run_id("override"), spec_hash=spec.spec_hash(), suites_hash=suites_hash(spec),
-        expires_at=until, target=last.decision_id,
+        run_id=run_id or _manual_run_id("override"), spec_hash=spec.spec_hash(), suites_hash=last.suites_hash,
+        expires_at=until, target=last.decision_id, bindings={**last.bindings, "reviewed": reviewed},
     )
     return record_decision(spec, decision, root=root)
 
@@ -496,7 +641,8 @@ def explain(spec: PipelineSpec, interval: Interval, *, root: str | None = None) 
         "decisions": [
             {"decision_id": d.decision_id, "status": d.status, "kind": d.kind, "generation_id": d.generation_id,
              "who": d.who, "decided_at": d.decided_at, "run_id": d.run_id, "reason": d.reason,
-             "expires_at": d.expires_at, "blocking_reasons": len(d.reasons)}
+             "expires_at": d.expires_at, "blocking_reasons": len(d.reasons), "log_version": d.log_version,
+             "digest": d.digest}
             for d in mine
         ],
         "failed": sorted(failed, key=lambda f: (not f["blocking"], f["check_id"], f["region"])),

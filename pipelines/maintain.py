@@ -103,7 +103,7 @@ class MaintenanceReport:
 # --------------------------------------------------------------------------- what is protected
 def protected_versions(spec: PipelineSpec, *, root: str | None = None, now: datetime | None = None) -> dict[str, set[int]]:
     """Table URI -> the versions that must stay readable (see the module docstring)."""
-    from pipelines.certify import active_certifications, decisions
+    from pipelines.certify import active_certifications, current_certified, decisions
 
     now = now or datetime.now(UTC)
     log = decisions(spec, root=root)
@@ -116,7 +116,10 @@ def protected_versions(spec: PipelineSpec, *, root: str | None = None, now: date
     keep += [d for d in log if d.kind == "override" and d.expires_at is not None and d.live(now)]
     active = active_certifications(spec, root=root, now=now, log=log)
     if active:
-        keep.append(max(active.values(), key=lambda d: (d.interval_start, d.decided_at)))
+        keep += list(active.values())  # every interval's certification in force (a future one too)
+        in_force = current_certified(spec, log=log, now=now)
+        if in_force is not None:
+            keep.append(in_force)
     root_ = spec.root(root)
 
     def protect(member: str, version: int) -> None:

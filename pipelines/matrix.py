@@ -26,7 +26,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from pipelines.certify import Decision, active_certifications, decisions
+from pipelines.certify import Decision, active_certifications, current_certified, decisions
 from pipelines.spec import PipelineSpec
 
 STATES = ("certified", "blocked", "overridden", "rolled back", "not run")
@@ -117,7 +117,7 @@ def certification_matrix(
             elif mine:
                 d = mine[-1]
                 if d.certified:
-                    revoker = next((r for r in log if r.kind == "rollback" and r.decided_at > d.decided_at
+                    revoker = next((r for r in log if r.kind == "rollback" and _after(r, d)
                                     and r.interval_start < d.interval_start), None)
                     if revoker is not None:
                         cell.update(state="rolled back",
@@ -140,7 +140,7 @@ def certification_matrix(
             row[region] = cell
         cells[key] = row
 
-    current = max(active.values(), key=lambda d: (d.interval_start, d.decided_at)) if active else None
+    current = current_certified(spec, root=root, log=log)
     return {
         "pipeline": spec.name,
         "regions": list(spec.regions),
@@ -158,3 +158,8 @@ def certification_matrix(
             for d in reversed(log)
         ],
     }
+
+
+def _after(a: Any, b: Any) -> bool:
+    """Was decision ``a`` committed after ``b``? (The log's order, never the deciders' clocks.)"""
+    return (a.log_version if a.log_version is not None else -1) > (b.log_version if b.log_version is not None else -1)

@@ -4,6 +4,9 @@ A run calls :func:`preflight` first; it raises one :class:`~pipelines.errors.Loc
 naming the file and the field (or column) at fault, and writes nothing (a writable-root
 probe is created and removed). It checks:
 
+* with an interval: the interval exists for the pipeline (not before its ``start_date``) and
+  has closed plus the sources' late allowance by the wall clock (:func:`require_closed`;
+  ``allow_open`` lets a test or demo run one that has not);
 * the regions asked for are the spec's;
 * every storage root is usable (a local root: no ``#`` or ``?`` in the path, writable);
 * every feature transform imports, is callable, and runs on empty inputs of its input
@@ -27,12 +30,20 @@ from __future__ import annotations
 
 import os
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
-from pipelines.errors import FeatureError, LockstepError, SourceError, SpecError, StorageError
+from pipelines.errors import (
+    FeatureError,
+    IntervalError,
+    LockstepError,
+    SourceError,
+    SpecError,
+    StorageError,
+)
 from pipelines.sources.files import TEXT_CHECKED, bad_value, file_path, stat_input
 from pipelines.spec import FileSource, Interval, PipelineSpec, SyntheticSource, TableSpec
 
@@ -42,9 +53,12 @@ UNSAFE_ROOT_CHARS = ("#", "?")
 
 def preflight(
     spec: PipelineSpec, interval: Interval | None = None, regions: list[str] | None = None,
-    *, root: str | None = None,
+    *, root: str | None = None, allow_open: bool = False, now: datetime | None = None,
 ) -> None:
-    """Check everything a run of ``spec`` needs before it writes; raise one clear error."""
+    """Check everything a run of ``spec`` needs before it writes; raise one clear error.
+    ``allow_open``: an interval that has not closed yet may run (tests and demos)."""
+    if interval is not None:
+        require_closed(spec, interval, now=now, allow_open=allow_open)
     run_regions = check_regions(spec, regions)
     check_roots(spec, root)
     schemas = _known_schemas(spec, interval, run_regions, root)
@@ -61,6 +75,88 @@ def preflight(
 
 def _where(spec: PipelineSpec) -> str:
     return str(spec.path) if spec.path is not None else spec.name
+
+
+# --------------------------------------------------------------------------- time
+def _now(now: datetime | None) -> datetime:
+    if now is None:
+        return datetime.now(UTC)
+    return now.replace(tzinfo=UTC) if now.tzinfo is None else now.astimezone(UTC)
+
+
+def duration_text(td: timedelta) -> str:
+    """A duration as a spec writes it: '10m', '2h', '1d', '90s'.
+
+    >>> duration_text(timedelta(minutes=10))
+    '10m'
+    """
+    secs = td.total_seconds()
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if secs >= size and secs % size == 0:
+            return f"{int(secs // size)}{unit}"
+    return f"{secs:g}s"
+
+
+def first_interval(spec: PipelineSpec) -> Interval:
+    """The pipeline's first interval: the one starting at its ``start_date``."""
+    return Interval.for_date(spec.start_date, spec.granularity)
+
+
+def latest_closed(spec: PipelineSpec, now: datetime | None = None) -> Interval | None:
+    """The newest interval that closed plus the late allowance by ``now`` (default: the wall
+    clock); None when none has since the ``start_date``."""
+    at = _now(now) - spec.late_allowance - spec.interval_length
+    try:
+        iv = spec.interval_at(at)
+    except SpecError:  # before the year 1
+        return None
+    return iv if iv.start >= first_interval(spec).start else None
+
+
+def valid_range(spec: PipelineSpec, now: datetime | None = None) -> str:
+    """Which intervals a run of ``spec`` may process now, in words."""
+    first, latest = first_interval(spec), latest_closed(spec, now)
+    allowance = f" plus the late allowance of {duration_text(spec.late_allowance)}" if spec.late_allowance else ""
+    if latest is None:
+        return (f"{spec.name}'s intervals start at {first.key} (its start_date), and none has closed{allowance} "
+                "yet")
+    return f"{spec.name}'s intervals run from {first.key} (its start_date) to {latest.key} (the newest closed{allowance})"
+
+
+def require_closed(
+    spec: PipelineSpec, interval: Interval, *, now: datetime | None = None, allow_open: bool = False,
+) -> None:
+    """Refuse an interval the pipeline cannot process now, with one line naming it and the
+    valid range: one before the spec's ``start_date`` (always), or one that has not closed
+    plus the sources' late allowance by ``now`` (default: the wall clock,
+    ``datetime.now(UTC)``) unless ``allow_open`` (tests and demos). The one place runs,
+    steps and certifications ask: :func:`preflight` (every step), ``runner.certify``,
+    backfills.
+
+    >>> require_closed(spec, Interval.for_date("2099-01-01"))   # doctest: +SKIP
+    IntervalError: p: interval 2099-01-01 has not closed yet (it closes at 2099-01-02 00:00 UTC, ...
+    """
+    first = first_interval(spec)
+    if interval.start < first.start:
+        raise IntervalError(
+            f"{spec.name}: interval {interval.key} is before the pipeline's start_date {spec.start_date}; "
+            f"{valid_range(spec, now)}", interval=interval.key, retryable=False)
+    if allow_open:
+        return
+    at = _now(now)
+    try:
+        ready = interval.end + spec.late_allowance
+    except OverflowError:
+        raise IntervalError(f"{spec.name}: interval {interval.key}: no such interval: it would close after the last "
+                            "time Lockstep can represent", interval=interval.key, retryable=False) from None
+    if at >= ready:
+        return
+    allowance = (f", plus the late allowance of {duration_text(spec.late_allowance)}: {ready:%Y-%m-%d %H:%M} UTC"
+                 if spec.late_allowance else "")
+    raise IntervalError(
+        f"{spec.name}: interval {interval.key} has not closed yet (it closes at {interval.end:%Y-%m-%d %H:%M} UTC"
+        f"{allowance}; now {at:%Y-%m-%d %H:%M} UTC); runs and certifications wait for it. Pass --allow-open "
+        "for a test or demo", interval=interval.key, closes_at=ready.isoformat(), retryable=True)
 
 
 # --------------------------------------------------------------------------- regions, roots
@@ -244,23 +340,20 @@ def _first_line(exc: BaseException) -> str:
 
 # --------------------------------------------------------------------------- suites
 def _check_suites(spec: PipelineSpec, schemas: dict[str, pl.Schema]) -> None:
-    if not spec.validation.enabled:
-        return
+    """Every validated table's suite exists and loads (a missing one is never "nothing to
+    check": the table could not be certified), and names only columns the table has."""
     from pipelines.errors import ValidationStepError
-    from pipelines.validation.suites import check_columns, load_suite, suite_parameters, suite_path
+    from pipelines.validation.suites import check_columns, current_suite, validated_tables
 
-    suites_dir = spec.suites_dir()
-    for i, t in enumerate(spec.tables):
-        if t.layer == "quarantine":
-            continue
-        path = suite_path(suites_dir, t.suite_name)
-        if not path.exists():
-            if t.suite is not None:
-                raise ValidationStepError(
-                    f"{_where(spec)}: tables[{i}].suite: suite {t.suite!r} does not exist ({path})",
-                    path=str(path), field=f"tables[{i}].suite")
-            continue
-        suite = load_suite(path, parameters=suite_parameters(spec, t))
+    for t in validated_tables(spec):
+        i = spec.tables.index(t)
+        try:
+            suite = current_suite(spec, t)
+        except ValidationStepError as exc:
+            if "does not exist" in str(exc):
+                raise ValidationStepError(f"{_where(spec)}: tables[{i}] ({t.name}): {exc}", path=exc.context.get("path"),
+                                          field=f"tables[{i}].suite") from None
+            raise
         if t.name in schemas:
             check_columns(suite, list(schemas[t.name].names()))
 

@@ -19,6 +19,7 @@ Example::
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -34,7 +35,7 @@ from pipelines.checks import CheckResult, load_results, record_results, rows_to_
 from pipelines.errors import FeatureError
 from pipelines.features import FeatureContext, load_transform
 from pipelines.generation import generation_of
-from pipelines.preflight import preflight
+from pipelines.preflight import preflight, require_closed
 from pipelines.sources import read_source
 from pipelines.spec import Interval, PipelineSpec, TableSpec, date_range, load_spec, partition_key
 from pipelines.storage import (
@@ -52,6 +53,8 @@ from pipelines.storage import (
 )
 
 CODE_VERSION = "0.1.0"
+
+log = logging.getLogger(__name__)
 
 
 def new_run_id() -> str:
@@ -198,6 +201,7 @@ def transform(spec: PipelineSpec, interval: Interval, region: str, *, root: str 
                 loaded[key] = (ident or [], lf, version)
             identities[name], inputs[name], read_versions[name] = loaded[key]
         out = spec.table(fs.output)
+        lineage = _lineage(spec, fs.inputs, identities, read_versions)
         fp = fingerprint("transform", CODE_VERSION, fs.model_dump(mode="json"), identities)
         app_id = _app_id(spec, region, out.layer, out.name, interval)
         uri = spec.table_uri(region, out.layer, out.name, root)
@@ -208,7 +212,8 @@ def transform(spec: PipelineSpec, interval: Interval, region: str, *, root: str 
         cov = lookback_coverage(spec, fs, interval, region, root=root, versions=read_versions)
         coverage.append(cov)
         if prior is not None and prior.skipped:  # unchanged inputs: nothing to compute
-            ensure_published(spec, region, out, out.layer, interval, prior, root=root, run_id=run_id, fingerprint=fp)
+            ensure_published(spec, region, out, out.layer, interval, prior, root=root, run_id=run_id, fingerprint=fp,
+                             inputs=lineage)
             cov.table_version = prior.version
             refs.append(prior)
             continue
@@ -225,11 +230,29 @@ def transform(spec: PipelineSpec, interval: Interval, region: str, *, root: str 
                                f"{'; '.join(outside)}; nothing written", region=region)
         ref = write_interval(uri, data, partition=partition, app_id=app_id, fingerprint=fp, storage_options=opts,
                              force=force)
-        publish_write(spec, region, out, out.layer, interval, data, ref, root=root, run_id=run_id, fingerprint=fp)
+        publish_write(spec, region, out, out.layer, interval, data, ref, root=root, run_id=run_id, fingerprint=fp,
+                      inputs=lineage)
+        log.info("%s: %s v%d computed from %s", region, out.path, ref.version,
+                 ", ".join(f"{k} v{v['version']}" for k, v in lineage.items()))
         cov.table_version = ref.version
         refs.append(ref)
     record_results(spec.control_root(root), spec.name, interval.key, run_id, coverage, spec.control_options())
     return refs
+
+
+def _lineage(spec: PipelineSpec, names: list[str], identities: dict[str, list[Any]],
+             versions: dict[str, int | None]) -> dict[str, Any]:
+    """What a derived version was computed from, for its profile: per input ("raw/transactions"),
+    the Delta version read and the data files of every partition read (the lookback's too).
+    The gate certifies the derived version only with exactly these inputs in its generation."""
+    out: dict[str, Any] = {}
+    for name in names:
+        t = spec.table(name)
+        parts: dict[str, list[str]] = {}
+        for key, path in identities.get(name) or []:
+            parts.setdefault(str(key), []).append(str(path))
+        out[t.path] = {"version": versions.get(name), "partitions": {k: sorted(v) for k, v in sorted(parts.items())}}
+    return out
 
 
 INPUT_LAYERS = ("raw", "reference")
@@ -315,14 +338,17 @@ class IntervalRun:
 def run_interval(
     spec: PipelineSpec, interval: Interval, regions: list[str] | None = None, *, root: str | None = None,
     run_id: str | None = None, certify: bool = True, force: bool = False,
-    on_region: Callable[[RegionRun], None] | None = None,
+    on_region: Callable[[RegionRun], None] | None = None, allow_open: bool = False,
 ) -> IntervalRun:
     """Run one interval: every region (or ``regions``), then reconcile and gate.
 
     With a subset of regions, the gate still judges the whole generation (the other regions'
-    tables stay at their current versions).
+    tables stay at their current versions). The interval must have closed plus the sources'
+    late allowance (``allow_open``: a test or demo may run one that has not).
     """
-    preflight(spec, interval, regions, root=root)  # one clear error before anything is written
+    # one clear error before anything is written: an interval that does not exist or has not
+    # closed (require_closed) first, then the spec, roots and inputs
+    preflight(spec, interval, regions, root=root, allow_open=allow_open)
     t0 = time.perf_counter()
     run_id = run_id or new_run_id()
     runs = []
@@ -380,7 +406,8 @@ def gate_step(spec: PipelineSpec, interval: Interval, *, root: str | None = None
     return gate(spec, interval, recorded, root=root, run_id=run_id, generation=generation_of(recorded), tables=tables)
 
 
-def certify(spec: PipelineSpec, interval: Interval, *, root: str | None = None, run_id: str = "") -> Decision:
+def certify(spec: PipelineSpec, interval: Interval, *, root: str | None = None, run_id: str = "",
+            allow_open: bool = False) -> Decision:
     """Reconcile the interval from the evidence store, record every result, then certify or
     block exactly the generation judged, in one commit to the certification log.
 
@@ -388,8 +415,10 @@ def certify(spec: PipelineSpec, interval: Interval, *, root: str | None = None, 
     region's table versions, so a failure anywhere before it leaves no certification at all,
     and a reader never sees some regions of a generation certified and others not. The
     control tables are opened once for the decision (each later use reads only the commits
-    since), never kept for another one.
+    since), never kept for another one. An interval that has not closed plus the late
+    allowance is refused (``allow_open``: tests and demos).
     """
+    require_closed(spec, interval, allow_open=allow_open)
     run_id = run_id or new_run_id()
     with OpenTables(spec.control_options()) as tables:
         reconcile_step(spec, interval, root=root, run_id=run_id, tables=tables)
@@ -413,6 +442,8 @@ class StepPayload(BaseModel):
     root: str | None = None
     run_id: str = ""
     force: bool = False
+    #: run an interval that has not closed plus the late allowance yet (tests and demos)
+    allow_open: bool = False
 
     @property
     def interval(self) -> Interval:
@@ -422,7 +453,8 @@ class StepPayload(BaseModel):
 def run_step(payload: StepPayload) -> dict[str, Any]:
     """Run one step described by a payload; returns references only."""
     spec = load_spec(payload.spec)
-    preflight(spec, payload.interval, None if payload.region is None else [payload.region], root=payload.root)
+    preflight(spec, payload.interval, None if payload.region is None else [payload.region], root=payload.root,
+              allow_open=payload.allow_open)  # every step, reconcile and gate too: a closed interval only
     iv, root = payload.interval, payload.root
     if payload.step in ("ingest", "validate_inputs", "transform", "validate", "region"):
         if payload.region is None:

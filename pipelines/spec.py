@@ -35,7 +35,7 @@ from pydantic import (
     model_validator,
 )
 
-from pipelines.errors import SpecError
+from pipelines.errors import IntervalError, SpecError
 
 REGION_PATTERN = r"^[a-z][a-z0-9-]{1,31}$"
 NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
@@ -283,6 +283,9 @@ class TableSpec(_Model):
     event_time: str | None = None
     partition_by: list[str] = Field(default_factory=lambda: ["ds"])
     suite: str | None = Field(None, description="expectation suite; default: the table name")
+    validated: bool = Field(
+        True, description="false: the table has no expectation suite and the gate asks no validation evidence "
+        "of it; true (default): its suite must exist and load, or the table cannot be certified")
     replicated: bool = Field(False, description="every region must hold it identically")
     columns: list[ColumnSpec] = Field(default_factory=list, description="optional declared schema")
 
@@ -817,12 +820,18 @@ class Interval(_Model):
     @classmethod
     def for_date(cls, ds: date | str, granularity: str = "day", hour: int = 0, minute: int = 0) -> Interval:
         """The interval of ``granularity`` that starts at ``ds`` ``hour``:``minute`` (UTC)."""
-        d = date.fromisoformat(ds) if isinstance(ds, str) else ds
+        d = parse_day(ds) if isinstance(ds, str) else ds
         length = granularity_length(granularity)
-        start = datetime(d.year, d.month, d.day, tzinfo=UTC)
-        if length < timedelta(days=1):
-            start = start.replace(hour=hour, minute=minute if length < timedelta(hours=1) else 0)
-        return cls(start=start, end=start + length)
+        try:
+            start = datetime(d.year, d.month, d.day, tzinfo=UTC)
+            if length < timedelta(days=1):
+                start = start.replace(hour=hour, minute=minute if length < timedelta(hours=1) else 0)
+            end = start + length
+        except OverflowError:
+            raise _unrepresentable(d) from None
+        except ValueError as exc:  # an hour or minute out of range
+            raise IntervalError(f"interval {d.isoformat()} {hour:02d}:{minute:02d}: {exc}") from None
+        return cls(start=start, end=end)
 
     @classmethod
     def containing(cls, when: datetime | date | str, granularity: str = "day") -> Interval:
@@ -836,15 +845,19 @@ class Interval(_Model):
             try:
                 when = datetime.fromisoformat(when) if "T" in when else date.fromisoformat(when)
             except ValueError:
-                raise SpecError(f"{when!r}: expected an interval key such as 2026-01-01, 2026-01-01T05 "
-                                "or 2026-01-01T05:15") from None
-        if not isinstance(when, datetime):
-            when = datetime(when.year, when.month, when.day, tzinfo=UTC)
-        when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+                raise IntervalError(f"{when!r}: expected an interval key such as 2026-01-01, 2026-01-01T05 "
+                                    "or 2026-01-01T05:15") from None
         length = granularity_length(granularity)
-        day = datetime(when.year, when.month, when.day, tzinfo=UTC)
-        start = day + ((when - day) // length) * length if length < timedelta(days=1) else day
-        return cls(start=start, end=start + length)
+        try:
+            if not isinstance(when, datetime):
+                when = datetime(when.year, when.month, when.day, tzinfo=UTC)
+            when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+            day = datetime(when.year, when.month, when.day, tzinfo=UTC)
+            start = day + ((when - day) // length) * length if length < timedelta(days=1) else day
+            end = start + length
+        except OverflowError:
+            raise _unrepresentable(when) from None
+        return cls(start=start, end=end)
 
     @property
     def length(self) -> timedelta:
@@ -887,6 +900,29 @@ class Interval(_Model):
     def contains(self, when: datetime) -> bool:
         """Is ``when`` in [start, end)?"""
         return self.start <= when < self.end
+
+
+#: the last instant an interval may end at: Python's datetime stops at the year 9999
+LAST_INSTANT = datetime.max.replace(tzinfo=UTC)
+
+
+def _unrepresentable(when: date | datetime) -> IntervalError:
+    what = f"{when:%Y-%m-%dT%H:%M}" if isinstance(when, datetime) else when.isoformat()
+    reason = f"no such interval: it would end after {LAST_INSTANT:%Y-%m-%d %H:%M} UTC, the last time Lockstep can represent"
+    return IntervalError(f"interval {what}: {reason}", when=what, reason=reason)
+
+
+def parse_day(value: str, what: str = "date") -> date:
+    """A calendar day written YYYY-MM-DD, or one IntervalError naming ``what`` and the value.
+
+    >>> parse_day("2026-01-01")
+    datetime.date(2026, 1, 1)
+    """
+    try:
+        return date.fromisoformat(value.strip())
+    except ValueError as exc:
+        reason = "" if "Invalid isoformat" in str(exc) else f" ({exc})"
+        raise IntervalError(f"{what}: expected a date YYYY-MM-DD, got {value!r}{reason}", value=value) from None
 
 
 def date_range(start: date, end: date) -> list[date]:

@@ -25,9 +25,10 @@ import random
 import time
 from collections.abc import Callable, Iterable
 from contextvars import ContextVar, Token
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypeAlias, TypeVar
+from urllib.parse import unquote
 
 import polars as pl
 import pyarrow as pa
@@ -58,6 +59,9 @@ class TableRef:
     rows: int
     partition: dict[str, str]
     skipped: bool = False
+    #: the partition's data files at ``version``: {path as the Delta log names it (relative
+    #: to the table root): {"sha256": hex digest of the file's bytes, "size": bytes}}
+    files: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -92,19 +96,46 @@ def table_version(uri: str, storage_options: dict[str, str] | None = None) -> in
     return None if dt is None else dt.version()
 
 
-def partition_rows(dt: DeltaTable, partition: dict[str, str]) -> int:
-    """Rows in one partition, from the Delta log's file statistics (no data read)."""
-    actions = pl.from_arrow(pa.table(dt.get_add_actions(flatten=True)))
-    assert isinstance(actions, pl.DataFrame)
+def partition_actions(dt: DeltaTable, partition: dict[str, str]) -> pl.DataFrame:
+    """The add actions (flattened: ``path``, ``size_bytes``, ``num_records``, ``partition.<column>``,
+    ...) of one partition's data files at the table's version."""
+    actions = pl.DataFrame(dt.get_add_actions(flatten=True))  # (the Arrow C stream: no pyarrow conversion)
     if actions.is_empty():
-        return 0
+        return actions
     cond = pl.lit(True)
     for k, v in partition.items():
         col = f"partition.{k}"
         if col not in actions.columns:
-            return 0
+            return actions.clear()
         cond = cond & (pl.col(col) == v)
-    return int(actions.filter(cond)["num_records"].sum())
+    return actions.filter(cond)
+
+
+def partition_rows(dt: DeltaTable, partition: dict[str, str]) -> int:
+    """Rows in one partition, from the Delta log's file statistics (no data read)."""
+    actions = partition_actions(dt, partition)
+    return int(actions["num_records"].sum()) if actions.height else 0
+
+
+def partition_sizes(dt: DeltaTable, partition: dict[str, str]) -> dict[str, int]:
+    """The data files of one partition at the table's version: {path as the Delta log names it
+    (relative to the table root, percent-encoded): size in bytes as the log records it}."""
+    actions = partition_actions(dt, partition)
+    if not actions.height:
+        return {}
+    return {str(p): int(n) for p, n in actions.select("path", "size_bytes").iter_rows()}
+
+
+def object_path(log_path: str) -> str:
+    """The object-store path (relative to the table root) of a data file the Delta log names
+    ``log_path`` (the log percent-encodes it)."""
+    return unquote(log_path)
+
+
+def file_digest(data: bytes | memoryview) -> dict[str, Any]:
+    """``{"sha256": hex, "size": bytes}`` of a data file's bytes (what a :class:`TableRef`,
+    a profile and a certification record per file)."""
+    return {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
 
 
 def partition_files(
@@ -169,17 +200,64 @@ def put_object(root: str, path: str, data: bytes, storage_options: dict[str, str
     return len(data)
 
 
+def read_object(root: str, path: str, storage_options: dict[str, str] | None = None) -> bytes:
+    """The bytes of ``<root>/<path>`` through deltalake's object store (as :func:`put_object`
+    writes them), fetched once: every byte the store holds now, whatever a log says its size is."""
+    from deltalake._internal import DeltaFileSystemHandler  # the object store behind deltalake.fs
+
+    f = DeltaFileSystemHandler(root, options=storage_options or None).open_input_file(path)
+    try:
+        return f.read(f.size())
+    finally:
+        f.close()  # type: ignore[attr-defined]  # (not in the stub)
+
+
+def _file_hashes(dt: DeltaTable, uri: str, partition: dict[str, str],
+                 storage_options: dict[str, str] | None) -> dict[str, dict[str, Any]]:
+    try:
+        return {p: file_digest(read_object(uri, object_path(p), storage_options))
+                for p in sorted(partition_sizes(dt, partition))}
+    except (DeltaError, OSError) as exc:
+        raise StorageError(f"{uri}: cannot read the data files of {_predicate(partition) or 'the table'} "
+                           f"at version {dt.version()} to hash them: {exc}", uri=uri) from exc
+
+
+def partition_file_hashes(
+    uri: str, version: int, partition: dict[str, str], storage_options: dict[str, str] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """The data files of one partition at ``version``, each read through deltalake's object
+    store and hashed: ``{path as the Delta log names it: {"sha256": hex, "size": bytes}}``
+    (``{}`` for an empty partition). For writes that did not hash the bytes they put."""
+    dt = open_table(uri, storage_options, version)
+    if dt is None:
+        raise StorageError(f"{uri}: no Delta table (version {version})", uri=uri)
+    return _file_hashes(dt, uri, partition, storage_options)
+
+
+def _written_files(dt: DeltaTable, uri: str, partition: dict[str, str], written: dict[str, dict[str, Any]],
+                   storage_options: dict[str, str] | None) -> dict[str, dict[str, Any]]:
+    """The partition's files at ``dt``'s version, with the hashes taken while writing them
+    (keyed by the object path put); read and hashed again only when the log holds other files
+    than the ones written (a concurrent writer replaced the partition meanwhile)."""
+    logged = partition_sizes(dt, partition)
+    if {object_path(p) for p in logged} == set(written):
+        return {p: written[object_path(p)] for p in sorted(logged)}
+    return _file_hashes(dt, uri, partition, storage_options)
+
+
 def _overwrite_partition(
     dt: DeltaTable, uri: str, frame: pl.DataFrame, partition: dict[str, str], props: CommitProperties,
     storage_options: dict[str, str] | None,
-) -> bool:
+) -> dict[str, dict[str, Any]] | None:
     """Write the partition's file with polars' (multi-threaded) parquet writer, put it through
     deltalake's object store (:func:`put_object`: the same code on local disk and on S3), then
     commit it with Delta's own transaction, replacing the partition's files in that one commit.
     A file put but never committed (a killed task) is not part of any version.
 
-    Only when the frame matches the table's schema exactly; returns False otherwise, and the
-    caller takes ``write_deltalake`` with a schema merge."""
+    Returns the file put, hashed from the bytes put: ``{object path: {"sha256", "size"}}``
+    (``{}`` when the frame has no rows: the partition is emptied). Only when the frame matches
+    the table's schema exactly; returns None otherwise, and the caller takes
+    ``write_deltalake`` with a schema merge."""
     import io
     import time
     import uuid
@@ -187,21 +265,24 @@ def _overwrite_partition(
     from deltalake.transaction import AddAction, RemoveAction
 
     if not _same_columns(dt, frame, partition):
-        return False
+        return None
     data = frame.drop([k for k in partition if k in frame.columns])
     actions: list[AddAction | RemoveAction] = []
+    written: dict[str, dict[str, Any]] = {}
     if data.height:
         rel = "/".join(f"{k}={v}" for k, v in partition.items()) + f"/part-00000-{uuid.uuid4()}-c000.zstd.parquet"
         buf = io.BytesIO()
         data.write_parquet(buf, compression="zstd")
-        size = put_object(uri, rel, buf.getbuffer().tobytes(), storage_options)
+        payload = buf.getvalue()
+        written[rel] = file_digest(payload)
+        size = put_object(uri, rel, payload, storage_options)
         actions.append(AddAction(rel, size, dict(partition), int(time.time() * 1000), True,
                                  json.dumps({"numRecords": data.height})))
     dt.create_write_transaction(
         actions, mode="overwrite", schema=dt.schema(), partition_by=list(partition),
         partition_filters=[(k, "=", v) for k, v in partition.items()], commit_properties=props,
     )
-    return True
+    return written
 
 
 #: how often a commit that lost a race with a concurrent writer is tried again
@@ -298,6 +379,8 @@ def _write_interval_once(
     dt = open_table(uri, storage_options)
     if dt is not None and fingerprint is not None and not force:
         if dt.transaction_version(app_id) == fingerprint:
+            # a skip costs a log lookup, not a read: its files' hashes are in the profile published
+            # when they were written (ensure_published hashes them only when it must re-publish)
             return TableRef(uri, dt.version(), partition_rows(dt, partition), partition, skipped=True)
     txn = [Transaction(app_id=app_id, version=fingerprint if fingerprint is not None else 0)]
     props = CommitProperties(app_transactions=txn, custom_metadata={"lockstep.app_id": app_id})
@@ -309,10 +392,12 @@ def _write_interval_once(
                 data = _with_partition(data, partition)
                 dt = DeltaTable.create(uri, data.to_arrow().schema, partition_by=list(partition),
                                        storage_options=opts)
-            if _overwrite_partition(dt, uri, data, partition, props, opts):
+            written = _overwrite_partition(dt, uri, data, partition, props, opts)
+            if written is not None:
                 dt = open_table(uri, storage_options)
                 assert dt is not None
-                return TableRef(uri, dt.version(), partition_rows(dt, partition), partition)
+                return TableRef(uri, dt.version(), partition_rows(dt, partition), partition,
+                                files=_written_files(dt, uri, partition, written, storage_options))
     except (DeltaError, OSError, pa.ArrowException, pl.exceptions.PolarsError) as exc:
         raise StorageError(f"{uri}: write of {partition} failed: {exc}", uri=uri, partition=partition) from exc
     arrow = _as_arrow(data, partition)
@@ -331,7 +416,8 @@ def _write_interval_once(
         raise StorageError(f"{uri}: write of {partition} failed: {exc}", uri=uri, partition=partition) from exc
     dt = open_table(uri, storage_options)
     assert dt is not None
-    return TableRef(uri, dt.version(), partition_rows(dt, partition), partition)
+    return TableRef(uri, dt.version(), partition_rows(dt, partition), partition,
+                    files=_file_hashes(dt, uri, partition, storage_options))
 
 
 def read_table(
@@ -448,7 +534,7 @@ def scan_partition(dt: DeltaTable, partition: dict[str, str], storage_options: d
         data_schema = pl.Schema({k: t for k, t in schema.items() if k not in partition_columns})
         if files:
             lf = pl.scan_parquet(files, schema=data_schema, missing_columns="insert", extra_columns="ignore",
-                                 cast_options=_DELTA_CASTS, storage_options=storage_options or None)
+                                 cast_options=DELTA_CASTS, storage_options=storage_options or None)
         else:
             lf = pl.LazyFrame(schema=data_schema)
         if partition_columns:  # the partition's values, as columns
@@ -460,7 +546,7 @@ def scan_partition(dt: DeltaTable, partition: dict[str, str], storage_options: d
 
 
 #: the casts polars' own Delta reader allows between a file's types and the table's
-_DELTA_CASTS = pl.ScanCastOptions(
+DELTA_CASTS = pl.ScanCastOptions(
     integer_cast="upcast", float_cast=["upcast", "downcast"],
     datetime_cast=("nanosecond-downcast", "millisecond-upcast", "convert-timezone"),
     missing_struct_fields="insert", extra_struct_fields="ignore", categorical_to_string="allow",
@@ -555,3 +641,46 @@ def partitions_identity(
         return []
     picked = actions.filter(pl.col(col).is_in(list(values))).select(col, "path").sort(col, "path")
     return [[str(v), str(p)] for v, p in picked.iter_rows()]
+
+
+def append_in_order(uri: str, build: Callable[[int], pl.DataFrame], storage_options: dict[str, str] | None = None,
+                    *, tables: OpenTables | None = None, partition_by: list[str] | None = None) -> int:
+    """Append the rows ``build(v)`` makes as exactly commit ``v`` of the table at ``uri``: the
+    rows carry the version of the commit that holds them, so the log's order is in the rows.
+
+    A blind append would be rebased over a concurrent writer's commit (and land at another
+    version than its rows say); here a lost race is not rebased but tried again, with the rows
+    rebuilt for the next free version. The table is created empty first (version 0: no rows),
+    so every row's version is that of a real append. Returns the version written."""
+    from deltalake.exceptions import CommitFailedError as _Lost
+
+    opts = storage_options or None
+    tables = tables or decision_tables(storage_options)
+    delay = COMMIT_BACKOFF
+    for attempt in range(COMMIT_RETRIES * 2 + 1):
+        dt = tables.get(uri)
+        if dt is None:
+            schema = build(0).to_arrow().schema
+            try:
+                DeltaTable.create(uri, schema, partition_by=partition_by or None, mode="ignore", storage_options=opts,
+                                  configuration=CONTROL_TABLE_CONFIGURATION)
+            except (DeltaError, OSError) as exc:
+                if not is_commit_conflict(exc):
+                    raise StorageError(f"{uri}: cannot create the table: {exc}", uri=uri) from exc
+            continue
+        version = dt.version() + 1
+        try:
+            write_deltalake(dt, build(version).to_arrow(), mode="append", schema_mode="merge",
+                            commit_properties=CommitProperties(max_commit_retries=0))
+        except (_Lost, DeltaError) as exc:
+            if not is_commit_conflict(exc) or attempt == COMMIT_RETRIES * 2:
+                raise StorageError(f"{uri}: append at version {version} failed: {exc}", uri=uri,
+                                   retryable=True) from exc
+            time.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, COMMIT_BACKOFF_CAP)
+            continue
+        if dt.version() != version:  # cannot happen without retries; never leave a row misnumbered silently
+            raise StorageError(f"{uri}: the append meant as version {version} landed at {dt.version()}", uri=uri)
+        return version
+    raise StorageError(f"{uri}: append still conflicts with concurrent writers; run it again", uri=uri,
+                       retryable=True)

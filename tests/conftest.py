@@ -35,6 +35,8 @@ def small_spec_data(regions: int = 3, rows: int = 300, **overrides: Any) -> dict
     data["sources"]["transactions"]["rows_per_region"] = rows
     data["sources"]["transactions"]["merchants"] = 200
     data["sources"]["merchant_risk"]["merchants"] = 200
+    # the flagship's suites, wherever a test writes the spec (a validated table's suite must exist)
+    data["validation"]["suites_dir"] = str(REPO / "expectations")
     data.update(overrides)
     return data
 

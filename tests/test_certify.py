@@ -92,9 +92,10 @@ def test_blocked_interval_keeps_the_previous_generation_and_override_is_audited(
     assert parity and sorted(parity[0]["details"]["changed_keys"]) == [0, 1, 2]
 
     with pytest.raises(CertificationError, match="reason"):
-        override(spec, D2, reason=" ", root=root)
+        override(spec, D2, reason=" ", root=root, generation=blocked.generation_id)
     until = datetime.now(UTC) + timedelta(hours=1)
-    ov = override(spec, D2, reason="known vendor delay, ticket 42", until=until, root=root)
+    ov = override(spec, D2, reason="known vendor delay, ticket 42", until=until, root=root,
+                  generation=blocked.generation_id)
     assert ov.certified and ov.kind == "override" and ov.target == blocked.decision_id
     assert ov.reasons == blocked.reasons and ov.who and ov.run_id and ov.reason.startswith("known")
     assert current_certified(spec, root=root).decision_id == ov.decision_id  # type: ignore[union-attr]

@@ -80,8 +80,16 @@ def _payload(spec_path: str, step: str, context: dict[str, Any], region: str | N
     elif start is None or end is None or start == end:
         # a run without a data interval (asset-triggered, or manual on a trigger timetable):
         # process the interval (of the pipeline's granularity) its logical date falls in
-        when = start or context.get("logical_date") or datetime.now(UTC)
-        iv = load_spec(spec_path).interval_at(Interval(start=when, end=when).start)
+        when = start or context.get("logical_date")
+        spec = load_spec(spec_path)
+        if when is None:
+            # no date at all: the newest interval that closed plus the late allowance (the one
+            # open now would be refused: runs wait for an interval to close)
+            from pipelines.preflight import latest_closed
+
+            iv = latest_closed(spec) or spec.interval_at(datetime.now(UTC))
+        else:
+            iv = spec.interval_at(Interval(start=when, end=when).start)
         start, end = iv.start, iv.end
     user = getattr(context.get("dag_run"), "triggering_user_name", None)
     os.environ["LOCKSTEP_ACTOR"] = f"airflow:{user or 'scheduler'}"

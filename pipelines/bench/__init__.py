@@ -15,7 +15,7 @@ from typing import Any
 
 from rich.console import Console
 
-AREAS = ["core", "validation", "reconcile", "evidence"]
+AREAS = ["core", "validation", "reconcile", "evidence", "integrity"]
 
 
 def run_benchmarks(*, rows: int, regions: int, only: list[str] | None = None, console: Console | None = None) -> dict[str, Any]:

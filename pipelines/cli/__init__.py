@@ -2,9 +2,10 @@
 
 One typer app; each area registers its commands from its own module (``core``: run, demo,
 status, bench, generate; ``validate``; ``reconcile``: reconcile, certify, explain, rollback,
-override, diff; ``orchestrate``: airflow, backfill). Every command prints a clear message
-and exits non-zero on a :class:`~pipelines.errors.LockstepError` (a traceback only with
-``--debug``), and has ``--json`` for machines.
+override, diff; ``verify``; ``orchestrate``: airflow, backfill). Every command ends any error
+with one line on stderr (:func:`handle_errors`: exit 2 for a
+:class:`~pipelines.errors.LockstepError`, a full disk or a corrupt file, exit 1 for an
+internal error; a traceback only with ``--debug``), and has ``--json`` for machines.
 """
 
 from __future__ import annotations
@@ -12,9 +13,12 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import re
+import shlex
 import sys
 from collections.abc import Callable
 from functools import wraps
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -32,7 +36,7 @@ console = Console(stderr=False)
 err_console = Console(stderr=True)
 
 #: command modules, registered in this order when they exist
-COMMAND_MODULES = ["core", "validate", "reconcile", "orchestrate", "check", "maintain", "init"]
+COMMAND_MODULES = ["core", "validate", "reconcile", "verify", "orchestrate", "check", "maintain", "init"]
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON document for machines")]
 RootOpt = Annotated[
@@ -52,23 +56,109 @@ def _root_options(
         os.environ["LOCKSTEP_DEBUG"] = "1"
 
 
-def handle_errors(fn: F) -> F:
-    """Turn a LockstepError into one line on stderr and exit code 2."""
+#: what ends a command on purpose: passed through untouched, never reported as an error
+_PASS_THROUGH: tuple[type[BaseException], ...] = (
+    KeyboardInterrupt, SystemExit, GeneratorExit, typer.Exit, typer.Abort, typer.TyperException,
+)
+
+#: a data file a reader could not decode (polars, deltalake, pyarrow say so in these words)
+_CORRUPT_DATA = re.compile(r"out of specification|parquet:|invalid thrift|corrupt|unexpected end of file|"
+                           r"not a parquet file|magic bytes|PAR1", re.IGNORECASE)
+
+
+def handle_errors(fn: F, name: str | None = None) -> F:
+    """Every error of a command as one line on stderr (a traceback only with ``--debug``):
+
+    * a :class:`~pipelines.errors.LockstepError`: its message, exit 2;
+    * an OS error a write hit (no space, quota, read-only, permission), wherever it was
+      raised: what happened, the path and what to do, exit 2;
+    * a reader's panic (a Rust ``PanicException``, a ``BaseException``) or a data file it
+      cannot decode: the table or file is corrupt, how to find and mend it, exit 2;
+    * anything else: ``internal error: <Type>: <message>``, exit 1.
+
+    ``KeyboardInterrupt``, ``SystemExit`` and typer's own exits pass through. ``name``: the
+    command's, for a "then re-run ..." hint."""
 
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from pipelines.errors import LockstepError
-
         try:
             return fn(*args, **kwargs)
-        except LockstepError as exc:
+        except _PASS_THROUGH:
+            raise
+        except BaseException as exc:
             if os.environ.get("LOCKSTEP_DEBUG"):
                 raise
+            line, code = describe_error(exc, _command_text(name or fn.__name__), kwargs)
             # the message is text, never markup: a region pattern like [a-z] must print intact
-            err_console.print(Text.assemble(("error:", "bold red"), " ", str(exc)), highlight=False, soft_wrap=True)
-            raise typer.Exit(2) from None
+            err_console.print(Text.assemble(("error:", "bold red"), " ", line), highlight=False, soft_wrap=True)
+            raise typer.Exit(code) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def describe_error(exc: BaseException, command: str = "the command",
+                   params: dict[str, Any] | None = None) -> tuple[str, int]:
+    """The one line (without ``error:``) and the exit code a command ends with on ``exc``;
+    ``command`` is named in a "then re-run" hint, ``params`` are the command's arguments."""
+    from pipelines.errors import (
+        WRITE_ERRNOS,
+        FilesystemError,
+        LockstepError,
+        StorageError,
+        os_error_code,
+    )
+
+    if isinstance(exc, FilesystemError):
+        return _one_line(exc.with_rerun(command).message), 2
+    if isinstance(exc, LockstepError):
+        # a storage error wrapping the OS's refusal of a write (a Delta commit on a full disk)
+        cause = exc.__cause__
+        if isinstance(exc, StorageError) and cause is not None and os_error_code(cause) in WRITE_ERRNOS:
+            where = exc.context.get("path") or exc.context.get("uri")
+            full = FilesystemError.from_os_error(cause, where if isinstance(where, str) else None, rerun=command)
+            if full is not None:
+                return full.message, 2
+        return _one_line(exc), 2
+    full = FilesystemError.from_os_error(exc, rerun=command)
+    if full is not None:
+        return full.message, 2
+    kind = type(exc).__name__
+    if kind == "PanicException" or (_from_data_library(exc) and _CORRUPT_DATA.search(str(exc))):
+        what = "panicked" if kind == "PanicException" else "failed"
+        given = params or {}
+
+        def param(key: str, default: str) -> str:
+            value = given.get(key)
+            return value if isinstance(value, str) and value else default
+
+        pipeline, day = param("pipeline", "PIPELINE"), param("date_", "")
+        root = f" --root {shlex.quote(param('root', ''))}" if param("root", "") else ""
+        return (f"a Delta table or one of its data files is corrupt (the reader {what}: {_one_line(exc, 200)}): "
+                f"find it with `lockstep verify {pipeline}{f' --date {day}' if day else ''}{root}`, then re-run the "
+                f"interval that wrote it (`lockstep run {pipeline} --date {day or 'DATE'}{root} --force`)"), 2
+    return f"internal error: {kind}: {_one_line(exc, 300)} (re-run with --debug for the traceback)", 1
+
+
+def _from_data_library(exc: BaseException) -> bool:
+    module = type(exc).__module__ or ""
+    return module.split(".")[0] in ("polars", "deltalake", "pyarrow", "_internal", "pyo3_runtime")
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def _one_line(exc: BaseException | str, limit: int = 0) -> str:
+    """Every line of a message on one (a library's colour codes dropped)."""
+    text = " ".join(line.strip() for line in _ANSI.sub("", str(exc)).splitlines() if line.strip())
+    return text if not limit or len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _command_text(name: str) -> str:
+    """The running command, to name in a "then re-run ..." hint: the command line as typed
+    (from the ``lockstep`` program), else ``lockstep <name>``."""
+    if Path(sys.argv[0]).name == "lockstep" and len(sys.argv) > 1:
+        return "`" + shlex.join(["lockstep", *sys.argv[1:]]) + "`"
+    return f"`lockstep {name}`"
 
 
 def print_json(data: Any) -> None:
@@ -79,7 +169,8 @@ def command(*args: Any, **kwargs: Any) -> Callable[[F], F]:
     """``@app.command`` with the shared error handler."""
 
     def deco(fn: F) -> F:
-        app.command(*args, **kwargs)(handle_errors(fn))
+        name = args[0] if args and isinstance(args[0], str) else kwargs.get("name") or fn.__name__
+        app.command(*args, **kwargs)(handle_errors(fn, name))
         return fn
 
     return deco

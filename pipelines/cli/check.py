@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from pipelines.cli import JsonOpt, PipelineArg, RootOpt, command, console, print_json
+from pipelines.cli.dates import AllowOpenOpt, parse_interval
 
 
 @command("check")
@@ -15,17 +16,18 @@ def check_cmd(
     date_: Annotated[str | None, typer.Option("--date", help="also check this interval's input files")] = None,
     region: Annotated[list[str] | None, typer.Option("--region", help="only these regions (repeatable)")] = None,
     root: RootOpt = None,
+    allow_open: AllowOpenOpt = False,
     json_: JsonOpt = False,
 ) -> None:
     """Check a pipeline without writing: spec, schedule, suites, transforms, regions, roots,
-    and with --date the interval's input and control files. Exit 0 when all is well."""
-    from pipelines.cli.core import _parse_date
+    and with --date the interval (it exists and has closed, as a run asks) and its input and
+    control files. Exit 0 when all is well."""
     from pipelines.preflight import preflight
-    from pipelines.spec import Interval, load_spec
+    from pipelines.spec import load_spec
 
     spec = load_spec(pipeline)
-    interval = None if date_ is None else Interval.for_date(_parse_date(date_), spec.granularity)
-    preflight(spec, interval, region or None, root=root)
+    interval = None if date_ is None else parse_interval(spec, date_)
+    preflight(spec, interval, region or None, root=root, allow_open=allow_open)
     result = {"pipeline": spec.name, "spec": str(spec.path), "interval": interval.key if interval else None,
               "regions": region or spec.regions, "root": spec.root(root), "ok": True}
     if json_:

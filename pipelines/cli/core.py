@@ -11,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from pipelines.cli import JsonOpt, PipelineArg, RootOpt, command, console, print_json
+from pipelines.cli.dates import AllowOpenOpt, parse_day, parse_interval
 
 
 def _progress() -> Progress:
@@ -51,20 +52,23 @@ def run_cmd(
     root: RootOpt = None,
     force: Annotated[bool, typer.Option("--force", help="rewrite even when inputs are unchanged")] = False,
     no_gate: Annotated[bool, typer.Option("--no-gate", help="skip reconcile and certification")] = False,
+    allow_open: AllowOpenOpt = False,
     json_: JsonOpt = False,
 ) -> None:
-    """Run one interval of a pipeline in-process: ingest, validate, transform, reconcile, gate."""
+    """Run one interval of a pipeline in-process: ingest, validate, transform, reconcile, gate.
+
+    The interval must have closed plus the sources' late allowance (else --allow-open)."""
     from pipelines.runner import run_interval
-    from pipelines.spec import Interval, load_spec
+    from pipelines.spec import load_spec
 
     spec = load_spec(pipeline)
     # a day, or a sub-daily interval's key (2026-01-01T05, 2026-01-01T05:15)
-    interval = spec.interval_at(date_) if "T" in date_ else Interval.for_date(_parse_date(date_), spec.granularity)
+    interval = parse_interval(spec, date_)
     regions = region or spec.regions
     with _progress() as progress:
         task = progress.add_task(f"{spec.name} {interval.key}", total=len(regions), visible=not json_)
         result = run_interval(spec, interval, regions, root=root, certify=not no_gate, force=force,
-                              on_region=lambda rr: progress.advance(task))
+                              on_region=lambda rr: progress.advance(task), allow_open=allow_open)
     if json_:
         print_json(result.summary())
         return
@@ -145,7 +149,7 @@ def generate_cmd(
     from pipelines.sources.synthetic import export_files
     from pipelines.spec import date_range
 
-    first = _parse_date(start)
+    first = parse_day(start, "--start")
     dates = date_range(first, date.fromordinal(first.toordinal() + days - 1))
     paths = export_files(out, regions=regions.split(","), dates=dates, rows=rows, seed=seed, fmt=fmt)
     if json_:
@@ -158,7 +162,7 @@ def generate_cmd(
 def bench_cmd(
     rows: Annotated[int, typer.Option(help="rows per region")] = 1_000_000,
     regions: Annotated[int, typer.Option(help="number of regions", min=1, max=12)] = 12,
-    only: Annotated[list[str] | None, typer.Option("--only", help="core, validation, reconcile, evidence")] = None,
+    only: Annotated[list[str] | None, typer.Option("--only", help="core, validation, reconcile, evidence, integrity")] = None,
     json_: JsonOpt = False,
 ) -> None:
     """Benchmarks, each as ratios to a reference measured in the same run, with peak RSS."""
@@ -167,12 +171,3 @@ def bench_cmd(
     results = run_benchmarks(rows=rows, regions=regions, only=only or None, console=None if json_ else console)
     if json_:
         print_json(results)
-
-
-def _parse_date(value: str) -> date:
-    from pipelines.errors import SpecError
-
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise SpecError(f"--date: expected YYYY-MM-DD, got {value!r}") from None

@@ -10,7 +10,8 @@ import typer
 from rich.table import Table
 
 from pipelines.cli import JsonOpt, PipelineArg, RootOpt, command, console, print_json
-from pipelines.cli.core import _decision_cell, _parse_date, _progress
+from pipelines.cli.core import _decision_cell, _progress
+from pipelines.cli.dates import AllowOpenOpt, parse_day, parse_interval
 
 airflow_app = typer.Typer(help="Run Airflow 3 locally with this project's DAGs.", no_args_is_help=True)
 
@@ -26,15 +27,20 @@ def backfill_cmd(
     airflow_url: Annotated[str, typer.Option(envvar="LOCKSTEP_AIRFLOW_URL", help="Airflow api-server")] = "http://127.0.0.1:8080",
     unpause: Annotated[bool, typer.Option("--unpause", help="--via airflow: unpause the DAG if it is paused "
                                           "(it then follows its schedule too)")] = False,
+    allow_open: AllowOpenOpt = False,
     root: RootOpt = None,
     json_: JsonOpt = False,
 ) -> None:
-    """Run a range of intervals in order; intervals already certified and unchanged are skipped."""
+    """Run a range of intervals in order; intervals already certified and unchanged are skipped.
+
+    Every interval must have closed plus the late allowance (else --allow-open, --via local)."""
     from pipelines.backfill import plan_backfill, run_backfill
     from pipelines.spec import load_spec
 
     spec = load_spec(pipeline)
-    first, last = _parse_date(start), _parse_date(end)
+    first, last = parse_day(start, "--start"), parse_day(end, "--end")
+    for option, value in (("--start", start), ("--end", end)):
+        parse_interval(spec, value, option)  # a day no interval can represent: one line with the valid range
     if via == "airflow":
         _backfill_via_airflow(spec.name, first.isoformat(), last.isoformat(), airflow_url, dry_run, json_, unpause)
         return
@@ -43,7 +49,7 @@ def backfill_cmd(
 
         raise SpecError(f"--via: expected local or airflow, got {via!r}")
     if dry_run:
-        plan = plan_backfill(spec, first, last, root=root)
+        plan = plan_backfill(spec, first, last, root=root, allow_open=allow_open)
         rows = [{"interval": p.interval.key, "status": p.status, "why": p.why} for p in plan]
         if json_:
             print_json(rows)
@@ -72,7 +78,8 @@ def backfill_cmd(
                 results.append({"action": "ran", **run.summary()})
                 table.add_row(planned.interval.key, "ran", f"{run.seconds:.2f}", _decision_cell(run))
 
-        ran = run_backfill(spec, first, last, regions=region, root=root, on_interval=on_interval)
+        ran = run_backfill(spec, first, last, regions=region, root=root, on_interval=on_interval,
+                           allow_open=allow_open)
     if json_:
         print_json(results)
     else:

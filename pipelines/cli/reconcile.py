@@ -14,18 +14,13 @@ import typer
 from rich.table import Table
 
 from pipelines.cli import JsonOpt, PipelineArg, RootOpt, command, console, err_console, print_json
+from pipelines.cli.dates import AllowOpenOpt, parse_interval
 
-DateOpt = Annotated[str, typer.Option("--date", help="interval date, YYYY-MM-DD")]
+DateOpt = Annotated[str, typer.Option("--date", help="interval: YYYY-MM-DD, or YYYY-MM-DDTHH[:MM] in sub-daily pipelines")]
 
 
 def _interval(spec: Any, value: str) -> Any:
-    from pipelines.errors import SpecError
-    from pipelines.spec import Interval
-
-    try:
-        return Interval.for_date(value, spec.granularity)
-    except ValueError:
-        raise SpecError(f"--date: expected YYYY-MM-DD, got {value!r}") from None
+    return parse_interval(spec, value)
 
 
 def _result_row(r: Any) -> dict[str, Any]:
@@ -50,16 +45,19 @@ def reconcile_cmd(
     date_: DateOpt,
     root: RootOpt = None,
     all_: Annotated[bool, typer.Option("--all", help="list passing checks too")] = False,
+    allow_open: AllowOpenOpt = False,
     json_: JsonOpt = False,
 ) -> None:
     """Run the cross-region checks of one interval and report them; certifies nothing.
 
     Exits 1 when a check would block certification."""
+    from pipelines.preflight import require_closed
     from pipelines.runner import new_run_id, reconcile_step
     from pipelines.spec import load_spec
 
     spec = load_spec(pipeline)
     interval = _interval(spec, date_)
+    require_closed(spec, interval, allow_open=allow_open)  # it records results: a closed interval's only
     run_id = new_run_id()
     results = reconcile_step(spec, interval, root=root, run_id=run_id)
     rows = [_result_row(r) for r in results]
@@ -88,11 +86,13 @@ def _decision_json(d: Any) -> dict[str, Any]:
             "generation_id": d.generation_id, "generation": d.generation.members, "who": d.who,
             "decided_at": d.decided_at, "run_id": d.run_id, "reason": d.reason, "reasons": d.reasons,
             "expires_at": d.expires_at, "spec_hash": d.spec_hash, "suites_hash": d.suites_hash,
-            "code_version": d.code_version, "target": d.target}
+            "code_version": d.code_version, "target": d.target, "log_version": d.log_version, "digest": d.digest,
+            "bindings": d.bindings}
 
 
 @command("certify")
-def certify_cmd(pipeline: PipelineArg, date_: DateOpt, root: RootOpt = None, json_: JsonOpt = False) -> None:
+def certify_cmd(pipeline: PipelineArg, date_: DateOpt, root: RootOpt = None, allow_open: AllowOpenOpt = False,
+                json_: JsonOpt = False) -> None:
     """Run the checks, record them, then certify the interval's generation or record the block.
 
     Exits 1 when blocked."""
@@ -100,7 +100,7 @@ def certify_cmd(pipeline: PipelineArg, date_: DateOpt, root: RootOpt = None, jso
     from pipelines.spec import load_spec
 
     spec = load_spec(pipeline)
-    d = certify(spec, _interval(spec, date_), root=root)
+    d = certify(spec, _interval(spec, date_), root=root, allow_open=allow_open)
     if json_:
         print_json(_decision_json(d))
     else:
@@ -182,8 +182,10 @@ def explain_cmd(pipeline: PipelineArg, date_: DateOpt, root: RootOpt = None, jso
 @command("rollback")
 def rollback_cmd(
     pipeline: PipelineArg,
-    to: Annotated[str, typer.Option("--to", help="a generation id (or an interval) certified before")],
+    to: Annotated[str, typer.Option("--to", help="the id of a generation certified before (`explain` shows it)")],
     reason: Annotated[str, typer.Option("--reason", help="why: recorded with the decision")],
+    replacing: Annotated[str | None, typer.Option(
+        "--from", help="the generation you saw in force: refused if another decision changed it since")] = None,
     root: RootOpt = None,
     json_: JsonOpt = False,
 ) -> None:
@@ -192,7 +194,7 @@ def rollback_cmd(
     from pipelines.spec import load_spec
 
     spec = load_spec(pipeline)
-    d = rollback(spec, to, reason=reason, root=root)
+    d = rollback(spec, to, reason=reason, root=root, replacing=replacing)
     if json_:
         print_json(_decision_json(d))
     else:
@@ -205,7 +207,11 @@ def override_cmd(
     pipeline: PipelineArg,
     date_: DateOpt,
     reason: Annotated[str, typer.Option("--reason", help="why: recorded with the decision")],
+    generation: Annotated[str, typer.Option(
+        "--generation", help="the blocked generation you reviewed (`lockstep explain` shows its id)")],
     until: Annotated[str | None, typer.Option("--until", help="expiry, ISO time (UTC unless it says)")] = None,
+    reinstate_older: Annotated[bool, typer.Option(
+        "--reinstate-older", help="override a block although a newer certification of the interval exists")] = False,
     root: RootOpt = None,
     json_: JsonOpt = False,
 ) -> None:
@@ -222,7 +228,8 @@ def override_cmd(
         except ValueError:
             raise CertificationError(f"--until: expected an ISO time, got {until!r}") from None
         expiry = expiry if expiry.tzinfo else expiry.replace(tzinfo=UTC)
-    d = override(spec, _interval(spec, date_), reason=reason, until=expiry, root=root)
+    d = override(spec, _interval(spec, date_), reason=reason, generation=generation, until=expiry, root=root,
+                 reinstate_older=reinstate_older)
     if json_:
         print_json(_decision_json(d))
     else:

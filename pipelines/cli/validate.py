@@ -8,13 +8,14 @@ import typer
 from rich.table import Table
 
 from pipelines.cli import JsonOpt, PipelineArg, RootOpt, command, console, print_json
-from pipelines.cli.core import _parse_date, _progress
+from pipelines.cli.core import _progress
+from pipelines.cli.dates import parse_interval
 
 
 @command("validate")
 def validate_cmd(
     pipeline: PipelineArg,
-    date_: Annotated[str, typer.Option("--date", help="interval date, YYYY-MM-DD")],
+    date_: Annotated[str, typer.Option("--date", help="interval: YYYY-MM-DD, or YYYY-MM-DDTHH[:MM] in sub-daily pipelines")],
     region: Annotated[list[str] | None, typer.Option("--region", help="only these regions (repeatable)")] = None,
     root: RootOpt = None,
     json_: JsonOpt = False,
@@ -23,12 +24,12 @@ def validate_cmd(
 
     Exits 1 when a result would block certification."""
     from pipelines.runner import new_run_id, validate
-    from pipelines.spec import Interval, load_spec
+    from pipelines.spec import load_spec
     from pipelines.storage import join_uri
     from pipelines.validation.docs import docs_uri
 
     spec = load_spec(pipeline)
-    interval = Interval.for_date(_parse_date(date_), spec.granularity)
+    interval = parse_interval(spec, date_)
     regions = region or spec.regions
     run_id = new_run_id()
     per_region = {}

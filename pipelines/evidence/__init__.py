@@ -29,7 +29,7 @@ from pipelines.evidence.profile import (
     totals_of,
 )
 from pipelines.spec import Interval, PipelineSpec, TableSpec
-from pipelines.storage import TableRef, open_table, read_table
+from pipelines.storage import TableRef, open_table, partition_file_hashes, read_table
 
 __all__ = [
     "KEYED_LIMIT", "Profile", "build_profile", "ensure_published", "plan_hash", "profile_plan", "publish_write",
@@ -48,12 +48,15 @@ def table_schema(uri: str, version: int, storage_options: dict[str, str] | None 
 def publish_write(
     spec: PipelineSpec, region: str, table: TableSpec, layer: str, interval: Interval, frame: pl.DataFrame,
     ref: TableRef, *, root: str | None = None, run_id: str = "", source: dict[str, float] | None = None,
-    quarantine: dict[str, Any] | None = None, fingerprint: int | None = None,
+    quarantine: dict[str, Any] | None = None, fingerprint: int | None = None, inputs: dict[str, Any] | None = None,
 ) -> Profile:
-    """Profile the rows a write just committed (``frame``, at ``ref.version``) and publish it."""
+    """Profile the rows a write just committed (``frame``, at ``ref.version``) and publish it.
+    ``inputs``: for a derived table, the input versions and files it was computed from. The
+    profile carries the hashes of the data files the write left (``ref.files``)."""
     schema = table_schema(ref.uri, ref.version, spec.region_options(region))
     p = build_profile(spec, region, table, layer, interval.key, frame, version=ref.version, schema=schema,
-                      fingerprint=fingerprint, run_id=run_id, source=source, quarantine=quarantine)
+                      fingerprint=fingerprint, run_id=run_id, source=source, quarantine=quarantine, inputs=inputs,
+                      files=ref.files)
     store.publish(spec, [p], root=root)
     return p
 
@@ -61,6 +64,7 @@ def publish_write(
 def ensure_published(
     spec: PipelineSpec, region: str, table: TableSpec, layer: str, interval: Interval, ref: TableRef, *,
     root: str | None = None, run_id: str = "", fingerprint: int | None = None, source_columns: bool = False,
+    inputs: dict[str, Any] | None = None,
 ) -> Profile:
     """For a skipped (unchanged) write: the profile of the interval's current rows, published
     again only when none with the current plan and this fingerprint exists (a task killed
@@ -78,6 +82,7 @@ def ensure_published(
     source = None
     if source_columns:  # a raw table as ingested: its rows are the source's rows
         source = totals_of(frame, profile_plan(spec, table)["totals"])
-    ref = TableRef(ref.uri, version.version(), frame.height, ref.partition, skipped=True)
+    files = partition_file_hashes(ref.uri, version.version(), ref.partition, opts)
+    ref = TableRef(ref.uri, version.version(), frame.height, ref.partition, skipped=True, files=files)
     return publish_write(spec, region, table, layer, interval, frame, ref, root=root, run_id=run_id,
-                         source=source, fingerprint=fingerprint)
+                         source=source, fingerprint=fingerprint, inputs=inputs)

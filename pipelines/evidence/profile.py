@@ -17,7 +17,10 @@ alone, so a profile holds everything a cross-region check needs:
   order-preserving cells (the same cells the gate's PSI and KS are computed over, so a
   decision from profiles equals one from the rows);
 * ``quarantine``: when validation moved rows aside to produce this version, the quarantine
-  table's version and totals, so the rows moved still count with their table.
+  table's version and totals, so the rows moved still count with their table;
+* ``files``: the interval's data files at the version, as the Delta log names them, each
+  with the sha256 and size of its bytes (taken from the bytes the write put): what a
+  certification binds, so a certified read refuses a file replaced behind Delta's back.
 
 A profile is bound to ``(region, layer, table, interval, Delta version)`` and to the hash of
 the plan it was computed under (:func:`profile_plan`): change what the spec asks to profile
@@ -89,6 +92,12 @@ class Profile:
     feature_versions: list[str] = field(default_factory=list)
     digest: dict[str, Any] | None = None
     quarantine: dict[str, Any] | None = None
+    #: a derived version's lineage: each input ("raw/transactions") -> {"version": the input's
+    #: Delta version read, "partitions": {partition key: [data file paths read]}}, the lookback's
+    #: partitions included (empty for a table nothing derives)
+    inputs: dict[str, Any] = field(default_factory=dict)
+    #: the interval's data files at ``version``: path as the Delta log names it -> {"sha256", "size"}
+    files: dict[str, dict[str, Any]] = field(default_factory=dict)
     hist_data: dict[str, tuple[np.ndarray, np.ndarray]] | None = None
     hist_raw: bytes = b""  # parquet of the drift cell counts (decoded on first use)
     keyed_raw: bytes = b""  # parquet of the keyed digest rows (decoded on demand)
@@ -107,7 +116,7 @@ class Profile:
             "event_min": None if self.event_min is None else self.event_min.isoformat(),
             "event_max": None if self.event_max is None else self.event_max.isoformat(),
             "schema": self.schema, "feature_versions": self.feature_versions, "digest": self.digest,
-            "quarantine": self.quarantine,
+            "quarantine": self.quarantine, "inputs": self.inputs, "files": self.files,
         }, sort_keys=True)
 
     @property
@@ -154,7 +163,7 @@ class Profile:
             event_min=None if s["event_min"] is None else datetime.fromisoformat(s["event_min"]),
             event_max=None if s["event_max"] is None else datetime.fromisoformat(s["event_max"]),
             schema=s["schema"], feature_versions=s["feature_versions"], digest=s.get("digest"),
-            quarantine=s.get("quarantine"), hist_raw=row.get("hist") or b"", keyed_raw=row.get("keyed") or b"", recorded_at=row.get("recorded_at"),
+            quarantine=s.get("quarantine"), inputs=s.get("inputs") or {}, files=s.get("files") or {}, hist_raw=row.get("hist") or b"", keyed_raw=row.get("keyed") or b"", recorded_at=row.get("recorded_at"),
             nbytes=len(row["summary"]) + len(row.get("hist") or b"") + len(row.get("keyed") or b""),
         )
 
@@ -224,13 +233,17 @@ def build_profile(
     spec: PipelineSpec, region: str, table: TableSpec, layer: str, interval_key: str, frame: pl.DataFrame, *,
     version: int, schema: list[list[Any]], fingerprint: int | None = None, run_id: str = "",
     source: dict[str, float] | None = None, quarantine: dict[str, Any] | None = None,
+    inputs: dict[str, Any] | None = None, files: dict[str, dict[str, Any]] | None = None,
 ) -> Profile:
-    """The profile of ``frame`` (one interval's rows of ``table`` at Delta ``version``)."""
+    """The profile of ``frame`` (one interval's rows of ``table`` at Delta ``version``).
+    ``files``: the interval's data files at that version with their hashes (the write's
+    :attr:`~pipelines.storage.TableRef.files`)."""
     plan = profile_plan(spec, table)
     frame = frame.drop([c for c in table.partition_by if c in frame.columns])
     p = Profile(pipeline=spec.name, region=region, layer=layer, table=table.name, interval=interval_key,
                 version=version, plan_hash=plan_hash(plan), fingerprint=fingerprint, run_id=run_id,
-                source=source, quarantine=quarantine, schema=schema)
+                source=source, quarantine=quarantine, schema=schema, inputs=inputs or {},
+                files=dict(files or {}))
     p.rows = frame.height
     p.totals = totals_of(frame, plan["totals"])
     col = table.event_time

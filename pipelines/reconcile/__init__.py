@@ -9,8 +9,12 @@ It returns one list of :class:`~pipelines.checks.CheckResult` (the runner record
 * ``generation.snapshot`` - the generation judged (its members are in ``details``);
 * ``generation.complete`` - every region published a profile of every table;
 * ``evidence.profile`` - each profile was computed under the current plan (spec);
-* ``evidence.validation`` - each (region, table) with a suite was validated at exactly the
-  generation's version under the current suite ("not validated at version V" blocks);
+* ``evidence.suite`` - every validated table's suite exists and loads (a missing suite blocks,
+  naming the file: never "nothing to check");
+* ``evidence.validation`` - each validated (region, table) holds a complete validation batch at
+  exactly the generation's version under the current suite ("not validated at version V" blocks);
+* ``lineage`` (:mod:`.lineage`) - each derived version was computed from the input versions of
+  the same generation (and from the lookback partitions as their evidence stands);
 * parity (:mod:`.parity`), control totals (:mod:`.totals`), drift (:mod:`.drift`),
   freshness (:mod:`.freshness`), schema (:mod:`.schema`), validation rollup (:mod:`.rollup`).
 
@@ -49,9 +53,12 @@ def _guard(check_id: str, check_type: str, policy: str, module: str, fn_name: st
 
 
 def completeness(ctx: Context) -> list[CheckResult]:
-    """Is the evidence complete and current for exactly the generation's versions?"""
-    from pipelines.validation.suites import load_suite, suite_parameters, suite_path
+    """Is the evidence complete and current for exactly the generation's versions?
 
+    Every region published a profile of every table, under the current plan; every validated
+    table's suite exists and loads; and each (region, table) holds a complete validation
+    batch at exactly the generation's version under that suite (see
+    :class:`~pipelines.reconcile.context.Batches`)."""
     spec = ctx.spec
     gen = ctx.generation
     out: list[CheckResult] = []
@@ -62,14 +69,12 @@ def completeness(ctx: Context) -> list[CheckResult]:
         policy="block", success=not missing, observed=missing, threshold=[],
         message=(f"no profile of {ctx.interval.key} for: {', '.join(missing)} (not written, or its evidence was never "
                  "published)") if missing else "every region published a profile of every table"))
-    suites: dict[str, tuple[str, int]] = {}
-    if spec.validation.enabled:
-        d = spec.suites_dir()
-        for t in spec.tables:
-            path = suite_path(d, t.suite_name)
-            if t.layer != "quarantine" and path.exists():
-                suite = load_suite(path, parameters=suite_parameters(spec, t))
-                suites[t.name] = (suite.sha, len(suite.expectations))
+    for name, suite in ctx.suites.items():
+        if isinstance(suite, Exception):
+            out.append(CheckResult(
+                stage="reconcile", check_id=f"evidence.suite.{name}", check_type="evidence", region="*",
+                table=spec.table(name).path, policy="block", success=False, observed=None,
+                threshold=str(suite.context.get("path") or ""), message=str(suite)))
     for region in spec.regions:
         for t in spec.tables:
             if t.layer == "quarantine":
@@ -86,22 +91,38 @@ def completeness(ctx: Context) -> list[CheckResult]:
                     observed=p.plan_hash, threshold=plan,
                     message=f"{region}/{t.path}: stale profile at version {p.version} (computed under plan "
                             f"{p.plan_hash}, the spec now asks {plan}); re-run the region"))
-            if t.name not in suites:
+            if t.name not in ctx.suites:
                 continue
-            sha, n = suites[t.name]
-            mine = [v for v in ctx.validation if v.region == region and v.table == t.path
-                    and v.table_version == p.version and v.check_type == "suite_run"]
-            current = [v for v in mine if v.suite_sha == sha]
-            if current:
-                ok, msg = True, f"{region}/{t.path}: validated at version {p.version} (suite {sha}, {n} expectations)"
-            elif mine:
+            b = ctx.batches(region, t)
+            if b.suite is None:
+                continue  # the suite itself is missing or broken: blocked above, naming the file
+            sha, n = b.suite.sha, len(b.suite.expectations)
+            if b.complete:
+                ok, msg = True, (f"{region}/{t.path}: validated at version {p.version} (suite {sha}, {n} expectations, "
+                                 f"{len(b.complete)} complete batch(es))")
+            elif b.problems:
                 ok, msg = False, (f"{region}/{t.path}: not validated at version {p.version} under the current suite "
-                                  f"{sha} (validated under {sorted({v.suite_sha for v in mine})})")
+                                  f"{sha}: {'; '.join(b.problems)}; run `lockstep validate` again")
+            elif b.other_suites:
+                ok, msg = False, (f"{region}/{t.path}: not validated at version {p.version} under the current suite "
+                                  f"{sha} (validated under {sorted(b.other_suites)}); run `lockstep validate` again")
             else:
                 ok, msg = False, f"{region}/{t.path}: not validated at version {p.version}"
             out.append(CheckResult(**base, check_id=f"evidence.validation.{t.name}", check_type="evidence",
-                                   success=ok, observed=p.version, threshold=sha, message=msg))
+                                   success=ok, observed=p.version, threshold=sha, message=msg,
+                                   details={"suite_sha": sha, "batches": [rows[0].batch for rows in b.complete]}))
     return out
+
+
+def bindings(ctx: Context) -> dict[str, Any]:
+    """What a certification of this generation is bound to: each validated table's suite by
+    content hash, each derived version's input versions, and every member's data files by
+    content hash (the profile's ``files``), as its evidence states them."""
+    suites = {name: s.sha for name, s in ctx.suites.items() if not isinstance(s, Exception)}
+    inputs = {member: {k: v.get("version") for k, v in p.inputs.items()}
+              for member, p in sorted(ctx.profiles.items()) if p.inputs}
+    files = {member: dict(getattr(p, "files", None) or {}) for member, p in sorted(ctx.profiles.items())}
+    return {"suites": suites, "inputs": inputs, "files": files}
 
 
 def run_checks(spec: PipelineSpec, interval: Interval, *, root: str | None = None, run_id: str = "") -> list[CheckResult]:
@@ -115,6 +136,13 @@ def run_checks(spec: PipelineSpec, interval: Interval, *, root: str | None = Non
         details={"generation": gen.members, "interval": gen.interval},
     )]
     results += _guard("evidence", "evidence", "block", "pipelines.reconcile", "completeness", lambda f: f(ctx))
+    results += _guard("lineage", "lineage", "block", "pipelines.reconcile.lineage", "check_lineage", lambda f: f(ctx))
+    try:
+        results[0].details["bindings"] = bindings(ctx)
+    except Exception as exc:  # fail closed: no bindings, no certification (the gate says so)
+        results.append(CheckResult(stage="reconcile", check_id="generation.bound", check_type="generation",
+                                   region="*", table="*", policy="block", success=False,
+                                   message=f"the generation's bindings could not be assembled: {type(exc).__name__}: {exc}"))
     pkg = "pipelines.reconcile"
     for check in rec.parity:
         results += _guard(f"parity.{check.table}", "parity", check.policy, f"{pkg}.parity", "check_parity",

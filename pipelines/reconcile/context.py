@@ -14,11 +14,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipelines.checks import CheckResult, load_results, rows_to_results
+from pipelines.errors import ValidationStepError
 from pipelines.evidence import Profile, plan_hash, profile_plan
 from pipelines.evidence.store import EvidenceSet, load
 from pipelines.generation import Generation, member_key
 from pipelines.spec import Interval, PipelineSpec, TableSpec
 from pipelines.storage import OpenTables, decision_tables
+from pipelines.validation.suites import Suite, current_suite, validated_tables
 
 
 @dataclass
@@ -34,6 +36,8 @@ class Context:
     _window: dict[tuple[str, ...], EvidenceSet] = field(default_factory=dict)
     #: the control tables this decision opened (each once; see :class:`OpenTables`)
     tables: OpenTables = field(default_factory=OpenTables)
+    #: table -> the suite it is validated under now, or why it cannot be (missing, unreadable)
+    _suites: dict[str, Suite | ValidationStepError] | None = None
 
     @classmethod
     def build(cls, spec: PipelineSpec, interval: Interval, *, root: str | None = None, run_id: str = "",
@@ -94,3 +98,82 @@ class Context:
 
     def current_plan(self, table: TableSpec) -> str:
         return plan_hash(profile_plan(self.spec, table))
+
+    @property
+    def suites(self) -> dict[str, Suite | ValidationStepError]:
+        """Every validated table's current suite (loaded once per decision), or the error that
+        says why it has none: a missing or unreadable suite is never "nothing to check"."""
+        if self._suites is None:
+            self._suites = {}
+            for t in validated_tables(self.spec):
+                try:
+                    self._suites[t.name] = current_suite(self.spec, t)
+                except ValidationStepError as exc:
+                    self._suites[t.name] = exc
+        return self._suites
+
+    def batches(self, region: str, table: TableSpec) -> Batches:
+        """The validation batches at exactly the generation's version of ``region``'s ``table``,
+        judged against its current suite (see :class:`Batches`)."""
+        p = self.profile(region, table)
+        suite = self.suites.get(table.name)
+        out = Batches(region, table, None if p is None else p.version,
+                      suite if isinstance(suite, Suite) else None)
+        if p is None or out.suite is None:
+            return out
+        groups: dict[str, list[CheckResult]] = {}
+        for v in self.validation:
+            if v.region == region and v.table == table.path and v.table_version == p.version and v.batch:
+                groups.setdefault(v.batch, []).append(v)
+        out.judge(groups)
+        return out
+
+
+@dataclass
+class Batches:
+    """Validation batches of one (region, table) at one version, against the current suite.
+
+    A batch counts only when its marker names the current suite's hash and it holds exactly
+    one result for each of that suite's expectations (and, when it moved rows, the
+    quarantine-cap result): a result set someone trimmed, or one run under another suite,
+    is no evidence. Every counting batch is judged (there is no "newest" by a clock)."""
+
+    region: str
+    table: TableSpec
+    version: int | None
+    suite: Suite | None
+    complete: list[list[CheckResult]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # why each other batch does not count
+    other_suites: set[str] = field(default_factory=set)
+
+    def judge(self, groups: dict[str, list[CheckResult]]) -> None:
+        assert self.suite is not None
+        sha = self.suite.sha
+        expected = {f"{self.table.name}.{e.check_id}" for e in self.suite.expectations}
+        for batch, rows in groups.items():
+            markers = [v for v in rows if v.check_type == "suite_run"]
+            shas = {v.suite_sha for v in rows}
+            if not markers or any(m.suite_sha != sha for m in markers) or shas != {sha}:
+                self.other_suites |= shas - {sha}
+                if any(m.suite_sha == sha for m in markers):
+                    self.problems.append(f"batch {batch} mixes results of suites {sorted(shas)}")
+                continue
+            got = [v.check_id for v in rows if v.check_type not in ("suite_run", "quarantine_cap")]
+            moved = any((m.details or {}).get("quarantined") for m in markers)
+            capped = any(v.check_type == "quarantine_cap" for v in rows)
+            missing = sorted(expected - set(got))
+            extra = sorted(set(got) - expected)
+            if missing or extra or len(got) != len(set(got)) or len(markers) != 1 or (moved and not capped):
+                detail = (f"missing {missing[:5]}{' ...' if len(missing) > 5 else ''}" if missing else
+                          f"unexpected {extra[:5]}" if extra else
+                          "no quarantine-cap result although rows were quarantined" if moved and not capped else
+                          "duplicated results")
+                self.problems.append(f"batch {batch} holds {len(set(got) & expected)} of {len(expected)} "
+                                     f"expectation results ({detail})")
+                continue
+            self.complete.append(rows)
+
+    @property
+    def results(self) -> list[CheckResult]:
+        """Every result of every counting batch (a failure in any of them counts)."""
+        return [v for rows in self.complete for v in rows]

@@ -1,8 +1,8 @@
 """Validation rollup: validation's ``block`` results and quarantine ratios, per region.
 
 Validation records its results bound to the table version it judged (and the suite's
-hash). Only results about exactly the generation's version, from the newest validation of
-that version under the current suite, count: a failed ``block`` expectation there blocks the
+hash). Only results about exactly the generation's version, from complete validation batches
+of that version under the current suite, count (a failure in any of them): a failed ``block`` expectation there blocks the
 region. So does a table whose quarantined share of the interval's rows exceeds the spec's
 ``validation.quarantine_cap``: ``quarantined / (kept + quarantined)``, from the profile of
 the version quarantine produced. Every failed result that counts is re-stated as a
@@ -22,15 +22,9 @@ def current_validation(ctx: Context, region: str) -> list[CheckResult]:
     result of the newest validation batch at exactly that version."""
     out: list[CheckResult] = []
     for t in ctx.spec.tables:
-        p = ctx.profile(region, t)
-        if p is None or t.layer == "quarantine":
+        if t.layer == "quarantine" or t.name not in ctx.suites:
             continue
-        mine = [v for v in ctx.validation if v.region == region and v.table == t.path and v.table_version == p.version]
-        markers = [v for v in mine if v.check_type == "suite_run"]
-        if not markers:
-            continue
-        batch = markers[-1].batch  # results are read in commit order: the last marker is the newest
-        out += [v for v in mine if v.batch == batch]
+        out += ctx.batches(region, t).results  # every complete batch under the current suite
     for t in ctx.spec.tables_in("features"):  # the transform's lookback coverage, per version written
         p = ctx.profile(region, t)
         cov = [v for v in ctx.validation if v.region == region and v.table == t.path
@@ -48,10 +42,12 @@ def check_rollup(ctx: Context) -> list[CheckResult]:
     cap = spec.validation.quarantine_cap
     for region in spec.regions:
         current = current_validation(ctx, region)
-        blocking = [r for r in current if r.blocking]
+        blocking = list({(r.table, r.check_id): r for r in current if r.blocking}.values())
+        seen: set[tuple[str, str]] = set()
         for r in current:  # each failed result about the generation's versions, re-stated for the gate
-            if r.success:
+            if r.success or (r.table, r.check_id) in seen:
                 continue
+            seen.add((r.table, r.check_id))
             results.append(CheckResult(
                 stage="reconcile", check_id=r.check_id, check_type=r.check_type, region=region, table=r.table,
                 policy=r.policy, success=False, observed=r.observed, threshold=r.threshold,

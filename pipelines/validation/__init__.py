@@ -31,9 +31,9 @@ from pipelines.validation.suites import (
     Expectation,
     Suite,
     check_columns,
+    current_suite,
     load_suite,
-    suite_parameters,
-    suite_path,
+    validated_tables,
 )
 
 __all__ = ["run_suite", "validate_frame", "validate_region", "load_suite"]
@@ -161,19 +161,13 @@ def validate_region(
     from pipelines.evidence import store
 
     opts = spec.region_options(region)
-    suites_dir = spec.suites_dir()
     checks: list[CheckResult] = []
     docs: list[dict[str, Any]] = []
     todo: list[tuple[TableSpec, Suite]] = []
-    for table in spec.tables:  # every suite loads (and fails) before anything is read or written
-        if table.layer == "quarantine" or (layers is not None and table.layer not in layers):
+    for table in validated_tables(spec):  # every suite loads (and fails) before anything is read or written
+        if layers is not None and table.layer not in layers:
             continue
-        path = suite_path(suites_dir, table.suite_name)
-        if not path.exists():
-            if table.suite is not None:
-                raise ValidationStepError(f"{path}: suite {table.suite!r} named by table {table.name!r} does not exist")
-            continue
-        todo.append((table, load_suite(path, parameters=suite_parameters(spec, table))))
+        todo.append((table, current_suite(spec, table)))  # a missing suite is an error naming the file
     evidence = store.load(spec, [interval.key], root=root, region=region) if todo else None
     for table, suite in todo:
         uri = spec.table_uri(region, table.layer, table.name, root)

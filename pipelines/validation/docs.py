@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pipelines.errors import StorageError
 from pipelines.storage import join_uri
 
 
@@ -38,31 +39,38 @@ class DocsWriter:
     def __init__(self, base: str, storage_options: dict[str, str] | None = None) -> None:
         from deltalake._internal import DeltaFileSystemHandler
 
-        if "://" not in base:
-            Path(base).mkdir(parents=True, exist_ok=True)
         self.base = base
+        if "://" not in base:
+            try:
+                Path(base).mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise _io_error(exc, base, "create the folder") from None
         self._fs = DeltaFileSystemHandler(base, options=storage_options or None)
 
     def write_text(self, path: str, text: str) -> None:
-        out = self._fs.open_output_stream(path)
-        try:
-            out.write(text.encode())
-        finally:
-            out.close()  # type: ignore[attr-defined]  # not in deltalake's stub
+        self.write_bytes(path, text.encode())
 
     def write_bytes(self, path: str, data: bytes) -> None:
-        out = self._fs.open_output_stream(path)
+        """Write one file; an IO error (a full disk, a read-only root) is one StorageError
+        naming the file, never a half-reported OSError."""
         try:
-            out.write(data)
-        finally:
-            out.close()  # type: ignore[attr-defined]  # not in deltalake's stub
+            out = self._fs.open_output_stream(path)
+            try:
+                out.write(data)
+            finally:
+                out.close()  # type: ignore[attr-defined]  # not in deltalake's stub
+        except OSError as exc:
+            raise _io_error(exc, join_uri(self.base, path), "write") from None
 
     def read_text(self, path: str) -> str:
-        f = self._fs.open_input_file(path)
         try:
-            return f.read(f.size()).decode()
-        finally:
-            f.close()  # type: ignore[attr-defined]  # not in deltalake's stub
+            f = self._fs.open_input_file(path)
+            try:
+                return f.read(f.size()).decode()
+            finally:
+                f.close()  # type: ignore[attr-defined]  # not in deltalake's stub
+        except OSError as exc:
+            raise _io_error(exc, join_uri(self.base, path), "read") from None
 
     def files(self) -> list[str]:
         """Every file under the base, as paths relative to it."""
@@ -70,6 +78,18 @@ class DocsWriter:
 
         infos = self._fs.get_file_info_selector("", allow_not_found=True, recursive=True)
         return sorted(i.path.lstrip("/") for i in infos if i.type == FileType.File)
+
+
+def _io_error(exc: OSError, path: str, action: str) -> StorageError:
+    """A Data Docs IO error as one line naming the file: a full disk, a quota, a read-only
+    root or a permission says what to do (:class:`FilesystemError`), anything else what failed."""
+    from pipelines.errors import FilesystemError
+
+    full = FilesystemError.from_os_error(exc, path, rerun="the step")
+    if full is not None:
+        return full
+    reason = exc.strerror or " ".join(str(exc).split())
+    return StorageError(f"Data Docs: cannot {action} {path}: {reason}", path=path)
 
 
 RESULTS = "_results"

@@ -172,3 +172,22 @@ def check_columns(suite: Suite, columns: list[str]) -> None:
 
 def suite_path(suites_dir: Path, name: str) -> Path:
     return suites_dir / f"{name}.json"
+
+
+def validated_tables(spec: PipelineSpec) -> list[TableSpec]:
+    """The tables the spec validates: every table but quarantine ones and those marked
+    ``validated: false`` (none when validation is off)."""
+    if not spec.validation.enabled:
+        return []
+    return [t for t in spec.tables if t.layer != "quarantine" and t.validated]
+
+
+def current_suite(spec: PipelineSpec, table: TableSpec) -> Suite:
+    """The suite ``table`` is validated under now. A validated table whose suite file is
+    missing or does not load is an error naming the file: never "nothing to check"."""
+    path = suite_path(spec.suites_dir(), table.suite_name)
+    if not path.exists():
+        raise ValidationStepError(
+            f"{path}: the suite of {table.path} does not exist, so the table cannot be validated or certified; "
+            f"restore the file (or mark the table `validated: false` in the spec)", path=str(path))
+    return load_suite(path, parameters=suite_parameters(spec, table))

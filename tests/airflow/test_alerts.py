@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from pipelines.spec import load_spec
-from tests.airflow.test_ui import BLOCKED, CERTIFIED, build_lake
+from tests.airflow.test_ui import BLOCKED, CERTIFIED, build_lake, generation_of
 
 
 class _Mailbox:
@@ -154,6 +154,7 @@ def test_override_and_rollback_from_the_cli_alert_at_once(
 
     until = (datetime.now(UTC) + timedelta(days=30)).replace(hour=0, minute=0, second=0, microsecond=0)
     done = lockstep("override", str(spec.path), "--date", BLOCKED, "--reason", "eu-central list accepted by risk",
+                    "--generation", generation_of(spec, BLOCKED, "blocked"),
                     "--until", until.strftime("%Y-%m-%dT%H:%M"), env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     (override,) = [d for d in decisions(load_spec(Path(str(spec.path)))) if d.kind == "override" and d.interval == BLOCKED]
@@ -168,8 +169,8 @@ def test_override_and_rollback_from_the_cli_alert_at_once(
     assert hook["reason"] == "eu-central list accepted by risk" and hook["who"] == override.who
     assert hook["reasons"][0]["check_id"] == "parity.merchant_risk"
 
-    done = lockstep("rollback", str(spec.path), "--to", CERTIFIED, "--reason", "bad features since the 2nd",
-                    env=env)
+    done = lockstep("rollback", str(spec.path), "--to", generation_of(spec, CERTIFIED, "certified"),
+                    "--reason", "bad features since the 2nd", env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     assert str(mailbox.messages[-1][1]["Subject"]).startswith(f"[lockstep] ROLLBACK alerts_ops to {CERTIFIED} by ")
     assert [r["json"]["event"] for r in received] == ["override", "rollback"]
@@ -191,7 +192,8 @@ def test_an_override_whose_alert_fails_is_recorded_and_the_cli_says_so(
     data["alerts"] = [{"kind": "smtp", "conn_id": "dead_smtp", "to": ["a@example.com"]},
                       {"kind": "webhook", "conn_id": "lockstep_hook"}]
     Path(str(spec.path)).write_text(yaml.safe_dump(data))
-    done = lockstep("override", str(spec.path), "--date", BLOCKED, "--reason", "accepted", env=env)
+    done = lockstep("override", str(spec.path), "--date", BLOCKED, "--reason", "accepted",
+                    "--generation", generation_of(spec, BLOCKED, "blocked"), env=env)
     assert done.returncode == 1
     assert "override recorded, but 1 alert(s) failed: smtp dead_smtp" in " ".join(done.stderr.split())
     assert "Traceback" not in done.stderr

@@ -43,8 +43,17 @@ def build_lake(folder: Path, name: str = "ui_demo") -> PipelineSpec:
     ])
     for ds in (CERTIFIED, BLOCKED, OVERRIDDEN):
         run_interval(faulty, Interval.for_date(ds))
-    override(spec, Interval.for_date(OVERRIDDEN), reason=OVERRIDE_REASON)
+    override(spec, Interval.for_date(OVERRIDDEN), reason=OVERRIDE_REASON,
+             generation=generation_of(spec, OVERRIDDEN, "blocked"))
     return spec
+
+
+def generation_of(spec: PipelineSpec, interval: str, status: str) -> str:
+    """The generation id of the interval's newest decision with ``status`` (what an operator
+    reads off ``explain`` before deciding)."""
+    from pipelines.certify import decisions
+
+    return [d for d in decisions(spec) if d.interval == interval and d.status == status][-1].generation_id
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +83,7 @@ def test_matrix_rollback_revokes_later_intervals(tmp_path: Path) -> None:
     from pipelines.matrix import certification_matrix
 
     spec = build_lake(tmp_path)
-    rollback(spec, CERTIFIED, reason="bad promo data")
+    rollback(spec, generation_of(spec, CERTIFIED, "certified"), reason="bad promo data")
     m = certification_matrix(spec)
     assert m["cells"][OVERRIDDEN]["eu-west"]["state"] == "rolled back"
     assert "revoked by rollback" in m["cells"][OVERRIDDEN]["eu-west"]["reason"]

@@ -39,3 +39,13 @@ def test_reconcile_bench_diff_is_exact_beside_duckdb() -> None:
     duck = next(f for n, f in figs.items() if n.startswith("DuckDB full outer join"))
     assert diff["exact"] and duck["exact"]
     assert result["scale"][0]["exact"]
+
+
+def test_integrity_bench_reports_the_verification_cost() -> None:
+    from pipelines.bench import integrity
+
+    result = integrity.run(rows=2_000, regions=1, reps=1)
+    assert result["rows"] == 2_000 and result["files"] == 1 and result["bytes"] > 0
+    assert all(FIGURE_KEYS <= set(f) for f in result["figures"])
+    cost = result["figures"][0]
+    assert cost["name"].startswith("verification cost") and cost["goal"] == "<= 0.05"

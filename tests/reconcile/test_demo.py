@@ -83,9 +83,16 @@ def test_explain_names_the_region_and_the_merchant_keys(demo) -> None:  # type: 
     # decided from evidence (the regions' profiles, not a re-read of the source): the repaired
     # day reconciles under the shipped spec too
     assert res.exit_code == 0 and json.loads(res.stdout)["blocking"] == 0, res.stdout
-    res = CliRunner().invoke(app, ["override", "fraud_features", "--date", "2026-01-02", "--root", root,
-                                   "--reason", "promo campaign in us-west", "--until", "2999-01-01T00:00", "--json"])
+    # the 2nd was fixed and certified after its block: overriding the old block would put the
+    # stale generation back; refused unless asked for by name and with --reinstate-older
+    blocked_gen = ex["earlier_blocks"][0]["generation_id"]
+    override = ["override", "fraud_features", "--date", "2026-01-02", "--root", root, "--generation", blocked_gen,
+                "--reason", "promo campaign in us-west", "--until", "2999-01-01T00:00", "--json"]
+    res = CliRunner().invoke(app, override)
+    assert res.exit_code == 2 and "--reinstate-older" in res.output and "older than a certification" in res.output
+    res = CliRunner().invoke(app, [*override, "--reinstate-older"])
     assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["bindings"]["reviewed"]["reinstates_older"] is True
     assert json.loads(res.stdout)["kind"] == "override"
     first = next(s for s in steps if s.label == "2026-01-01 clean").run.decision.generation_id  # type: ignore[union-attr]
     res = CliRunner().invoke(app, ["rollback", "fraud_features", "--to", first, "--root", root, "--reason", "test"])
