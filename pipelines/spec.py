@@ -285,7 +285,8 @@ class TableSpec(_Model):
     suite: str | None = Field(None, description="expectation suite; default: the table name")
     validated: bool = Field(
         True, description="false: the table has no expectation suite and the gate asks no validation evidence "
-        "of it; true (default): its suite must exist and load, or the table cannot be certified")
+        "of it; true (default): its suite must exist and load, or the table cannot be certified",
+        examples=[False])
     replicated: bool = Field(False, description="every region must hold it identically")
     columns: list[ColumnSpec] = Field(default_factory=list, description="optional declared schema")
 

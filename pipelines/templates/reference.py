@@ -110,6 +110,7 @@ SUPPLEMENT: dict[str, tuple[str, Any]] = {
     "TableSpec.event_time": ("event-time column (freshness, point-in-time features)", "event_time"),
     "TableSpec.partition_by": ("partition columns: ds (daily) or ds, hour (hourly)", ["ds"]),
     "TableSpec.suite": ("", "transactions_v2"),
+    "TableSpec.validated": ("", False),
     "TableSpec.replicated": ("", True),
     "TableSpec.columns": ("", [{"name": "amount", "dtype": "Float64", "nullable": False}]),
     "ColumnSpec.name": ("column name", "amount"),

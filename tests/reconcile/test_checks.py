@@ -107,22 +107,36 @@ def test_schema_pass_and_fail(root: str) -> None:
 
 
 # --------------------------------------------------------------------------- rollup
-def test_rollup_validation_block_and_quarantine_cap(root: str) -> None:
-    spec = tiny_spec({}, validation={"enabled": False, "quarantine_cap": 0.05})
+def test_rollup_validation_block_and_quarantine_cap(root: str, tmp_path: Path) -> None:
+    from pipelines.validation.suites import load_suite
+
+    (tmp_path / "feats.json").write_text(json.dumps({"name": "feats", "expectations": [
+        {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "amount"},
+         "meta": {"lockstep": {"policy": "block"}}}]}))
+    base = tiny_spec({})
+    tables = [t.model_dump() for t in base.tables]
+    tables[0]["validated"] = False  # the reference table has no suite, and says so
+    spec = tiny_spec({}, tables=tables, validation={"quarantine_cap": 0.05, "suites_dir": str(tmp_path)})
+    suite = load_suite(tmp_path / "feats.json", known_types={"expect_column_values_to_not_be_null"})
+    check_id = f"feats.{suite.expectations[0].check_id}"
     fill(spec, root)
     res = of(run_checks(spec, DAY, root=root), "rollup")
     assert all(r.success for r in res.values())
     v2 = table_version(table_uri(root, spec.name, "r2", "features", "feats"))
 
-    def failed(version: int | None, batch: str) -> list[CheckResult]:
+    def failed(version: int | None, batch: str, sha: str = suite.sha) -> list[CheckResult]:
         return [
-            CheckResult(stage="validation", check_id="feats.not_null.amount", check_type="expectation", region="r2",
-                        table="features/feats", policy="block", success=False, message="12 nulls",
-                        table_version=version, batch=batch),
+            CheckResult(stage="validation", check_id=check_id, check_type="expect_column_values_to_not_be_null",
+                        region="r2", table="features/feats", policy="block", success=False, message="12 nulls",
+                        table_version=version, batch=batch, suite_sha=sha),
             CheckResult(stage="validation", check_id="feats.suite", check_type="suite_run", region="r2",
-                        table="features/feats", policy="warn", success=True, table_version=version, batch=batch),
+                        table="features/feats", policy="warn", success=True, table_version=version, batch=batch,
+                        suite_sha=sha, observed=1),
         ]
 
+    record_results(root, spec.name, DAY.key, "v-other", failed(v2, "other-suite", sha="0123456789abcdef"))
+    res = of(run_checks(spec, DAY, root=root), "rollup")
+    assert res["r2:rollup.validation"].success  # a result under another suite is no evidence here
     record_results(root, spec.name, DAY.key, "v0", failed(None if v2 is None else v2 + 7, "other-version"))
     res = of(run_checks(spec, DAY, root=root), "rollup")
     assert res["r2:rollup.validation"].success  # a result about another version is no evidence here
@@ -137,7 +151,7 @@ def test_rollup_validation_block_and_quarantine_cap(root: str) -> None:
     publish_write(spec, "r3", spec.table("feats"), "features", DAY, kept, ref, root=root,
                   quarantine={"version": q_ref.version, "rows": 200, "totals": {}, "from_version": ref.version - 1})
     res = of(run_checks(spec, DAY, root=root), "rollup")
-    assert not res["r2:rollup.validation"].success and "feats.not_null.amount" in res["r2:rollup.validation"].message
+    assert not res["r2:rollup.validation"].success and check_id in res["r2:rollup.validation"].message
     assert res["r1:rollup.validation"].success
     qr = res["r3:rollup.quarantine.feats"]
     assert not qr.success and qr.observed == 0.1
