@@ -203,6 +203,9 @@ def put_object(root: str, path: str, data: bytes, storage_options: dict[str, str
 def read_object(root: str, path: str, storage_options: dict[str, str] | None = None) -> bytes:
     """The bytes of ``<root>/<path>`` through deltalake's object store (as :func:`put_object`
     writes them), fetched once: every byte the store holds now, whatever a log says its size is."""
+    if "://" not in root or root.startswith("file://"):  # local disk: one read, no copy through the store
+        base = unquote(root[len("file://"):]) if root.startswith("file://") else root
+        return (Path(base) / path).read_bytes()
     from deltalake._internal import DeltaFileSystemHandler  # the object store behind deltalake.fs
 
     f = DeltaFileSystemHandler(root, options=storage_options or None).open_input_file(path)

@@ -66,6 +66,16 @@ def lake(tmp: Path, regions: int = 2) -> PipelineSpec:
     return load_spec(path)
 
 
+def certified_day(tmp: Path) -> tuple[PipelineSpec, Any, str, pl.DataFrame]:
+    """A lake with D1 certified: the spec, the decision, the first region and its certified features."""
+    spec = lake(tmp)
+    deliver_all(spec, tmp, D1.ds)
+    good = run_interval(spec, D1).decision
+    assert good is not None and good.certified
+    r0 = spec.regions[0]
+    return spec, good, r0, amounts(spec, r0)
+
+
 def suite_file(spec: PipelineSpec, table: str = "transactions") -> Path:
     return spec.suites_dir() / f"{table}.json"
 
@@ -115,12 +125,7 @@ def test_a_batch_under_a_suite_that_changed_since_does_not_count(tmp_path: Path)
 
 # --------------------------------------------------------------------------- 2. missing suite
 def test_a_missing_suite_blocks_naming_the_file(tmp_path: Path) -> None:
-    spec = lake(tmp_path)
-    deliver_all(spec, tmp_path, D1.ds)
-    good = run_interval(spec, D1).decision
-    assert good is not None and good.certified
-    r0 = spec.regions[0]
-    before = amounts(spec, r0)
+    spec, good, r0, before = certified_day(tmp_path)
     deliver(spec, tmp_path, r0, D1.ds, bad=True)
     ingest(spec, D1, r0)  # written and profiled, never validated
     suite_file(spec).unlink()
@@ -140,12 +145,7 @@ def test_a_missing_suite_blocks_naming_the_file(tmp_path: Path) -> None:
 
 # --------------------------------------------------------------------------- 3. lineage
 def test_features_computed_from_other_inputs_block_naming_both_versions(tmp_path: Path) -> None:
-    spec = lake(tmp_path)
-    deliver_all(spec, tmp_path, D1.ds)
-    good = run_interval(spec, D1).decision
-    assert good is not None and good.certified
-    r0 = spec.regions[0]
-    before = amounts(spec, r0)
+    spec, good, r0, before = certified_day(tmp_path)
     path = tmp_path / "landing" / r0 / f"{D1.ds}.parquet"
     df = pl.read_parquet(path)
     df.with_columns(pl.col("card_id").shuffle(seed=3)).write_parquet(path)  # re-delivered, card ids shuffled
@@ -339,3 +339,22 @@ def test_read_certified_refuses_a_file_changed_behind_delta(tmp_path: Path) -> N
     pl.DataFrame({"x": [1]}).write_parquet(path)  # another size: refused, no pyo3 panic
     with pytest.raises(CertificationError, match=rel):
         read_certified(spec, "transactions", r0).collect()
+
+
+# --------------------------------------------------------------------------- 8. intervals that have not happened
+def test_a_certified_future_interval_never_becomes_the_one_in_force(tmp_path: Path) -> None:
+    spec = lake(tmp_path, regions=1)
+    deliver_all(spec, tmp_path, D1.ds)
+    first = run_interval(spec, D1).decision
+    assert first is not None and first.certified
+    future = Interval.for_date("2099-01-01")
+    deliver_all(spec, tmp_path, future.ds)
+    with pytest.raises(Exception, match="has not closed yet"):
+        run_interval(spec, future)
+    ahead = run_interval(spec, future, allow_open=True).decision  # a demo may run it; it is certified ...
+    assert ahead is not None and ahead.certified
+    assert future.key in active_certifications(spec)
+    # ... but what consumers read now is the newest interval that has closed
+    assert current_certified(spec).generation_id == first.generation_id  # type: ignore[union-attr]
+    assert read_certified(spec, "card_features", spec.regions[0]).collect()["ds"].unique().to_list() == [D1.ds]
+    assert read_certified(spec, "card_features", spec.regions[0], at=future.key).collect().height  # named: served
