@@ -125,23 +125,6 @@ def load_results(
     return lf.collect()
 
 
-def latest_results(
-    root: str, pipeline: str, interval: str, run_id: str, storage_options: dict[str, str] | None = None,
-) -> list[CheckResult]:
-    """What the gate judges: the newest validation result of each (region, table, check) of
-    the interval, whichever run recorded it, and the reconciliation results of ``run_id``."""
-    df = load_results(root, pipeline, interval, storage_options=storage_options)
-    if df.is_empty():
-        return []
-    validation = (
-        df.filter(pl.col("stage") == "validation")
-        .sort("recorded_at")
-        .unique(subset=["region", "table", "check_id"], keep="last", maintain_order=True)
-    )
-    rec = df.filter((pl.col("stage") != "validation") & (pl.col("run_id") == run_id))
-    return rows_to_results(pl.concat([validation, rec]))
-
-
 def run_results(
     root: str, pipeline: str, interval: str, run_id: str, storage_options: dict[str, str] | None = None,
     *, tables: OpenTables | None = None,

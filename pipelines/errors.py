@@ -146,10 +146,6 @@ class CertificationError(LockstepError):
     """No certified generation can serve a read, or a gate decision could not be recorded."""
 
 
-class BlockedError(CertificationError):
-    """The gate refused a generation: the reasons are in ``context['reasons']``."""
-
-
 class MissingDependencyError(LockstepError):
     """An optional dependency is missing: the message names the extra to install."""
 

@@ -159,11 +159,6 @@ def pipeline_tables(spec: PipelineSpec, *, root: str | None = None) -> list[str]
 
 
 # --------------------------------------------------------------------------- one table
-def _active_files(uri: str, opts: dict[str, str]) -> int:
-    dt = open_table(uri, opts)
-    return 0 if dt is None else len(dt.file_uris())
-
-
 def _ceil_hours(seconds: float) -> int:
     return max(0, math.ceil(seconds / 3600))
 

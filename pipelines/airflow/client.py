@@ -8,8 +8,7 @@ manager (``POST /auth/token``) and retries once with a fresh token on a 401.
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pipelines.errors import LockstepError
@@ -78,24 +77,6 @@ class AirflowClient:
     def create_backfill(self, dag_id: str, start: str, end: str) -> dict[str, Any]:
         """``POST /backfills``: one run per interval without a successful run yet."""
         return dict(self.api("POST", "/backfills", self._backfill_body(dag_id, start, end)))
-
-    def wait_for_backfill(self, backfill: Mapping[str, Any], *, timeout: float = 3600, poll: float = 2.0,
-                          on_poll: Callable[[list[dict[str, Any]]], None] | None = None) -> list[dict[str, Any]]:
-        """Follow a backfill until it completes; its runs, with their final states."""
-        deadline = time.monotonic() + timeout
-        while True:
-            state = self.api("GET", f"/backfills/{backfill['id']}")
-            listed = self.api("GET", f"/dags/{backfill['dag_id']}/dagRuns",
-                              params={"logical_date_gte": backfill["from_date"], "logical_date_lte": backfill["to_date"],
-                                      "limit": 1000})["dag_runs"]
-            runs = [r for r in listed if r.get("run_type") == "backfill"]
-            if on_poll:
-                on_poll(runs)
-            if state.get("completed_at"):
-                return runs
-            if time.monotonic() > deadline:
-                raise AirflowError(f"backfill {backfill['id']} of {backfill['dag_id']} not done after {timeout:.0f}s")
-            time.sleep(poll)
 
     # -- landing notifications ----------------------------------------------------------
     def landing_asset_id(self, pipeline: str) -> int:

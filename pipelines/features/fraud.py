@@ -21,8 +21,6 @@ import polars as pl
 from pipelines.errors import FeatureError
 from pipelines.features import FeatureContext
 
-CARD_WINDOWS = {"1h": "1h", "24h": "24h", "7d": "7d"}
-
 CARD_FEATURE_COLUMNS = [
     "txn_count_1h", "amount_sum_1h", "txn_count_24h", "amount_sum_24h", "txn_count_7d",
     "amount_sum_7d", "distinct_merchants_24h", "amount_zscore", "first_seen_in_region",

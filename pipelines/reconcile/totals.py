@@ -190,7 +190,3 @@ def _global(ctx: Context, check: ControlTotalsCheck, raw: TableSpec, control: pl
     ))
     return results
 
-
-def control_rows(totals: dict[str, Totals]) -> list[dict[str, Any]]:
-    """Rows of a control file from per-region totals (what an upstream system would publish)."""
-    return [{"region": r, **t} for r, t in totals.items()]
