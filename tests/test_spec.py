@@ -104,6 +104,15 @@ def test_cli_prints_spec_error_without_traceback(tmp_path: Path) -> None:
     assert "Traceback" not in out
 
 
+def test_cli_registration_surfaces_import_failures(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pipelines.cli as cli
+
+    cli._register()  # every listed command module imports
+    monkeypatch.setattr(cli, "COMMAND_MODULES", [*cli.COMMAND_MODULES, "no_such_area"])
+    with pytest.raises(ModuleNotFoundError, match="no_such_area"):
+        cli._register()
+
+
 def test_interval_keys() -> None:
     day = Interval.for_date("2026-01-02")
     assert day.key == "2026-01-02" and day.partition(["ds"]) == {"ds": "2026-01-02"}

@@ -177,12 +177,9 @@ def command(*args: Any, **kwargs: Any) -> Callable[[F], F]:
 
 
 def _register() -> None:
+    # every module in COMMAND_MODULES exists: an import failure is a bug, and surfaces
     for name in COMMAND_MODULES:
-        try:
-            importlib.import_module(f"pipelines.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"pipelines.cli.{name}":
-                raise
+        importlib.import_module(f"pipelines.cli.{name}")
 
 
 def main() -> None:
