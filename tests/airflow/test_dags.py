@@ -26,6 +26,23 @@ def test_no_import_errors(dagbag) -> None:  # type: ignore[no-untyped-def]
     assert {"fraud_features", "fraud_model_scoring"} <= set(dagbag.dag_ids)
 
 
+def test_dagbag_loads_exactly_the_dag_files_and_airflowignore_skips_the_specs(dagbag) -> None:  # type: ignore[no-untyped-def]
+    """dags/.airflowignore is read in the configured syntax (Airflow 3's default: glob): the
+    dag-processor walks the DAG files only, never the spec YAML beside them."""
+    from airflow._shared.module_loading import find_path_from_directory
+    from airflow.configuration import conf
+
+    dags = REPO / "dags"
+    syntax = conf.get("core", "dag_ignore_file_syntax")
+    assert syntax == "glob"
+    walked = sorted(Path(p).name for p in find_path_from_directory(dags, ".airflowignore", syntax))
+    assert walked == DAG_FILES, "the dag-processor sees the DAG files and nothing else"
+    assert {p.name for p in dags.glob("*.yaml")}, "the specs the ignore file skips are there"
+    assert sorted({Path(d.fileloc).name for d in dagbag.dags.values()}) == DAG_FILES
+    assert set(dagbag.dag_ids) == {"fraud_features", "fraud_features_hourly", "fraud_model_scoring",
+                                   "lockstep_maintenance"}
+
+
 @pytest.mark.parametrize("dag_id", ["fraud_features", "fraud_model_scoring"])
 def test_tags_and_retries(dagbag, dag_id: str) -> None:  # type: ignore[no-untyped-def]
     dag = dagbag.dags[dag_id]
