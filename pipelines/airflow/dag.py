@@ -168,9 +168,11 @@ def build_dag(spec_or_path: PipelineSpec | str | Path, *, dag_id: str | None = N
     if af.pool:
         default_args["pool"] = af.pool
     start = spec.start_date
+    # the spec's description, in the DAG list and as the DAG's docs (not this factory's docstring)
+    description = spec.description or f"Lockstep pipeline {spec.name}"
     with DAG(
         dag_id=dag_id or spec.name,
-        description=spec.description or f"Lockstep pipeline {spec.name}",
+        description=description,
         schedule=_timetable(spec),
         start_date=datetime(start.year, start.month, start.day, tzinfo=UTC),
         catchup=af.catchup,
@@ -178,7 +180,7 @@ def build_dag(spec_or_path: PipelineSpec | str | Path, *, dag_id: str | None = N
         max_active_tasks=af.max_active_tasks,
         tags=list(af.tags),
         default_args=default_args,
-        doc_md=__doc__,
+        doc_md=description,
     ) as dag:
 
         steps = REGION_STEPS if af.task_granularity == "step" else ("region",)

@@ -37,7 +37,7 @@ the working directory. `LOCKSTEP_ROOT` (or `--root`) overrides `storage.root`.
 #: (the model's own wins), the example where the model gives none
 SUPPLEMENT: dict[str, tuple[str, Any]] = {
     "PipelineSpec.name": ("the pipeline's name: its DAG id and its folder under the storage root", "payments"),
-    "PipelineSpec.description": ("shown as the DAG's description", "Payments features per region"),
+    "PipelineSpec.description": ("shown as the DAG's description and docs in Airflow", "Payments features per region"),
     "PipelineSpec.schedule": ("cron expression or @daily / @hourly; None for manual runs only", "@daily"),
     "PipelineSpec.granularity": ("the interval a run processes: a day (partitioned by ds) or an hour (ds, hour)", "day"),
     "PipelineSpec.start_date": ("first data interval of the DAG", "2026-01-01"),

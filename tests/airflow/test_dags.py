@@ -52,6 +52,17 @@ def test_tags_and_retries(dagbag, dag_id: str) -> None:  # type: ignore[no-untyp
             assert t.retries >= 2, f"{dag_id}.{t.task_id} retries {t.retries}"
 
 
+@pytest.mark.parametrize("dag_id", ["fraud_features", "fraud_features_hourly"])
+def test_pipeline_dag_shows_its_spec_description(dagbag, dag_id: str) -> None:  # type: ignore[no-untyped-def]
+    from pipelines.spec import load_spec
+
+    spec = load_spec(REPO / "dags" / f"{dag_id}.yaml")
+    dag = dagbag.dags[dag_id]
+    assert spec.description
+    assert dag.description == spec.description
+    assert dag.doc_md == spec.description, "the DAG's docs are its spec's, not the DAG factory's docstring"
+
+
 def test_shape_of_the_pipeline_dag(dagbag) -> None:  # type: ignore[no-untyped-def]
     dag = dagbag.dags["fraud_features"]
     ids = {t.task_id for t in dag.tasks}
