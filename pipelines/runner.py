@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict
 
 from pipelines.certify import Decision
 from pipelines.checks import CheckResult, load_results, record_results, rows_to_results
-from pipelines.errors import FeatureError
+from pipelines.errors import FeatureError, SpecError
 from pipelines.features import FeatureContext, load_transform
 from pipelines.generation import generation_of
 from pipelines.preflight import preflight, require_closed
@@ -355,8 +355,6 @@ def run_interval(
     for region in spec.regions if regions is None else regions:
         unknown = region not in spec.regions
         if unknown:
-            from pipelines.errors import SpecError
-
             raise SpecError(f"{spec.name}: unknown region {region!r}; regions: {spec.regions}")
         rr = run_region(spec, interval, region, root=root, run_id=run_id, force=force)
         runs.append(rr)
@@ -427,6 +425,8 @@ def certify(spec: PipelineSpec, interval: Interval, *, root: str | None = None, 
 
 # --------------------------------------------------------------------------- task payloads
 Step = Literal["ingest", "validate_inputs", "transform", "validate", "region", "reconcile", "gate"]
+#: the steps that run in one region (a payload names it)
+REGION_STEPS = ("ingest", "validate_inputs", "transform", "validate", "region")
 
 
 class StepPayload(BaseModel):
@@ -452,13 +452,15 @@ class StepPayload(BaseModel):
 
 def run_step(payload: StepPayload) -> dict[str, Any]:
     """Run one step described by a payload; returns references only."""
+    if payload.region is None and payload.step in REGION_STEPS:
+        # a malformed payload: no retry mends it, so Airflow fails the task at once
+        raise SpecError(f"step {payload.step} needs a region", step=payload.step)
     spec = load_spec(payload.spec)
     preflight(spec, payload.interval, None if payload.region is None else [payload.region], root=payload.root,
               allow_open=payload.allow_open)  # every step, reconcile and gate too: a closed interval only
     iv, root = payload.interval, payload.root
-    if payload.step in ("ingest", "validate_inputs", "transform", "validate", "region"):
-        if payload.region is None:
-            raise ValueError(f"step {payload.step} needs a region")
+    if payload.step in REGION_STEPS:
+        assert payload.region is not None  # checked above
         region = payload.region
         if payload.step == "ingest":
             refs = ingest(spec, iv, region, root=root, force=payload.force, run_id=payload.run_id)

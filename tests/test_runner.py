@@ -6,9 +6,11 @@ import json
 from pathlib import Path
 
 import polars as pl
+import pytest
 from typer.testing import CliRunner
 
 from pipelines.certify import read_certified
+from pipelines.errors import SpecError
 from pipelines.runner import StepPayload, run_interval, run_step
 from pipelines.spec import Interval
 from pipelines.status import pipeline_status
@@ -70,6 +72,17 @@ def test_step_payloads_return_references_only(root: str) -> None:
     json.dumps(out)  # JSON-able: fit for XCom under any executor
     assert [t["rows"] for t in out["tables"]] == [20_000, 2_000]
     assert out["tables"][0]["uri"].endswith("fraud_features/eu-west/raw/transactions")
+
+
+@pytest.mark.parametrize("step", ["ingest", "validate_inputs", "transform", "validate", "region"])
+def test_region_step_without_a_region_fails_without_retry(root: str, step: str) -> None:
+    spec_path = str(Path(__file__).resolve().parent.parent / "dags" / "fraud_features.yaml")
+    iv = Interval.for_date("2026-01-01")
+    payload = StepPayload(spec=spec_path, step=step, interval_start=iv.start, interval_end=iv.end, root=root)
+    with pytest.raises(SpecError, match=f"step {step} needs a region") as info:
+        run_step(payload)
+    assert not info.value.retryable, "a malformed payload fails the Airflow task at once"
+    assert not Path(root).exists(), "refused before touching storage"
 
 
 def test_status(root: str) -> None:
