@@ -13,8 +13,6 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
-
 _EXPORTS = {
     "Interval": "pipelines.spec",
     "PipelineSpec": "pipelines.spec",
@@ -110,6 +108,10 @@ if TYPE_CHECKING:
 
 
 def __getattr__(name: str) -> Any:
+    if name == "__version__":  # the installed distribution's (pipelines.version), read on first use
+        from pipelines.version import CODE_VERSION
+
+        return CODE_VERSION
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'pipelines' has no attribute {name!r}")

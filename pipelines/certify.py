@@ -55,9 +55,9 @@ from pipelines.storage import (
     scan_partition,
     table_version,
 )
+from pipelines.version import CODE_VERSION
 
 CERTIFICATIONS = "certifications"
-CODE_VERSION = "0.1.0"
 
 DECISION_SCHEMA = pl.Schema({
     "decision_id": pl.String(),

@@ -51,8 +51,7 @@ from pipelines.storage import (
     unchanged,
     write_interval,
 )
-
-CODE_VERSION = "0.1.0"
+from pipelines.version import CODE_VERSION
 
 log = logging.getLogger(__name__)
 

@@ -184,9 +184,10 @@ def test_a_profile_killed_before_publishing_is_published_by_the_retry(tmp_path: 
     r0 = spec.regions[0]
     frame = pl.read_parquet(tmp_path / "landing" / r0 / f"{D1.ds}.parquet")
     # the write committed, the task died before its profile: no evidence about this version
-    from pipelines.runner import CODE_VERSION, _app_id
+    from pipelines.runner import _app_id
     from pipelines.sources import read_source
     from pipelines.storage import fingerprint
+    from pipelines.version import CODE_VERSION
 
     t = spec.table("transactions")
     fp = fingerprint("ingest", CODE_VERSION, read_source(spec, t, r0, D1).identity, t.model_dump(mode="json"))
