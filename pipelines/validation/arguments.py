@@ -11,12 +11,12 @@ cannot run never gets as far as reading or writing a table.
 
 from __future__ import annotations
 
-import os
 import re
 import warnings
 from typing import Any
 
 from pipelines.errors import ValidationStepError
+from pipelines.validation.gx import import_gx
 
 
 class SuiteArgumentError(ValidationStepError):
@@ -37,7 +37,7 @@ def _comparable(lo: Any, hi: Any) -> bool:
 
 def _gx_model_error(etype: str, kwargs: dict[str, Any]) -> tuple[str, str] | None:
     """(kwarg, message) of the first error GX's model of ``etype`` finds, or None."""
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    import_gx()
     from great_expectations.compatibility.pydantic import ValidationError
     from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 

@@ -35,6 +35,8 @@ from typing import Any
 
 import polars as pl
 
+from pipelines.validation.gx import import_gx
+
 
 class NotNativeCondition(Exception):  # noqa: N818 - a routing signal, not an error
     """The condition is outside the subset translated exactly."""
@@ -65,9 +67,7 @@ def query_string(kw: dict[str, Any]) -> str:
     if isinstance(cond, str) and parser == "pandas":
         return cond
     _need(isinstance(cond, (str, dict)), f"row_condition {cond!r} runs on GX")
-    import os
-
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    import_gx()
     from great_expectations.expectations.row_conditions import (
         Condition,
         PassThroughCondition,
@@ -94,6 +94,7 @@ def query_string(kw: dict[str, Any]) -> str:
 
 @functools.cache
 def _engine() -> Any:
+    import_gx()
     from great_expectations.execution_engine.pandas_execution_engine import PandasExecutionEngine
 
     return PandasExecutionEngine()

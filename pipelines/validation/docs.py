@@ -16,6 +16,7 @@ from typing import Any
 
 from pipelines.errors import StorageError
 from pipelines.storage import join_uri
+from pipelines.validation.gx import import_gx
 
 
 def docs_dir(root: str, pipeline: str) -> Path:
@@ -95,15 +96,9 @@ def _io_error(exc: OSError, path: str, action: str) -> StorageError:
 RESULTS = "_results"
 
 
-def _gx_env() -> None:
-    import os
-
-    os.environ["GX_ANALYTICS_ENABLED"] = "false"
-
-
 def suite_result(table: dict[str, Any], interval: str, region: str, run_time: datetime) -> dict[str, Any]:
     """One table's results as a GX ``ExpectationSuiteValidationResult`` document (its JSON)."""
-    _gx_env()
+    import_gx()
     from great_expectations.util import convert_to_json_serializable
 
     results = [convert_to_json_serializable(r) for r in table["results"]]
@@ -169,8 +164,7 @@ def _build_site(out: DocsWriter, interval_prefix: str = "") -> None:
     whole history."""
     import tempfile
 
-    _gx_env()
-    import great_expectations as gx
+    gx = import_gx()
     from great_expectations.core.expectation_validation_result import (
         expectationSuiteValidationResultSchema,
     )

@@ -1,42 +1,32 @@
 """Great Expectations' own pandas engine: the reference, and the home of every expectation
 type the polars executor does not run.
 
-GX is imported here only, on first use (importing it costs seconds). Its usage statistics
-are off (``GX_ANALYTICS_ENABLED=false``) and its progress bars are off through its own
-setting (tqdm's environment switch does not silence them). One ephemeral context serves the
-whole process.
+GX is imported on first use (importing it costs seconds), through
+:func:`pipelines.validation.gx.import_gx` (its usage statistics off). Its progress bars are
+off through its own setting (tqdm's environment switch does not silence them). One ephemeral
+context serves the whole process.
 """
 
 from __future__ import annotations
 
 import functools
-import os
 from typing import Any
 
 import polars as pl
 
+from pipelines.validation.gx import import_gx
 from pipelines.validation.suites import Expectation
 
 
 @functools.cache
 def _context() -> Any:
-    os.environ["GX_ANALYTICS_ENABLED"] = "false"
-    import great_expectations as gx
+    gx = import_gx()
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     ctx = gx.get_context(mode="ephemeral")
     ctx.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
     asset = ctx.data_sources.add_pandas("lockstep").add_dataframe_asset("frame")
     return asset.add_batch_definition_whole_dataframe("whole")
-
-
-@functools.cache
-def gx_expectation_types() -> set[str]:
-    """Every expectation type this GX knows."""
-    os.environ["GX_ANALYTICS_ENABLED"] = "false"
-    from great_expectations.expectations.registry import list_registered_expectation_implementations
-
-    return set(list_registered_expectation_implementations())
 
 
 def to_pandas(frame: pl.DataFrame) -> Any:
@@ -62,6 +52,7 @@ def validate(frame: pl.DataFrame, expectations: list[Expectation], suite_name: s
     """Run ``expectations`` with GX over ``frame``; GX's result dicts, in order."""
     if not expectations:
         return []
+    import_gx()
     from great_expectations.core.expectation_suite import ExpectationSuite
     from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 

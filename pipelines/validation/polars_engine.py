@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import functools
 import math
-import os
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from typing import Any, Literal
 import polars as pl
 
 from pipelines.validation.conditions import NotNativeCondition, condition_mask, has_condition
+from pipelines.validation.gx import import_gx
 from pipelines.validation.regex import to_rust
 from pipelines.validation.suites import ROW_LEVEL, Expectation
 
@@ -169,7 +169,7 @@ def _resolve(e: Expectation) -> dict[str, Any]:
     unknown = set(kw) - KWARGS[e.type] - INERT - {"row_condition", "condition_parser"}
     _need(not unknown, f"kwargs {sorted(unknown)} are not run natively")
     if any(isinstance(v, dict) and "$PARAMETER" in v for v in kw.values()):
-        _gx_env()
+        import_gx()
         from great_expectations.core.suite_parameters import build_suite_parameters
 
         try:
@@ -353,13 +353,8 @@ def unexpected_rows(frame: pl.DataFrame | pl.LazyFrame, e: Expectation) -> pl.Ex
 
 
 @functools.cache
-def _gx_env() -> None:
-    os.environ["GX_ANALYTICS_ENABLED"] = "false"
-
-
-@functools.cache
 def _summary() -> dict[str, Any]:
-    _gx_env()
+    import_gx()
     from great_expectations.expectations.expectation_configuration import parse_result_format
 
     return dict(parse_result_format("SUMMARY"))
@@ -378,6 +373,7 @@ def _map_plan(frame: pl.DataFrame, e: Expectation, kw: dict[str, Any], tag: str,
     n = frame.height
 
     def finish(row: dict[str, Any]) -> dict[str, Any]:
+        import_gx()
         from great_expectations.expectations.expectation import _format_map_output, _mostly_success
 
         if unique_col is None:
@@ -572,6 +568,7 @@ def _distinct_plan(c: _Col, kw: dict[str, Any], tag: str) -> _Plan:
     v = c.value.cast(pl.Float64) if c.kind == FLOAT else c.value
 
     def finish(row: dict[str, Any]) -> dict[str, Any]:
+        import_gx()
         from great_expectations.constants import MAX_DISTINCT_VALUES
 
         column_set = set(row[tag] or [])
@@ -594,7 +591,7 @@ def _of_type_plan(frame: pl.DataFrame, c: _Col, kw: dict[str, Any]) -> _Plan:
     dtype = (nulls if nulls.height else sample.head(1)).to_pandas().dtypes.iloc[0]
     _need(getattr(dtype.type, "__name__", "") not in ("object_", "str"),
           "GX checks every value of an object/string column; runs on GX")
-    _gx_env()
+    import_gx()
     from great_expectations.expectations.core.expect_column_values_to_be_of_type import (
         ExpectColumnValuesToBeOfType,
     )
@@ -614,7 +611,7 @@ def _plan(frame: pl.DataFrame, e: Expectation, positions: list[int] | None = Non
 # --- results -------------------------------------------------------------------------------
 
 def _json(x: Any) -> Any:
-    _gx_env()
+    import_gx()
     from great_expectations.util import convert_to_json_serializable
 
     return convert_to_json_serializable(x)

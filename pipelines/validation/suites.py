@@ -22,6 +22,7 @@ from typing import Any
 from pipelines.errors import ValidationStepError
 from pipelines.spec import PipelineSpec, TableSpec
 from pipelines.validation.arguments import check_arguments
+from pipelines.validation.gx import gx_expectation_types
 
 POLICIES = ("warn", "quarantine", "block")
 
@@ -84,8 +85,6 @@ class Suite:
 
 def _known_types() -> set[str]:
     """Every expectation type GX 1.x ships (read from its registry, imported on demand)."""
-    from pipelines.validation.gx_engine import gx_expectation_types
-
     return gx_expectation_types()
 
 
