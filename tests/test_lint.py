@@ -1,14 +1,21 @@
 """The edges, enforced by tools: ruff (with the banned-import rule that keeps Airflow out of
-the core), mypy over the package, and import-linter's layers contract (pyproject.toml:
+the core), mypy over the package, and import-linter's layers contracts (pyproject.toml:
 no module imports a layer above its own, so certify, runner and reconcile cannot grow back
-into a cycle)."""
+into a cycle, nor suites and the GX engine inside pipelines.validation)."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 from tests.conftest import REPO
+
+#: import-linter's command, installed beside this interpreter (the dev extra)
+LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
+CONTRACTS = 2
 
 
 def test_ruff() -> None:
@@ -22,9 +29,27 @@ def test_mypy() -> None:
     assert out.returncode == 0, out.stdout + out.stderr
 
 
+def _lint_imports(project: Path) -> subprocess.CompletedProcess[str]:
+    """import-linter over ``project``'s pipelines/ with its pyproject.toml (no cache)."""
+    assert LINT_IMPORTS.exists(), f"{LINT_IMPORTS} is missing: pip install -e '.[dev]'"
+    env = {**os.environ, "PYTHONPATH": str(project)}
+    return subprocess.run([str(LINT_IMPORTS), "--no-cache", str(project / "pyproject.toml")], cwd=project, env=env,
+                          capture_output=True, text=True)
+
+
 def test_layers_contract() -> None:
-    lint = REPO / ".venv" / "bin" / "lint-imports"
-    cmd = [str(lint)] if lint.exists() else [sys.executable, "-m", "importlinter.cli"]
-    out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+    out = _lint_imports(REPO)
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "1 kept, 0 broken" in out.stdout, out.stdout
+    assert f"{CONTRACTS} kept, 0 broken" in out.stdout, out.stdout
+
+
+def test_layers_contract_fails_on_an_upward_import(tmp_path: Path) -> None:
+    """The contract is not a picture: storage importing the runner breaks it."""
+    shutil.copytree(REPO / "pipelines", tmp_path / "pipelines", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(REPO / "pyproject.toml", tmp_path / "pyproject.toml")
+    with (tmp_path / "pipelines" / "storage.py").open("a") as f:
+        f.write("\nimport pipelines.runner  # noqa: E402,F401\n")  # import-linter parses, never runs it
+    out = _lint_imports(tmp_path)
+    assert out.returncode != 0, out.stdout + out.stderr
+    assert f"{CONTRACTS - 1} kept, 1 broken" in out.stdout, out.stdout
+    assert "pipelines.storage -> pipelines.runner" in out.stdout, out.stdout
