@@ -162,19 +162,6 @@ def who_am_i() -> str:
     return os.environ.get("LOCKSTEP_ACTOR") or getpass.getuser()
 
 
-def suites_hash(spec: PipelineSpec) -> str:
-    """Hash of the expectation suites the pipeline's tables use (empty when there are none)."""
-    d = spec.suites_dir()
-    h = hashlib.sha256()
-    found = False
-    for t in spec.tables:
-        p = d / f"{t.suite_name}.json"
-        if p.exists():
-            found = True
-            h.update(t.suite_name.encode() + b"\0" + p.read_bytes())
-    return h.hexdigest()[:16] if found else ""
-
-
 def _decision_id(spec: PipelineSpec, interval_key: str, now: datetime) -> str:
     # unique whatever the deciding host's clock says (two hosts, one skewed, may share a tick)
     return f"{spec.name}:{interval_key}:{now.strftime('%Y%m%dT%H%M%S%f')}-{uuid.uuid4().hex[:8]}"
