@@ -76,6 +76,18 @@ def certified_day(tmp: Path) -> tuple[PipelineSpec, Any, str, pl.DataFrame]:
     return spec, good, r0, amounts(spec, r0)
 
 
+def blocked_day(tmp: Path) -> tuple[PipelineSpec, str, Any]:
+    """A lake with D1 blocked: the first region delivered rows failing a block expectation
+    (lower-case currencies), the second clean; the spec, the first region and the block."""
+    spec = lake(tmp)
+    r0 = spec.regions[0]
+    deliver(spec, tmp, r0, D1.ds, bad=True)
+    deliver(spec, tmp, spec.regions[1], D1.ds)
+    blocked = run_interval(spec, D1).decision
+    assert blocked is not None and not blocked.certified
+    return spec, r0, blocked
+
+
 def suite_file(spec: PipelineSpec, table: str = "transactions") -> Path:
     return spec.suites_dir() / f"{table}.json"
 
@@ -182,11 +194,7 @@ def test_features_whose_lookback_was_rewritten_since_block(tmp_path: Path) -> No
 
 # --------------------------------------------------------------------------- 4. incomplete batches
 def test_a_validation_batch_with_results_removed_does_not_count(tmp_path: Path) -> None:
-    spec = lake(tmp_path)
-    deliver(spec, tmp_path, spec.regions[0], D1.ds, bad=True)
-    deliver(spec, tmp_path, spec.regions[1], D1.ds)
-    blocked = run_interval(spec, D1).decision
-    assert blocked is not None and not blocked.certified
+    spec, _, blocked = blocked_day(tmp_path)
     uri = spec.lockstep_uri(CHECK_RESULTS)
     dt = DeltaTable(uri)
     dt.delete("stage = 'validation' AND success = false")  # the failing rows of the batch, gone
@@ -200,12 +208,7 @@ def test_a_validation_batch_with_results_removed_does_not_count(tmp_path: Path) 
 
 # --------------------------------------------------------------------------- 5, 6. operator decisions
 def test_an_override_after_a_fix_does_not_reinstate_the_old_block(tmp_path: Path) -> None:
-    spec = lake(tmp_path)
-    r0 = spec.regions[0]
-    deliver(spec, tmp_path, r0, D1.ds, bad=True)
-    deliver(spec, tmp_path, spec.regions[1], D1.ds)
-    blocked = run_interval(spec, D1).decision
-    assert blocked is not None and not blocked.certified
+    spec, r0, blocked = blocked_day(tmp_path)
     deliver(spec, tmp_path, r0, D1.ds)  # fixed at the source, re-run, certified
     fixed = run_interval(spec, D1).decision
     assert fixed is not None and fixed.certified and fixed.generation_id != blocked.generation_id
@@ -223,12 +226,7 @@ def test_an_override_after_a_fix_does_not_reinstate_the_old_block(tmp_path: Path
 
 
 def test_an_override_names_the_generation_reviewed(tmp_path: Path) -> None:
-    spec = lake(tmp_path)
-    r0 = spec.regions[0]
-    deliver(spec, tmp_path, r0, D1.ds, bad=True)
-    deliver(spec, tmp_path, spec.regions[1], D1.ds)
-    g1 = run_interval(spec, D1).decision
-    assert g1 is not None and not g1.certified  # the operator reviews G1 ...
+    spec, r0, g1 = blocked_day(tmp_path)  # the operator reviews G1 ...
     deliver(spec, tmp_path, r0, D1.ds, bad=True, seed=42)  # ... another version lands, never validated
     ingest(spec, D1, r0)
     g2 = certify(spec, D1)

@@ -121,7 +121,7 @@ def bindings(ctx: Context) -> dict[str, Any]:
     suites = {name: s.sha for name, s in ctx.suites.items() if not isinstance(s, Exception)}
     inputs = {member: {k: v.get("version") for k, v in p.inputs.items()}
               for member, p in sorted(ctx.profiles.items()) if p.inputs}
-    files = {member: dict(getattr(p, "files", None) or {}) for member, p in sorted(ctx.profiles.items())}
+    files = {member: dict(p.files) for member, p in sorted(ctx.profiles.items())}
     return {"suites": suites, "inputs": inputs, "files": files}
 
 

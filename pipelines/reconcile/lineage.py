@@ -21,13 +21,14 @@ from __future__ import annotations
 from typing import Any
 
 from pipelines.checks import CheckResult
+from pipelines.evidence import Profile
 from pipelines.reconcile.context import Context
 from pipelines.spec import partition_key
 
 
-def _files(p: Any) -> set[str] | None:
-    files = getattr(p, "files", None)
-    return set(files) if files else None
+def _files(p: Profile) -> set[str] | None:
+    """The data files a profile records (None: it records none, so nothing can be compared)."""
+    return set(p.files) if p.files else None
 
 
 def check_lineage(ctx: Context) -> list[CheckResult]:
