@@ -350,7 +350,7 @@ def _check_suites(spec: PipelineSpec, schemas: dict[str, pl.Schema]) -> None:
         try:
             suite = current_suite(spec, t)
         except ValidationStepError as exc:
-            if "does not exist" in str(exc):
+            if exc.context.get("missing"):  # the file is not there: say which table of the spec names it
                 raise ValidationStepError(f"{_where(spec)}: tables[{i}] ({t.name}): {exc}", path=exc.context.get("path"),
                                           field=f"tables[{i}].suite") from None
             raise

@@ -188,5 +188,5 @@ def current_suite(spec: PipelineSpec, table: TableSpec) -> Suite:
     if not path.exists():
         raise ValidationStepError(
             f"{path}: the suite of {table.path} does not exist, so the table cannot be validated or certified; "
-            f"restore the file (or mark the table `validated: false` in the spec)", path=str(path))
+            f"restore the file (or mark the table `validated: false` in the spec)", path=str(path), missing=True)
     return load_suite(path, parameters=suite_parameters(spec, table))
