@@ -655,35 +655,26 @@ def append_in_order(uri: str, build: Callable[[int], pl.DataFrame], storage_opti
     version than its rows say); here a lost race is not rebased but tried again, with the rows
     rebuilt for the next free version. The table is created empty first (version 0: no rows),
     so every row's version is that of a real append. Returns the version written."""
-    from deltalake.exceptions import CommitFailedError as _Lost
-
     opts = storage_options or None
     tables = tables or decision_tables(storage_options)
-    delay = COMMIT_BACKOFF
-    for attempt in range(COMMIT_RETRIES * 2 + 1):
+
+    def once() -> int:
         dt = tables.get(uri)
         if dt is None:
-            schema = build(0).to_arrow().schema
-            try:
-                DeltaTable.create(uri, schema, partition_by=partition_by or None, mode="ignore", storage_options=opts,
-                                  configuration=CONTROL_TABLE_CONFIGURATION)
-            except (DeltaError, OSError) as exc:
-                if not is_commit_conflict(exc):
-                    raise StorageError(f"{uri}: cannot create the table: {exc}", uri=uri) from exc
-            continue
+            DeltaTable.create(uri, build(0).to_arrow().schema, partition_by=partition_by or None, mode="ignore",
+                              storage_options=opts, configuration=CONTROL_TABLE_CONFIGURATION)
+            dt = tables.get(uri)
+            if dt is None:
+                raise StorageError(f"{uri}: the table just created cannot be opened", uri=uri)
         version = dt.version() + 1
-        try:
-            write_deltalake(dt, build(version).to_arrow(), mode="append", schema_mode="merge",
-                            commit_properties=CommitProperties(max_commit_retries=0))
-        except (_Lost, DeltaError) as exc:
-            if not is_commit_conflict(exc) or attempt == COMMIT_RETRIES * 2:
-                raise StorageError(f"{uri}: append at version {version} failed: {exc}", uri=uri,
-                                   retryable=True) from exc
-            time.sleep(delay * (0.5 + random.random()))
-            delay = min(delay * 2, COMMIT_BACKOFF_CAP)
-            continue
-        if dt.version() != version:  # cannot happen without retries; never leave a row misnumbered silently
+        # no rebase: a lost race raises, and retry_on_conflict builds the rows again for the next version
+        write_deltalake(dt, build(version).to_arrow(), mode="append", schema_mode="merge",
+                        commit_properties=CommitProperties(max_commit_retries=0))
+        if dt.version() != version:  # cannot happen without a rebase; never leave a row misnumbered silently
             raise StorageError(f"{uri}: the append meant as version {version} landed at {dt.version()}", uri=uri)
         return version
-    raise StorageError(f"{uri}: append still conflicts with concurrent writers; run it again", uri=uri,
-                       retryable=True)
+
+    try:
+        return retry_on_conflict(once, f"{uri}: append in log order")()
+    except (DeltaError, OSError, pa.ArrowException) as exc:
+        raise StorageError(f"{uri}: append failed: {exc}", uri=uri) from exc

@@ -89,3 +89,37 @@ def test_a_conflict_that_outlives_the_retries_names_table_and_interval(tmp_path:
     assert exc.value.retryable
     assert len(attempts) == 3
     assert read_table(uri, partition=PART).collect()["writer"].unique().to_list() == [1], "the winner's rows stand"
+
+
+def _in_order(uri: str, writer: int, rounds: int, start: Any, out: Any) -> None:
+    from pipelines.storage import append_in_order
+
+    start.wait()
+    try:
+        for r in range(rounds):
+            append_in_order(uri, lambda v, r=r: pl.DataFrame({"writer": [writer], "round": [r], "log_version": [v]}))
+        out.put("ok")
+    except Exception as exc:  # reported to the parent, which asserts on it
+        out.put(f"{type(exc).__name__}: {exc}")
+
+
+def test_appends_in_log_order_carry_the_version_of_their_commit_under_concurrent_writers(tmp_path: Path) -> None:
+    uri = str(tmp_path / "log")
+    writers, rounds = 4, 5
+    ctx = mp.get_context("spawn")
+    start, out = ctx.Event(), ctx.Queue()
+    procs = [ctx.Process(target=_in_order, args=(uri, w, rounds, start, out)) for w in range(writers)]
+    for p in procs:
+        p.start()
+    start.set()
+    results = [out.get(timeout=300) for _ in procs]
+    for p in procs:
+        p.join(60)
+    assert results == ["ok"] * writers, results
+    dt = DeltaTable(uri)
+    assert dt.version() == writers * rounds  # version 0 is the empty table the first writer created
+    rows = pl.read_delta(uri)
+    assert sorted(rows["log_version"].to_list()) == list(range(1, writers * rounds + 1))  # each once, no gap
+    for v in (1, writers * rounds // 2, writers * rounds):  # each row is in exactly the commit it names
+        new = pl.read_delta(uri, version=v).join(pl.read_delta(uri, version=v - 1), on=["writer", "round"], how="anti")
+        assert new["log_version"].to_list() == [v]
