@@ -150,13 +150,9 @@ def run_demo(
         if repairs and run.decision and not run.decision.certified:
             # the operator's fix: re-run the affected regions with the corrected delivery
             fixed = with_control_file(with_faults(spec, [f for f in DEMO_FAULTS if f not in repairs], rows))
-            write_control_file(fixed, ds, root=root)  # a re-delivery comes with its control file
-            run_id = new_run_id()
             regions = [r for f in repairs for r in f.regions]
-            for region in regions:
-                run_region(fixed, interval, region, root=root, run_id=run_id)
-            rerun = run_interval(fixed, interval, regions=[], root=root, run_id=run_id)
-            step = DemoStep(f"{interval.key} after re-running {', '.join(regions)}", rerun)
+            step = DemoStep(f"{interval.key} after re-running {', '.join(regions)}",
+                            _rerun(fixed, interval, regions, root=root))
             steps.append(step)
             if on_step:
                 on_step(step)

@@ -51,6 +51,12 @@ def test_story(demo) -> None:  # type: ignore[no-untyped-def]
         "2026-01-05 duplicates": "certified",
     }
     by = {s.label: s for s in steps}
+    # a re-run row reports what the re-run wrote: the repaired region, and rows in it
+    for label, region in [("2026-01-02 after re-running ap-south", "ap-south"),
+                          ("2026-01-03 after re-running us-west", "us-west")]:
+        rerun = by[label].run
+        assert [r.region for r in rerun.regions] == [region], label
+        assert sum(ref.rows for r in rerun.regions for ref in r.tables if not ref.skipped) > 0, label
     assert _checks(by["2026-01-02 stale_reference"]) == {("parity.merchant_risk", "ap-south")}
     # while the 2nd is blocked, every region still reads the 1st's certified generation
     assert seen["2026-01-02 stale_reference"][0] == "2026-01-01"
