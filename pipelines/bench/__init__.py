@@ -15,18 +15,18 @@ from typing import Any
 
 from rich.console import Console
 
+from pipelines.errors import LockstepError
+
 AREAS = ["core", "validation", "reconcile", "evidence", "integrity"]
 
 
 def run_benchmarks(*, rows: int, regions: int, only: list[str] | None = None, console: Console | None = None) -> dict[str, Any]:
+    unknown = [a for a in only or [] if a not in AREAS]
+    if unknown:  # named before anything runs; an area that fails to import is an error, never skipped
+        raise LockstepError(f"--only: no benchmark area {', '.join(map(repr, unknown))} (areas: {', '.join(AREAS)})")
     results: dict[str, Any] = {}
     for area in only or AREAS:
-        try:
-            module = importlib.import_module(f"pipelines.bench.{area}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"pipelines.bench.{area}":
-                raise
-            continue
+        module = importlib.import_module(f"pipelines.bench.{area}")
         results[area] = module.run(rows=rows, regions=regions, console=console)
     results["figures"] = [
         {"area": area, **f} for area, res in list(results.items())

@@ -89,11 +89,19 @@ def handle_errors(fn: F, name: str | None = None) -> F:
             if os.environ.get("LOCKSTEP_DEBUG"):
                 raise
             line, code = describe_error(exc, _command_text(name or fn.__name__), kwargs)
-            # the message is text, never markup: a region pattern like [a-z] must print intact
-            err_console.print(Text.assemble(("error:", "bold red"), " ", line), highlight=False, soft_wrap=True)
+            report_error(line, code, as_json=bool(kwargs.get("json_")), kind=type(exc).__name__)
             raise typer.Exit(code) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def report_error(line: str, code: int, *, as_json: bool, kind: str = "UsageError") -> None:
+    """A command's error: one line on stderr, and with ``--json`` also one JSON document on
+    stdout (``{"error": {"message", "exit_code", "type"}}``) so a machine never parses text."""
+    if as_json:
+        print_json({"error": {"message": line, "exit_code": code, "type": kind}})
+    # the message is text, never markup: a region pattern like [a-z] must print intact
+    err_console.print(Text.assemble(("error:", "bold red"), " ", line), highlight=False, soft_wrap=True)
 
 
 def describe_error(exc: BaseException, command: str = "the command",
@@ -184,4 +192,17 @@ def _register() -> None:
 
 def main() -> None:
     _register()
-    app()
+    if "--json" not in sys.argv[1:]:
+        app()
+        return
+    # with --json a usage error (an unknown option, a bad value) is a JSON document too
+    try:
+        code = app(standalone_mode=False)  # a command's typer.Exit comes back as its exit code
+    except typer.TyperException as exc:  # click's usage errors (typer vendors click)
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        exit_code = int(getattr(exc, "exit_code", 2))
+        report_error(_one_line(message), exit_code, as_json=True, kind=type(exc).__name__)
+        sys.exit(exit_code)
+    except typer.Abort:
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -68,7 +68,7 @@ GRANULARITY_PATTERN = r"^(day|hour|(1|2|3|4|5|6|10|12|15|20|30)m)$"
 
 #: Pipeline templates shipped inside the package; each folder holds a loadable spec, so
 #: ``load_spec("fraud_features")`` works from an installed wheel.
-TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
+TEMPLATES_DIR = Path(__file__).resolve().parents[1] / "templates"
 #: The flagship's folder (its spec and, one level up, its suites): kept for callers that
 #: located the shipped ``dags/`` and ``expectations/`` folders through it.
 DAGS_DIR = TEMPLATES_DIR / "fraud_features" / "dags"

@@ -49,3 +49,22 @@ def test_integrity_bench_reports_the_verification_cost() -> None:
     assert all(FIGURE_KEYS <= set(f) for f in result["figures"])
     cost = result["figures"][0]
     assert cost["name"].startswith("verification cost") and cost["goal"] == "<= 0.05"
+
+
+def test_bench_names_an_unknown_area_before_running_anything(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """`lockstep bench --only nope` is one error naming the area and the valid ones (exit 2,
+    --json included), from any directory; it never silently runs nothing."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    cli = [str(Path(sys.executable).parent / "lockstep"), "bench", "--only", "core", "--only", "nope", "--json"]
+    res = subprocess.run(cli, capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert res.returncode == 2, res.stdout + res.stderr
+    err = json.loads(res.stdout)["error"]
+    assert "'nope'" in err["message"] and "integrity" in err["message"]
+    assert "Traceback" not in res.stderr
+    # a usage error with --json is a JSON document too (click's own message, exit 2)
+    res = subprocess.run([*cli[:2], "--bogus", "--json"], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert res.returncode == 2 and "--bogus" in json.loads(res.stdout)["error"]["message"], res.stdout + res.stderr
