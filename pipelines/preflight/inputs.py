@@ -1,0 +1,86 @@
+"""Preflight of an interval's input files (present, readable, declared columns, parseable values,
+the interval's partition) and of the global control file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from pipelines.errors import (
+    SourceError,
+)
+from pipelines.preflight.common import declared_schema, file_schema, first_line, spec_where
+from pipelines.sources.files import TEXT_CHECKED, bad_value, file_path, stat_input
+from pipelines.spec import FileSource, Interval, PipelineSpec, TableSpec
+
+
+def check_input_file(
+    src: FileSource, t: TableSpec, region: str, interval: Interval, *, target: pl.Schema | None = None,
+) -> None:
+    """One region's input file for one interval: present, readable, declared columns, values
+    of the table's types, and the interval's partition values."""
+    path = file_path(src, region, interval)
+    if stat_input(path, required=src.required) is None:
+        return
+    have = file_schema(src.kind, path)
+    declared = declared_schema(t)
+    expected = declared if declared is not None else target
+    if declared is not None:
+        missing = [c for c in declared.names() if c not in have and c not in t.partition_by]
+        if missing:
+            raise SourceError(f"{path}: column(s) {', '.join(repr(c) for c in missing)} missing "
+                              f"(declared by {t.path}); the file has {', '.join(have.names())}", path=str(path))
+    elif target is not None:
+        missing = [c for c in target.names() if c not in have and c not in t.partition_by]
+        if missing:
+            raise SourceError(f"{path}: column(s) {', '.join(repr(c) for c in missing)} missing "
+                              f"({t.path} holds them); the file has {', '.join(have.names())}", path=str(path))
+    parts = {p: v for p, v in interval.partition(t.partition_by).items() if p in have}
+    typed = {c: dt for c, dt in (expected or {}).items()
+             if c in have and c not in parts and dt in TEXT_CHECKED and have[c] != dt
+             and (have[c] == pl.String or dt not in (pl.Date, pl.Datetime))}  # temporal: text inputs
+    if not parts and not typed:
+        return
+    try:
+        lf = _scan(src.kind, path, {c: pl.String for c in [*parts, *typed]})
+        frame = lf.select([*parts, *typed]).collect()
+    except Exception as exc:
+        raise SourceError(f"{path}: cannot read {src.kind} file ({type(exc).__name__}: {first_line(exc)})",
+                          path=str(path)) from None
+    for col, want in parts.items():
+        values = frame[col].cast(pl.String)
+        wrong = values.filter(values.is_null() | (values != want))
+        if wrong.len():
+            shown = sorted({str(v) for v in wrong.unique().head(3).to_list()})
+            raise SourceError(f"{path}: column {col!r} says {', '.join(shown)} in {wrong.len()} of "
+                              f"{frame.height} rows, but the interval is {col}={want}", path=str(path))
+    for col, dtype in typed.items():
+        bad_value(frame[col], dtype, path)
+
+
+def _scan(kind: str, path: Path, as_string: dict[str, Any]) -> pl.LazyFrame:
+    if kind == "csv":
+        return pl.scan_csv(path, schema_overrides=as_string, infer_schema=True)
+    if kind == "parquet":
+        return pl.scan_parquet(path)
+    return pl.scan_ndjson(path)
+
+
+# control files
+def check_control_file(spec: PipelineSpec, interval: Interval, root: str | None) -> None:
+    ct = spec.reconcile.control_totals
+    if ct is None or not ct.global_control:
+        return
+    from pipelines.storage import join_uri
+
+    base = spec.root(root)
+    path = Path(ct.global_control.format(ds=interval.ds, hour=f"{interval.hour:02d}",
+                                         root=join_uri(base) if "://" not in base else base)).expanduser()
+    if "://" in str(ct.global_control):
+        return
+    try:
+        stat_input(path, required=True)
+    except SourceError as exc:
+        raise SourceError(f"{spec_where(spec)}: reconcile.control_totals.global_control: {exc}", path=str(path)) from None
