@@ -28,7 +28,6 @@ Example::
 
 from __future__ import annotations
 
-import os
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -46,6 +45,7 @@ from pipelines.errors import (
 )
 from pipelines.sources.files import TEXT_CHECKED, bad_value, file_path, stat_input
 from pipelines.spec import FileSource, Interval, PipelineSpec, SyntheticSource, TableSpec
+from pipelines.spec.settings import settings
 
 #: characters a local root may not hold: Delta's object store reads them as URL syntax
 UNSAFE_ROOT_CHARS = ("#", "?")
@@ -207,7 +207,7 @@ def check_roots(spec: PipelineSpec, root: str | None = None) -> None:
     """Every root the run writes to is safe and (when local) writable."""
     where = _where(spec)
     base = spec.root(root)
-    field = "--root" if root else ("LOCKSTEP_ROOT" if os.environ.get("LOCKSTEP_ROOT") else "storage.root")
+    field = "--root" if root else ("LOCKSTEP_ROOT" if settings().root else "storage.root")
     roots = {base.replace("{region}", r) for r in spec.regions} if "{region}" in base else {base}
     control = getattr(spec.storage, "control_root", None)
     if isinstance(control, str):
