@@ -919,6 +919,7 @@ def up(
     sql_alchemy_conn: str | None = None,
     out: Callable[[str], None] = print,
     progress: Callable[[str], None] | None = None,
+    root: str | None = None,
 ) -> int:
     """Run Airflow in the foreground until Ctrl-C (or SIGTERM, SIGHUP); the exit code.
 
@@ -926,7 +927,7 @@ def up(
     ``dags/``, plugins ``plugins/``, SQLite metadata DB, port 8080.
 
     - **One data root with the CLI**: the components run in ``project`` (not the home) with
-      the caller's ``LOCKSTEP_ROOT`` made absolute, so every spec resolves its storage root
+      ``root`` (else the caller's ``LOCKSTEP_ROOT``) made absolute, so every spec resolves its storage root
       exactly as ``lockstep status`` run from ``project`` does; the roots are printed.
     - **No surprise run**: new DAGs start paused (Airflow's own default), so the first start
       schedules nothing on a small machine; unpause a DAG to let it follow its schedule, or
@@ -946,7 +947,7 @@ def up(
     extra_env = {k: v for k, v in LINEAGE_ENV.items() if k not in os.environ}
     extra_env["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"] = os.environ.get(
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION", "True")
-    extra_env.update(absolute_root(os.environ, project))
+    extra_env.update(absolute_root({"LOCKSTEP_ROOT": root} if root else os.environ, project))
 
     def interrupt(signum: int, frame: object) -> None:
         raise KeyboardInterrupt

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
 import re
 import shlex
 import sys
 from collections.abc import Callable
+from contextvars import ContextVar
 from functools import wraps
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -48,12 +48,28 @@ PipelineArg = Annotated[str, typer.Argument(help="a shipped pipeline's name or a
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+#: ``--debug`` of the running command: set by the app's callback, reset when the command ends
+_DEBUG: ContextVar[bool] = ContextVar("lockstep_debug", default=False)
+
+
 @app.callback()
 def _root_options(
+    ctx: typer.Context,
     debug: Annotated[bool, typer.Option("--debug", help="show tracebacks")] = False,
 ) -> None:
-    if debug:
-        os.environ["LOCKSTEP_DEBUG"] = "1"
+    """Options of every command. ``--debug`` lives as long as the command does (the flag is
+    kept in a context variable, never written to the process's environment)."""
+    token = _DEBUG.set(debug)
+    ctx.call_on_close(lambda: _DEBUG.reset(token))
+
+
+def debugging() -> bool:
+    """Show tracebacks? ``--debug`` on the running command line, else ``LOCKSTEP_DEBUG``."""
+    if _DEBUG.get():
+        return True
+    from pipelines.spec.settings import settings
+
+    return settings().debug
 
 
 #: what ends a command on purpose: passed through untouched, never reported as an error
@@ -86,7 +102,7 @@ def handle_errors(fn: F, name: str | None = None) -> F:
         except _PASS_THROUGH:
             raise
         except BaseException as exc:
-            if os.environ.get("LOCKSTEP_DEBUG"):
+            if debugging():
                 raise
             line, code = describe_error(exc, _command_text(name or fn.__name__), kwargs)
             report_error(line, code, as_json=bool(kwargs.get("json_")), kind=type(exc).__name__)

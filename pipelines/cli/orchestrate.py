@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -241,8 +240,6 @@ def airflow_up(
 
     from pipelines.airflow.local import up
 
-    if root:
-        os.environ["LOCKSTEP_ROOT"] = root
     status = console.status("starting Airflow ...")
     started = time.monotonic()
 
@@ -256,7 +253,7 @@ def airflow_up(
         else:  # a log, not a terminal: one line per phase
             console.print(line, highlight=False, soft_wrap=True)
 
-    code = up(port=port, home=home, out=lambda text: console.print(text, highlight=False, markup=False, soft_wrap=True),
+    code = up(port=port, home=home, root=root, out=lambda text: console.print(text, highlight=False, markup=False, soft_wrap=True),
               progress=progress)
     status.stop()
     if code:

@@ -6,25 +6,40 @@ credentials the CLI uses) are fields of :class:`Settings`, read through :func:`s
 No other module reads ``os.environ`` except the Airflow glue that must hand an environment
 to the processes it starts (``pipelines/airflow/local.py``), GX's analytics switch
 (``pipelines/validation/gx.py``) and ``${VAR}`` references a spec makes itself
-(``pipelines/spec/loading.py``).
+(``pipelines/spec/resolve.py``).
 
 ``settings()`` reads the environment when it is called: a process that changes its
 environment (a test's ``monkeypatch.setenv``) sees the change, and nothing is cached across
-``dag.test()`` calls in one process.
+``dag.test()`` calls in one process. An empty variable counts as unset (``LOCKSTEP_ROOT=``
+does not override a spec's root). Lockstep never writes these variables itself: the CLI
+keeps ``--debug`` in its own context, and processes it starts get their variables handed
+to them (``lockstep airflow up --root``).
 """
 
 from __future__ import annotations
 
 import getpass
+import os
+from functools import lru_cache
+from typing import Annotated, Any
 
-from pydantic import SecretStr
+from pydantic import BeforeValidator, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from pipelines.errors import SpecError
+
+
+def _flag(value: Any) -> Any:
+    """Any value but an empty one, 0, false, no or off turns a flag on (``LOCKSTEP_DEBUG=1``)."""
+    if isinstance(value, str):
+        return value.strip().lower() not in ("", "0", "false", "no", "off")
+    return value
 
 
 class Settings(BaseSettings):
     """``LOCKSTEP_*`` environment variables (unset ones are ``None``)."""
 
-    model_config = SettingsConfigDict(env_prefix="LOCKSTEP_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(env_prefix="LOCKSTEP_", extra="ignore", frozen=True, env_ignore_empty=True)
 
     #: overrides every spec's ``storage.root`` (``--root`` overrides this)
     root: str | None = None
@@ -33,7 +48,7 @@ class Settings(BaseSettings):
     #: the run id recorded on decisions made outside Airflow (default: generated)
     run_id: str | None = None
     #: tracebacks instead of one-line errors
-    debug: bool = False
+    debug: Annotated[bool, BeforeValidator(_flag)] = False
     #: the Airflow user the CLI signs in as (``--via airflow``)
     airflow_username: str | None = None
     airflow_password: SecretStr | None = None
@@ -44,5 +59,24 @@ class Settings(BaseSettings):
 
 
 def settings() -> Settings:
-    """The environment's settings, read now."""
-    return Settings()
+    """The environment's settings, read now; a value Lockstep cannot read is a
+    :class:`~pipelines.errors.SpecError` naming the variable.
+
+    Example::
+
+        settings().root      # $LOCKSTEP_ROOT, or None when it is unset or empty
+    """
+    prefix = Settings.model_config.get("env_prefix", "").upper()
+    return _read(tuple(sorted((k, v) for k, v in os.environ.items() if k.upper().startswith(prefix))))
+
+
+@lru_cache(maxsize=16)
+def _read(variables: tuple[tuple[str, str], ...]) -> Settings:
+    """Settings for one set of ``LOCKSTEP_*`` values (``variables``, the cache's key: building
+    a Settings costs far more than looking at the environment, and a spec asks for its root
+    once per table URI)."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        lines = [f"LOCKSTEP_{str(err['loc'][0]).upper()}: {err['msg']}" for err in exc.errors()]
+        raise SpecError("environment: " + "; ".join(lines), errors=lines) from None

@@ -19,7 +19,7 @@ from pydantic_core import PydanticUndefined
 
 HEADER = """# Spec reference
 
-Generated from the models in `pipelines/spec.py` by `lockstep schema --markdown`; do not
+Generated from the models in `pipelines/spec/` by `lockstep schema --markdown`; do not
 edit by hand (`tests/test_init.py` fails when this file is out of date). The JSON Schema
 is `lockstep schema`; specs that begin with
 `# yaml-language-server: $schema=pipeline.schema.json` get completion and checks in editors.

@@ -1,0 +1,74 @@
+"""The settings object (pipelines.spec.settings): the environment read when asked, never written.
+
+``settings()`` reflects ``LOCKSTEP_*`` as they are at the call (an empty variable is unset), a
+spec's root follows it, and running a command with ``--debug`` changes nothing in the
+process's environment and leaves no flag behind for the next command.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from pipelines.errors import SpecError
+from pipelines.spec import load_spec
+from pipelines.spec.settings import settings
+from tests.test_bad_input import cli
+
+
+def test_settings_reflect_the_environment_at_call_time(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in ("LOCKSTEP_ROOT", "LOCKSTEP_DEBUG", "LOCKSTEP_ACTOR"):
+        monkeypatch.delenv(name, raising=False)
+    spec = load_spec("fraud_features")
+    own = spec.root()
+    assert settings().root is None and settings().debug is False
+
+    monkeypatch.setenv("LOCKSTEP_ROOT", str(tmp_path / "a"))
+    assert settings().root == str(tmp_path / "a")
+    assert spec.root() == str(tmp_path / "a")
+    monkeypatch.setenv("LOCKSTEP_ROOT", str(tmp_path / "b"))
+    assert settings().root == str(tmp_path / "b")  # read now, not cached from the first call
+    assert spec.root() == str(tmp_path / "b")
+    assert spec.root("/override") == "/override"  # --root still wins
+    monkeypatch.setenv("LOCKSTEP_ROOT", "")  # empty: unset
+    assert settings().root is None and spec.root() == own
+    monkeypatch.delenv("LOCKSTEP_ROOT")
+    assert spec.root() == own
+
+    monkeypatch.setenv("LOCKSTEP_ACTOR", "ana")
+    assert settings().who() == "ana"
+    for value, on in (("1", True), ("true", True), ("0", False), ("off", False), ("", False)):
+        monkeypatch.setenv("LOCKSTEP_DEBUG", value)
+        assert settings().debug is on, value
+
+
+def test_secrets_never_print_and_an_unreadable_value_is_a_spec_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipelines.spec import settings as module
+
+    monkeypatch.setenv("LOCKSTEP_AIRFLOW_PASSWORD", "s3cret")
+    password = settings().airflow_password
+    assert password is not None and password.get_secret_value() == "s3cret"
+    assert "s3cret" not in repr(settings())
+
+    class Strict(module.Settings):
+        port: int = 0
+
+    monkeypatch.setattr(module, "Settings", Strict)
+    monkeypatch.setenv("LOCKSTEP_PORT", "eighty")
+    with pytest.raises(SpecError, match="LOCKSTEP_PORT"):
+        settings()
+
+
+def test_debug_flag_leaves_the_environment_unchanged(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LOCKSTEP_DEBUG", raising=False)
+    before = dict(os.environ)
+    debug = cli("--debug", "generate", str(tmp_path / "out"), "--format", "xyz", "--rows", "5")
+    assert isinstance(debug.exception, ValueError), repr(debug.exception)  # --debug: the traceback
+    assert dict(os.environ) == before
+    # the flag lived as long as its command: the next one without it is one line again
+    plain = cli("generate", str(tmp_path / "out"), "--format", "xyz", "--rows", "5")
+    assert plain.exit_code == 1 and not isinstance(plain.exception, ValueError), repr(plain.exception)
+    assert plain.stderr.strip().startswith("error: internal error: ValueError")
+    assert dict(os.environ) == before
