@@ -82,9 +82,12 @@ def ingest(spec: PipelineSpec, interval: Interval, region: str, *, root: str | N
             fingerprint=fp, storage_options=opts, force=force,
         )
         if ref.skipped:
+            log.info("%s: %s %s unchanged (same source, same code): kept v%d, nothing written", region, t.path,
+                     interval.key, ref.version)
             ensure_published(spec, region, t, t.layer, interval, ref, root=root, run_id=run_id, fingerprint=fp,
                              source_columns=t.layer == "raw")
         else:
+            log.info("%s: %s %s landed as v%d (%d rows)", region, t.path, interval.key, ref.version, ref.rows)
             source = totals_of(frame, profile_plan(spec, t)["totals"]) if t.layer == "raw" else None
             publish_write(spec, region, t, t.layer, interval, frame, ref, root=root, run_id=run_id, source=source,
                           fingerprint=fp)
@@ -211,6 +214,8 @@ def transform(spec: PipelineSpec, interval: Interval, region: str, *, root: str 
         cov = lookback_coverage(spec, fs, interval, region, root=root, versions=read_versions)
         coverage.append(cov)
         if prior is not None and prior.skipped:  # unchanged inputs: nothing to compute
+            log.info("%s: %s %s unchanged (same input files, same code): kept v%d, nothing computed", region,
+                     out.path, interval.key, prior.version)
             ensure_published(spec, region, out, out.layer, interval, prior, root=root, run_id=run_id, fingerprint=fp,
                              inputs=lineage)
             cov.table_version = prior.version

@@ -27,13 +27,22 @@ def contents(spec, root: str) -> dict[str, pl.DataFrame]:  # type: ignore[no-unt
     return out
 
 
-def test_rerun_changes_nothing(root: str) -> None:
+def test_rerun_changes_nothing(root: str, caplog: pytest.LogCaptureFixture) -> None:
     spec = make_spec()
     day = Interval.for_date("2026-01-01")
-    first = run_interval(spec, day, root=root)
+    with caplog.at_level("INFO", logger="pipelines"):
+        first = run_interval(spec, day, root=root)
+    landed = [r.getMessage() for r in caplog.records if r.name == "pipelines.runner"]
+    assert any(" landed as v" in m for m in landed), landed
+    caplog.clear()
     before = contents(spec, root)
-    second = run_interval(spec, day, root=root)
+    with caplog.at_level("INFO", logger="pipelines"):
+        second = run_interval(spec, day, root=root)
     assert all(ref.skipped for r in second.regions for ref in r.tables)
+    # every skip is one line in the task's log: which table, which interval, the version kept
+    skips = [r.getMessage() for r in caplog.records if r.name == "pipelines.runner" and "unchanged" in r.getMessage()]
+    assert len(skips) == sum(len(r.tables) for r in second.regions), skips
+    assert all("2026-01-01" in m and "kept v" in m for m in skips), skips
     after = contents(spec, root)
     assert before.keys() == after.keys()
     for key in before:
