@@ -47,7 +47,7 @@ def test_layers_contract_fails_on_an_upward_import(tmp_path: Path) -> None:
     """The contract is not a picture: storage importing the runner breaks it."""
     shutil.copytree(REPO / "pipelines", tmp_path / "pipelines", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(REPO / "pyproject.toml", tmp_path / "pyproject.toml")
-    with (tmp_path / "pipelines" / "storage.py").open("a") as f:
+    with (tmp_path / "pipelines" / "storage" / "__init__.py").open("a") as f:
         f.write("\nimport pipelines.runner  # noqa: E402,F401\n")  # import-linter parses, never runs it
     out = _lint_imports(tmp_path)
     assert out.returncode != 0, out.stdout + out.stderr
