@@ -36,7 +36,8 @@ import numpy as np
 import polars as pl
 
 from pipelines.errors import ReconciliationError
-from pipelines.evidence.hashing import column_hash, hashes, leaf_sums, select_leaves
+from pipelines.evidence.digest import leaf_sums, select_leaves
+from pipelines.evidence.hashing import column_hash, hashes
 
 FANOUT_BITS = 2  # each tree level splits a bucket in 4
 ROWS_PER_LEAF = 4
