@@ -32,19 +32,9 @@ from pipelines.evidence.rowhash import (
     unsupported,
 )
 
-# --------------------------------------------------------------------------- compiled path
-# Each column becomes "pieces": one per Arrow chunk, each a kernel of
-# :mod:`pipelines.evidence._kernels` with the chunk's buffers (zero copy). Rows are hashed in
-# blocks on a thread pool; a block runs every column's kernel over its rows, so the
-# accumulators stay in cache and every value is read once.
 BLOCK_ROWS = 1 << 16
-
-
 _MISSING = object()
-
-
 _KERNELS: Any = _MISSING
-
 
 #: Below this many rows the numpy implementation runs: a process' first use of the compiled
 #: kernels costs about a second (numba loads them from its cache), more than numpy spends.
@@ -68,8 +58,6 @@ def kernels(rows: int | None = None) -> Any:
 
 
 _NO_BITS = np.zeros(1, dtype=np.uint8)
-
-
 _TIME_NS = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
 
 

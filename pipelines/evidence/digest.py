@@ -15,7 +15,6 @@ import numpy as np
 from pipelines.evidence.compiled import kernels
 
 
-# --------------------------------------------------------------------------- digest tree
 def group_sum(ids: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
     """Per-group sums of uint64 ``values`` modulo 2**64, exactly, via float bincounts of limbs."""
     # float64 sums of b-bit limbs are exact while a group holds < 2**(53 - b) rows

@@ -17,21 +17,13 @@ from pipelines.errors import StorageError
 
 log = logging.getLogger(__name__)
 
-
 #: how often a commit that lost a race with a concurrent writer is tried again
 COMMIT_RETRIES = 6
 
-
 #: first back-off (seconds); doubles per retry, with jitter, capped at COMMIT_BACKOFF_CAP
 COMMIT_BACKOFF = 0.05
-
-
 COMMIT_BACKOFF_CAP = 2.0
-
-
 _CONFLICT_MARKS = ("concurrent", "conflict", "already exists", "version already")
-
-
 _R = TypeVar("_R")
 
 

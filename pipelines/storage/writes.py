@@ -27,8 +27,6 @@ from pipelines.storage.objects import _file_hashes, _written_files, file_digest,
 from pipelines.storage.tables import TableRef, _predicate, open_table, partition_rows
 
 log = logging.getLogger(__name__)
-
-
 Frame: TypeAlias = pl.DataFrame | pl.LazyFrame | pa.Table | pa.RecordBatchReader
 
 
