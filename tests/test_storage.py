@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -41,6 +42,21 @@ def test_same_inputs_are_not_written_again(tmp_path: Path) -> None:
     assert forced.version == first.version + 1
     assert read_table(uri).collect().height == 10, "a forced rewrite neither duplicates nor drops rows"
 
+
+
+def test_an_unchanged_rewrite_logs_its_skip(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """An idempotent skip is one INFO line in the task log: the table, the interval, the version kept."""
+    uri = str(tmp_path / "t")
+    first = write_interval(uri, frame("2026-01-01", 10), partition={"ds": "2026-01-01"}, app_id="a/1", fingerprint=42)
+    with caplog.at_level(logging.INFO, logger="pipelines.storage"):
+        again = write_interval(uri, frame("2026-01-01", 10), partition={"ds": "2026-01-01"}, app_id="a/1",
+                               fingerprint=42)
+    assert again.skipped
+    skips = [r for r in caplog.records if r.name.startswith("pipelines.storage") and "unchanged" in r.getMessage()]
+    assert len(skips) == 1 and skips[0].levelno == logging.INFO
+    line = skips[0].getMessage()
+    assert uri in line and "2026-01-01" in line and f"version {first.version}" in line
+    assert "0.0" not in line, "no row values in the log"
 
 def test_schema_drift_takes_the_merging_path(tmp_path: Path) -> None:
     uri = str(tmp_path / "t")

@@ -5,6 +5,7 @@ Real processes write the same Delta partition at the same time; no mocks."""
 
 from __future__ import annotations
 
+import logging
 import multiprocessing as mp
 from pathlib import Path
 from typing import Any
@@ -13,9 +14,8 @@ import polars as pl
 import pytest
 from deltalake import DeltaTable
 
-from pipelines import storage
 from pipelines.errors import StorageError
-from pipelines.storage import append_rows, read_table, retry_on_conflict, write_interval
+from pipelines.storage import append_rows, conflicts, read_table, retry_on_conflict, write_interval
 
 PART = {"ds": "2026-01-01"}
 ROWS = 200
@@ -28,7 +28,7 @@ def frame(writer: int, round_: int) -> pl.DataFrame:
 
 def _writer(uri: str, writer: int, rounds: int, start: Any, out: Any, retries: int | None) -> None:
     if retries is not None:
-        storage.COMMIT_RETRIES = retries
+        conflicts.COMMIT_RETRIES = retries
     start.wait()
     try:
         for r in range(rounds):
@@ -80,8 +80,8 @@ def test_a_conflict_that_outlives_the_retries_names_table_and_interval(tmp_path:
         attempts.append(1)
         stale.delete("ds = '2026-01-01'")
 
-    monkeypatch.setattr(storage, "COMMIT_RETRIES", 2)
-    monkeypatch.setattr(storage, "COMMIT_BACKOFF", 0.001)
+    monkeypatch.setattr(conflicts, "COMMIT_RETRIES", 2)
+    monkeypatch.setattr(conflicts, "COMMIT_BACKOFF", 0.001)
     with pytest.raises(StorageError) as exc:
         retry_on_conflict(commit_from_stale_snapshot, f"{uri}: write of ds = '2026-01-01'")()
     msg = str(exc.value)
@@ -90,6 +90,31 @@ def test_a_conflict_that_outlives_the_retries_names_table_and_interval(tmp_path:
     assert len(attempts) == 3
     assert read_table(uri, partition=PART).collect()["writer"].unique().to_list() == [1], "the winner's rows stand"
 
+
+
+def test_each_conflict_retry_logs_a_warning_with_its_attempt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                             caplog: pytest.LogCaptureFixture) -> None:
+    """A commit retried after a conflict is one WARNING line: what is retried and which attempt."""
+    uri = str(tmp_path / "t")
+    write_interval(uri, frame(0, 0), partition=PART, app_id="a", fingerprint=1)
+    stale = DeltaTable(uri)
+    write_interval(uri, frame(1, 0), partition=PART, app_id="a", fingerprint=2)
+    attempts = []
+
+    def conflicts_once_then_commits() -> None:
+        attempts.append(1)
+        if len(attempts) == 1:
+            stale.delete("ds = '2026-01-01'")  # a commit from a stale snapshot: a conflict
+
+    monkeypatch.setattr(conflicts, "COMMIT_BACKOFF", 0.001)
+    what = f"{uri}: write of ds = '2026-01-01'"
+    with caplog.at_level(logging.WARNING, logger="pipelines.storage"):
+        retry_on_conflict(conflicts_once_then_commits, what)()
+    assert len(attempts) == 2
+    retries = [r for r in caplog.records if r.name.startswith("pipelines.storage") and r.levelno == logging.WARNING]
+    assert len(retries) == 1, [r.getMessage() for r in retries]
+    line = retries[0].getMessage()
+    assert what in line and f"retry 1 of {conflicts.COMMIT_RETRIES}" in line and "\n" not in line
 
 def _in_order(uri: str, writer: int, rounds: int, start: Any, out: Any) -> None:
     from pipelines.storage import append_in_order

@@ -78,7 +78,7 @@ def _digest(uri: str) -> dict[str, Any]:
 
     import pipelines.reconcile.diff as D
     from pipelines.evidence.hashing import warm_up
-    from pipelines.reconcile.parity import StreamSide
+    from pipelines.reconcile.sides import StreamSide
 
     warm_up()
     mark_baseline()

@@ -1,8 +1,8 @@
 """Compiled kernels of ``lockstep-rowhash-1`` (numba): one pass over each column's Arrow
 buffers per block of rows, adding the column hash into the key and row accumulators.
 
-Imported lazily by :mod:`pipelines.evidence.hashing`, which holds the definition and a
-numpy implementation used when numba is not installed. Every kernel releases the GIL
+Imported lazily by :mod:`pipelines.evidence.compiled`; the definition and the numpy
+reference used when numba is not installed are in :mod:`pipelines.evidence.rowhash`. Every kernel releases the GIL
 (``nogil``), so blocks of rows hash on a thread pool; compiled code is cached on disk.
 """
 

@@ -49,7 +49,7 @@ KEYED_LIMIT = 100_000
 def profile_plan(spec: PipelineSpec, table: TableSpec) -> dict[str, Any]:
     """What the spec asks a profile of ``table`` to hold (its hash binds the profile)."""
     from pipelines.evidence.cells import CELL_BITS
-    from pipelines.evidence.hashing import HASH_VERSION
+    from pipelines.evidence.rowhash import HASH_VERSION
 
     rec = spec.reconcile
     parity = next((c for c in rec.parity if c.table == table.name), None)
@@ -202,13 +202,9 @@ def _hist(frame: pl.DataFrame, column: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _digest(frame: pl.DataFrame, keys: list[str], columns: list[str], buckets: int) -> tuple[dict[str, Any], pl.DataFrame | None]:
-    from pipelines.evidence.hashing import (
-        HASH_VERSION,
-        column_hash,
-        first_level_bits,
-        hashes,
-        level_sums,
-    )
+    from pipelines.evidence.digest import first_level_bits, level_sums
+    from pipelines.evidence.hashing import column_hash, hashes
+    from pipelines.evidence.rowhash import HASH_VERSION
 
     missing = [c for c in [*keys, *columns] if c not in frame.columns]
     if missing:

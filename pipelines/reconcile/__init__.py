@@ -28,6 +28,7 @@ blind.
 from __future__ import annotations
 
 import importlib
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -38,18 +39,32 @@ from pipelines.spec import Interval, PipelineSpec
 
 __all__ = ["Context", "generation_of", "run_checks"]
 
+log = logging.getLogger(__name__)
+
 
 def _guard(check_id: str, check_type: str, policy: str, module: str, fn_name: str,
            call: Callable[[Callable[..., list[CheckResult]]], list[CheckResult]]) -> list[CheckResult]:
     """Import ``module.fn_name`` and run it; any failure is one blocking result with its reason."""
     try:
         fn = getattr(importlib.import_module(module), fn_name)
-        return call(fn)
+        results = call(fn)
     except Exception as exc:  # fail closed: a check that cannot run blocks, whatever the reason
+        log.warning("check %s could not run (%s): blocking", check_id, type(exc).__name__)
         return [CheckResult(stage="reconcile", check_id=check_id, check_type=check_type, region="*", table="*",
                             policy="block", success=False,
                             message=f"check could not run: {type(exc).__name__}: {exc}",
                             details={"error": type(exc).__name__, "configured_policy": policy})]
+    _log_outcome(check_id, results)
+    return results
+
+
+def _log_outcome(check_id: str, results: list[CheckResult]) -> None:
+    """One INFO line per check: how many results passed and failed, and where it failed
+    (regions and policies; never a message, which may quote key values)."""
+    failed = [r for r in results if not r.success]
+    where = sorted({f"{r.region}/{r.policy}" for r in failed})
+    log.info("check %s: %d result(s), %d passed, %d failed%s", check_id, len(results), len(results) - len(failed),
+             len(failed), f" ({', '.join(where)})" if where else "")
 
 
 def completeness(ctx: Context) -> list[CheckResult]:

@@ -1,7 +1,7 @@
 """``lockstep diff``: the parity check as a standalone tool for any two tables.
 
 Both tables (Delta or parquet: a file or a folder of files) are hashed with the stable row
-hash, compared with the digest tree of :mod:`pipelines.reconcile.parity`, and every
+hash, compared with the digest-tree descent of :mod:`pipelines.reconcile.descent`, and every
 differing key is reported with its kind.
 
 Example::
@@ -21,7 +21,8 @@ from typing import Any
 import polars as pl
 
 from pipelines.errors import ReconciliationError
-from pipelines.reconcile.parity import ParityReport, Side, StreamSide, compare
+from pipelines.reconcile.descent import ParityReport, compare
+from pipelines.reconcile.sides import Side, StreamSide
 
 #: Memory the diff may hold: the two tables' decoded batches are kept for the descent when
 #: they fit in it; past it, the rows a descent needs are read again. Row hashes (16 bytes a

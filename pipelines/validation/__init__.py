@@ -26,7 +26,7 @@ from pipelines.checks import CheckResult, record_results
 from pipelines.errors import ValidationStepError
 from pipelines.spec import Interval, PipelineSpec, TableSpec
 from pipelines.storage import interval_app_id, open_table, read_table, write_interval
-from pipelines.validation import polars_engine
+from pipelines.validation import native
 from pipelines.validation.suites import (
     Expectation,
     Suite,
@@ -45,7 +45,7 @@ def run_suite(frame: pl.DataFrame, expectations: list[Expectation], engine: str 
     """GX-format results of ``expectations`` over ``frame``, in the suite's order.
 
     ``gx`` runs GX's pandas engine; ``polars`` the native executor, where an expectation it
-    cannot run exactly (see ``polars_engine.NotNative``) becomes that expectation's error
+    cannot run exactly (see ``native.NotNative``) becomes that expectation's error
     result; ``auto`` runs those on GX instead. One expectation never fails the others."""
     if engine not in ("auto", "polars", "gx"):
         raise ValidationStepError(f"unknown validation engine {engine!r}: use auto, polars or gx")
@@ -53,8 +53,8 @@ def run_suite(frame: pl.DataFrame, expectations: list[Expectation], engine: str 
         from pipelines.validation import gx_engine
 
         return gx_engine.validate(frame, expectations)
-    results = polars_engine.validate(frame, expectations)
-    other = [e for e, r in zip(expectations, results, strict=True) if polars_engine.is_not_native(r)]
+    results = native.validate(frame, expectations)
+    other = [e for e, r in zip(expectations, results, strict=True) if native.is_not_native(r)]
     if other and engine == "auto":  # never silently pass what the native executor cannot run
         from pipelines.validation import gx_engine
 
@@ -95,7 +95,7 @@ def validate_frame(
                 if e.policy == "quarantine" and not r["success"] and not _raised(r)]
     if not failed_q:
         return results, None
-    mask = pl.any_horizontal([polars_engine.unexpected_rows(frame, e) for e in failed_q])
+    mask = pl.any_horizontal([native.unexpected_rows(frame, e) for e in failed_q])
     return results, mask
 
 
@@ -113,7 +113,7 @@ def _quarantine(
     from pipelines.evidence import publish_write, store
 
     failed_q = [e for e, r in zip(suite.expectations, results, strict=True) if e.policy == "quarantine" and not r["success"]]
-    flags = frame.select([polars_engine.unexpected_rows(frame, e).alias(e.check_id) for e in failed_q])
+    flags = frame.select([native.unexpected_rows(frame, e).alias(e.check_id) for e in failed_q])
     ids = pl.concat_list([pl.when(pl.col(e.check_id)).then(pl.lit(e.check_id)) for e in failed_q]).list.drop_nulls()
     marked = frame.with_columns(flags.select(_check_ids=ids).to_series())
     bad = marked.filter(pl.col("_check_ids").list.len() > 0)

@@ -16,7 +16,7 @@ reproduced exactly:
   strings; a missing value compares False, except ``!=`` and ``not in`` (True).
 
 Anything else (column-to-column comparisons, arithmetic, ``@`` locals, Float32, dates,
-booleans, a parse error...) raises :class:`~pipelines.validation.polars_engine.NotNative`
+booleans, a parse error...) raises :class:`~pipelines.validation.native.NotNative`
 through ``NotNativeCondition``, and the expectation runs on GX.
 
     >>> import polars as pl

@@ -101,7 +101,7 @@ def test_streaming_diff_matches_the_in_memory_diff_when_hashes_spill_and_rows_ar
     import numpy as np
 
     import pipelines.reconcile.diff as D
-    from pipelines.reconcile.parity import _HashStore
+    from pipelines.reconcile.sides import _HashStore
 
     rng = np.random.default_rng(4)
     n = 5_000

@@ -61,14 +61,14 @@ KINDS = {"id": "int", "x": "float", "s": "str", "t": "datetime", "d": "date", "b
 
 
 def test_pinned_test_vector() -> None:
-    df = H._vector_frame()
+    df = H.vector_frame()
     kh, rh = H.hashes(df, ["id"], df.columns)
     assert [hex(int(x)) for x in rh] == H.TEST_VECTOR["row"]
     assert [hex(int(x)) for x in kh] == H.TEST_VECTOR["key"]
 
 
 def test_matches_the_written_definition() -> None:
-    df = H._vector_frame()
+    df = H.vector_frame()
     kh, rh = H.hashes(df, ["id"], df.columns)
     for i, row in enumerate(df.iter_rows(named=True)):
         cols = {c: col(c, row[c], KINDS[c]) for c in df.columns}
@@ -147,9 +147,9 @@ def test_compiled_kernels_equal_the_numpy_implementation() -> None:
     df = pl.concat([_mixed_frame(300, 1), _mixed_frame(200, 2)], rechunk=False)  # several chunks
     assert df["s"].n_chunks() > 1
     for c in df.columns:
-        assert (H.column_hash(df[c]) == H._np_column_hash(df[c])).all(), c
+        assert (H.column_hash(df[c]) == H.numpy_column_hash(df[c])).all(), c
     kh, rh = H.hashes(df, ["i64", "s"], df.columns)
-    ref = [H._np_column_hash(df[c]) for c in ["i64", "s", *[c for c in df.columns if c not in ("i64", "s")]]]
+    ref = [H.numpy_column_hash(df[c]) for c in ["i64", "s", *[c for c in df.columns if c not in ("i64", "s")]]]
     assert (kh == H.combine(ref[:2], H.KEY_SEED, df.height)).all()
     assert (rh == H.combine(ref, H.ROW_SEED, df.height)).all()
     # Arrow input (what the streaming diff reads), including plain and view strings and a sliced array

@@ -7,7 +7,8 @@ import numpy as np
 import polars as pl
 
 from pipelines.reconcile import run_checks
-from pipelines.reconcile.parity import Side, compare
+from pipelines.reconcile.descent import compare
+from pipelines.reconcile.sides import Side
 from tests.reconcile.conftest import DAY, REGIONS, put, ref_frame, tiny_spec
 
 

@@ -19,7 +19,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipelines.validation import polars_engine, run_suite
+from pipelines.validation import native as native_executor
+from pipelines.validation import run_suite
 from pipelines.validation.suites import Expectation
 
 INF = math.inf
@@ -133,7 +134,7 @@ def check(frame: pl.DataFrame, specs: list[tuple[str, dict[str, Any]]]) -> int:
     theirs = run_suite(frame, expectations, "gx")
     native = 0
     for e, a, b in zip(expectations, ours, theirs, strict=True):
-        if polars_engine.is_not_native(a):
+        if native_executor.is_not_native(a):
             assert a["success"] is False and a["exception_info"]["raised_exception"], (e, a)
             continue
         native += 1
@@ -281,7 +282,7 @@ def test_low_cardinality_strings_match_gx() -> None:
     """A string column with few distinct values has its regex and lengths evaluated once
     per distinct value (the frame must be larger than the sample that decides it)."""
     values = ["EUR", "usd", "b\n", "é€", "", None, "GBP1"]
-    n = 4 * polars_engine.SAMPLE + 5
+    n = 4 * native_executor.SAMPLE + 5
     frame = pl.DataFrame({"c": [values[k % len(values)] for k in range(n)],
                           "late": ["x"] * (n - 3) + ["new", "y", None]})  # a value past the sample
     specs: list[tuple[str, dict[str, Any]]] = []

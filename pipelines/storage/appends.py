@@ -1,0 +1,166 @@
+"""Appends to the control-plane tables (evidence, check results, decisions, maintenance log)
+and the tables one decision opens once (:class:`OpenTables`).
+
+:func:`append_rows` is a blind append (delta-rs rebases it over concurrent commits);
+:func:`append_in_order` appends rows that carry the version of the commit holding them, so a
+lost race is retried with the rows rebuilt rather than rebased.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextvars import ContextVar, Token
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+from deltalake import CommitProperties, DeltaTable, write_deltalake
+from deltalake.exceptions import DeltaError
+
+from pipelines.errors import StorageError
+from pipelines.storage.conflicts import retry_on_conflict
+from pipelines.storage.tables import open_table
+
+#: table properties every control-plane table (evidence, check results, decisions, maintenance
+#: log) is created with: a checkpoint every 10 commits, so opening one replays at most 10 JSON
+#: commits however long its history grows (delta-rs writes the checkpoint after the commit)
+CONTROL_TABLE_CONFIGURATION: dict[str, str | None] = {"delta.checkpointInterval": "10"}
+
+
+def _append(uri: str, arrow: pa.Table, storage_options: dict[str, str] | None, partition_by: list[str] | None,
+            table: DeltaTable | None) -> DeltaTable:
+    """Append ``arrow`` to the table at ``uri`` (through ``table`` when it is already open,
+    else opened here; created with :data:`CONTROL_TABLE_CONFIGURATION` when there is none);
+    returns the table at the version of the append (or a newer one)."""
+    opts = storage_options or None
+    state: dict[str, Any] = {"dt": table if table is not None else open_table(uri, storage_options), "tries": 0}
+
+    def once() -> DeltaTable:
+        dt = state["dt"]
+        if state["tries"]:  # a retry after a conflict: see what the winner committed first
+            if dt is None:
+                dt = state["dt"] = open_table(uri, storage_options)
+            else:
+                dt.update_incremental()
+        state["tries"] += 1
+        if dt is None:
+            write_deltalake(uri, arrow, mode="append", schema_mode="merge", storage_options=opts,
+                            partition_by=partition_by or None, configuration=CONTROL_TABLE_CONFIGURATION)
+            dt = state["dt"] = open_table(uri, storage_options)
+            if dt is None:
+                raise StorageError(f"{uri}: the table an append created cannot be opened", uri=uri)
+            return dt
+        # writing through the open table commits on top of its snapshot (a blind append: delta-rs
+        # rebases it over concurrent commits) and moves it to the new version, without a log replay
+        write_deltalake(dt, arrow, mode="append", schema_mode="merge",
+                        partition_by=list(dt.metadata().partition_columns) or None)
+        return dt
+
+    try:
+        return retry_on_conflict(once, f"{uri}: append")()
+    except (DeltaError, OSError, pa.ArrowException) as exc:
+        raise StorageError(f"{uri}: append failed: {exc}", uri=uri) from exc
+
+
+def append_rows(uri: str, rows: pa.Table | pl.DataFrame, storage_options: dict[str, str] | None = None,
+                partition_by: list[str] | None = None, *, table: DeltaTable | None = None) -> int:
+    """Append to a bookkeeping table (check results, certifications, evidence); returns the
+    new version. ``partition_by`` applies when the append creates the table (an existing
+    table keeps the partitioning it was created with); so does :data:`CONTROL_TABLE_CONFIGURATION`.
+    ``table``: the table at ``uri``, already open (written through and moved to the new version)."""
+    arrow = rows.to_arrow() if isinstance(rows, pl.DataFrame) else rows
+    return _append(uri, arrow, storage_options, partition_by, table).version()
+
+
+class OpenTables:
+    """Control-plane tables opened once for one decision, by URI.
+
+    The first :meth:`get` of a table opens it (a log replay); each later one brings the same
+    object up to the newest committed version, reading only the commits since. So a reader
+    always sees what a fresh open would see at that moment (never an older version than the
+    store holds), without replaying the log again. Writes go through :meth:`append`, which
+    commits through the open table.
+
+    One per decision: ``with OpenTables(options) as tables:`` makes them the decision's tables
+    for the block, so code that runs inside it (the checks, the decision log) shares them
+    through :func:`decision_tables`; on leaving, they are forgotten."""
+
+    def __init__(self, storage_options: dict[str, str] | None = None) -> None:
+        self.storage_options = dict(storage_options or {})
+        self._tables: dict[str, DeltaTable] = {}
+        self._tokens: list[Token[OpenTables | None]] = []
+
+    def __enter__(self) -> OpenTables:
+        self._tokens.append(_DECISION_TABLES.set(self))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _DECISION_TABLES.reset(self._tokens.pop())
+        self._tables.clear()
+
+    def get(self, uri: str) -> DeltaTable | None:
+        """The table at ``uri`` at its newest committed version, or None when there is none."""
+        dt = self._tables.get(uri)
+        if dt is None:
+            dt = open_table(uri, self.storage_options)
+            if dt is not None:
+                self._tables[uri] = dt
+            return dt
+        try:
+            dt.update_incremental()
+        except (DeltaError, OSError) as exc:
+            raise StorageError(f"{uri}: cannot read the Delta table's new commits: {exc}", uri=uri) from exc
+        return dt
+
+    def append(self, uri: str, rows: pa.Table | pl.DataFrame, partition_by: list[str] | None = None) -> int:
+        """:func:`append_rows` through the open table; returns the new version."""
+        arrow = rows.to_arrow() if isinstance(rows, pl.DataFrame) else rows
+        dt = _append(uri, arrow, self.storage_options, partition_by, self._tables.get(uri))
+        self._tables[uri] = dt
+        return dt.version()
+
+
+_DECISION_TABLES: ContextVar[OpenTables | None] = ContextVar("lockstep_decision_tables", default=None)
+
+
+def decision_tables(storage_options: dict[str, str] | None = None) -> OpenTables:
+    """The open control tables of the decision in progress (a ``with OpenTables(...)`` block
+    with the same storage options), else new ones, for this call alone."""
+    current = _DECISION_TABLES.get()
+    if current is not None and current.storage_options == dict(storage_options or {}):
+        return current
+    return OpenTables(storage_options)
+
+
+def append_in_order(uri: str, build: Callable[[int], pl.DataFrame], storage_options: dict[str, str] | None = None,
+                    *, tables: OpenTables | None = None, partition_by: list[str] | None = None) -> int:
+    """Append the rows ``build(v)`` makes as exactly commit ``v`` of the table at ``uri``: the
+    rows carry the version of the commit that holds them, so the log's order is in the rows.
+
+    A blind append would be rebased over a concurrent writer's commit (and land at another
+    version than its rows say); here a lost race is not rebased but tried again, with the rows
+    rebuilt for the next free version. The table is created empty first (version 0: no rows),
+    so every row's version is that of a real append. Returns the version written."""
+    opts = storage_options or None
+    tables = tables or decision_tables(storage_options)
+
+    def once() -> int:
+        dt = tables.get(uri)
+        if dt is None:
+            DeltaTable.create(uri, build(0).to_arrow().schema, partition_by=partition_by or None, mode="ignore",
+                              storage_options=opts, configuration=CONTROL_TABLE_CONFIGURATION)
+            dt = tables.get(uri)
+            if dt is None:
+                raise StorageError(f"{uri}: the table just created cannot be opened", uri=uri)
+        version = dt.version() + 1
+        # no rebase: a lost race raises, and retry_on_conflict builds the rows again for the next version
+        write_deltalake(dt, build(version).to_arrow(), mode="append", schema_mode="merge",
+                        commit_properties=CommitProperties(max_commit_retries=0))
+        if dt.version() != version:  # cannot happen without a rebase; never leave a row misnumbered silently
+            raise StorageError(f"{uri}: the append meant as version {version} landed at {dt.version()}", uri=uri)
+        return version
+
+    try:
+        return retry_on_conflict(once, f"{uri}: append in log order")()
+    except (DeltaError, OSError, pa.ArrowException) as exc:
+        raise StorageError(f"{uri}: append failed: {exc}", uri=uri) from exc

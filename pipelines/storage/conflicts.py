@@ -1,0 +1,68 @@
+"""Commit conflicts: recognising a commit that lost a race with a concurrent writer, and
+trying it again with exponential back-off and jitter (one loop for every commit race:
+interval writes and appends alike). Each retry is one WARNING line naming what is retried.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from deltalake.exceptions import CommitFailedError, DeltaError
+
+from pipelines.errors import StorageError
+
+log = logging.getLogger(__name__)
+
+#: how often a commit that lost a race with a concurrent writer is tried again
+COMMIT_RETRIES = 6
+
+#: first back-off (seconds); doubles per retry, with jitter, capped at COMMIT_BACKOFF_CAP
+COMMIT_BACKOFF = 0.05
+COMMIT_BACKOFF_CAP = 2.0
+_CONFLICT_MARKS = ("concurrent", "conflict", "already exists", "version already")
+_R = TypeVar("_R")
+
+
+def is_commit_conflict(exc: BaseException) -> bool:
+    """Did a commit lose a race with another writer (so that trying again can succeed)?"""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, CommitFailedError):
+            return True
+        if isinstance(seen, DeltaError | StorageError) and any(m in str(seen).lower() for m in _CONFLICT_MARKS):
+            return True
+        seen = seen.__cause__
+    return False
+
+
+def retry_on_conflict(fn: Callable[..., _R], what: str) -> Callable[..., _R]:
+    """``fn`` called again, with exponential back-off and jitter, while its commit conflicts
+    with a concurrent writer; a conflict that survives :data:`COMMIT_RETRIES` retries is one
+    :class:`StorageError` naming ``what`` (the table and the interval or append)."""
+
+    def call(*args: Any, **kwargs: Any) -> _R:
+        delay = COMMIT_BACKOFF
+        for attempt in range(COMMIT_RETRIES + 1):
+            try:
+                return fn(*args, **kwargs)
+            except (DeltaError, StorageError) as exc:
+                if not is_commit_conflict(exc):
+                    raise
+                if attempt == COMMIT_RETRIES:
+                    first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                    first = first.rsplit("Commit failed: ", 1)[-1].rstrip(".")
+                    raise StorageError(
+                        f"{what}: commit still conflicts with a concurrent writer after {COMMIT_RETRIES} "
+                        f"retries ({first}); run it again", retryable=True) from exc
+            pause = delay * (0.5 + random.random())
+            log.warning("%s: commit conflicts with a concurrent writer; retry %d of %d in %.2f s",
+                        what, attempt + 1, COMMIT_RETRIES, pause)
+            time.sleep(pause)
+            delay = min(delay * 2, COMMIT_BACKOFF_CAP)
+        raise AssertionError("unreachable")
+
+    return call
