@@ -15,7 +15,7 @@ from tests.conftest import REPO
 
 #: import-linter's command, installed beside this interpreter (the dev extra)
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
-CONTRACTS = 2
+CONTRACTS = 3
 
 
 def test_ruff() -> None:
