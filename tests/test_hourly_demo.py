@@ -99,7 +99,7 @@ def test_measure_close_to_certification_under_the_real_scheduler(tmp_path) -> No
 
     import yaml
 
-    from pipelines.airflow.local import EmbeddedAirflow
+    from pipelines.airflow.embedded import EmbeddedAirflow
     from pipelines.runner import run_interval
     from pipelines.spec import Interval, granularity_length, load_spec
     from tests.conftest import small_spec_data
@@ -123,7 +123,7 @@ def test_measure_close_to_certification_under_the_real_scheduler(tmp_path) -> No
     spec = load_spec(spec_path)
     up = datetime.now(UTC)
     with EmbeddedAirflow(tmp_path / "home", dags_folder=tmp_path / "dags") as af:
-        af.wait_for_dag("latency_fraud", timeout=300)
+        af.client.wait_for_dag("latency_fraud", timeout=300)
         deadline = time.time() + (n + 2) * length.total_seconds() + 600
         while time.time() < deadline:
             try:

@@ -16,7 +16,7 @@ from tests.conftest import REPO
 
 #: import-linter's command, installed beside this interpreter (the dev extra)
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
-CONTRACTS = 4
+CONTRACTS = 5
 
 
 def test_ruff() -> None:

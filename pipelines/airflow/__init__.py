@@ -3,7 +3,7 @@
 ``build_dag(spec)`` turns a spec into a DAG; ``certified_asset(pipeline)`` is the Asset its
 gate updates, for model DAGs to schedule on; ``landing_asset(pipeline)`` the Asset a delivery
 notifies under ``airflow.trigger: landing`` (see :mod:`pipelines.landing`). Names load on first use, so that
-``pipelines.airflow.local`` (the embedded-Airflow launcher) starts without importing Airflow.
+``pipelines.airflow.embedded`` (the embedded-Airflow launcher) starts without importing Airflow.
 """
 
 from __future__ import annotations

@@ -1,17 +1,32 @@
-"""A small client for Airflow 3's REST API v2, for a running Airflow (embedded or not).
+"""The one client for Airflow 3's REST API v2, for a running Airflow (embedded or not).
 
-Credentials come from the environment (``LOCKSTEP_AIRFLOW_USERNAME`` /
-``LOCKSTEP_AIRFLOW_PASSWORD``) or the caller, never from code. Logs in through the auth
-manager (``POST /auth/token``) and retries once with a fresh token on a 401.
+Every REST call Lockstep makes goes through :class:`AirflowClient`: the CLI's
+``--via airflow`` backfill and landing notifications, the embedded Airflow's health checks,
+and the integration tests' triggers, waits and reads. Credentials come from the settings
+(``LOCKSTEP_AIRFLOW_USERNAME`` / ``LOCKSTEP_AIRFLOW_PASSWORD``, :mod:`pipelines.spec.settings`)
+or the caller, never from code. Logs in through the auth manager (``POST /auth/token``) and
+retries once with a fresh token on a 401::
+
+    client = AirflowClient("http://127.0.0.1:8080", "admin", password)
+    run_id = client.trigger("fraud_features", conf={"regions": ["eu-west"]})
+    assert client.wait_for_run("fraud_features", run_id) == "success"
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterable, Mapping
-from typing import Any
+import time
+from collections.abc import Callable, Iterable, Mapping
+from datetime import date, datetime
+from typing import Any, TypeVar
 
 from pipelines.errors import LockstepError
+
+__all__ = ["TERMINAL_RUN_STATES", "AirflowClient", "AirflowError"]
+
+#: the states a DAG run ends in
+TERMINAL_RUN_STATES = frozenset({"success", "failed"})
+
+T = TypeVar("T")
 
 
 class AirflowError(LockstepError):
@@ -20,8 +35,26 @@ class AirflowError(LockstepError):
     retryable = True
 
 
+def _iso(value: datetime | date | str) -> str:
+    """A timestamp for the REST API; a day is its midnight UTC (a backfill run with logical
+    date D processes [D, D + 1): both ends of a range of days are included)."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, date):
+        return f"{value.isoformat()}T00:00:00Z"
+    return value
+
+
 class AirflowClient:
-    def __init__(self, base_url: str, username: str, password: str, *, timeout: float = 30) -> None:
+    """REST API v2 of the Airflow at ``base_url``, signed in as ``username``.
+
+    :param check: called before every poll of a wait (:meth:`wait_for`); it raises when what
+        the client waits on can no longer answer (the embedded Airflow passes its check that
+        every component is alive, so a wait fails at once, with the component's log)
+    """
+
+    def __init__(self, base_url: str, username: str, password: str, *, timeout: float = 30,
+                 check: Callable[[], None] | None = None) -> None:
         import httpx
 
         self.base_url = base_url.rstrip("/")
@@ -29,16 +62,26 @@ class AirflowClient:
         self._password = password
         self._http = httpx.Client(base_url=self.base_url, timeout=timeout)
         self._token: str | None = None
+        self._check = check
 
     @classmethod
     def from_env(cls, base_url: str) -> AirflowClient:
-        user, password = os.environ.get("LOCKSTEP_AIRFLOW_USERNAME"), os.environ.get("LOCKSTEP_AIRFLOW_PASSWORD")
+        """A client signed in with the settings' ``LOCKSTEP_AIRFLOW_USERNAME`` / ``_PASSWORD``."""
+        from pipelines.spec.settings import settings
+
+        found = settings()
+        user = found.airflow_username
+        password = found.airflow_password.get_secret_value() if found.airflow_password else None
         if not user or not password:
             raise AirflowError(
                 "set LOCKSTEP_AIRFLOW_USERNAME and LOCKSTEP_AIRFLOW_PASSWORD to reach Airflow at "
                 f"{base_url} (for `lockstep airflow up`, the login is printed at start-up)")
         return cls(base_url, user, password)
 
+    def close(self) -> None:
+        self._http.close()
+
+    # -- auth and the raw call ---------------------------------------------------------
     def token(self, *, refresh: bool = False) -> str:
         """A JWT from the auth manager: ``POST /auth/token``."""
         if self._token is None or refresh:
@@ -53,7 +96,10 @@ class AirflowClient:
 
     def api(self, method: str, path: str, json: Any = None, *, params: Mapping[str, Any] | None = None,
             ok: Iterable[int] = (200, 201, 204)) -> Any:
-        """Call ``/api/v2<path>``; the decoded JSON (``None`` when empty)."""
+        """Call ``/api/v2<path>``; the decoded JSON (``None`` when empty).
+
+        Raises :class:`AirflowError` (with ``status`` in its context) on any other status.
+        """
         url = path if path.startswith("/api/") else f"/api/v2{path}"
         for attempt in (1, 2):
             response = self._http.request(method, url, json=json, params=params,
@@ -65,25 +111,187 @@ class AirflowClient:
                                status=response.status_code)
         return response.json() if response.content else None
 
-    # -- backfills -------------------------------------------------------------------
-    def _backfill_body(self, dag_id: str, start: str, end: str) -> dict[str, Any]:
-        # a backfill run with logical date D processes [D, D + 1): both ends included
-        return {"dag_id": dag_id, "from_date": f"{start}T00:00:00Z", "to_date": f"{end}T00:00:00Z",
-                "run_backwards": False, "dag_run_conf": {}, "reprocess_behavior": "failed", "max_active_runs": 1}
+    def health(self) -> dict[str, Any]:
+        """``GET /api/v2/monitor/health`` (needs no token); raises ``httpx.HTTPError`` while
+        the api-server does not answer."""
+        response = self._http.get("/api/v2/monitor/health", timeout=5)
+        response.raise_for_status()
+        return dict(response.json())
 
-    def backfill_dry_run(self, dag_id: str, start: str, end: str) -> dict[str, Any]:
-        return dict(self.api("POST", "/backfills/dry_run", self._backfill_body(dag_id, start, end)))
+    # -- waiting -----------------------------------------------------------------------
+    def wait_for(self, probe: Callable[[], T | None], *, timeout: float, what: str, poll: float = 1.0) -> T:
+        """Call ``probe`` until it returns something other than ``None``; fail after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self._check is not None:
+                self._check()
+            value = probe()
+            if value is not None:
+                return value
+            if time.monotonic() > deadline:
+                raise AirflowError(f"timed out after {timeout:.0f}s waiting for {what}")
+            time.sleep(poll)
 
-    def create_backfill(self, dag_id: str, start: str, end: str) -> dict[str, Any]:
-        """``POST /backfills``: one run per interval without a successful run yet."""
-        return dict(self.api("POST", "/backfills", self._backfill_body(dag_id, start, end)))
+    # -- DAGs and their runs -----------------------------------------------------------
+    def import_errors(self) -> list[dict[str, Any]]:
+        return list(self.api("GET", "/importErrors")["import_errors"])
 
-    # -- landing notifications ----------------------------------------------------------
+    def wait_for_dag(self, dag_id: str, timeout: float = 120.0, *, fail_on_import_errors: bool = True
+                     ) -> dict[str, Any]:
+        """Wait until the dag-processor has parsed ``dag_id``; its ``GET /dags/{dag_id}``.
+
+        Fails at once when a file has an import error (with its traceback).
+        """
+
+        def probe() -> dict[str, Any] | None:
+            try:
+                return dict(self.api("GET", f"/dags/{dag_id}"))
+            except AirflowError as exc:
+                if exc.context.get("status") != 404:
+                    raise
+            if fail_on_import_errors and (errors := self.import_errors()):
+                details = "\n".join(f"{e['filename']}:\n{e['stack_trace']}" for e in errors)
+                raise AirflowError(f"DAG files failed to import:\n{details}")
+            return None
+
+        return self.wait_for(probe, timeout=timeout, what=f"DAG {dag_id!r} to be parsed")
+
+    def trigger(self, dag_id: str, logical_date: datetime | str | None = None,
+                conf: Mapping[str, Any] | None = None, *, run_id: str | None = None,
+                partition_key: str | None = None) -> str:
+        """``POST /dags/{dag_id}/dagRuns``; the new run's id.
+
+        ``logical_date`` must be timezone-aware; ``None`` makes a run without one (the
+        body field is required in Airflow 3, nullable).
+        """
+        if isinstance(logical_date, datetime):
+            if logical_date.tzinfo is None:
+                raise AirflowError("logical_date must be timezone-aware")
+            logical_date = logical_date.isoformat()
+        body: dict[str, Any] = {"logical_date": logical_date, "conf": dict(conf or {})}
+        if run_id:
+            body["dag_run_id"] = run_id
+        if partition_key:
+            body["partition_key"] = partition_key
+        return str(self.api("POST", f"/dags/{dag_id}/dagRuns", body)["dag_run_id"])
+
+    def dag_run(self, dag_id: str, run_id: str) -> dict[str, Any]:
+        return dict(self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}"))
+
+    def dag_runs(self, dag_id: str, **params: Any) -> list[dict[str, Any]]:
+        """``GET /dags/{dag_id}/dagRuns`` (filters as query parameters, e.g. ``run_type``)."""
+        params = {"order_by": "id", "limit": 100, **params}
+        return list(self.api("GET", f"/dags/{dag_id}/dagRuns", params=params)["dag_runs"])
+
+    def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 300.0, *, poll: float = 1.0) -> str:
+        """Poll the run until it is ``success`` or ``failed``; that state.
+
+        On a timeout the error lists every task's state, and the logs of failed tasks.
+        """
+
+        def probe() -> str | None:
+            state = str(self.dag_run(dag_id, run_id)["state"])
+            return state if state in TERMINAL_RUN_STATES else None
+
+        try:
+            return self.wait_for(probe, timeout=timeout, poll=poll, what=f"run {run_id!r} of {dag_id!r}")
+        except AirflowError as exc:
+            raise AirflowError(f"{exc}\n{self.describe_run(dag_id, run_id)}") from exc
+
+    def wait_for_dag_run(self, dag_id: str, *, timeout: float = 300.0, finished: bool = True, **params: Any
+                         ) -> dict[str, Any]:
+        """The first run of ``dag_id`` matching ``params`` (e.g. ``run_type="asset_triggered"``).
+
+        With ``finished`` it waits until that run is ``success`` or ``failed`` too.
+        """
+
+        def probe() -> dict[str, Any] | None:
+            runs = self.dag_runs(dag_id, **params)
+            if not runs:
+                return None
+            if finished and runs[0]["state"] not in TERMINAL_RUN_STATES:
+                return None
+            return runs[0]
+
+        return self.wait_for(probe, timeout=timeout, what=f"a run of {dag_id!r} matching {params}")
+
+    # -- task instances ----------------------------------------------------------------
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+        path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances"
+        return list(self.api("GET", path, params={"limit": 1000})["task_instances"])
+
+    def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int = 1) -> str:
+        """A task attempt's log as text (``.../taskInstances/{task_id}/logs/{try_number}``)."""
+        path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}"
+        content = self.api("GET", path, params={"full_content": "true"}).get("content", [])
+        lines = []
+        for item in content:
+            if isinstance(item, dict):
+                extra = {k: v for k, v in item.items() if k not in {"event", "timestamp", "level"}}
+                lines.append(f"{item.get('timestamp', '')} {item.get('level', '')} {item.get('event', '')}"
+                             + (f" {extra}" if extra else ""))
+            else:
+                lines.append(str(item))
+        return "\n".join(lines)
+
+    def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> Any:
+        path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}"
+        return self.api("GET", path, params={"deserialize": "true"})["value"]
+
+    def describe_run(self, dag_id: str, run_id: str) -> str:
+        """Task states of a run, with the log tail of every failed task: for error messages."""
+        lines = []
+        for ti in self.task_instances(dag_id, run_id):
+            lines.append(f"  {ti['task_id']}[{ti.get('map_index', -1)}]: {ti['state']}")
+            if ti["state"] in {"failed", "upstream_failed", "up_for_retry"} and ti.get("try_number"):
+                try:
+                    log = self.task_log(dag_id, run_id, ti["task_id"], ti["try_number"])
+                    lines.append("    " + "\n    ".join(log.splitlines()[-30:]))
+                except AirflowError:
+                    pass
+        return "\n".join(lines)
+
+    # -- assets ------------------------------------------------------------------------
+    def assets(self, **params: Any) -> list[dict[str, Any]]:
+        """``GET /assets`` (e.g. ``uri_pattern=...``, ``dag_ids=...``)."""
+        return list(self.api("GET", "/assets", params={"limit": 100, **params})["assets"])
+
+    def asset_events(self, **params: Any) -> list[dict[str, Any]]:
+        """``GET /assets/events`` (filters: ``asset_id``, ``source_dag_id``, ``source_run_id``, …)."""
+        params = {"limit": 100, "order_by": "timestamp", **params}
+        return list(self.api("GET", "/assets/events", params=params)["asset_events"])
+
+    def upstream_asset_events(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+        """The asset events that triggered an asset-triggered run."""
+        path = f"/dags/{dag_id}/dagRuns/{run_id}/upstreamAssetEvents"
+        return list(self.api("GET", path)["asset_events"])
+
+    # -- backfills ---------------------------------------------------------------------
+    def backfill(self, dag_id: str, from_date: datetime | date | str, to_date: datetime | date | str, *,
+                 reprocess_behavior: str = "none", max_active_runs: int = 10, run_backwards: bool = False,
+                 dag_run_conf: Mapping[str, Any] | None = None, dry_run: bool = False) -> dict[str, Any]:
+        """``POST /backfills`` (or ``/backfills/dry_run``): runs for every interval in the range.
+
+        The DAG needs a periodic schedule; ``reprocess_behavior`` is ``none``, ``failed``
+        or ``completed`` (what to do with intervals that already have a run). A day (a
+        :class:`~datetime.date`) stands for the run whose logical date is its midnight UTC.
+        """
+        body = {
+            "dag_id": dag_id,
+            "from_date": _iso(from_date),
+            "to_date": _iso(to_date),
+            "run_backwards": run_backwards,
+            "dag_run_conf": dict(dag_run_conf or {}),
+            "reprocess_behavior": reprocess_behavior,
+            "max_active_runs": max_active_runs,
+        }
+        return dict(self.api("POST", "/backfills/dry_run" if dry_run else "/backfills", body))
+
+    # -- landing notifications ---------------------------------------------------------
     def landing_asset_id(self, pipeline: str) -> int:
         """The id of ``lockstep://<pipeline>/landing`` (known once its DAG was parsed)."""
         uri = f"lockstep://{pipeline}/landing"
-        found = [a for a in self.api("GET", "/assets", params={"uri_pattern": uri, "limit": 100})["assets"]
-                 if a["uri"] == uri]
+        found = [a for a in self.assets(uri_pattern=uri) if a["uri"] == uri]
         if not found:
             raise AirflowError(f"{pipeline}: Airflow knows no asset {uri}: is the pipeline's trigger `landing` "
                                "and its DAG file parsed?")

@@ -63,11 +63,10 @@ def read_for_consumer(
     only data computed by that version. Every refusal is a
     :class:`~pipelines.errors.CertificationError` that says why.
     """
-    import os
-
     from pipelines.certify import read_certified
+    from pipelines.spec.settings import settings
 
     return read_certified(
-        spec, table, region, at=certified_generation(context), root=root or os.environ.get("LOCKSTEP_ROOT"),
+        spec, table, region, at=certified_generation(context), root=root or settings().root,
         consumer=consumer, now=logical_date(context),
     )

@@ -67,6 +67,7 @@ from openlineage.client.facet_v2 import (
 )
 
 from pipelines.spec import Interval, PipelineSpec, load_spec
+from pipelines.spec.settings import settings
 
 #: the value of ``[openlineage] extractors`` that enables Lockstep's lineage
 EXTRACTOR_PATH = "pipelines.airflow.lineage.LockstepExtractor"
@@ -365,7 +366,7 @@ class LockstepExtractor(PythonExtractor):
             return super()._execute_extraction()
         try:
             spec = load_spec(task.spec_path)
-            return step_tables(spec, task.step, task.region, root=os.environ.get("LOCKSTEP_ROOT")).to_operator_lineage(spec)
+            return step_tables(spec, task.step, task.region, root=settings().root).to_operator_lineage(spec)
         except Exception as exc:
             return self._failed(f"{task.step} (start)", exc)
 

@@ -13,7 +13,6 @@ neither polars nor deltalake: they load inside the task.
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,9 +26,10 @@ from pipelines.spec import load_spec
 def _maintain(spec_path: str) -> dict[str, Any]:
     from pipelines.errors import LockstepError
     from pipelines.maintain import maintain
+    from pipelines.spec.settings import settings
 
     try:
-        report = maintain(load_spec(spec_path), root=os.environ.get("LOCKSTEP_ROOT"))
+        report = maintain(load_spec(spec_path), root=settings().root)
     except LockstepError as exc:
         if exc.retryable:
             raise

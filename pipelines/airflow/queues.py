@@ -89,10 +89,9 @@ def control_queue(spec: PipelineSpec) -> str | None:
 
 
 def executor_names(configured: str | None = None) -> list[str]:
-    """The executors Airflow is configured with (``core.executor``: a comma-separated list,
-    each optionally ``alias:module.path.ClassName``), as class names."""
-    if configured is None:
-        configured = os.environ.get("AIRFLOW__CORE__EXECUTOR")
+    """The executors Airflow is configured with (``[core] executor`` of Airflow's configuration,
+    which ``AIRFLOW__CORE__EXECUTOR`` overrides: a comma-separated list, each optionally
+    ``alias:module.path.ClassName``), as class names."""
     if configured is None:
         try:
             from airflow.sdk.configuration import conf
@@ -117,12 +116,14 @@ def check_storage_for_executor(spec: PipelineSpec, executors: list[str] | None =
     naming the field; an absolute local path (a shared mount) or an object-store URI passes.
     """
     from pipelines.errors import SpecError
+    from pipelines.spec.settings import settings
 
     executors = executors if executors is not None else executor_names()
     distributed = [e for e in executors if e not in LOCAL_EXECUTORS]
     if not distributed:
         return
-    candidates = [("LOCKSTEP_ROOT", os.environ.get("LOCKSTEP_ROOT"))] if os.environ.get("LOCKSTEP_ROOT") else [
+    root = settings().root
+    candidates = [("LOCKSTEP_ROOT", root)] if root else [
         ("storage.root", spec.storage.root)]
     if spec.storage.control_root is not None:
         candidates.append(("storage.control_root", spec.storage.control_root))

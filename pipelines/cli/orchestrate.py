@@ -130,10 +130,14 @@ def _backfill_via_airflow(dag_id: str, start: str, end: str, url: str, dry_run: 
                           unpause: bool = False) -> None:
     """Backfill through Airflow's REST API: only the runs this backfill creates, followed
     task instance by task instance; a range with nothing left to run creates no backfill."""
+    from datetime import date
+
     from pipelines.airflow.client import AirflowClient, AirflowError
 
     client = AirflowClient.from_env(url)
-    plan = client.backfill_dry_run(dag_id, start, end)
+    first, last = date.fromisoformat(start), date.fromisoformat(end)
+    # intervals without a successful run (a failed one is re-run), one run at a time
+    plan = client.backfill(dag_id, first, last, reprocess_behavior="failed", max_active_runs=1, dry_run=True)
     todo = sorted(str(b["logical_date"]) for b in plan.get("backfills", []) if b.get("logical_date"))
     if dry_run:
         if json_:
@@ -154,7 +158,7 @@ def _backfill_via_airflow(dag_id: str, start: str, end: str, url: str, dry_run: 
                            "(UI, or `airflow dags unpause`) or pass --unpause", retryable=False)
     with _progress() as progress:
         bar = progress.add_task(f"{dag_id}: starting {len(todo)} run(s)", total=None, visible=not json_)
-        backfill = client.create_backfill(dag_id, start, end)
+        backfill = client.backfill(dag_id, first, last, reprocess_behavior="failed", max_active_runs=1)
         if paused:  # after the backfill holds its intervals: the scheduler does not run them twice
             client.api("PATCH", f"/dags/{dag_id}", {"is_paused": False})
         runs = _follow_backfill(client, backfill, set(todo), lambda done, total, what: progress.update(
@@ -238,7 +242,7 @@ def airflow_up(
     paused, so nothing runs until you unpause a DAG or backfill a range."""
     import time
 
-    from pipelines.airflow.local import up
+    from pipelines.airflow.embedded import up
 
     status = console.status("starting Airflow ...")
     started = time.monotonic()

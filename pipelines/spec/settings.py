@@ -4,7 +4,7 @@ Everything else in Lockstep receives typed spec objects; the few values that com
 process's environment (who is acting, where the storage root is overridden, the Airflow
 credentials the CLI uses) are fields of :class:`Settings`, read through :func:`settings`.
 No other module reads ``os.environ`` except the Airflow glue that must hand an environment
-to the processes it starts (``pipelines/airflow/local.py``), GX's analytics switch
+to the processes it starts (``pipelines/airflow/embedded/``), GX's analytics switch
 (``pipelines/validation/gx.py``) and ``${VAR}`` references a spec makes itself
 (``pipelines/spec/resolve.py``).
 

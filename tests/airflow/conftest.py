@@ -4,7 +4,7 @@ The metadata DB is a fresh PostgreSQL database when the server at ``$LOCKSTEP_PO
 (default ``postgresql+psycopg2://postgres@127.0.0.1:5432/postgres``) accepts connections,
 SQLite otherwise. With ``LOCKSTEP_REQUIRE_SERVICES=1`` a missing PostgreSQL fails the tests
 instead. Tests write their DAG files into ``airflow_dags`` and wait for them with
-``embedded_airflow.wait_for_dag``; every process the fixture started is stopped at the end
+``embedded_airflow.client.wait_for_dag``; every process the fixture started is stopped at the end
 of the session, whatever happened.
 """
 
@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.airflow.local import (
+from pipelines.airflow.embedded import EmbeddedAirflow
+from pipelines.airflow.postgres import (
     DEFAULT_POSTGRES_ADMIN_URL,
-    EmbeddedAirflow,
     check_postgres,
     create_database,
     drop_database,

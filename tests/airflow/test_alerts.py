@@ -35,7 +35,7 @@ class _Mailbox:
 def smtp() -> Iterator[tuple[int, _Mailbox]]:
     from aiosmtpd.controller import Controller
 
-    from pipelines.airflow.local import free_port
+    from pipelines.airflow.embedded import free_port
 
     box = _Mailbox()
     controller = Controller(box, hostname="127.0.0.1", port=free_port())
@@ -115,7 +115,7 @@ def test_an_unreachable_target_is_reported_and_does_not_stop_the_others(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, receiver: tuple[str, list[dict[str, Any]]],
 ) -> None:
     from pipelines.airflow.alerts import send
-    from pipelines.airflow.local import free_port
+    from pipelines.airflow.embedded import free_port
     from pipelines.spec import AlertTarget
 
     url, received = receiver
@@ -181,7 +181,7 @@ def test_override_and_rollback_from_the_cli_alert_at_once(
 def test_an_override_whose_alert_fails_is_recorded_and_the_cli_says_so(
     tmp_path: Path, receiver: tuple[str, list[dict[str, Any]]],
 ) -> None:
-    from pipelines.airflow.local import free_port
+    from pipelines.airflow.embedded import free_port
     from pipelines.certify import decisions
 
     url, received = receiver

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from pipelines.airflow.local import EmbeddedAirflow
+from pipelines.airflow.embedded import EmbeddedAirflow
 from tests.airflow.test_ui import BLOCKED, build_lake
 
 pytestmark = pytest.mark.slow

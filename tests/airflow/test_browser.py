@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.airflow.local import EmbeddedAirflow
+from pipelines.airflow.embedded import EmbeddedAirflow
 from tests.airflow.test_auth import login_password
 from tests.airflow.test_ui import BLOCKED, CERTIFIED, OVERRIDDEN, OVERRIDE_REASON, build_lake
 from tests.conftest import REPO

@@ -16,7 +16,7 @@ import httpx
 import pytest
 import yaml
 
-from pipelines.airflow.local import EmbeddedAirflow
+from pipelines.airflow.embedded import EmbeddedAirflow
 from pipelines.runner import run_interval
 from pipelines.spec import Interval, load_spec, parse_spec
 from pipelines.storage import read_table, table_uri
@@ -63,30 +63,30 @@ def test_pipeline_certifies_and_triggers_the_consumer(
         "from pathlib import Path\n\nfrom pipelines.airflow import build_dag\n\n"
         "dag = build_dag(Path(__file__).with_name('e2e_fraud.yaml'))\n")
     (airflow_dags / "e2e_scoring.py").write_text(CONSUMER)
-    af.wait_for_dag("e2e_fraud")
-    af.wait_for_dag("e2e_scoring")
+    af.client.wait_for_dag("e2e_fraud")
+    af.client.wait_for_dag("e2e_scoring")
 
     t0 = time.monotonic()
-    run_id = af.trigger("e2e_fraud", datetime(2026, 1, 1, tzinfo=UTC))  # no timetable: the logical date's day
-    state = af.wait_for_run("e2e_fraud", run_id, timeout=600)
+    run_id = af.client.trigger("e2e_fraud", datetime(2026, 1, 1, tzinfo=UTC))  # no timetable: the logical date's day
+    state = af.client.wait_for_run("e2e_fraud", run_id, timeout=600)
     scheduled = time.monotonic() - t0
-    assert state == "success", af.describe_run("e2e_fraud", run_id)
-    tis = af.task_instances("e2e_fraud", run_id)
+    assert state == "success", af.client.describe_run("e2e_fraud", run_id)
+    tis = af.client.task_instances("e2e_fraud", run_id)
     assert sum(ti["task_id"] == "region.transform" for ti in tis) == 12
 
-    [event] = af.asset_events(source_dag_id="e2e_fraud", source_run_id=run_id)
+    [event] = af.client.asset_events(source_dag_id="e2e_fraud", source_run_id=run_id)
     assert event["uri"] == "lockstep://e2e_fraud/certified"
     assert event["extra"]["interval"] == "2026-01-01" and event["extra"]["generation_id"].startswith("2026-01-01.")
 
-    consumed = af.wait_for_dag_run("e2e_scoring", run_type="asset_triggered", timeout=300)
-    assert consumed["state"] == "success", af.describe_run("e2e_scoring", consumed["dag_run_id"])
+    consumed = af.client.wait_for_dag_run("e2e_scoring", run_type="asset_triggered", timeout=300)
+    assert consumed["state"] == "success", af.client.describe_run("e2e_scoring", consumed["dag_run_id"])
     spec = load_spec(airflow_dags / "e2e_fraud.yaml")
     for region in spec.regions:
         scores = read_table(table_uri(spec.root(), spec.name, region, "scores", "fraud_model_scoring")).collect()
         assert scores.height > 0 and set(scores["ds"]) == {"2026-01-01"}
         assert scores["fraud_score"].is_between(0, 1).all()
 
-    auth = {"Authorization": f"Bearer {af.token()}"}  # the Lockstep page is behind Airflow's auth
+    auth = {"Authorization": f"Bearer {af.client.token()}"}  # the Lockstep page is behind Airflow's auth
     page = httpx.get(f"{af.url}/lockstep/", headers=auth, timeout=30)
     assert page.status_code == 200 and "e2e_fraud" in page.text and "in force" in page.text
     api = httpx.get(f"{af.url}/lockstep/api/pipelines/e2e_fraud/status", headers=auth, timeout=30).json()

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import yaml
 
-from pipelines.airflow.local import EmbeddedAirflow
+from pipelines.airflow.embedded import EmbeddedAirflow
 
 from .conftest import TIMINGS, services_required
 
@@ -175,23 +175,23 @@ def test_asset_event_triggers_consumer(
     write_dag(airflow_dags, "toy_producer.py", PRODUCER)
     write_dag(airflow_dags, "toy_consumer.py", CONSUMER)
     t0 = time.monotonic()
-    producer = af.wait_for_dag("toy_producer")
-    consumer = af.wait_for_dag("toy_consumer")
+    producer = af.client.wait_for_dag("toy_producer")
+    consumer = af.client.wait_for_dag("toy_consumer")
     TIMINGS["parse 2 new DAG files"] = time.monotonic() - t0
     assert not producer["is_paused"] and not consumer["is_paused"]
-    assert af.dag_runs("toy_consumer") == []
+    assert af.client.dag_runs("toy_consumer") == []
 
     t0 = time.monotonic()
-    run_id = af.trigger("toy_producer", conf={"why": "harness test"})
-    state = af.wait_for_run("toy_producer", run_id, timeout=180)
+    run_id = af.client.trigger("toy_producer", conf={"why": "harness test"})
+    state = af.client.wait_for_run("toy_producer", run_id, timeout=180)
     TIMINGS["producer run (2 tasks)"] = time.monotonic() - t0
-    assert state == "success", af.describe_run("toy_producer", run_id)
-    assert {ti["task_id"]: ti["state"] for ti in af.task_instances("toy_producer", run_id)} == {
+    assert state == "success", af.client.describe_run("toy_producer", run_id)
+    assert {ti["task_id"]: ti["state"] for ti in af.client.task_instances("toy_producer", run_id)} == {
         "build": "success",
         "certify": "success",
     }
 
-    events = af.asset_events(source_dag_id="toy_producer", source_run_id=run_id)
+    events = af.client.asset_events(source_dag_id="toy_producer", source_run_id=run_id)
     assert len(events) == 1
     event = events[0]
     assert event["uri"] == ASSET_URI
@@ -199,23 +199,23 @@ def test_asset_event_triggers_consumer(
     assert event["extra"] == {"generation": run_id, "rows": 3}
 
     t0 = time.monotonic()
-    consumed = af.wait_for_dag_run("toy_consumer", run_type="asset_triggered", timeout=180)
+    consumed = af.client.wait_for_dag_run("toy_consumer", run_type="asset_triggered", timeout=180)
     TIMINGS["consumer run after the event"] = time.monotonic() - t0
-    assert consumed["state"] == "success", af.describe_run("toy_consumer", consumed["dag_run_id"])
+    assert consumed["state"] == "success", af.client.describe_run("toy_consumer", consumed["dag_run_id"])
     assert consumed["triggered_by"] == "asset"
-    upstream = af.upstream_asset_events("toy_consumer", consumed["dag_run_id"])
+    upstream = af.client.upstream_asset_events("toy_consumer", consumed["dag_run_id"])
     assert [e["id"] for e in upstream] == [event["id"]]
     # the event records the run it created, and the consumer's task saw the same payload
-    refreshed = af.asset_events(source_dag_id="toy_producer", source_run_id=run_id)[0]
+    refreshed = af.client.asset_events(source_dag_id="toy_producer", source_run_id=run_id)[0]
     assert [r["run_id"] for r in refreshed["created_dagruns"]] == [consumed["dag_run_id"]]
-    seen = af.xcom("toy_consumer", consumed["dag_run_id"], "read")
+    seen = af.client.xcom("toy_consumer", consumed["dag_run_id"], "read")
     assert seen == {
         "count": 1,
         "extra": {"generation": run_id, "rows": 3},
         "source_dag_id": "toy_producer",
         "source_run_id": run_id,
     }
-    [asset] = af.assets(uri_pattern="lockstep://toy")
+    [asset] = af.client.assets(uri_pattern="lockstep://toy")
     assert asset["uri"] == ASSET_URI and asset["name"] == "toy_certified"
 
 
@@ -223,28 +223,28 @@ def test_asset_event_triggers_consumer(
 def test_backfill_through_rest(embedded_airflow: EmbeddedAirflow, airflow_dags: Path) -> None:
     af = embedded_airflow
     write_dag(airflow_dags, "toy_daily.py", DAILY)
-    af.wait_for_dag("toy_daily")
+    af.client.wait_for_dag("toy_daily")
     body = {"from_date": "2026-11-10T00:00:00+00:00", "to_date": "2026-11-12T00:00:00+00:00"}
-    dry = af.backfill("toy_daily", **body, dry_run=True)
+    dry = af.client.backfill("toy_daily", **body, dry_run=True)
     planned = sorted(r["logical_date"] for r in dry["backfills"])
     assert len(planned) == 3, dry
 
     t0 = time.monotonic()
-    backfill = af.backfill("toy_daily", **body, max_active_runs=3)
+    backfill = af.client.backfill("toy_daily", **body, max_active_runs=3)
     assert backfill["dag_id"] == "toy_daily" and backfill["reprocess_behavior"] == "none"
 
     def finished() -> list[dict] | None:
-        runs = af.dag_runs("toy_daily", run_type="backfill")
+        runs = af.client.dag_runs("toy_daily", run_type="backfill")
         done = len(runs) == 3 and all(r["state"] in {"success", "failed"} for r in runs)
         return runs if done else None
 
-    runs = af.wait_for(finished, timeout=240, what="3 backfill runs of toy_daily")
+    runs = af.client.wait_for(finished, timeout=240, what="3 backfill runs of toy_daily")
     TIMINGS["backfill of 3 intervals"] = time.monotonic() - t0
     assert [r["state"] for r in runs] == ["success"] * 3
     assert sorted(r["logical_date"] for r in runs) == planned
     for run in runs:
         seen = [
-            datetime.fromisoformat(d) for d in af.xcom("toy_daily", run["dag_run_id"], "interval")
+            datetime.fromisoformat(d) for d in af.client.xcom("toy_daily", run["dag_run_id"], "interval")
         ]
         expected = [
             datetime.fromisoformat(run[k]) for k in ("data_interval_start", "data_interval_end")
@@ -258,22 +258,22 @@ def test_partition_key_flows_to_consumer(
 ) -> None:
     af = embedded_airflow
     write_dag(airflow_dags, "toy_partitions.py", PARTITIONED)
-    af.wait_for_dag("toy_partition_producer")
-    consumer = af.wait_for_dag("toy_partition_consumer")
+    af.client.wait_for_dag("toy_partition_producer")
+    consumer = af.client.wait_for_dag("toy_partition_consumer")
     assert consumer["timetable_partitioned"]
 
     t0 = time.monotonic()
-    run_id = af.trigger("toy_partition_producer", partition_key="2026-11-24")
-    assert af.wait_for_run("toy_partition_producer", run_id, timeout=180) == "success"
-    [event] = af.asset_events(source_dag_id="toy_partition_producer", source_run_id=run_id)
+    run_id = af.client.trigger("toy_partition_producer", partition_key="2026-11-24")
+    assert af.client.wait_for_run("toy_partition_producer", run_id, timeout=180) == "success"
+    [event] = af.client.asset_events(source_dag_id="toy_partition_producer", source_run_id=run_id)
     assert event["partition_key"] == "2026-11-24"
     assert event["extra"] == {"partition": "2026-11-24"}
 
-    consumed = af.wait_for_dag_run("toy_partition_consumer", timeout=180)
+    consumed = af.client.wait_for_dag_run("toy_partition_consumer", timeout=180)
     TIMINGS["partitioned producer + consumer"] = time.monotonic() - t0
     assert consumed["state"] == "success"
     assert consumed["partition_key"] == "2026-11-24"
-    assert af.xcom("toy_partition_consumer", consumed["dag_run_id"], "read") == {
+    assert af.client.xcom("toy_partition_consumer", consumed["dag_run_id"], "read") == {
         "run": "2026-11-24",
         "event": "2026-11-24",
         "extra": {"partition": "2026-11-24"},
@@ -293,7 +293,7 @@ def test_airflow_up_shares_the_data_root_starts_paused_and_backfills_by_task(tmp
     goes and what it is doing while it starts, schedules nothing by itself, and a backfill
     through it lands where the CLI reads; the same backfill again has nothing to do."""
     from pipelines.airflow.client import AirflowClient
-    from pipelines.airflow.local import free_port
+    from pipelines.airflow.embedded import free_port
     from pipelines.certify import current_certified
     from pipelines.spec import load_spec
     from tests.conftest import small_spec_data

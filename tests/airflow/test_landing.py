@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipelines.airflow.local import EmbeddedAirflow
+from pipelines.airflow.embedded import EmbeddedAirflow
 from pipelines.certify import decisions
 from pipelines.landing import ready
 from pipelines.spec import Interval, load_spec
@@ -41,16 +41,16 @@ def settle(af: EmbeddedAirflow, pipeline: str, runs: int, timeout: float = 600) 
     deadline = time.monotonic() + timeout
     quiet = 0
     while time.monotonic() < deadline:
-        mine = af.dag_runs(pipeline, limit=1000)
-        landing = af.dag_runs(f"{pipeline}_landing", limit=1000)
+        mine = af.client.dag_runs(pipeline, limit=1000)
+        landing = af.client.dag_runs(f"{pipeline}_landing", limit=1000)
         busy = [r for r in mine + landing if r["state"] not in ("success", "failed")]
         done = [r for r in mine if r["state"] in ("success", "failed")]
         quiet = quiet + 1 if not busy and len(done) >= runs else 0
         if quiet >= 2:
             return mine
         time.sleep(3)
-    raise AssertionError(f"not settled: {af.dag_runs(pipeline, limit=1000)}\n"
-                         f"{af.dag_runs(f'{pipeline}_landing', limit=1000)}")
+    raise AssertionError(f"not settled: {af.client.dag_runs(pipeline, limit=1000)}\n"
+                         f"{af.client.dag_runs(f'{pipeline}_landing', limit=1000)}")
 
 
 @pytest.mark.slow
@@ -73,17 +73,17 @@ def test_duplicate_notifications_start_one_run_per_interval_and_delivery(
     for h in HOURS:
         for region in spec.regions:
             deliver(landing, spec, region, hour(h))
-    af.wait_for_dag("landed_fraud")
-    af.wait_for_dag("landed_fraud_landing")
-    dag = af.api("GET", "/dags/landed_fraud")
+    af.client.wait_for_dag("landed_fraud")
+    af.client.wait_for_dag("landed_fraud_landing")
+    dag = af.client.api("GET", "/dags/landed_fraud")
     assert dag["timetable_summary"] in (None, "None"), dag  # no cron schedule under the landing trigger
 
     # the same notification, NOTIFICATIONS times, from 4 senders at once
-    asset_id = af.rest.landing_asset_id("landed_fraud")
+    asset_id = af.client.landing_asset_id("landed_fraud")
     keys = [hour(h).key for h in HOURS]
     t0 = time.monotonic()
     with ThreadPoolExecutor(4) as pool:
-        list(pool.map(lambda _: af.rest.notify_landing("landed_fraud", keys, asset_id=asset_id), range(NOTIFICATIONS)))
+        list(pool.map(lambda _: af.client.notify_landing("landed_fraud", keys, asset_id=asset_id), range(NOTIFICATIONS)))
     posted = time.monotonic() - t0
     runs = settle(af, "landed_fraud", runs=len(HOURS))
     settled = time.monotonic() - t0
@@ -92,11 +92,11 @@ def test_duplicate_notifications_start_one_run_per_interval_and_delivery(
 
     expected = {x.run_id for x in ready(spec, now=datetime.now(UTC), intervals=keys)}
     assert {r["dag_run_id"] for r in runs} == expected and len(runs) == len(HOURS), runs
-    assert all(r["state"] == "success" for r in runs), [af.describe_run("landed_fraud", str(r["dag_run_id"]))
+    assert all(r["state"] == "success" for r in runs), [af.client.describe_run("landed_fraud", str(r["dag_run_id"]))
                                                        for r in runs]
     log = decisions(spec)
     assert sorted(d.interval for d in log) == keys and all(d.certified for d in log), log
-    landing_runs = af.dag_runs("landed_fraud_landing", limit=1000)
+    landing_runs = af.client.dag_runs("landed_fraud_landing", limit=1000)
     assert 1 <= len(landing_runs) < NOTIFICATIONS, "duplicate notifications were taken together"
 
     # one region re-delivers hour 5 (late rows): one new run, for hour 5, re-certifying it alone

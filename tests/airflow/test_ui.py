@@ -138,7 +138,7 @@ def test_airflow_shows_region_names_and_the_block_reason_first(embedded_airflow:
     first reason on the first line of its error."""
     from datetime import UTC, datetime
 
-    from pipelines.airflow.local import EmbeddedAirflow
+    from pipelines.airflow.embedded import EmbeddedAirflow
 
     af = embedded_airflow
     assert isinstance(af, EmbeddedAirflow)
@@ -153,14 +153,14 @@ def test_airflow_shows_region_names_and_the_block_reason_first(embedded_airflow:
     (airflow_dags / "views_demo.py").write_text(
         "from pathlib import Path\n\nfrom pipelines.airflow import build_dag\n\n"
         "dag = build_dag(Path(__file__).with_name('views_demo.yaml'))\n")
-    af.wait_for_dag("views_demo")
-    run_id = af.trigger("views_demo", datetime.fromisoformat(f"{BLOCKED}T00:00:00+00:00").astimezone(UTC))
-    assert af.wait_for_run("views_demo", run_id, timeout=600) == "failed"
-    tis = {(ti["task_id"], ti["map_index"]): ti for ti in af.task_instances("views_demo", run_id)}
+    af.client.wait_for_dag("views_demo")
+    run_id = af.client.trigger("views_demo", datetime.fromisoformat(f"{BLOCKED}T00:00:00+00:00").astimezone(UTC))
+    assert af.client.wait_for_run("views_demo", run_id, timeout=600) == "failed"
+    tis = {(ti["task_id"], ti["map_index"]): ti for ti in af.client.task_instances("views_demo", run_id)}
     labels = sorted(ti["rendered_map_index"] for (task_id, _), ti in tis.items() if task_id == "region.region")
     assert labels == ["eu-central", "eu-west"]
     gate = tis[("gate", -1)]
     assert gate["state"] == "failed"
-    log = af.task_log("views_demo", run_id, "gate", gate["try_number"])
+    log = af.client.task_log("views_demo", run_id, "gate", gate["try_number"])
     first = next(line for line in log.splitlines() if "BLOCKED views_demo" in line)
     assert "BLOCKED views_demo 2026-01-02: parity.merchant_risk eu-central/merchant_risk:" in first

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipelines.airflow.local import free_port
+from pipelines.airflow.embedded import free_port
 
 REGION = "us-east-1"
 

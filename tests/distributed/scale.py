@@ -21,9 +21,9 @@ from pathlib import Path
 
 import yaml
 
-from pipelines.airflow.local import (
+from pipelines.airflow.embedded import EmbeddedAirflow
+from pipelines.airflow.postgres import (
     DEFAULT_POSTGRES_ADMIN_URL,
-    EmbeddedAirflow,
     create_database,
     drop_database,
 )
@@ -68,7 +68,7 @@ def main() -> None:
                 "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + db.replace("postgresql+psycopg2://", "postgresql://"),
             })
             with af:
-                af.wait_for_dag(NAME)
+                af.client.wait_for_dag(NAME)
                 creds = s3.credentials["regions"]
                 own = {"LOCKSTEP_S3_ENDPOINT": s3.endpoint,
                        "LOCKSTEP_S3_CONTROL_KEY_ID": creds.key_id, "LOCKSTEP_S3_CONTROL_SECRET": creds.secret}
@@ -85,10 +85,10 @@ def main() -> None:
                         s3.recording.write_text("")
                         day = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(days=i)
                         t0 = time.monotonic()
-                        run = af.trigger(NAME, day)
-                        state = af.wait_for_run(NAME, run, timeout=7200, poll=2)
+                        run = af.client.trigger(NAME, day)
+                        state = af.client.wait_for_run(NAME, run, timeout=7200, poll=2)
                         wall = time.monotonic() - t0
-                        tis = af.task_instances(NAME, run)
+                        tis = af.client.task_instances(NAME, run)
                         durations = defaultdict(float)
                         for ti in tis:
                             durations[ti["task_id"]] += float(ti.get("duration") or 0)

@@ -32,9 +32,9 @@ from typing import Any
 import pytest
 import yaml
 
-from pipelines.airflow.local import (
+from pipelines.airflow.embedded import EmbeddedAirflow
+from pipelines.airflow.postgres import (
     DEFAULT_POSTGRES_ADMIN_URL,
-    EmbeddedAirflow,
     check_postgres,
     create_database,
     drop_database,
@@ -192,7 +192,7 @@ def _wait_and_kill_mid_task(dep: Deployment, run_id: str, timeout: float = 300.0
     af, worker = dep.af, dep.workers["b"]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        running = [ti for ti in af.task_instances(NAME, run_id)
+        running = [ti for ti in af.client.task_instances(NAME, run_id)
                    if ti["task_id"].startswith("region_") and ti["state"] == "running"
                    and ti.get("queue") == dep.queues["b"]]
         if running:
@@ -203,7 +203,7 @@ def _wait_and_kill_mid_task(dep: Deployment, run_id: str, timeout: float = 300.0
             worker.wait_ready()
             return target
         time.sleep(0.25)
-    raise AssertionError(f"no task of group b ran within {timeout:.0f}s:\n{af.describe_run(NAME, run_id)}")
+    raise AssertionError(f"no task of group b ran within {timeout:.0f}s:\n{af.client.describe_run(NAME, run_id)}")
 
 
 def test_celery_workers_per_region_group_certify_block_and_survive_a_kill(deployment: Deployment) -> None:
@@ -214,18 +214,18 @@ def test_celery_workers_per_region_group_certify_block_and_survive_a_kill(deploy
 
     dep = deployment
     af, s3 = dep.af, dep.s3
-    af.wait_for_dag(NAME)
-    af.wait_for_dag(f"{NAME}_consumer")
+    af.client.wait_for_dag(NAME)
+    af.client.wait_for_dag(f"{NAME}_consumer")
     spec = load_spec(dep.spec_path)
 
     # 1. a clean interval, with worker b killed mid-task and restarted
     t0 = time.monotonic()
-    run1 = af.trigger(NAME, datetime(2026, 1, 1, tzinfo=UTC))
+    run1 = af.client.trigger(NAME, datetime(2026, 1, 1, tzinfo=UTC))
     killed = _wait_and_kill_mid_task(dep, run1)
-    state = af.wait_for_run(NAME, run1, timeout=900)
+    state = af.client.wait_for_run(NAME, run1, timeout=900)
     wall = time.monotonic() - t0
-    assert state == "success", af.describe_run(NAME, run1)
-    tis = {(ti["task_id"], ti["map_index"]): ti for ti in af.task_instances(NAME, run1)}
+    assert state == "success", af.client.describe_run(NAME, run1)
+    tis = {(ti["task_id"], ti["map_index"]): ti for ti in af.client.task_instances(NAME, run1)}
     assert tis[killed]["state"] == "success" and tis[killed]["try_number"] >= 2, (killed, tis[killed])
     # each task ran on its group's queue, reconcile and gate on the control queue
     for (task_id, _), ti in tis.items():
@@ -241,26 +241,26 @@ def test_celery_workers_per_region_group_certify_block_and_survive_a_kill(deploy
         raw = read_table(spec.table_uri(region, "raw", "transactions"), storage_options=opts).collect()
         assert raw.filter(pl.col("ds") == D1).height == ROWS, region
 
-    [event] = af.asset_events(source_dag_id=NAME, source_run_id=run1)
+    [event] = af.client.asset_events(source_dag_id=NAME, source_run_id=run1)
     assert event["extra"]["interval"] == D1
-    consumed = af.wait_for_dag_run(f"{NAME}_consumer", run_type="asset_triggered", timeout=300)
-    assert consumed["state"] == "success", af.describe_run(f"{NAME}_consumer", consumed["dag_run_id"])
-    out = af.xcom(f"{NAME}_consumer", consumed["dag_run_id"], "score")
+    consumed = af.client.wait_for_dag_run(f"{NAME}_consumer", run_type="asset_triggered", timeout=300)
+    assert consumed["state"] == "success", af.client.describe_run(f"{NAME}_consumer", consumed["dag_run_id"])
+    out = af.client.xcom(f"{NAME}_consumer", consumed["dag_run_id"], "score")
     assert out["generation"] == event["extra"]["generation_id"] and out["rows"] > 0
 
     # 2. a stale_reference interval: blocked with the differing keys, no event, no consumer run
-    run2 = af.trigger(NAME, datetime(2026, 1, 2, tzinfo=UTC))
-    assert af.wait_for_run(NAME, run2, timeout=900) == "failed"
-    gate = {ti["task_id"]: ti for ti in af.task_instances(NAME, run2)}["gate"]
+    run2 = af.client.trigger(NAME, datetime(2026, 1, 2, tzinfo=UTC))
+    assert af.client.wait_for_run(NAME, run2, timeout=900) == "failed"
+    gate = {ti["task_id"]: ti for ti in af.client.task_instances(NAME, run2)}["gate"]
     assert gate["state"] == "failed"
     path = f"/dags/{NAME}/dagRuns/{run2}/taskInstances/gate/logs/{gate['try_number']}"
-    log = json.dumps(af.api("GET", path, params={"full_content": "true"}))
+    log = json.dumps(af.client.api("GET", path, params={"full_content": "true"}))
     stale = dep.groups["b"][1]
     assert f"BLOCKED {NAME} {D2}: parity.merchant_risk {stale}/merchant_risk" in log, log[-3000:]
     assert re.search(r"\d+ key\(s\) differ", log), log[-3000:]
-    assert af.asset_events(source_dag_id=NAME, source_run_id=run2) == []
+    assert af.client.asset_events(source_dag_id=NAME, source_run_id=run2) == []
     time.sleep(5)
-    assert len(af.dag_runs(f"{NAME}_consumer")) == 1
+    assert len(af.client.dag_runs(f"{NAME}_consumer")) == 1
 
     # 3. the control worker never touched a regional bucket; no credential left its grant
     owner = s3.key_owner()

@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipelines.airflow.local import free_port
+from pipelines.airflow.embedded import free_port
 from tests.conftest import REPO, services_required
 
 ROOTFS_IMAGE = "lockstep-test/debian-rootfs:bookworm"

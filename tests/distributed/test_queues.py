@@ -91,7 +91,7 @@ def test_executor_names_read_aliases_and_lists() -> None:
 def test_airflow_components_get_the_root_the_cli_resolves(tmp_path: Path) -> None:
     """``lockstep airflow up --root data`` runs components in the Airflow home: the root they
     receive is the absolute folder the CLI, started in the same directory, reads."""
-    from pipelines.airflow.local import absolute_root
+    from pipelines.airflow.embedded import absolute_root
 
     assert absolute_root({"LOCKSTEP_ROOT": "data"}, tmp_path) == {"LOCKSTEP_ROOT": str(tmp_path / "data")}
     assert absolute_root({"LOCKSTEP_ROOT": str(tmp_path / "abs")}) == {}

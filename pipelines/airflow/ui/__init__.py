@@ -1,0 +1,14 @@
+"""The Lockstep view inside Airflow: the certification matrix, the drill-down and the JSON API
+behind them, mounted by the plugin (``plugins/lockstep.py``) at ``/lockstep``.
+
+- :mod:`~pipelines.airflow.ui.routes`: the FastAPI ``app``: Airflow's auth on every route,
+  the specs of Airflow's DAGs folder, the data each page needs;
+- :mod:`~pipelines.airflow.ui.pages`: the HTML, pure functions of that data.
+"""
+
+from __future__ import annotations
+
+from pipelines.airflow.ui.pages import render_drill_down, render_matrix, render_pipeline
+from pipelines.airflow.ui.routes import app, drill_down, readable
+
+__all__ = ["app", "drill_down", "readable", "render_drill_down", "render_matrix", "render_pipeline"]
