@@ -15,8 +15,7 @@ from tests.conftest import REPO
 
 #: import-linter's command, installed beside this interpreter (the dev extra)
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
-#: the layers contracts in pyproject.toml: the package, control/, certify/ and validation/
-CONTRACTS = 4
+CONTRACTS = 2
 
 
 def test_ruff() -> None:
