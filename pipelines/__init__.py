@@ -2,7 +2,13 @@
 
 The public API, for embedding Lockstep in your own code and Airflow deployments::
 
-    from pipelines import Interval, load_spec, read_certified, run_interval
+    from pipelines import Interval, certify_interval, load_spec, read_certified, run_interval
+
+Every name in ``__all__`` is a function or class, except two packages: ``certify`` (the
+gate, certified reads, operator decisions, explain: :mod:`pipelines.certify`) and
+``templates`` (the pipeline templates: :mod:`pipelines.templates`). Reconciling and then
+gating an interval is :func:`certify_interval`; the templates are listed by
+:func:`list_templates`.
 
 Names are imported on first use, so that ``import pipelines.spec`` (what a DAG file needs)
 costs neither polars nor deltalake nor Great Expectations.
@@ -13,6 +19,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+#: public name -> the module it is taken from; a name whose module is ``pipelines.<name>``
+#: is that module itself (the packages ``certify`` and ``templates``)
 _EXPORTS = {
     "Interval": "pipelines.spec",
     "PipelineSpec": "pipelines.spec",
@@ -24,7 +32,8 @@ _EXPORTS = {
     "run_step": "pipelines.runner",
     "StepPayload": "pipelines.runner",
     "gate": "pipelines.certify",
-    "certify": "pipelines.runner",
+    "certify": "pipelines.certify",
+    "certify_interval": "pipelines.runner",
     "Generation": "pipelines.generation",
     "rollback": "pipelines.certify",
     "override": "pipelines.certify",
@@ -43,6 +52,7 @@ _EXPORTS = {
     "expand_env": "pipelines.spec",
     "shipped_pipelines": "pipelines.spec",
     "templates": "pipelines.templates",
+    "list_templates": "pipelines.templates",
     "init_project": "pipelines.templates",
 }
 
@@ -59,6 +69,7 @@ __all__ = [
     "certified_asset",
     "certified_generation",
     "certify",
+    "certify_interval",
     "current_certified",
     "decisions",
     "diff",
@@ -66,6 +77,7 @@ __all__ = [
     "explain",
     "gate",
     "init_project",
+    "list_templates",
     "load_spec",
     "override",
     "parse_spec",
@@ -80,6 +92,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from pipelines import certify, templates
     from pipelines.airflow import build_dag, certified_asset
     from pipelines.airflow.consumer import certified_generation, read_for_consumer
     from pipelines.certify import (
@@ -95,7 +108,7 @@ if TYPE_CHECKING:
     from pipelines.features import FeatureContext, Transform
     from pipelines.generation import Generation
     from pipelines.reconcile.diff import diff
-    from pipelines.runner import StepPayload, certify, run_interval, run_region, run_step
+    from pipelines.runner import StepPayload, certify_interval, run_interval, run_region, run_step
     from pipelines.spec import (
         Interval,
         PipelineSpec,
@@ -104,7 +117,7 @@ if TYPE_CHECKING:
         parse_spec,
         shipped_pipelines,
     )
-    from pipelines.templates import init_project, templates
+    from pipelines.templates import init_project, list_templates
 
 
 def __getattr__(name: str) -> Any:
@@ -115,4 +128,7 @@ def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'pipelines' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+    imported = importlib.import_module(module)
+    if module == f"{__name__}.{name}":  # a package of the public API (importing it bound it, too)
+        return imported
+    return getattr(imported, name)

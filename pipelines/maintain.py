@@ -34,7 +34,6 @@ Example::
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable
@@ -44,22 +43,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
-import polars as pl
-
+from pipelines.control.maintenance import record_maintenance
 from pipelines.errors import StorageError
 from pipelines.spec import PipelineSpec
-from pipelines.storage import LOCKSTEP_DIR, append_rows, lockstep_uri, open_table, table_uri
-
-MAINTENANCE = "maintenance"
-
-MAINTENANCE_SCHEMA = pl.Schema({
-    "uri": pl.String(),
-    "ran_at": pl.Datetime("us", "UTC"),
-    "version": pl.Int64(),
-    "kept_versions": pl.String(),
-    "files_removed": pl.Int64(),
-    "rollback_window": pl.String(),
-})
+from pipelines.storage import LOCKSTEP_DIR, lockstep_uri, open_table, table_uri
 
 
 @dataclass
@@ -202,12 +189,9 @@ def maintain_table(
         if not dry_run and removable and f"/{LOCKSTEP_DIR}/" not in uri:
             # record what becomes unreadable before it does (bookkeeping tables are read at
             # their newest version only, and appending to one while vacuuming it would race)
-            append_rows(lockstep_uri(_control(spec, uri), spec.name, MAINTENANCE),
-                        pl.DataFrame([{
-                            "uri": uri, "ran_at": datetime.now(UTC), "version": dt.version(),
-                            "kept_versions": json.dumps(kept), "files_removed": len(removable),
-                            "rollback_window": str(m.rollback_window),
-                        }], schema=MAINTENANCE_SCHEMA), opts)
+            record_maintenance(_control(spec, uri), spec.name, uri, version=dt.version(), kept_versions=kept,
+                               files_removed=len(removable), rollback_window=str(m.rollback_window),
+                               storage_options=opts)
         if not dry_run and removable:
             dt = open_table(uri, opts) or dt  # the newest snapshot: never vacuum a file just committed
             removed = dt.vacuum(

@@ -30,8 +30,8 @@ from typing import Any, Literal
 import polars as pl
 from pydantic import BaseModel, ConfigDict
 
-from pipelines.certify import Decision
-from pipelines.checks import CheckResult, load_results, record_results, rows_to_results
+from pipelines.control.decisions import Decision
+from pipelines.control.results import CheckResult, load_results, record_results, rows_to_results
 from pipelines.errors import FeatureError, SpecError
 from pipelines.features import FeatureContext, load_transform
 from pipelines.generation import generation_of
@@ -68,7 +68,8 @@ def ingest(spec: PipelineSpec, interval: Interval, region: str, *, root: str | N
            run_id: str = "") -> list[TableRef]:
     """Land every raw and reference table of one region for one interval, and publish the
     profile of every version written (a skipped, unchanged write re-publishes a missing one)."""
-    from pipelines.evidence import ensure_published, profile_plan, publish_write, totals_of
+    from pipelines.control.evidence import ensure_published, publish_write
+    from pipelines.evidence import profile_plan, totals_of
 
     opts = spec.region_options(region)
     refs = []
@@ -179,7 +180,7 @@ def transform(spec: PipelineSpec, interval: Interval, region: str, *, root: str 
     partitions it reads (its lookback included), not the input tables' latest versions, so
     later intervals landing in the same tables do not make an older interval's features look
     changed; re-running an unchanged interval writes nothing."""
-    from pipelines.evidence import ensure_published, publish_write
+    from pipelines.control.evidence import ensure_published, publish_write
     from pipelines.features.coverage import lookback_coverage
 
     opts = spec.region_options(region)
@@ -387,7 +388,7 @@ def run_gate_checks(spec: PipelineSpec, interval: Interval, *, root: str | None 
 def reconcile_step(spec: PipelineSpec, interval: Interval, *, root: str | None = None, run_id: str = "",
                    tables: OpenTables | None = None) -> list[CheckResult]:
     """Run the cross-region checks and record their results (certifies nothing). ``tables``:
-    the decision's open control tables (:func:`certify` shares them with :func:`gate_step`)."""
+    the decision's open control tables (:func:`certify_interval` shares them with :func:`gate_step`)."""
     checks = reconcile(spec, interval, root=root, run_id=run_id)
     record_results(spec.control_root(root), spec.name, interval.key, run_id, checks, spec.control_options(),
                    tables=tables)
@@ -395,21 +396,23 @@ def reconcile_step(spec: PipelineSpec, interval: Interval, *, root: str | None =
 
 
 def gate_step(spec: PipelineSpec, interval: Interval, *, root: str | None = None, run_id: str = "",
-              tables: OpenTables | None = None) -> Decision:
+              tables: OpenTables | None = None, actor: str | None = None) -> Decision:
     """Certify or block the interval's generation from this run's recorded reconciliation:
     exactly the generation it judged (its ``generation.snapshot``), whatever moved since.
     The results are read back from the check-results table at its newest version (through
-    ``tables`` when given: the same open table, brought up to date, never results held in memory)."""
+    ``tables`` when given: the same open table, brought up to date, never results held in memory).
+    ``actor``: who decides (an Airflow task's ``airflow:<user>``; default: the settings' identity)."""
     from pipelines.certify import gate
 
     tables = tables or decision_tables(spec.control_options())
     df = load_results(spec.control_root(root), spec.name, interval.key, run_id, spec.control_options(), tables=tables)
     recorded = rows_to_results(df.filter(pl.col("stage") != "validation"))  # (decoded: this run's reconciliation only)
-    return gate(spec, interval, recorded, root=root, run_id=run_id, generation=generation_of(recorded), tables=tables)
+    return gate(spec, interval, recorded, root=root, run_id=run_id, generation=generation_of(recorded), tables=tables,
+                who=actor)
 
 
-def certify(spec: PipelineSpec, interval: Interval, *, root: str | None = None, run_id: str = "",
-            allow_open: bool = False) -> Decision:
+def certify_interval(spec: PipelineSpec, interval: Interval, *, root: str | None = None, run_id: str = "",
+                     allow_open: bool = False, actor: str | None = None) -> Decision:
     """Reconcile the interval from the evidence store, record every result, then certify or
     block exactly the generation judged, in one commit to the certification log.
 
@@ -418,13 +421,23 @@ def certify(spec: PipelineSpec, interval: Interval, *, root: str | None = None, 
     and a reader never sees some regions of a generation certified and others not. The
     control tables are opened once for the decision (each later use reads only the commits
     since), never kept for another one. An interval that has not closed plus the late
-    allowance is refused (``allow_open``: tests and demos).
+    allowance is refused (``allow_open``: tests and demos). ``actor``: who decides (default:
+    the settings' identity).
+
+    Example::
+
+        decision = certify_interval(spec, Interval.for_date("2026-01-01"))
+        decision.status, decision.generation_id
     """
     require_closed(spec, interval, allow_open=allow_open)
     run_id = run_id or new_run_id()
     with OpenTables(spec.control_options()) as tables:
         reconcile_step(spec, interval, root=root, run_id=run_id, tables=tables)
-        return gate_step(spec, interval, root=root, run_id=run_id, tables=tables)
+        return gate_step(spec, interval, root=root, run_id=run_id, tables=tables, actor=actor)
+
+
+#: :func:`certify_interval` under its earlier name (``pipelines.certify`` is the package)
+certify = certify_interval
 
 
 # --------------------------------------------------------------------------- task payloads
@@ -445,6 +458,9 @@ class StepPayload(BaseModel):
     region: str | None = None
     root: str | None = None
     run_id: str = ""
+    #: who runs the step: recorded on the decision a gate step makes (a DAG task's
+    #: ``airflow:<user>``; empty: the settings' identity, :meth:`~pipelines.spec.settings.Settings.who`)
+    actor: str = ""
     force: bool = False
     #: run an interval that has not closed plus the late allowance yet (tests and demos)
     allow_open: bool = False
@@ -481,5 +497,5 @@ def run_step(payload: StepPayload) -> dict[str, Any]:
     if payload.step == "reconcile":
         checks = reconcile_step(spec, iv, root=root, run_id=payload.run_id)
         return {"checks": len(checks), "blocking": sum(c.blocking for c in checks)}
-    decision = gate_step(spec, iv, root=root, run_id=payload.run_id)
+    decision = gate_step(spec, iv, root=root, run_id=payload.run_id, actor=payload.actor or None)
     return {"status": decision.status, "generation_id": decision.generation_id, "reasons": decision.reasons}

@@ -37,7 +37,7 @@ from pipelines.certify import (
     read_certified,
     rollback,
 )
-from pipelines.checks import CHECK_RESULTS
+from pipelines.control.results import CHECK_RESULTS
 from pipelines.errors import CertificationError
 from pipelines.runner import INPUT_LAYERS, certify, ingest, run_interval, validate
 from pipelines.spec import Interval, PipelineSpec, load_spec

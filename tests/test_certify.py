@@ -22,9 +22,9 @@ from pipelines.certify import (
     read_certified,
     rollback,
 )
-from pipelines.checks import load_results
+from pipelines.control.evidence import publish_write
+from pipelines.control.results import load_results
 from pipelines.errors import CertificationError
-from pipelines.evidence import publish_write
 from pipelines.runner import certify, reconcile_step, run_interval
 from pipelines.spec import Interval
 from pipelines.storage import lockstep_uri, table_uri, write_interval

@@ -24,7 +24,8 @@ import polars as pl
 import pytest
 
 from pipelines.certify import current_certified, decisions
-from pipelines.evidence import publish_write, store
+from pipelines.control import evidence as store
+from pipelines.control.evidence import publish_write
 from pipelines.runner import certify, ingest, run_interval, run_region, transform, validate
 from pipelines.sources.synthetic import transactions
 from pipelines.spec import Interval, PipelineSpec, parse_spec

@@ -11,7 +11,8 @@ import pytest
 
 from pipelines.runner import run_interval
 from pipelines.spec import Interval, PipelineSpec, load_spec
-from pipelines.templates import TemplateError, init_project, templates
+from pipelines.templates import TemplateError, init_project
+from pipelines.templates import list_templates as templates
 from pipelines.templates.reference import DESCRIPTIONS, EXAMPLES, fields, spec_reference
 
 REPO = Path(__file__).resolve().parent.parent

@@ -27,8 +27,10 @@ import pytest
 import yaml
 from polars.testing import assert_frame_equal
 
+from pipelines.control import evidence as store
+from pipelines.control.evidence import publish_write
 from pipelines.errors import CertificationError
-from pipelines.evidence import Profile, publish_write, store
+from pipelines.evidence import Profile
 from pipelines.integrity import verified_scan, verify_files
 from pipelines.spec import Interval, load_spec, parse_spec
 from pipelines.storage import (

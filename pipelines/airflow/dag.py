@@ -92,9 +92,9 @@ def _payload(spec_path: str, step: str, context: dict[str, Any], region: str | N
             iv = spec.interval_at(Interval(start=when, end=when).start)
         start, end = iv.start, iv.end
     user = getattr(context.get("dag_run"), "triggering_user_name", None)
-    os.environ["LOCKSTEP_ACTOR"] = f"airflow:{user or 'scheduler'}"
     return StepPayload(spec=spec_path, step=step, region=region, interval_start=start, interval_end=end,  # type: ignore[arg-type]
-                       run_id=context["run_id"], root=os.environ.get("LOCKSTEP_ROOT"))
+                       run_id=context["run_id"], actor=f"airflow:{user or 'scheduler'}",
+                       root=os.environ.get("LOCKSTEP_ROOT"))
 
 
 def _pipeline_name(spec_path: str) -> str:

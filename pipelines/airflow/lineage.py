@@ -280,8 +280,8 @@ def complete_lineage(spec: PipelineSpec, step: str, region: str | None, interval
                      run_id: str) -> StepLineage:
     """The datasets of a step that ran: versions, schemas and rows from the evidence store,
     and every check result the run recorded for them, as assertions."""
-    from pipelines.checks import run_results
-    from pipelines.evidence.store import load
+    from pipelines.control.evidence import load
+    from pipelines.control.results import run_results
     from pipelines.generation import generation_of
 
     lineage = step_tables(spec, step, region, root=root, interval=interval)

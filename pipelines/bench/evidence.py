@@ -72,7 +72,7 @@ def _scan(spec: Any, region: str, layer: str, table: str) -> None:
 
 
 def run(*, rows: int, regions: int, console: Console | None = None) -> dict[str, Any]:
-    from pipelines.evidence import publish_write
+    from pipelines.control.evidence import publish_write
     from pipelines.reconcile.context import Context
     from pipelines.reconcile.parity import check_parity
     from pipelines.runner import certify, run_region

@@ -42,9 +42,9 @@ def init_cmd(
 @command("templates")
 def templates_cmd(json_: JsonOpt = False) -> None:
     """The pipeline templates shipped in the package (for `lockstep init --template`)."""
-    from pipelines.templates import templates
+    from pipelines.templates import list_templates
 
-    found = templates()
+    found = list_templates()
     if json_:
         print_json([{"name": t.name, "pipeline": t.pipeline, "description": t.description, "path": str(t.path)}
                     for t in found])

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from pipelines.checks import CheckResult
+from pipelines.control.results import CheckResult
 from pipelines.spec import FeatureSetSpec, Interval, PipelineSpec, date_range
 from pipelines.storage import open_table
 

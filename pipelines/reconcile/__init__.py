@@ -4,7 +4,7 @@
 the interval's evidence (:class:`Context`): the generation is the newest version of every
 region's table that a region published a profile about, and every check reads those
 profiles and the validation results bound to the same versions - never a region's table.
-It returns one list of :class:`~pipelines.checks.CheckResult` (the runner records them):
+It returns one list of :class:`~pipelines.control.results.CheckResult` (the runner records them):
 
 * ``generation.snapshot`` - the generation judged (its members are in ``details``);
 * ``generation.complete`` - every region published a profile of every table;
@@ -32,7 +32,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from pipelines.checks import CheckResult
+from pipelines.control.results import CheckResult
 from pipelines.generation import generation_of
 from pipelines.reconcile.context import Context
 from pipelines.spec import Interval, PipelineSpec

@@ -13,10 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipelines.checks import CheckResult, load_results, rows_to_results
+from pipelines.control.evidence import EvidenceSet, load
+from pipelines.control.results import CheckResult, load_results, rows_to_results
 from pipelines.errors import ValidationStepError
 from pipelines.evidence import Profile, plan_hash, profile_plan
-from pipelines.evidence.store import EvidenceSet, load
 from pipelines.generation import Generation, member_key
 from pipelines.spec import Interval, PipelineSpec, TableSpec
 from pipelines.storage import OpenTables, decision_tables

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from pipelines.checks import CheckResult
+from pipelines.control.results import CheckResult
 from pipelines.evidence.cells import CELL_BITS, cells
 from pipelines.reconcile.context import Context
 from pipelines.spec import DriftCheck, Interval

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pipelines.checks import CheckResult
+from pipelines.control.results import CheckResult
 from pipelines.errors import ReconciliationError
 from pipelines.reconcile.context import Context
 from pipelines.spec import FreshnessCheck

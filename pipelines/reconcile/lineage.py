@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipelines.checks import CheckResult
+from pipelines.control.results import CheckResult
 from pipelines.evidence import Profile
 from pipelines.reconcile.context import Context
 from pipelines.spec import partition_key

@@ -37,7 +37,7 @@ def check_parity(ctx: Any, check: Any) -> list[Any]:
     the largest group (ties: the one holding the first region of the spec) is the consensus,
     and each region outside it is compared with a consensus region by key, descending the
     digest tree over the profiles' keyed digests. One result per region."""
-    from pipelines.checks import CheckResult
+    from pipelines.control.results import CheckResult
 
     spec = ctx.spec
     table = spec.table(check.table)

@@ -13,7 +13,7 @@ no validation at all is blocked by the ``evidence.validation`` check.)
 
 from __future__ import annotations
 
-from pipelines.checks import CheckResult
+from pipelines.control.results import CheckResult
 from pipelines.reconcile.context import Context
 
 

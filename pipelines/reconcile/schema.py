@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from pipelines.checks import CheckResult
+from pipelines.control.results import CheckResult
 from pipelines.reconcile.context import Context
 from pipelines.spec import SchemaCheck
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import polars as pl
 
-from pipelines.checks import CheckResult
+from pipelines.control.results import CheckResult
 from pipelines.errors import ReconciliationError
 from pipelines.reconcile.context import Context
 from pipelines.spec import ControlTotalsCheck, TableSpec

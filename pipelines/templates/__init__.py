@@ -75,7 +75,7 @@ class InitResult:
         }
 
 
-def templates() -> list[Template]:
+def list_templates() -> list[Template]:
     """Every template shipped in the installed package, by name."""
     out = []
     for meta in sorted(TEMPLATES_DIR.glob("*/template.json")):
@@ -86,10 +86,10 @@ def templates() -> list[Template]:
 
 
 def get_template(name: str) -> Template:
-    for t in templates():
+    for t in list_templates():
         if t.name == name:
             return t
-    known = ", ".join(t.name for t in templates())
+    known = ", ".join(t.name for t in list_templates())
     raise TemplateError(f"no template named {name!r}; templates: {known}", template=name)
 
 

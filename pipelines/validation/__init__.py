@@ -22,7 +22,7 @@ from typing import Any
 
 import polars as pl
 
-from pipelines.checks import CheckResult, record_results
+from pipelines.control.results import CheckResult, record_results
 from pipelines.errors import ValidationStepError
 from pipelines.spec import Interval, PipelineSpec, TableSpec
 from pipelines.storage import interval_app_id, open_table, read_table, write_interval
@@ -110,7 +110,8 @@ def _quarantine(
 ) -> tuple[int, int | None]:
     """Move the rows failed quarantine expectations reject and publish the profiles of both
     versions written; returns (rows moved, the table's new version or None)."""
-    from pipelines.evidence import publish_write, store
+    from pipelines.control import evidence as store
+    from pipelines.control.evidence import publish_write
 
     failed_q = [e for e, r in zip(suite.expectations, results, strict=True) if e.policy == "quarantine" and not r["success"]]
     flags = frame.select([native.unexpected_rows(frame, e).alias(e.check_id) for e in failed_q])
@@ -158,7 +159,7 @@ def validate_region(
     rewrites the table, the results are bound to the version it wrote."""
     import uuid
 
-    from pipelines.evidence import store
+    from pipelines.control import evidence as store
 
     opts = spec.region_options(region)
     checks: list[CheckResult] = []

@@ -123,3 +123,36 @@ def test_blocked_interval_emits_no_asset_event(airflow_db: None, tmp_path: Path)
     assert in_force is not None
     scores = score_certified(spec, generation_id=in_force.generation_id)
     assert all(ref.partition == {"ds": "2026-01-01"} for ref in scores.values())
+
+
+@pytest.mark.slow
+def test_the_actor_travels_in_the_payload_not_the_environment(
+    airflow_db: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A DAG task's decision records ``airflow:<user>`` without setting ``LOCKSTEP_ACTOR``, so a
+    later CLI decision in the same process records the settings' identity, not the task's."""
+    import os
+
+    from pipelines.spec.settings import Settings
+    from tests.test_bad_input import cli
+
+    monkeypatch.delenv("LOCKSTEP_ACTOR", raising=False)
+    data = small_spec_data(regions=3, rows=200, name="af_actor")
+    data["storage"] = {"root": str(tmp_path / "lake")}
+    stale = data["regions"][1]
+    data["sources"]["merchant_risk"]["faults"] = [
+        {"kind": "stale_reference", "regions": [stale], "dates": ["2026-01-01"]}]
+    data["airflow"]["retries"] = 0
+    spec_path = tmp_path / "af_actor.yaml"
+    spec_path.write_text(yaml.safe_dump(data))
+    assert run_dag(spec_path, datetime(2026, 1, 2, tzinfo=UTC)).state == "failed"  # the gate blocked
+    assert "LOCKSTEP_ACTOR" not in os.environ
+    spec = load_spec(spec_path)
+    block = decisions(spec)[-1]
+    assert block.kind == "gate" and not block.certified and block.who.startswith("airflow:"), block.who
+
+    out = cli("override", str(spec_path), "--date", "2026-01-01", "--reason", "reviewed the stale list",
+              "--generation", block.generation_id)
+    assert out.exit_code == 0, out.output
+    overridden = decisions(spec)[-1]
+    assert overridden.kind == "override" and overridden.who == Settings().who() != block.who

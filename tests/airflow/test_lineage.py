@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from pipelines.airflow.lineage import AIRFLOW_ENV, assertion, dataset_name
-from pipelines.checks import CheckResult
+from pipelines.control.results import CheckResult
 from tests.conftest import small_spec_data
 
 RUN = """

@@ -36,7 +36,7 @@ def put(spec: PipelineSpec, root: str, region: str, layer: str, table: str, df: 
         interval: Interval = DAY, source: dict[str, float] | None = None) -> TableRef:
     """Write one interval of a region's table as a region step does: the write, then its
     published profile (the evidence the gate reads)."""
-    from pipelines.evidence import publish_write
+    from pipelines.control.evidence import publish_write
 
     ref = write_interval(
         table_uri(root, spec.name, region, layer, table), df, partition=interval.partition(["ds"]),

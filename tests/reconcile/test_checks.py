@@ -8,7 +8,7 @@ from pathlib import Path
 import polars as pl
 
 from pipelines.certify import gate
-from pipelines.checks import CheckResult, record_results
+from pipelines.control.results import CheckResult, record_results
 from pipelines.reconcile import run_checks
 from pipelines.runner import ingest, run_interval, transform
 from pipelines.spec import Interval
@@ -144,7 +144,7 @@ def test_rollup_validation_block_and_quarantine_cap(root: str, tmp_path: Path) -
     # r3's features were produced by quarantine: 200 of 2,000 rows moved aside (10% > 5%)
     q = feats_frame("r3").head(200)
     q_ref = put(spec, root, "r3", "quarantine", "feats", q)
-    from pipelines.evidence import publish_write
+    from pipelines.control.evidence import publish_write
 
     kept = feats_frame("r3").slice(200)
     ref = write_interval(table_uri(root, spec.name, "r3", "features", "feats"), kept, partition={"ds": DAY.ds}, app_id="k")

@@ -8,7 +8,7 @@ from typing import Any
 
 import polars as pl
 
-from pipelines.checks import load_results
+from pipelines.control.results import load_results
 from pipelines.runner import run_interval
 from pipelines.spec import Interval, parse_spec
 from pipelines.storage import read_table, table_uri, table_version

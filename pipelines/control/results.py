@@ -1,9 +1,9 @@
-"""Check results: the one record every check writes, whatever ran it.
+"""The check-results table: the one record every check writes, whatever ran it.
 
 A GX expectation on one region's table, a parity diff across regions, a drift test: each
-produces :class:`CheckResult` rows, appended to ``<root>/<pipeline>/_lockstep/check_results``
-(Delta, append-only) *before* the gate acts on them, so ``explain``, ``status`` and the UI
-read the same rows that decided.
+produces :class:`CheckResult` rows, appended to ``<control_root>/<pipeline>/_lockstep/check_results``
+(Delta, append-only, partitioned by interval) *before* the gate acts on them, so ``explain``,
+``status`` and the UI read the same rows that decided.
 """
 
 from __future__ import annotations
@@ -15,33 +15,12 @@ from typing import Any
 
 import polars as pl
 
-from pipelines.storage import OpenTables, decision_tables, lockstep_uri, read_table, scan_partition
+from pipelines.control.tables import CHECK_RESULTS_TABLE
+from pipelines.storage import OpenTables
 
-CHECK_RESULTS = "check_results"
-
-CHECK_RESULT_SCHEMA = pl.Schema({
-    "pipeline": pl.String(),
-    "interval": pl.String(),
-    "run_id": pl.String(),
-    "stage": pl.String(),
-    "check_id": pl.String(),
-    "check_type": pl.String(),
-    "region": pl.String(),
-    "table": pl.String(),
-    "policy": pl.String(),
-    "success": pl.Boolean(),
-    "blocking": pl.Boolean(),
-    "observed": pl.String(),
-    "threshold": pl.String(),
-    "unexpected_count": pl.Int64(),
-    "element_count": pl.Int64(),
-    "message": pl.String(),
-    "details": pl.String(),
-    "recorded_at": pl.Datetime("us", "UTC"),
-    "table_version": pl.Int64(),
-    "suite_sha": pl.String(),
-    "batch": pl.String(),
-})
+CHECK_RESULTS = CHECK_RESULTS_TABLE.name
+#: the table's columns (the registry's, :mod:`pipelines.control.tables`)
+CHECK_RESULT_SCHEMA = CHECK_RESULTS_TABLE.schema
 
 
 @dataclass
@@ -93,14 +72,14 @@ def record_results(
 ) -> int | None:
     """Append results to the check-results table in one commit; returns its version.
     ``tables``: the decision's open control tables (the append commits through them)."""
-    uri = lockstep_uri(root, pipeline, CHECK_RESULTS)
-    tables = tables or decision_tables(storage_options)
+    table = CHECK_RESULTS_TABLE
+    uri = table.uri(root, pipeline)
     if not results:
-        dt = tables.get(uri)
+        dt = table.open(uri, storage_options, tables=tables)
         return None if dt is None else dt.version()
-    frame = pl.DataFrame([r.to_row(pipeline, interval, run_id) for r in results], schema=CHECK_RESULT_SCHEMA)
     # partitioned by interval: a decision reads one interval's partition, whatever the history
-    return tables.append(uri, frame, partition_by=["interval"])
+    return table.append(uri, [r.to_row(pipeline, interval, run_id) for r in results], storage_options,
+                        tables=tables)
 
 
 def load_results(
@@ -110,14 +89,11 @@ def load_results(
     """Recorded results, optionally of one interval, one run and one stage (empty frame when none),
     read from the table's newest version (``tables``: the decision's open control tables; one
     interval's results are read from its partition's files alone)."""
-    uri = lockstep_uri(root, pipeline, CHECK_RESULTS)
-    dt = (tables or decision_tables(storage_options)).get(uri)
+    table = CHECK_RESULTS_TABLE
+    dt = table.open(table.uri(root, pipeline), storage_options, tables=tables)
     if dt is None:
-        return pl.DataFrame(schema=CHECK_RESULT_SCHEMA)
-    if interval is not None:
-        lf = scan_partition(dt, {"interval": interval}, storage_options)
-    else:
-        lf = read_table(uri, version=dt.version(), storage_options=storage_options)
+        return table.empty()
+    lf = table.scan(dt, storage_options, partition=None if interval is None else {"interval": interval})
     if run_id is not None:
         lf = lf.filter(pl.col("run_id") == run_id)
     if stage is not None:

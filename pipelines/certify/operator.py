@@ -1,0 +1,144 @@
+"""Operator decisions: ``override`` (certify a blocked generation, with a reason) and
+``rollback`` (certify an older generation again), each a new audited row of the decision log.
+
+Both are bound to what the operator reviewed (the block's generation id, the generation in
+force) and refused when another decision intervened; both record who decided (the identity
+given, default the settings' :meth:`~pipelines.spec.settings.Settings.who`), the run id (the
+settings' ``run_id``, else a new one) and the reason. Tables are never restored: consumers
+time-travel to the versions a decision re-instates.
+
+Example::
+
+    override(spec, interval, reason="late delivery reviewed", generation="2026-01-02.5f3a9c01e2")
+    rollback(spec, "2026-01-01.0b7d2e4c19", reason="bad model input on the 2nd")
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from pipelines.certify.gate import logged
+from pipelines.certify.read import active_certifications, current_certified
+from pipelines.control.decisions import Decision, decision_id, decisions, log_order, record_decision
+from pipelines.errors import CertificationError
+from pipelines.spec import Interval, PipelineSpec
+from pipelines.spec.settings import settings
+
+
+def _manual_run_id(kind: str) -> str:
+    """The run id of an operator's decision: the settings' (``LOCKSTEP_RUN_ID``), else a new one."""
+    return settings().run_id or f"lockstep__{kind}_{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%f')}"
+
+
+def rollback(
+    spec: PipelineSpec, to: str, *, reason: str, root: str | None = None, run_id: str = "",
+    replacing: str | None = None, who: str | None = None,
+) -> Decision:
+    """Certify an older generation again, as a new audited decision.
+
+    ``to`` is the id of a generation certified before (as ``explain`` and the view show it:
+    an interval key does not say which of its generations the operator reviewed). Intervals
+    after it stop being in force (until a later gate certifies them again). ``replacing``: the
+    generation the operator saw in force for that interval; when given, the rollback is
+    refused if another decision has put something else in force since. The tables themselves
+    are never restored: consumers simply time-travel to the re-instated versions.
+    """
+    if not reason.strip():
+        raise CertificationError("rollback needs a reason")
+    log = decisions(spec, root=root)
+    targets = [d for d in log if d.certified and d.generation_id == to]
+    if not targets:
+        by_interval = sorted({d.generation_id for d in log if d.certified and d.interval == to})
+        if by_interval:
+            raise CertificationError(
+                f"{spec.name}: --to names a generation, not an interval: {to!r} was certified as "
+                f"{', '.join(by_interval)}; name the one you reviewed (`lockstep explain {spec.name} --date {to}`)",
+                retryable=False)
+        raise CertificationError(f"{spec.name}: no certified generation {to!r} to roll back to; "
+                                 f"certified: {sorted({d.generation_id for d in log if d.certified})}", retryable=False)
+    target = targets[-1]
+    active = active_certifications(spec, log=log)
+    newest = current_certified(spec, log=log)
+    if replacing is not None and (newest is None or newest.generation_id != replacing):
+        raise CertificationError(
+            f"{spec.name}: you reviewed {replacing} in force, but "
+            + (f"{newest.generation_id} ({newest.kind}, log version {newest.log_version})" if newest else "nothing")
+            + " is in force now: a newer decision intervened; review it and decide again", retryable=False)
+    own = active.get(target.interval)
+    revoked = sorted(k for k, d in active.items() if d.interval_start > target.interval_start)
+    if own is not None and own.generation_id == target.generation_id and not revoked:
+        raise CertificationError(f"{spec.name}: {target.generation_id} is already in force for {target.interval} and "
+                                 "no later interval is: nothing to roll back", retryable=False)
+    now = datetime.now(UTC)
+    reviewed = {"to": target.generation_id, "to_decision": target.decision_id, "to_digest": target.digest,
+                "replaced": None if own is None else own.generation_id,
+                "in_force": None if newest is None else newest.generation_id, "revokes": revoked}
+    decision = Decision(
+        decision_id=decision_id(spec, target.interval, now), pipeline=spec.name, interval=target.interval,
+        interval_start=target.interval_start, generation=target.generation, status="certified", kind="rollback",
+        reasons=[], reason=reason, who=who or settings().who(), decided_at=now, run_id=run_id or _manual_run_id("rollback"),
+        spec_hash=spec.spec_hash(), suites_hash=target.suites_hash, target=target.decision_id,
+        bindings={**target.bindings, "reviewed": reviewed},
+    )
+    return logged(record_decision(spec, decision, root=root))
+
+
+def override(
+    spec: PipelineSpec, interval: Interval, *, reason: str, generation: str, until: datetime | None = None,
+    root: str | None = None, run_id: str = "", reinstate_older: bool = False, who: str | None = None,
+) -> Decision:
+    """Certify the interval's blocked ``generation`` despite its block, optionally until ``until``.
+
+    Bound to what the operator reviewed: ``generation`` must be the generation of the
+    interval's newest decision, a block (``explain`` and the view show its id). Refused when
+    another decision came after it: a newer block (override that one, having reviewed it) or
+    a certification (the interval was fixed: re-instating the older, blocked generation over
+    it needs ``reinstate_older``, and says so). The decision records the reasons it overrides;
+    after ``until`` it stops counting and the previous certification of the interval (if
+    any) is in force again.
+    """
+    if not reason.strip():
+        raise CertificationError("override needs a reason")
+    now = datetime.now(UTC)
+    if until is not None:
+        until = until if until.tzinfo else until.replace(tzinfo=UTC)
+        if until <= now:
+            raise CertificationError(f"override expiry {until} is in the past")
+    mine = [d for d in decisions(spec, root=root) if d.interval == interval.key]
+    if not mine:
+        raise CertificationError(f"{spec.name}: no decision about {interval.key} yet; run `lockstep certify` first")
+    named = [d for d in mine if d.generation_id == generation and d.kind == "gate" and not d.certified]
+    if not named:
+        blocks = sorted({d.generation_id for d in mine if not d.certified})
+        raise CertificationError(
+            f"{spec.name}: {interval.key}: no blocked generation {generation!r} to override"
+            + (f" (blocked: {', '.join(blocks)})" if blocks else f": {interval.key} was never blocked"),
+            retryable=False)
+    last = named[-1]
+    after = [d for d in mine if log_order(d) > log_order(last)]
+    note = ""
+    if after:
+        newest = after[-1]
+        what = (f"{newest.kind} {newest.status} of {newest.generation_id} (log version {newest.log_version}, "
+                f"by {newest.who or 'unknown'})")
+        certified_since = [d for d in after if d.certified]
+        if not certified_since:
+            raise CertificationError(
+                f"{spec.name}: {interval.key}: a newer decision intervened after the block of {generation}: {what}; "
+                "review it (`lockstep explain`) and override the generation it names", retryable=False)
+        if not reinstate_older:
+            raise CertificationError(
+                f"{spec.name}: {interval.key}: {generation} is older than a certification of the same interval "
+                f"({what}); overriding it would re-instate the older, blocked data. Pass --reinstate-older to do "
+                "exactly that", retryable=False)
+        note = f"re-instates {generation} over the newer {certified_since[-1].generation_id}"
+    reviewed = {"blocked_decision": last.decision_id, "blocked_digest": last.digest, "generation": generation,
+                "reinstates_older": bool(note), "note": note}
+    decision = Decision(
+        decision_id=decision_id(spec, interval.key, now), pipeline=spec.name, interval=interval.key,
+        interval_start=interval.start, generation=last.generation, status="certified", kind="override",
+        reasons=last.reasons, reason=reason, who=who or settings().who(), decided_at=now,
+        run_id=run_id or _manual_run_id("override"), spec_hash=spec.spec_hash(), suites_hash=last.suites_hash,
+        expires_at=until, target=last.decision_id, bindings={**last.bindings, "reviewed": reviewed},
+    )
+    return logged(record_decision(spec, decision, root=root))

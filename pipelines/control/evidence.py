@@ -1,0 +1,173 @@
+"""The evidence store: ``<control root>/<pipeline>/_lockstep/evidence``, a Delta table.
+
+Append-only, partitioned by interval, one row per published profile (a small JSON summary
+and two parquet blobs). Regions append their profiles (:func:`publish_write` profiles the
+rows a write just committed and publishes it; :func:`ensure_published` re-publishes a
+skipped write's missing one); the gate reads one interval's partition (and its drift
+window's) and nothing else. Every read reports the bytes it took, so what crosses into the
+control plane is measured. What a profile is: :mod:`pipelines.evidence`.
+
+Example::
+
+    ref = write_interval(uri, frame, ...)
+    publish_write(spec, "eu-west", table, "raw", interval, frame, ref)
+    load(spec, [interval.key]).newest("eu-west", "raw", "transactions", interval.key)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import polars as pl
+
+from pipelines.control.tables import EVIDENCE_TABLE
+from pipelines.errors import EvidenceError, LockstepError
+from pipelines.evidence.profile import Profile, build_profile, plan_hash, profile_plan, totals_of
+from pipelines.spec import Interval, PipelineSpec, TableSpec
+from pipelines.storage import OpenTables, TableRef, open_table, partition_file_hashes, read_table
+
+EVIDENCE = EVIDENCE_TABLE.name
+#: the table's columns (the registry's, :mod:`pipelines.control.tables`)
+EVIDENCE_SCHEMA = EVIDENCE_TABLE.schema
+
+
+def evidence_uri(spec: PipelineSpec, root: str | None = None) -> str:
+    return spec.lockstep_uri(EVIDENCE, root)
+
+
+def publish(spec: PipelineSpec, profiles: list[Profile], *, root: str | None = None) -> None:
+    """Append profiles to the evidence store in one commit."""
+    if not profiles:
+        return
+    now = datetime.now(UTC)
+    rows = [{
+        "pipeline": p.pipeline, "interval": p.interval, "region": p.region, "layer": p.layer, "table": p.table,
+        "version": p.version, "fingerprint": p.fingerprint, "plan_hash": p.plan_hash, "run_id": p.run_id,
+        "recorded_at": now, "summary": p.summary_json(), "hist": p.hist_bytes(), "keyed": p.keyed_raw,
+    } for p in profiles]
+    try:
+        EVIDENCE_TABLE.append(evidence_uri(spec, root), rows, spec.control_options())
+    except LockstepError as exc:
+        raise EvidenceError(f"{spec.name}: cannot publish evidence: {exc}", retryable=True) from exc
+
+
+@dataclass
+class EvidenceSet:
+    """The profiles of some intervals, as read from the store, with the bytes read."""
+
+    profiles: list[Profile]
+
+    @property
+    def bytes_read(self) -> int:
+        """Bytes taken from the store so far (keyed digests count once fetched)."""
+        return sum(p.nbytes for p in self.profiles)
+
+    def newest(self, region: str, layer: str, table: str, interval: str) -> Profile | None:
+        """The profile of the newest table version for the interval (the gate's choice)."""
+        mine = [p for p in self.profiles
+                if (p.region, p.layer, p.table, p.interval) == (region, layer, table, interval)]
+        return max(mine, key=lambda p: (p.version, p.recorded_at or datetime.min.replace(tzinfo=UTC)), default=None)
+
+    def at(self, region: str, layer: str, table: str, interval: str, version: int) -> Profile | None:
+        """The newest profile published about exactly this version."""
+        mine = [p for p in self.profiles if (p.region, p.layer, p.table, p.interval, p.version)
+                == (region, layer, table, interval, version)]
+        return max(mine, key=lambda p: p.recorded_at or datetime.min.replace(tzinfo=UTC), default=None)
+
+
+def load(spec: PipelineSpec, intervals: list[str], *, root: str | None = None,
+         region: str | None = None, table: str | None = None, tables: OpenTables | None = None) -> EvidenceSet:
+    """Every profile published about ``intervals`` (optionally one region's, one table's).
+
+    Reads only the intervals' partitions (their files, as the log lists them). The keyed
+    digests (the largest part of a replicated table's profile) are not read here: a profile
+    fetches its own when a parity descent asks for it, from the same table version, and counts
+    the bytes. ``tables``: the decision's open control tables (the store is opened, or brought
+    to its newest version, once per call either way)."""
+    uri = evidence_uri(spec, root)
+    opts = spec.control_options()
+    if not intervals:
+        return EvidenceSet([])
+    try:
+        dt = EVIDENCE_TABLE.open(uri, opts, tables=tables)
+        if dt is None:
+            return EvidenceSet([])
+        frames = []
+        where: dict[str, str | int] = {k: v for k, v in (("region", region), ("table", table)) if v is not None}
+        for interval in dict.fromkeys(intervals):
+            lf = EVIDENCE_TABLE.scan(dt, opts, partition={"interval": interval}, where=where)
+            frames.append(lf.select([c for c in EVIDENCE_SCHEMA.names() if c != "keyed"]))
+        df = pl.concat(frames, how="vertical_relaxed").collect()
+    except Exception as exc:  # a broken evidence store must block, with its reason
+        raise EvidenceError(f"{uri}: cannot read the evidence store: {exc}") from exc
+
+    def fetch_keyed(p: Profile) -> bytes:
+        try:
+            got = (EVIDENCE_TABLE.scan(dt, opts, partition={"interval": p.interval}, where={
+                       "region": p.region, "layer": p.layer, "table": p.table, "version": p.version})
+                   .filter(pl.col("recorded_at") == p.recorded_at)
+                   .select("keyed").collect())
+        except Exception as exc:
+            raise EvidenceError(f"{uri}: cannot read the keyed digest of {p.member}@{p.version}: {exc}") from exc
+        return bytes(got["keyed"][0] or b"") if got.height else b""
+
+    profiles = []
+    for r in df.iter_rows(named=True):
+        p = Profile.decode(r)
+        p.keyed_loader = fetch_keyed
+        profiles.append(p)
+    return EvidenceSet(profiles)
+
+
+# --------------------------------------------------------------------------- what a region publishes
+def table_schema(uri: str, version: int, storage_options: dict[str, str] | None = None) -> list[list[Any]]:
+    """(name, Delta type, nullable) of every column of the table at ``version``."""
+    dt = open_table(uri, storage_options, version)
+    if dt is None:
+        raise EvidenceError(f"{uri}: no table at version {version}")
+    return [[f.name, str(f.type), bool(f.nullable)] for f in dt.schema().fields]
+
+
+def publish_write(
+    spec: PipelineSpec, region: str, table: TableSpec, layer: str, interval: Interval, frame: pl.DataFrame,
+    ref: TableRef, *, root: str | None = None, run_id: str = "", source: dict[str, float] | None = None,
+    quarantine: dict[str, Any] | None = None, fingerprint: int | None = None, inputs: dict[str, Any] | None = None,
+) -> Profile:
+    """Profile the rows a write just committed (``frame``, at ``ref.version``) and publish it.
+    ``inputs``: for a derived table, the input versions and files it was computed from. The
+    profile carries the hashes of the data files the write left (``ref.files``)."""
+    schema = table_schema(ref.uri, ref.version, spec.region_options(region))
+    p = build_profile(spec, region, table, layer, interval.key, frame, version=ref.version, schema=schema,
+                      fingerprint=fingerprint, run_id=run_id, source=source, quarantine=quarantine, inputs=inputs,
+                      files=ref.files)
+    publish(spec, [p], root=root)
+    return p
+
+
+def ensure_published(
+    spec: PipelineSpec, region: str, table: TableSpec, layer: str, interval: Interval, ref: TableRef, *,
+    root: str | None = None, run_id: str = "", fingerprint: int | None = None, source_columns: bool = False,
+    inputs: dict[str, Any] | None = None,
+) -> Profile:
+    """For a skipped (unchanged) write: the profile of the interval's current rows, published
+    again only when none with the current plan and this fingerprint exists (a task killed
+    between its commit and its profile leaves none, and the retry must not leave it so)."""
+    ev = load(spec, [interval.key], root=root, region=region, table=table.name)
+    current = plan_hash(profile_plan(spec, table))
+    newest = ev.newest(region, layer, table.name, interval.key)
+    if newest is not None and newest.plan_hash == current and newest.fingerprint == fingerprint:
+        return newest
+    opts = spec.region_options(region)
+    version = open_table(ref.uri, opts)
+    if version is None:
+        raise EvidenceError(f"{ref.uri}: table vanished before its profile was published")
+    frame = read_table(ref.uri, version=version.version(), partition=ref.partition, storage_options=opts).collect()
+    source = None
+    if source_columns:  # a raw table as ingested: its rows are the source's rows
+        source = totals_of(frame, profile_plan(spec, table)["totals"])
+    files = partition_file_hashes(ref.uri, version.version(), ref.partition, opts)
+    ref = TableRef(ref.uri, version.version(), frame.height, ref.partition, skipped=True, files=files)
+    return publish_write(spec, region, table, layer, interval, frame, ref, root=root, run_id=run_id,
+                         source=source, fingerprint=fingerprint, inputs=inputs)
