@@ -185,7 +185,7 @@ def test_a_profile_killed_before_publishing_is_published_by_the_retry(tmp_path: 
     r0 = spec.regions[0]
     frame = pl.read_parquet(tmp_path / "landing" / r0 / f"{D1.ds}.parquet")
     # the write committed, the task died before its profile: no evidence about this version
-    from pipelines.runner import _app_id
+    from pipelines.runner.steps import _app_id
     from pipelines.sources import read_source
     from pipelines.storage import fingerprint
     from pipelines.version import CODE_VERSION

@@ -15,7 +15,8 @@ from polars.testing import assert_frame_equal
 from pipelines.errors import FeatureError
 from pipelines.features import FeatureContext
 from pipelines.features.fraud import CARD_FEATURE_COLUMNS, card_features, merchant_features
-from pipelines.runner import _lookback_values, run_interval, transform
+from pipelines.runner import run_interval, transform
+from pipelines.runner.steps import _lookback_values
 from pipelines.spec import Interval, parse_spec, partition_columns, partition_key
 from pipelines.storage import read_table, table_uri, table_version
 from tests.conftest import REPO, small_spec_data
