@@ -72,3 +72,37 @@ def test_debug_flag_leaves_the_environment_unchanged(tmp_path: Path, monkeypatch
     assert plain.exit_code == 1 and not isinstance(plain.exception, ValueError), repr(plain.exception)
     assert plain.stderr.strip().startswith("error: internal error: ValueError")
     assert dict(os.environ) == before
+
+
+#: the only modules that may read the process environment, and why (README's Layout says so too)
+ENVIRONMENT_READERS = {
+    "pipelines/spec/settings.py": "the one Settings object (LOCKSTEP_*)",
+    "pipelines/spec/resolve.py": "${VAR} references a spec makes itself",
+    "pipelines/validation/gx.py": "GX's own analytics switch, set before GX is imported",
+    "pipelines/airflow/embedded/harness.py": "the environment of the Airflow processes it starts",
+    "pipelines/airflow/embedded/up.py": "the environment of the Airflow processes it starts",
+}
+
+
+def _reads_environment(path: Path) -> bool:
+    import ast
+
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv", "putenv", "unsetenv"):
+            return True
+        if isinstance(node, ast.ImportFrom) and node.module == "os" and any(
+                a.name in ("environ", "getenv") for a in node.names):
+            return True
+    return False
+
+
+def test_the_environment_is_read_only_by_settings_and_the_glue_that_must() -> None:
+    """`grep os.environ` finds the settings module and the documented glue, nothing else."""
+    repo = Path(__file__).resolve().parents[1]
+    readers = {
+        str(p.relative_to(repo)) for folder in ("pipelines", "dags", "plugins")
+        for p in (repo / folder).rglob("*.py") if _reads_environment(p)
+    }
+    assert readers == set(ENVIRONMENT_READERS), sorted(readers ^ set(ENVIRONMENT_READERS))
+    for module in ENVIRONMENT_READERS:
+        assert "environ" in (repo / module).read_text().split('"""')[1], f"{module}'s docstring says why it reads it"

@@ -20,7 +20,6 @@ dag-processor parses a DAG file.
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ from pipelines.airflow.queues import (
     region_groups,
 )
 from pipelines.spec import PipelineSpec, load_spec
+from pipelines.spec.settings import settings
 
 PRESETS = {"@daily": "0 0 * * *", "@hourly": "0 * * * *"}
 REGION_STEPS = ("ingest", "validate_inputs", "transform", "validate")
@@ -94,7 +94,7 @@ def _payload(spec_path: str, step: str, context: dict[str, Any], region: str | N
     user = getattr(context.get("dag_run"), "triggering_user_name", None)
     return StepPayload(spec=spec_path, step=step, region=region, interval_start=start, interval_end=end,  # type: ignore[arg-type]
                        run_id=context["run_id"], actor=f"airflow:{user or 'scheduler'}",
-                       root=os.environ.get("LOCKSTEP_ROOT"))
+                       root=settings().root)
 
 
 def _pipeline_name(spec_path: str) -> str:

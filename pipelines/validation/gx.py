@@ -1,7 +1,8 @@
 """Great Expectations, imported one way: with its usage statistics off.
 
 Every Lockstep module that imports GX (``great_expectations`` or any of its submodules)
-calls :func:`import_gx` first: the one place ``GX_ANALYTICS_ENABLED`` is set, before GX's
+calls :func:`import_gx` first: the one place ``GX_ANALYTICS_ENABLED`` is set in the process
+environment (GX reads its switch nowhere else), before GX's
 first import reads it. Importing this module imports nothing of GX (that costs seconds) and
 nothing of Lockstep, so any module of ``pipelines.validation`` may import it: it is the
 bottom of the package.

@@ -18,6 +18,7 @@ from pipelines.airflow.client import AirflowError
 from pipelines.airflow.embedded.environment import DEFAULT_PORT, absolute_root
 from pipelines.airflow.embedded.harness import EmbeddedAirflow
 from pipelines.airflow.secrets import ADMIN_USER
+from pipelines.spec.settings import settings
 
 __all__ = ["data_roots", "up"]
 
@@ -84,7 +85,7 @@ def up(
     extra_env = {k: v for k, v in LINEAGE_ENV.items() if k not in os.environ}
     extra_env["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"] = os.environ.get(
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION", "True")
-    extra_env.update(absolute_root({"LOCKSTEP_ROOT": root} if root else os.environ, project))
+    extra_env.update(absolute_root({"LOCKSTEP_ROOT": root or settings().root or ""}, project))
 
     def interrupt(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
