@@ -25,11 +25,12 @@ from pipelines.airflow.local import (
     drop_database,
 )
 
+# seconds per phase and the metadata DB's backend, printed at the end of the session (by
+# tests/conftest.py, which also gathers them from the xdist worker that ran these tests)
+from tests.conftest import BACKEND, TIMINGS
+
 POSTGRES_ADMIN_URL = os.environ.get("LOCKSTEP_POSTGRES_URL", DEFAULT_POSTGRES_ADMIN_URL)
 
-#: seconds per phase, printed at the end of the session
-TIMINGS: dict[str, float] = {}
-BACKEND: dict[str, str] = {}
 #: the simple auth manager's users (name: role) of the test Airflow; their passwords are in
 #: the home's ``simple_auth_manager_passwords.json.generated``
 USERS = {"admin": "admin", "viewer": "viewer", "outsider": ""}
@@ -81,6 +82,8 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+# Every test that uses it is in one xdist group (tests/conftest.py: AIRFLOW_GROUP): one worker
+# runs them, so one Airflow starts per session; its home, DAGs folder and port are the worker's.
 @pytest.fixture(scope="session")
 def embedded_airflow(
     tmp_path_factory: pytest.TempPathFactory,
@@ -116,12 +119,3 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
             lines = log.read_text(errors="replace").splitlines()[-60:]
             report.sections.append((f"airflow {log.stem} (last 60 lines)", "\n".join(lines)))
     return report
-
-
-def pytest_terminal_summary(terminalreporter) -> None:  # type: ignore[no-untyped-def]
-    if TIMINGS:
-        terminalreporter.section("embedded Airflow timings")
-        for name, value in BACKEND.items():
-            terminalreporter.write_line(f"{name:<40} {value}")
-        for name, seconds in TIMINGS.items():
-            terminalreporter.write_line(f"{name:<40} {seconds:7.1f} s")
