@@ -91,14 +91,42 @@ def xdist_group(item: pytest.Item) -> str | None:
     return None
 
 
+#: seconds the slowest tests took alone (CI, two cores); any other test counts 60 when slow, 1
+#: otherwise. Only the order in which xdist hands out work follows from them.
+KNOWN_SECONDS = {
+    "tests/distributed/test_docker.py::test_compose_deployment_certifies_an_interval_and_runs_the_consumer": 600,
+    "tests/test_hourly_demo.py::test_story": 516,
+    "tests/distributed/test_celery.py::test_celery_workers_per_region_group_certify_block_and_survive_a_kill": 401,
+    "tests/airflow/test_e2e_pipeline.py::test_pipeline_certifies_and_triggers_the_consumer": 158,
+    "tests/test_soak.py::test_soak_thirty_days": 110,
+}
+
+
+def _seconds(item: pytest.Item) -> float:
+    return KNOWN_SECONDS.get(item.nodeid, 60.0 if item.get_closest_marker("slow") else 1.0)
+
+
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups (--dist loadgroup)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under xdist: every test in its group (:func:`xdist_group`), and the work units (a
+    group, or a test alone) longest first, so the long ones start at once and the short
+    ones fill the gaps at the end (``--no-loadscope-reorder`` keeps this order; xdist's
+    own puts units with more tests first, which left the longest single tests for last).
+    Every worker collects, and so orders, the same way; without xdist nothing changes."""
     if not config.pluginmanager.hasplugin("xdist"):
         return
+    units: dict[str, float] = {}
+    unit_of: dict[int, str] = {}
     for item in items:
         group = xdist_group(item)
         if group and item.get_closest_marker("xdist_group") is None:
             item.add_marker(pytest.mark.xdist_group(group))
+        unit = group or item.nodeid
+        unit_of[id(item)] = unit
+        units[unit] = units.get(unit, 0.0) + _seconds(item)
+    if hasattr(config, "workerinput"):
+        first = {unit: i for i, unit in reversed(list(enumerate(unit_of[id(item)] for item in items)))}
+        items.sort(key=lambda item: (-units[unit_of[id(item)]], first[unit_of[id(item)]]))  # stable
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's worker sends the collected ids to the controller

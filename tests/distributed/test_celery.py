@@ -144,6 +144,9 @@ def deployment(services: None, tmp_path_factory: pytest.TempPathFactory) -> Iter
 
     grants = {f"group-{g}": [*(f"lockstep-{r}" for r in rs), CONTROL_BUCKET] for g, rs in groups.items()}
     grants["control"] = [CONTROL_BUCKET]
+    # Its own Airflow, not the suite-wide one (tests/airflow/conftest.py): the CeleryExecutor
+    # with Redis, Celery's result backend in PostgreSQL and a task heartbeat timeout short
+    # enough to see a killed worker's task retried, where the suite-wide one is LocalExecutor.
     db_url = create_database(admin_url=DEFAULT_POSTGRES_ADMIN_URL)
     home = tmp_path_factory.mktemp("dist-airflow")
     try:
