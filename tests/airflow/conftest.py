@@ -31,6 +31,12 @@ from tests.conftest import BACKEND, TIMINGS
 
 POSTGRES_ADMIN_URL = os.environ.get("LOCKSTEP_POSTGRES_URL", DEFAULT_POSTGRES_ADMIN_URL)
 
+#: The folder is listed every ``parse_interval`` (2 s): a new DAG file is parsed at once, a
+#: changed one ahead of the others (Airflow's ``file_parsing_sort_mode`` modified_time). Files
+#: that did not change need no re-parse every 2 s: with a dozen DAG files written over the
+#: session, that kept the dag-processor parsing (each parse importing the pipelines) without
+#: pause, on a machine of two cores.
+REPARSE_UNCHANGED = {"AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "60"}
 #: the simple auth manager's users (name: role) of the test Airflow; their passwords are in
 #: the home's ``simple_auth_manager_passwords.json.generated``
 USERS = {"admin": "admin", "viewer": "viewer", "outsider": ""}
@@ -94,8 +100,11 @@ def embedded_airflow(
     af = EmbeddedAirflow(
         home, dags_folder=airflow_dags, sql_alchemy_conn=airflow_metadata_db, parse_interval=2,
         plugins_folder=Path(__file__).resolve().parents[2] / "plugins",
-        # besides the admin: a read-only viewer and a user without a role (no access at all)
-        extra_env={"AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{u}:{r}" for u, r in USERS.items())},
+        extra_env={
+            # besides the admin: a read-only viewer and a user without a role (no access at all)
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{u}:{r}" for u, r in USERS.items()),
+            **REPARSE_UNCHANGED,
+        },
     )
     BACKEND["metadata DB"] = "PostgreSQL" if airflow_metadata_db else "SQLite"
     # a SIGTERM (a CI timeout) interrupts the session like Ctrl-C, so teardown still stops Airflow
