@@ -21,9 +21,10 @@ demo: $(STAMP)
 
 # the suite in parallel (pytest-xdist): tests are independent but for those sharing an
 # expensive fixture, which tests/conftest.py puts in one xdist group (the suite-wide Airflow
-# is one group, so it starts once) and hands the longest first; WORKERS=0 runs it in this process
+# is one group, so it starts once) and hands the longest first (--dist loadgroup, in pyproject's
+# addopts); WORKERS=0 runs it in this process
 WORKERS ?= 2
-PYTEST := $(BIN)/python -m pytest -q -n $(WORKERS) --dist loadgroup --no-loadscope-reorder
+PYTEST := $(BIN)/python -m pytest -q -n $(WORKERS)
 
 ## the whole test suite, slow end-to-end tests included (CI runs `make lint` and this)
 test: $(STAMP)
