@@ -19,17 +19,26 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/lockstep demo
 
-## the whole test suite, slow end-to-end tests included (CI runs exactly this)
-test: $(STAMP)
-	$(BIN)/python -m pytest -q
+# the suite in parallel (pytest-xdist): tests are independent but for those sharing an
+# expensive fixture, which tests/conftest.py puts in one xdist group (the suite-wide Airflow
+# is one group, so it starts once) and hands the longest first (--dist loadgroup, in pyproject's
+# addopts); WORKERS=0 runs it in this process
+WORKERS ?= 2
+PYTEST := $(BIN)/python -m pytest -q -n $(WORKERS)
+
+## the static checks, then the whole test suite, slow end-to-end tests included (CI runs exactly this)
+test: lint
+	$(PYTEST)
 
 ## everything but the slow end-to-end tests
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(PYTEST) -m "not slow"
 
+## the static checks: ruff, mypy and import-linter's layers contracts (CI runs them before the tests)
 lint: $(STAMP)
 	$(BIN)/ruff check pipelines tests dags plugins
 	$(BIN)/mypy pipelines
+	$(BIN)/lint-imports
 
 bench: $(STAMP)
 	$(BIN)/lockstep bench

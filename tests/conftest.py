@@ -1,9 +1,18 @@
-"""Shared fixtures: small real pipelines on real Delta tables in a temporary root."""
+"""Shared fixtures: small real pipelines on real Delta tables in a temporary root; and how
+the suite runs in parallel (``make test``: pytest-xdist, ``--dist loadgroup``): which tests
+share a worker, the timing report gathered from the workers, and a watchdog that ends a
+worker whose test outlives its timeout."""
 
 from __future__ import annotations
 
+import faulthandler
 import os
+import signal
+import sys
 import tempfile
+import threading
+import time
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
@@ -54,3 +63,176 @@ def root(tmp_path: Path) -> str:
 @pytest.fixture
 def small_spec() -> PipelineSpec:
     return make_spec()
+
+
+# --------------------------------------------------------------------------- the suite in parallel
+
+#: seconds per phase of the session's embedded Airflow (and what tests measure under it),
+#: printed at the end of the session; filled in by tests/airflow
+TIMINGS: dict[str, float] = {}
+BACKEND: dict[str, str] = {}
+#: the xdist group of every test that uses the suite-wide Airflow (tests/airflow/conftest.py):
+#: one worker runs them all, so one Airflow starts
+AIRFLOW_GROUP = "embedded-airflow"
+#: seconds past a test's timeout after which the watchdog ends its worker (pytest-timeout's
+#: signal did not get through: a test stuck in native code)
+WATCHDOG_GRACE = 300.0
+
+
+def xdist_group(item: pytest.Item) -> str | None:
+    """The tests that must run on one worker: those of the suite-wide Airflow, and each
+    module whose tests share a module-scoped fixture (built once, not once per worker)."""
+    if "embedded_airflow" in getattr(item, "fixturenames", ()):
+        return AIRFLOW_GROUP
+    info = getattr(item, "_fixtureinfo", None)
+    for defs in (info.name2fixturedefs.values() if info else ()):
+        if defs and defs[-1].scope == "module":
+            return f"module:{item.nodeid.split('::')[0]}"
+    return None
+
+
+#: seconds the slowest tests took alone (CI, two cores); any other test counts 60 when slow, 1
+#: otherwise. Only the order in which xdist hands out work follows from them.
+KNOWN_SECONDS = {
+    "tests/distributed/test_docker.py::test_compose_deployment_certifies_an_interval_and_runs_the_consumer": 600,
+    "tests/test_hourly_demo.py::test_story": 516,
+    "tests/distributed/test_celery.py::test_celery_workers_per_region_group_certify_block_and_survive_a_kill": 401,
+    "tests/airflow/test_e2e_pipeline.py::test_pipeline_certifies_and_triggers_the_consumer": 158,
+    "tests/test_soak.py::test_soak_thirty_days": 110,
+}
+
+
+def _seconds(item: pytest.Item) -> float:
+    return KNOWN_SECONDS.get(item.nodeid, 60.0 if item.get_closest_marker("slow") else 1.0)
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups (--dist loadgroup)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under xdist: every test in its group (:func:`xdist_group`), and the work units (a
+    group, or a test alone) longest first, so the long ones start at once and the short
+    ones fill the gaps at the end (``--no-loadscope-reorder`` keeps this order; xdist's
+    own puts units with more tests first, which left the longest single tests for last).
+    Every worker collects, and so orders, the same way; without xdist nothing changes."""
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    units: dict[str, float] = {}
+    unit_of: dict[int, str] = {}
+    for item in items:
+        group = xdist_group(item)
+        if group and item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(group))
+        unit = group or item.nodeid
+        unit_of[id(item)] = unit
+        units[unit] = units.get(unit, 0.0) + _seconds(item)
+    if hasattr(config, "workerinput"):
+        first = {unit: i for i, unit in reversed(list(enumerate(unit_of[id(item)] for item in items)))}
+        items.sort(key=lambda item: (-units[unit_of[id(item)]], first[unit_of[id(item)]]))  # stable
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's worker sends the collected ids to the controller
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Name each grouped test ``<nodeid>@<group>``: the controller's loadgroup scheduler
+    groups by that suffix. xdist 3.8 writes it to ``item._nodeid``, which pytest 9.2's
+    structured node ids no longer read, so the groups were silently dropped
+    (pytest-dev/pytest-xdist#1386); this writes it where this pytest keeps the id."""
+    if not getattr(session.config.option, "loadgroup", False):  # set in xdist workers
+        return
+    for item in session.items:
+        names = sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default"))
+                        for m in item.iter_markers("xdist_group")})
+        suffix = "@" + "_".join(names)
+        if not names or item.nodeid.endswith(suffix):
+            continue
+        if hasattr(item, "_id"):
+            item._id = type(item._id).parse(item.nodeid + suffix)
+        else:
+            item._nodeid = item.nodeid + suffix
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if hasattr(config, "workerinput"):
+        _Watchdog.install(config)
+    elif threading.current_thread() is threading.main_thread():
+        # a SIGTERM (a CI timeout) interrupts the session like Ctrl-C: xdist then stops its
+        # workers, whose fixtures stop what they started
+        signal.signal(signal.SIGTERM, _interrupt)
+
+
+@pytest.hookimpl(trylast=True)  # after the session's fixtures are torn down (their stop timings)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    output = getattr(session.config, "workeroutput", None)
+    if output is not None:  # an xdist worker: hand the report to the controller
+        output["lockstep_timings"] = dict(TIMINGS)
+        output["lockstep_backend"] = dict(BACKEND)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """The controller (xdist): gather what a worker measured."""
+    output = getattr(node, "workeroutput", None) or {}
+    TIMINGS.update(output.get("lockstep_timings", {}))
+    BACKEND.update(output.get("lockstep_backend", {}))
+
+
+def pytest_terminal_summary(terminalreporter) -> None:  # type: ignore[no-untyped-def]
+    if TIMINGS:
+        terminalreporter.section("embedded Airflow timings")
+        for name, value in BACKEND.items():
+            terminalreporter.write_line(f"{name:<40} {value}")
+        for name, seconds in TIMINGS.items():
+            terminalreporter.write_line(f"{name:<40} {seconds:7.1f} s")
+
+
+class _Watchdog:
+    """In an xdist worker: when a test (setup, call and teardown) runs ``WATCHDOG_GRACE``
+    seconds past its timeout, dump every thread's stack and end the worker. pytest-timeout's
+    signal fails a hung test and runs its teardown (which stops Airflow); a test stuck where
+    the signal is never handled would otherwise hold its worker, and xdist's end, forever.
+    xdist reports the test as crashed and goes on with the others."""
+
+    current: _Watchdog | None = None
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self.deadline: float | None = None
+        self.nodeid = ""
+        threading.Thread(target=self._watch, name="lockstep-watchdog", daemon=True).start()
+
+    @classmethod
+    def install(cls, config: pytest.Config) -> None:
+        timeout = float(config.getoption("timeout", None) or config.getini("timeout") or 0)
+        if timeout > 0:
+            cls.current = cls(timeout)
+
+    def _watch(self) -> None:
+        while True:
+            time.sleep(5)
+            deadline = self.deadline
+            if deadline is not None and time.monotonic() > deadline:
+                sys.stderr.write(f"\nwatchdog: {self.nodeid} ran {WATCHDOG_GRACE:.0f} s past its timeout; "
+                                 "ending this worker\n")
+                faulthandler.dump_traceback(all_threads=True)
+                sys.stderr.flush()
+                os._exit(70)
+
+    def limit(self, item: pytest.Item) -> float:
+        marker = item.get_closest_marker("timeout")
+        timeout = float(marker.args[0]) if marker and marker.args else self.timeout
+        return timeout + WATCHDOG_GRACE if timeout > 0 else float("inf")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None, object, object]:
+    watchdog = _Watchdog.current
+    if watchdog is not None:
+        watchdog.nodeid = item.nodeid
+        watchdog.deadline = time.monotonic() + watchdog.limit(item)
+    try:
+        return (yield)
+    finally:
+        if watchdog is not None:
+            watchdog.deadline = None

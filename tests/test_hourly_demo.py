@@ -92,6 +92,7 @@ def test_measure_close_to_certification_under_the_real_scheduler(tmp_path) -> No
     close plus its allowance to its gate's certification (the certification log's
     ``decided_at``); overhead is that minus the in-process runner's seconds for the same
     interval. Asserts only that every interval certified."""
+    # its own Airflow (a measurement, opt-in): no other test's DAGs share its scheduler
     import json
     import statistics
     import time

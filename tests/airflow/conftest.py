@@ -25,11 +25,18 @@ from pipelines.airflow.postgres import (
     drop_database,
 )
 
+# seconds per phase and the metadata DB's backend, printed at the end of the session (by
+# tests/conftest.py, which also gathers them from the xdist worker that ran these tests)
+from tests.conftest import BACKEND, TIMINGS
+
 POSTGRES_ADMIN_URL = os.environ.get("LOCKSTEP_POSTGRES_URL", DEFAULT_POSTGRES_ADMIN_URL)
 
-#: seconds per phase, printed at the end of the session
-TIMINGS: dict[str, float] = {}
-BACKEND: dict[str, str] = {}
+#: The folder is listed every ``parse_interval`` (2 s): a new DAG file is parsed at once, a
+#: changed one ahead of the others (Airflow's ``file_parsing_sort_mode`` modified_time). Files
+#: that did not change need no re-parse every 2 s: with a dozen DAG files written over the
+#: session, that kept the dag-processor parsing (each parse importing the pipelines) without
+#: pause, on a machine of two cores.
+REPARSE_UNCHANGED = {"AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "60"}
 #: the simple auth manager's users (name: role) of the test Airflow; their passwords are in
 #: the home's ``simple_auth_manager_passwords.json.generated``
 USERS = {"admin": "admin", "viewer": "viewer", "outsider": ""}
@@ -81,6 +88,8 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+# Every test that uses it is in one xdist group (tests/conftest.py: AIRFLOW_GROUP): one worker
+# runs them, so one Airflow starts per session; its home, DAGs folder and port are the worker's.
 @pytest.fixture(scope="session")
 def embedded_airflow(
     tmp_path_factory: pytest.TempPathFactory,
@@ -91,8 +100,11 @@ def embedded_airflow(
     af = EmbeddedAirflow(
         home, dags_folder=airflow_dags, sql_alchemy_conn=airflow_metadata_db, parse_interval=2,
         plugins_folder=Path(__file__).resolve().parents[2] / "plugins",
-        # besides the admin: a read-only viewer and a user without a role (no access at all)
-        extra_env={"AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{u}:{r}" for u, r in USERS.items())},
+        extra_env={
+            # besides the admin: a read-only viewer and a user without a role (no access at all)
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{u}:{r}" for u, r in USERS.items()),
+            **REPARSE_UNCHANGED,
+        },
     )
     BACKEND["metadata DB"] = "PostgreSQL" if airflow_metadata_db else "SQLite"
     # a SIGTERM (a CI timeout) interrupts the session like Ctrl-C, so teardown still stops Airflow
@@ -116,12 +128,3 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
             lines = log.read_text(errors="replace").splitlines()[-60:]
             report.sections.append((f"airflow {log.stem} (last 60 lines)", "\n".join(lines)))
     return report
-
-
-def pytest_terminal_summary(terminalreporter) -> None:  # type: ignore[no-untyped-def]
-    if TIMINGS:
-        terminalreporter.section("embedded Airflow timings")
-        for name, value in BACKEND.items():
-            terminalreporter.write_line(f"{name:<40} {value}")
-        for name, seconds in TIMINGS.items():
-            terminalreporter.write_line(f"{name:<40} {seconds:7.1f} s")

@@ -292,6 +292,9 @@ def test_airflow_up_shares_the_data_root_starts_paused_and_backfills_by_task(tmp
     """``lockstep airflow up`` as a user runs it, in a project folder: it says where the data
     goes and what it is doing while it starts, schedules nothing by itself, and a backfill
     through it lands where the CLI reads; the same backfill again has nothing to do."""
+    # Its own Airflow, not the suite-wide one: starting Airflow is what it tests (the command's
+    # start-up and stop messages, DAGs paused at creation, the components' working directory
+    # and data root resolved from the project folder).
     from pipelines.airflow.client import AirflowClient
     from pipelines.airflow.embedded import free_port
     from pipelines.certify import current_certified

@@ -39,6 +39,7 @@ from pipelines.airflow.postgres import (
     create_database,
     drop_database,
 )
+from tests.airflow.conftest import REPARSE_UNCHANGED
 from tests.conftest import REPO, services_required, small_spec_data
 
 
@@ -144,6 +145,9 @@ def deployment(services: None, tmp_path_factory: pytest.TempPathFactory) -> Iter
 
     grants = {f"group-{g}": [*(f"lockstep-{r}" for r in rs), CONTROL_BUCKET] for g, rs in groups.items()}
     grants["control"] = [CONTROL_BUCKET]
+    # Its own Airflow, not the suite-wide one (tests/airflow/conftest.py): the CeleryExecutor
+    # with Redis, Celery's result backend in PostgreSQL and a task heartbeat timeout short
+    # enough to see a killed worker's task retried, where the suite-wide one is LocalExecutor.
     db_url = create_database(admin_url=DEFAULT_POSTGRES_ADMIN_URL)
     home = tmp_path_factory.mktemp("dist-airflow")
     try:
@@ -157,6 +161,7 @@ def deployment(services: None, tmp_path_factory: pytest.TempPathFactory) -> Iter
                 # a killed worker's task is noticed within ~30 s (the default is 5 minutes)
                 "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "30",
                 "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
+                **REPARSE_UNCHANGED,  # new DAG files parsed within 2 s, unchanged ones not every 2 s
             })
             with af:
                 def own(group: str | None) -> dict[str, str]:

@@ -36,6 +36,9 @@ ROOTFS_IMAGE = "lockstep-test/debian-rootfs:bookworm"
 ROOTFS_CACHE = Path(os.environ.get("LOCKSTEP_ROOTFS_CACHE", "/var/tmp/lockstep-rootfs/bookworm"))
 DEBIAN_MIRROR = os.environ.get("LOCKSTEP_DEBIAN_MIRROR", "http://deb.debian.org/debian")
 ROOTFS_PACKAGES = "python3,python3-venv,ca-certificates,postgresql,redis-server,procps"
+# Fixed image names (the layer cache makes a rebuild cheap; one test builds them, whichever
+# xdist worker runs it); containers, networks and volumes are the compose project's, named
+# per run (lockstep-test-<uuid>), so two runs on one dockerd do not meet.
 TAG = "test"
 
 
