@@ -3,11 +3,13 @@ LocalExecutor, metadata DB on PostgreSQL (SQLite without it). A 12-region pipeli
 triggered over REST API v2, certifies, its Asset event triggers the scoring consumer, which
 scores the certified generation; the Lockstep page answers from the real api-server.
 
-Also measures the orchestration overhead: scheduler wall time over in-process wall time for
-the same interval, printed in the session's timing summary."""
+With ``LOCKSTEP_MEASURE_OVERHEAD=1`` it also measures the orchestration overhead: scheduler
+wall time over in-process wall time for the same interval, printed in the session's timing
+summary (off by default: it re-runs the interval, a measurement rather than a check)."""
 
 from __future__ import annotations
 
+import os
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -92,11 +94,13 @@ def test_pipeline_certifies_and_triggers_the_consumer(
     api = httpx.get(f"{af.url}/lockstep/api/pipelines/e2e_fraud/status", headers=auth, timeout=30).json()
     assert api["certified"]["generation_id"] == event["extra"]["generation_id"]
 
+    TIMINGS["12-region interval under the scheduler"] = scheduled
+    if os.environ.get("LOCKSTEP_MEASURE_OVERHEAD") != "1":
+        return  # a measurement, not an assertion: opt in (it re-runs the interval in-process)
     # orchestration overhead: the same interval through the core runner, in-process
     local = parse_spec({**data, "storage": {"root": str(tmp_path / "local")}}, "e2e-local").with_path(spec.path)
     t0 = time.monotonic()
     run_interval(local, Interval.for_date("2026-01-01"))
     in_process = time.monotonic() - t0
-    TIMINGS["12-region interval under the scheduler"] = scheduled
     TIMINGS["same interval in-process"] = in_process
     TIMINGS["overhead ratio (x, not s)"] = scheduled / in_process
