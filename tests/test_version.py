@@ -8,7 +8,8 @@ import tomllib
 from importlib.metadata import version
 
 import pipelines
-from pipelines import certify, runner
+from pipelines.control import decisions
+from pipelines.runner import steps
 from pipelines.version import CODE_VERSION, DISTRIBUTION
 from tests.conftest import REPO
 
@@ -18,7 +19,8 @@ def test_code_version_is_the_installed_distributions() -> None:
     assert DISTRIBUTION == project["name"]
     assert CODE_VERSION == version(DISTRIBUTION) == project["version"]
     assert pipelines.__version__ == CODE_VERSION
-    assert runner.CODE_VERSION == certify.CODE_VERSION == CODE_VERSION
+    # what write fingerprints (runner steps) and decisions (the decision log) record
+    assert steps.CODE_VERSION == decisions.CODE_VERSION == CODE_VERSION
 
 
 def test_the_version_is_defined_once() -> None:
