@@ -123,3 +123,30 @@ def test_releases_promote_score_rollback_and_replay(lake: tuple[PipelineSpec, st
     replayed = score(spec, DAYS[2], region, release=r1.release_id, root=root)
     assert score_hash(replayed) == score_hash(scored_t3) and replayed.equals(scored_t3)
     assert score_hash(score(spec, DAYS[3], region, release=r1.release_id, root=root)) != score_hash(scored_t4)
+
+
+def test_release_cli_train_promote_list_show(lake: tuple[PipelineSpec, str], tmp_path: Path) -> None:
+    import yaml
+    from typer.testing import CliRunner
+
+    from pipelines.cli import _register, app
+
+    _register()
+    spec, root = lake
+    spec_file = tmp_path / "fraud_features.yaml"
+    spec_file.write_text(yaml.safe_dump(small_spec_data(regions=2, rows=1000, models=MODELS)))
+    runner = CliRunner()
+    base = [str(spec_file), "--root", root, "--json"]
+    trained = runner.invoke(app, ["release", "train", *base, "--until", DAYS[1]])
+    assert trained.exit_code == 0, trained.output
+    version = json.loads(trained.stdout)["version"]
+    refused = runner.invoke(app, ["release", "train", *base, "--until", UNCERTIFIED])
+    assert refused.exit_code == 2 and UNCERTIFIED in refused.output  # stdout and stderr
+    after = max([r.effective_from for r in releases(spec, root=root)] or [DAYS[2]])
+    promoted = runner.invoke(app, ["release", "promote", *base, version, "--effective-from", after, "--why", "cli"])
+    assert promoted.exit_code == 0, promoted.output
+    release_id = json.loads(promoted.stdout)[0]["release_id"]
+    listed = json.loads(runner.invoke(app, ["release", "list", *base]).stdout)
+    assert listed == [r.to_json() for r in releases(spec, root=root)] and listed[-1]["release_id"] == release_id
+    shown = json.loads(runner.invoke(app, ["release", "show", *base, "--interval", after]).stdout)
+    assert shown[0]["release_id"] == release_id and shown[0]["model_version"] == version
