@@ -1,4 +1,4 @@
-"""``lockstep release train|list|show|promote|rollback``: certified model releases.
+"""``lockstep release train|list|show|promote|rollback`` and ``lockstep score``: certified model releases.
 
 A release puts one registered model version in force in every region from one interval on;
 the log is Lockstep's (an ordered control table), MLflow's ``champion`` alias only mirrors
@@ -13,7 +13,16 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.table import Table
 
-from pipelines.cli import JsonOpt, PipelineArg, RootOpt, app, console, handle_errors, print_json
+from pipelines.cli import (
+    JsonOpt,
+    PipelineArg,
+    RootOpt,
+    app,
+    command,
+    console,
+    handle_errors,
+    print_json,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -124,3 +133,33 @@ def rollback_cmd(
     from pipelines.models import rollback
 
     _show([rollback(_spec(pipeline), to=to, effective_from=effective_from, why=why, root=root)], json_)
+
+
+@command("score")
+def score_cmd(
+    pipeline: PipelineArg,
+    date_: Annotated[str, typer.Option("--date", help="the interval to score")],
+    release: Annotated[str | None, typer.Option("--release", help="replay with this release (default: the one in force)")] = None,
+    region: Annotated[list[str] | None, typer.Option("--region", help="only these regions (repeatable)")] = None,
+    root: RootOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Score an interval's certified features in every region with the release in force for it
+    (or --release): rows, release and model version, and the hash of the score column."""
+    from pipelines.models import score, score_hash
+
+    spec = _spec(pipeline)
+    out = []
+    for name in region or spec.regions:
+        frame = score(spec, date_, name, release=release, root=root)
+        ids = frame["release_id"].unique().to_list()
+        out.append({"region": name, "interval": spec.interval_at(date_).key, "rows": frame.height,
+                    "release_id": ids[0] if ids else release, "model_version": frame["model_version"].unique().to_list(),
+                    "score_hash": score_hash(frame)})
+    if json_:
+        print_json(out)
+        return
+    table = Table("region", "interval", "rows", "release", "score hash")
+    for row in out:
+        table.add_row(row["region"], row["interval"], str(row["rows"]), str(row["release_id"]), row["score_hash"][:16])
+    console.print(table)

@@ -150,3 +150,8 @@ def test_release_cli_train_promote_list_show(lake: tuple[PipelineSpec, str], tmp
     assert listed == [r.to_json() for r in releases(spec, root=root)] and listed[-1]["release_id"] == release_id
     shown = json.loads(runner.invoke(app, ["release", "show", *base, "--interval", after]).stdout)
     assert shown[0]["release_id"] == release_id and shown[0]["model_version"] == version
+    replay = runner.invoke(app, ["score", *base, "--date", DAYS[2], "--release", release_id])
+    assert replay.exit_code == 0, replay.output
+    scored = json.loads(replay.stdout)
+    assert [r["region"] for r in scored] == spec.regions and {r["release_id"] for r in scored} == {release_id}
+    assert scored[0]["score_hash"] == score_hash(score(spec, DAYS[2], spec.regions[0], release=release_id, root=root))
