@@ -143,3 +143,11 @@ MAINTENANCE_TABLE = register("maintenance", pl.Schema({
     "uri": pl.String(), "ran_at": UTC_TIME, "version": pl.Int64(), "kept_versions": pl.String(),
     "files_removed": pl.Int64(), "rollback_window": pl.String(),
 }))
+
+#: the release log: one commit per model release (promote, rollback), folded in commit order
+RELEASES_TABLE = register("releases", pl.Schema({
+    "release_id": pl.String(), "pipeline": pl.String(), "model_name": pl.String(), "model_version": pl.String(),
+    "feature_version": pl.String(), "plan_hash": pl.String(), "suites": pl.String(), "generations": pl.String(),
+    "effective_from": pl.String(), "effective_start": UTC_TIME, "who": pl.String(), "why": pl.String(),
+    "kind": pl.String(), "target": pl.String(), "released_at": UTC_TIME, "log_version": pl.Int64(),
+}), ordered=True)

@@ -21,6 +21,7 @@ pyproject.toml keeps it so)::
     tables.py         TableSpec, FeatureSetSpec
     checks.py         validation and the cross-region reconciliation checks
     orchestration.py  the generated DAG's defaults and queues, consumers, alerts, maintenance
+    release.py        the models: section (the model released on certified features, its registry)
     interval.py       Interval, granularities, partitions, Duration
     resolve.py        ${VAR} references, local and relative paths, the shipped templates
     base.py           the model base and the shared field types (Region, Name, Layer, ...)
@@ -79,6 +80,7 @@ from pipelines.spec.orchestration import (
     QueuesSpec,
 )
 from pipelines.spec.pipeline import SCHEDULE_PRESETS, PipelineSpec
+from pipelines.spec.release import ModelsSpec
 from pipelines.spec.resolve import (
     DAGS_DIR,
     TEMPLATES_DIR,
@@ -124,6 +126,7 @@ __all__ = [
     "Interval",
     "Layer",
     "MaintenanceSpec",
+    "ModelsSpec",
     "Name",
     "ParityCheck",
     "PipelineSpec",

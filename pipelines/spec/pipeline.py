@@ -27,6 +27,7 @@ from pipelines.spec.interval import (
     partition_columns,
 )
 from pipelines.spec.orchestration import AirflowSpec, AlertTarget, ConsumerSpec, MaintenanceSpec
+from pipelines.spec.release import ModelsSpec
 from pipelines.spec.resolve import TEMPLATES_DIR, expand_env, resolve_relative
 from pipelines.spec.settings import settings
 from pipelines.spec.sources import DeltaSource, FileSource, Source
@@ -62,6 +63,8 @@ class PipelineSpec(_Model):
     airflow: AirflowSpec = AirflowSpec()
     maintenance: MaintenanceSpec = MaintenanceSpec()
     alerts: list[AlertTarget] = Field(default_factory=list, description="who hears when a generation blocks or goes stale")
+    models: ModelsSpec | None = Field(None, description="the model trained on certified features and released in every region",
+                                     examples=[{"name": "fraud_model", "window": 7}])
 
     _path: Path | None = PrivateAttr(None)
 

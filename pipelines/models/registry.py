@@ -1,0 +1,87 @@
+"""The MLflow model registry of a spec, and models loaded from it (cached per process).
+
+The registry and tracking URI is ``models.registry_uri``, else a SQLite file beside the
+control tables (``<control root>/<pipeline>/_lockstep/mlflow.db``); artifacts go to
+``models.artifact_location``, else the folder ``mlflow-artifacts`` there. Nothing here reads
+an alias back: the release log is the truth, MLflow's ``champion`` alias only mirrors it.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from pipelines.errors import SpecError
+from pipelines.spec import PipelineSpec
+from pipelines.spec.release import ModelsSpec
+
+#: the MLflow alias that mirrors the release in force (set after Lockstep's commit, never read)
+CHAMPION = "champion"
+
+
+def models_spec(spec: PipelineSpec) -> ModelsSpec:
+    """The spec's ``models:`` section, or a :class:`SpecError` saying it is missing."""
+    if spec.models is None:
+        raise SpecError(f"{spec.name}: the spec has no models: section", field="models")
+    return spec.models
+
+
+def _local_control(spec: PipelineSpec, root: str | None) -> Path:
+    control = spec.control_root(root)
+    if "://" in control and not control.startswith("file://"):
+        raise SpecError(f"{spec.name}: the control root {control!r} is not local; set models.registry_uri "
+                        "and models.artifact_location", field="models.registry_uri")
+    path = Path(control.removeprefix("file://")) / spec.name / "_lockstep"
+    path.mkdir(parents=True, exist_ok=True)
+    return path.resolve()
+
+
+def registry_uri(spec: PipelineSpec, root: str | None = None) -> str:
+    """The registry (and tracking) URI: the spec's, else a SQLite file under the control root."""
+    ms = models_spec(spec)
+    return ms.registry_uri or f"sqlite:///{_local_control(spec, root) / 'mlflow.db'}"
+
+
+def artifact_location(spec: PipelineSpec, root: str | None = None) -> str:
+    """Where model artifacts go: the spec's, else a folder under the control root."""
+    ms = models_spec(spec)
+    return ms.artifact_location or (_local_control(spec, root) / "mlflow-artifacts").as_uri()
+
+
+def use_registry(spec: PipelineSpec, root: str | None = None) -> Any:
+    """Point MLflow at the spec's registry; returns an ``MlflowClient`` on it."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    import mlflow
+
+    logging.getLogger("mlflow").setLevel(logging.ERROR)
+    uri = registry_uri(spec, root)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def experiment_id(spec: PipelineSpec, root: str | None = None) -> str:
+    """The experiment runs of the spec's model are logged to (created on first use)."""
+    client = use_registry(spec, root)
+    name = f"lockstep/{spec.name}/{models_spec(spec).name}"
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        return str(found.experiment_id)
+    return str(client.create_experiment(name, artifact_location=artifact_location(spec, root)))
+
+
+@functools.lru_cache(maxsize=16)
+def _load(uri: str, name: str, version: str) -> Any:
+    import mlflow.sklearn
+
+    mlflow.set_registry_uri(uri)
+    return mlflow.sklearn.load_model(f"models:/{name}/{version}")
+
+
+def load_model(spec: PipelineSpec, version: str, root: str | None = None) -> Any:
+    """The registered model ``version`` (never an alias), loaded once per process."""
+    use_registry(spec, root)
+    return _load(registry_uri(spec, root), models_spec(spec).name, str(version))
