@@ -4,6 +4,10 @@ The registry and tracking URI is ``models.registry_uri``, else a SQLite file bes
 control tables (``<control root>/<pipeline>/_lockstep/mlflow.db``); artifacts go to
 ``models.artifact_location``, else the folder ``mlflow-artifacts`` there. Nothing here reads
 an alias back: the release log is the truth, MLflow's ``champion`` alias only mirrors it.
+
+MLflow reads its telemetry switch from the process environment only:
+:func:`use_registry` sets ``MLFLOW_DISABLE_TELEMETRY`` there (unless the user has) before
+MLflow is imported, the one write to the environment outside the Airflow glue.
 """
 
 from __future__ import annotations
