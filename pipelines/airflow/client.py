@@ -156,6 +156,14 @@ class AirflowClient:
 
         return self.wait_for(probe, timeout=timeout, what=f"DAG {dag_id!r} to be parsed")
 
+    def dag(self, dag_id: str) -> dict[str, Any]:
+        """``GET /dags/{dag_id}``."""
+        return dict(self.api("GET", f"/dags/{dag_id}"))
+
+    def set_paused(self, dag_id: str, paused: bool) -> dict[str, Any]:
+        """``PATCH /dags/{dag_id}`` with ``is_paused``."""
+        return dict(self.api("PATCH", f"/dags/{dag_id}", {"is_paused": paused}))
+
     def trigger(self, dag_id: str, logical_date: datetime | str | None = None,
                 conf: Mapping[str, Any] | None = None, *, run_id: str | None = None,
                 partition_key: str | None = None) -> str:
@@ -286,6 +294,10 @@ class AirflowClient:
             "max_active_runs": max_active_runs,
         }
         return dict(self.api("POST", "/backfills/dry_run" if dry_run else "/backfills", body))
+
+    def backfill_state(self, backfill_id: int | str) -> dict[str, Any]:
+        """``GET /backfills/{backfill_id}`` (``completed_at`` is set once it has finished)."""
+        return dict(self.api("GET", f"/backfills/{backfill_id}"))
 
     # -- landing notifications ---------------------------------------------------------
     def landing_asset_id(self, pipeline: str) -> int:

@@ -152,7 +152,7 @@ def _backfill_via_airflow(dag_id: str, start: str, end: str, url: str, dry_run: 
             console.print(f"nothing to do: every interval of {dag_id} from {start} to {end} already has a "
                           "successful run in Airflow")
         return
-    paused = bool(client.api("GET", f"/dags/{dag_id}").get("is_paused"))
+    paused = bool(client.dag(dag_id).get("is_paused"))
     if paused and not unpause:
         raise AirflowError(f"{dag_id} is paused in Airflow, so a backfill would never start: unpause it "
                            "(UI, or `airflow dags unpause`) or pass --unpause", retryable=False)
@@ -160,7 +160,7 @@ def _backfill_via_airflow(dag_id: str, start: str, end: str, url: str, dry_run: 
         bar = progress.add_task(f"{dag_id}: starting {len(todo)} run(s)", total=None, visible=not json_)
         backfill = client.backfill(dag_id, first, last, reprocess_behavior="failed", max_active_runs=1)
         if paused:  # after the backfill holds its intervals: the scheduler does not run them twice
-            client.api("PATCH", f"/dags/{dag_id}", {"is_paused": False})
+            client.set_paused(dag_id, False)
         runs = _follow_backfill(client, backfill, set(todo), lambda done, total, what: progress.update(
             bar, completed=done, total=total or None, description=f"{dag_id}: {what}"))
     if json_:
@@ -192,17 +192,14 @@ def _follow_backfill(client: Any, backfill: dict[str, Any], logical_dates: set[s
     deadline = time.monotonic() + timeout
     settled: dict[str, list[dict[str, Any]]] = {}  # task instances of finished runs: not asked again
     while True:
-        completed = bool(client.api("GET", f"/backfills/{backfill['id']}").get("completed_at"))
-        listed = client.api("GET", f"/dags/{dag_id}/dagRuns", params={
-            "logical_date_gte": backfill["from_date"], "logical_date_lte": backfill["to_date"],
-            "limit": 1000})["dag_runs"]
+        completed = bool(client.backfill_state(backfill["id"]).get("completed_at"))
+        listed = client.dag_runs(dag_id, logical_date_gte=backfill["from_date"],
+                                 logical_date_lte=backfill["to_date"], limit=1000)
         runs = [r for r in listed if r.get("run_type") == "backfill" and _same_instant(r.get("logical_date"), logical_dates)]
         done = total = 0
         running: list[str] = []
         for r in runs:
-            tis = settled.get(r["dag_run_id"]) or client.api(
-                "GET", f"/dags/{dag_id}/dagRuns/{r['dag_run_id']}/taskInstances", params={"limit": 1000},
-            ).get("task_instances", [])
+            tis = settled.get(r["dag_run_id"]) or client.task_instances(dag_id, r["dag_run_id"])
             if r["state"] in ("success", "failed"):
                 settled[r["dag_run_id"]] = tis
             finished = sum(t.get("state") in FINISHED_TI for t in tis)
