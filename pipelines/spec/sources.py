@@ -22,6 +22,15 @@ FaultKind = Literal[
 ]
 
 
+
+#: a source's late allowance, one definition for every kind of source
+LateAllowance = Annotated[Duration, Field(
+    description="how long after an interval closes its data may still arrive: the interval is processed "
+    "when it closes plus the largest allowance of the pipeline's sources; rows arriving later re-version "
+    "and re-certify that interval only",
+    examples=["10m", "2h"],
+)]
+
 class FaultSpec(_Model):
     """A named fault the synthetic source injects, for demos and tests."""
 
@@ -56,13 +65,7 @@ class SyntheticSource(_Model):
     merchants: int = Field(2_000, ge=10)
     seed: int = 7
     faults: list[FaultSpec] = Field(default_factory=list)
-    late_allowance: Duration = Field(
-        timedelta(0),
-        description="how long after an interval closes its data may still arrive: the interval is processed "
-        "when it closes plus the largest allowance of the pipeline's sources; rows arriving later re-version "
-        "and re-certify that interval only",
-        examples=["10m", "2h"],
-    )
+    late_allowance: LateAllowance = timedelta(0)
 
 
 class FileSource(_Model):
@@ -71,13 +74,7 @@ class FileSource(_Model):
     kind: Literal["parquet", "csv", "jsonl"]
     path: str
     required: bool = Field(True, description="a missing file is an error (else: an empty interval)")
-    late_allowance: Duration = Field(
-        timedelta(0),
-        description="how long after an interval closes its data may still arrive: the interval is processed "
-        "when it closes plus the largest allowance of the pipeline's sources; rows arriving later re-version "
-        "and re-certify that interval only",
-        examples=["10m", "2h"],
-    )
+    late_allowance: LateAllowance = timedelta(0)
 
     @field_validator("path")
     @classmethod
@@ -95,13 +92,7 @@ class DeltaSource(_Model):
     uri: str
     version: int | None = None
     interval_column: str | None = Field("ds", description="column to select the interval by")
-    late_allowance: Duration = Field(
-        timedelta(0),
-        description="how long after an interval closes its data may still arrive: the interval is processed "
-        "when it closes plus the largest allowance of the pipeline's sources; rows arriving later re-version "
-        "and re-certify that interval only",
-        examples=["10m", "2h"],
-    )
+    late_allowance: LateAllowance = timedelta(0)
 
 
 Source = Annotated[SyntheticSource | FileSource | DeltaSource, Field(discriminator="kind")]
