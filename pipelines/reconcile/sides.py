@@ -21,6 +21,16 @@ from pipelines.evidence.digest import leaf_sums, select_leaves
 from pipelines.evidence.hashing import column_hash, hashes
 
 
+def compared_columns(available: Iterable[str], keys: list[str], columns: list[str], name: str) -> list[str]:
+    """The value columns a side compares (each once, keys apart); a key or column the table
+    does not have is a :class:`ReconciliationError` naming them."""
+    have = set(available)
+    missing = [c for c in [*keys, *columns] if c not in have]
+    if missing:
+        raise ReconciliationError(f"{name or 'table'}: no column(s) {missing}")
+    return [c for c in dict.fromkeys(columns) if c not in keys]
+
+
 class Side:
     """One table where its data lives: hashes its rows and answers the coordinator.
 
@@ -28,12 +38,7 @@ class Side:
     """
 
     def __init__(self, frame: pl.DataFrame, keys: list[str], columns: list[str], name: str = "") -> None:
-        missing = [c for c in [*keys, *columns] if c not in frame.columns]
-        if missing:
-            raise ReconciliationError(f"{name or 'table'}: no column(s) {missing}")
-        self.name = name
-        self.keys = keys
-        self.columns = [c for c in dict.fromkeys(columns) if c not in keys]
+        self.name, self.keys, self.columns = name, keys, compared_columns(frame.columns, keys, columns, name)
         self.frame = frame
         self.kh, self.rh = hashes(frame, keys, [*keys, *self.columns])
         self.rows = frame.height
@@ -162,12 +167,7 @@ class StreamSide(Side):
 
     def __init__(self, batches: Batches, schema: pl.Schema, keys: list[str], columns: list[str], name: str = "",
                  *, rows_hint: int = 0, keep_values: bool = True, hash_budget: int = 1 << 30) -> None:
-        missing = [c for c in [*keys, *columns] if c not in schema]
-        if missing:
-            raise ReconciliationError(f"{name or 'table'}: no column(s) {missing}")
-        self.name = name
-        self.keys = keys
-        self.columns = [c for c in dict.fromkeys(columns) if c not in keys]
+        self.name, self.keys, self.columns = name, keys, compared_columns(schema, keys, columns, name)
         self._batches = batches
         wanted = [*keys, *self.columns]
         self.frame = pl.DataFrame(schema={c: schema[c] for c in wanted})
