@@ -180,6 +180,24 @@ def test_unknown_region_among_known_ones(lake: Lake) -> None:
     lake.unchanged()
 
 
+def test_unknown_region_in_a_plan_or_a_verification_is_refused(lake: Lake) -> None:
+    spec = str(lake.spec())
+    one_clear_line(cli("backfill", spec, "--start", DAY1, "--end", DAY2, "--dry-run", "--region", "xx-yy",
+                       "--root", str(lake.root)), "'xx-yy'", "regions")
+    one_clear_line(cli("verify", spec, "--date", DAY1, "--region", "xx-yy", "--root", str(lake.root)), "'xx-yy'")
+    lake.unchanged()
+
+
+@pytest.mark.parametrize("value", ["2026-01-02T05", "2026-01-02T00:15", "2026-01-02T23:59"])
+def test_a_time_inside_a_daily_interval_is_not_its_key(lake: Lake, value: str) -> None:
+    spec = str(lake.spec())
+    for args in (("run", spec, "--date", value, "--root", str(lake.root)),
+                 ("explain", spec, "--date", value, "--root", str(lake.root))):
+        one_clear_line(cli(*args), f"--date {value}", "not an interval", "2026-01-02")
+    lake.unchanged()
+    assert cli("explain", spec, "--date", "2026-01-01T00:00", "--root", str(lake.root)).exit_code == 0
+
+
 def test_spec_that_is_not_utf8(lake: Lake) -> None:
     spec = lake.spec()
     spec.write_bytes(spec.read_bytes().replace(b"description:", b"# caf\xe9 latin-1\ndescription:"))

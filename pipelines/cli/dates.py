@@ -9,7 +9,7 @@ run *now* (its start_date, closed plus the late allowance) is
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -47,17 +47,27 @@ def parse_interval(spec: PipelineSpec, value: str, option: str = "--date") -> In
     value = value.strip()
     if "T" in value:
         try:
-            return spec.interval_at(value)
+            found = spec.interval_at(value)
         except IntervalError as exc:
             if "when" not in exc.context:  # not a key at all
                 raise IntervalError(f"{option}: expected an interval key such as 2026-01-01, 2026-01-01T05 or "
                                     f"2026-01-01T05:15, got {value!r}", value=value) from None
             raise _no_such(spec, option, value, exc) from None
+        if _as_utc(value) != found.start:
+            # a time inside an interval, not its start: 2026-01-01T05 of a daily pipeline is not an interval
+            raise IntervalError(f"{option} {value}: not an interval of {spec.name} ({spec.granularity} intervals); "
+                                f"the interval holding it is {found.key}", value=value)
+        return found
     day = parse_day(value, option)
     try:
         return Interval.for_date(day, spec.granularity)
     except IntervalError as exc:
         raise _no_such(spec, option, value, exc) from None
+
+
+def _as_utc(key: str) -> datetime:
+    when = datetime.fromisoformat(key)
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 
 def _no_such(spec: PipelineSpec, option: str, value: str, exc: IntervalError) -> IntervalError:

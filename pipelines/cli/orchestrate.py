@@ -34,9 +34,11 @@ def backfill_cmd(
 
     Every interval must have closed plus the late allowance (else --allow-open, --via local)."""
     from pipelines.backfill import plan_backfill, run_backfill
+    from pipelines.preflight import check_regions
     from pipelines.spec import load_spec
 
     spec = load_spec(pipeline)
+    check_regions(spec, region)
     first, last = parse_day(start, "--start"), parse_day(end, "--end")
     for option, value in (("--start", start), ("--end", end)):
         parse_interval(spec, value, option)  # a day no interval can represent: one line with the valid range

@@ -250,20 +250,26 @@ def _alert(spec: Any, decision: Any) -> None:
         raise typer.Exit(1)
 
 
+def _names(values: list[str] | None) -> list[str]:
+    """Column names given repeated and/or comma-separated, in order, each once."""
+    return list(dict.fromkeys(n.strip() for v in values or [] for n in v.split(",") if n.strip()))
+
+
 @command("diff")
 def diff_cmd(
     uri_a: Annotated[str, typer.Argument(help="table A: Delta table, parquet file or folder")],
     uri_b: Annotated[str, typer.Argument(help="table B")],
-    key: Annotated[str, typer.Option("--key", help="key column(s), comma-separated")],
-    columns: Annotated[str | None, typer.Option("--columns", help="compare only these, comma-separated")] = None,
+    key: Annotated[list[str], typer.Option("--key", help="key column(s): comma-separated or repeated")],
+    columns: Annotated[list[str] | None, typer.Option("--columns", help="compare only these: comma-separated "
+                                                      "or repeated")] = None,
     output: Annotated[Path | None, typer.Option("--output", help="write every differing key with its kind (parquet)")] = None,
     json_: JsonOpt = False,
 ) -> None:
     """Compare two tables by key. Exit 0 when they match, 1 when they differ, 2 on an error."""
     from pipelines.reconcile.diff import diff
 
-    keys = [k.strip() for k in key.split(",") if k.strip()]
-    cols = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
+    keys = _names(key)
+    cols = _names(columns) or None
     result = diff(uri_a, uri_b, keys=keys, columns=cols)
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)

@@ -55,14 +55,12 @@ def verify_cmd(
 ) -> None:
     """Check every data file of a certified generation against the hashes it was certified
     with (the files the Delta log names, their sizes and sha256). Exits 2 when any differs."""
-    from pipelines.errors import SpecError
     from pipelines.integrity import verify_members
+    from pipelines.preflight import check_regions
     from pipelines.spec import load_spec
 
     spec = load_spec(pipeline)
-    unknown = sorted(set(region or []) - set(spec.regions))
-    if unknown:
-        raise SpecError(f"--region: {unknown} not in {spec.name}'s regions {spec.regions}")
+    check_regions(spec, region)
     d = _decision(spec, date_, at, root)
     files = (getattr(d, "bindings", None) or {}).get("files") or {}
     rows = verify_members(spec, d.interval_start, d.generation.members, files, regions=region or None, root=root)

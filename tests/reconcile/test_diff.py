@@ -87,6 +87,8 @@ def test_cli_diff_json_output_and_exit_codes(tmp_path: Path) -> None:
     assert js["samples"]["changed"] == [[2, "x"]]
     keys = pl.read_parquet(out).sort("id")
     assert keys.select("id", "kind").rows() == [(2, "changed"), (4, "only_in_a"), (5, "only_in_b")]
+    repeated = runner.invoke(app, ["diff", ua, ub, "--key", "id", "--key", "region", "--json"])
+    assert repeated.exit_code == 1 and json.loads(repeated.stdout) == js  # --key a --key b is --key a,b
     same_res = runner.invoke(app, ["diff", ua, ua, "--key", "id"])
     assert same_res.exit_code == 0, same_res.output
     err = runner.invoke(app, ["diff", ua, str(tmp_path / "nope"), "--key", "id"])
