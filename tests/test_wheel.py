@@ -39,6 +39,10 @@ run = bag.dags["payments_scoring"].test(logical_date=datetime(2026, 1, 8, 12, tz
 print("consumer", run.state)
 import pipelines
 print("package", pipelines.__file__)
+from importlib.metadata import distribution
+print("entry points", sorted(e.value for e in distribution("lockstep").entry_points if e.group == "airflow.plugins"))
+from airflow import plugins_manager
+print("plugins", sorted(p["name"] for p in plugins_manager.get_plugin_info()))
 """
 
 
@@ -92,3 +96,6 @@ def test_wheel_in_a_fresh_venv(tmp_path: Path) -> None:
     out = sh(py, "-c", DAG_TEST, project, cwd=tmp_path, env=env)
     assert "pipeline success" in out.stdout and "consumer success" in out.stdout, out.stdout + out.stderr
     assert f"package {site}" in out.stdout
+    # the wheel registers the view with any Airflow it is installed into (no plugins folder here)
+    assert "entry points ['pipelines.airflow.plugin:LockstepPlugin']" in out.stdout, out.stdout
+    assert "'lockstep'" in out.stdout.split("plugins ", 1)[1], out.stdout

@@ -20,6 +20,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 
@@ -347,6 +348,14 @@ def test_airflow_up_shares_the_data_root_starts_paused_and_backfills_by_task(tmp
             assert time.monotonic() - t0 < 120, "up_fraud never parsed:\n" + "".join(lines)
             time.sleep(1)
         assert found["is_paused"] is True
+        # every component Airflow's home page reports on is up, the triggerer included
+        health = client.health()
+        assert health["triggerer"]["status"] == "healthy", health
+        # the view comes from the installed package's entry point: this project has no plugins/
+        assert not (project / "plugins").exists()
+        listed = httpx.get(f"http://127.0.0.1:{port}/lockstep/api/pipelines",
+                           headers={"Authorization": f"Bearer {client.token()}"}, timeout=30)
+        assert listed.status_code == 200 and "up_fraud" in listed.text, listed.text[:500]
         time.sleep(8)  # a few scheduler loops: a first start must not schedule the latest interval
         assert client.api("GET", "/dags/up_fraud/dagRuns")["total_entries"] == 0
 

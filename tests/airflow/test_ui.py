@@ -122,11 +122,17 @@ def test_routes_need_a_token(lake: PipelineSpec, monkeypatch: pytest.MonkeyPatch
         assert client.get(path).status_code == 404, path
 
 
-def test_plugin_registers_the_app() -> None:
-    import runpy
+def test_the_package_registers_the_plugin_through_its_entry_point() -> None:
+    """An Airflow that has Lockstep installed loads the view from the ``airflow.plugins`` entry
+    point: nothing needs copying into a plugins folder (the repo's holds no plugin)."""
+    from importlib.metadata import entry_points
 
-    ns = runpy.run_path(str(REPO / "plugins" / "lockstep.py"))
-    plugin = ns["LockstepPlugin"]
+    from pipelines.airflow.plugin import LockstepPlugin
+
+    [ep] = [e for e in entry_points(group="airflow.plugins") if e.name == "lockstep"]
+    plugin = ep.load()
+    assert plugin is LockstepPlugin
+    assert not list((REPO / "plugins").glob("*.py"))
     assert plugin.fastapi_apps[0]["url_prefix"] == "/lockstep"
     assert {v["destination"] for v in plugin.external_views} == {"nav", "dag", "dag_run"}
     assert plugin.external_views[0]["href"] == "/lockstep/"

@@ -14,11 +14,13 @@ from pathlib import Path
 
 from pipelines.airflow.secrets import ADMIN_USER, PASSWORDS_FILE, home_secrets, write_passwords_file
 
-__all__ = ["COMPONENTS", "DEFAULT_PORT", "absolute_root", "airflow_env", "free_port", "port_in_use"]
+__all__ = ["COMPONENTS", "UP_COMPONENTS", "DEFAULT_PORT", "absolute_root", "airflow_env", "free_port", "port_in_use"]
 
 DEFAULT_PORT = 8080
-#: the components a local deployment needs; ``triggerer`` only for deferrable operators
+#: the components a test harness needs (no deferrable operator runs in Lockstep's DAGs)
 COMPONENTS = ("api-server", "scheduler", "dag-processor")
+#: what ``lockstep airflow up`` runs: every component Airflow's home page reports on
+UP_COMPONENTS = (*COMPONENTS, "triggerer")
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pipelines.airflow.client import AirflowError
-from pipelines.airflow.embedded.environment import DEFAULT_PORT, absolute_root
+from pipelines.airflow.embedded.environment import DEFAULT_PORT, UP_COMPONENTS, absolute_root
 from pipelines.airflow.embedded.harness import EmbeddedAirflow
 from pipelines.airflow.secrets import ADMIN_USER
 from pipelines.spec.settings import settings
@@ -102,6 +102,7 @@ def up(
         extra_env=extra_env,
         cwd=project,
         progress=progress,
+        components=UP_COMPONENTS,
     )
     try:
         out(f"Starting Airflow 3 (home {home}, DAGs {dags_folder}) ...")

@@ -1,5 +1,5 @@
 """The Lockstep view inside Airflow: the certification matrix, the drill-down and the JSON API
-behind them, mounted by the plugin (``plugins/lockstep.py``) at ``/lockstep``.
+behind them, mounted by the plugin (:mod:`pipelines.airflow.plugin`, the package's ``airflow.plugins`` entry point) at ``/lockstep``.
 
 - :mod:`~pipelines.airflow.ui.routes`: the FastAPI ``app``: Airflow's auth on every route,
   the specs of Airflow's DAGs folder, the data each page needs;

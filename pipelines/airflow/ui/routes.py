@@ -1,7 +1,7 @@
 """The routes of the Lockstep view inside Airflow, and the small JSON API behind it, behind
 Airflow's auth; the HTML is rendered by :mod:`pipelines.airflow.ui.pages`.
 
-A FastAPI app that Airflow's api-server mounts at ``/lockstep`` (see ``plugins/lockstep.py``;
+A FastAPI app that Airflow's api-server mounts at ``/lockstep`` (see :mod:`pipelines.airflow.plugin`, registered through the ``airflow.plugins`` entry point;
 the plugin's external view shows ``/lockstep/`` in Airflow's nav, and a pipeline's page on
 its DAG and DAG-run pages). Pages (server-rendered HTML):
 

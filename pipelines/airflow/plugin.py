@@ -1,5 +1,10 @@
-"""Airflow 3 plugin: the Lockstep view (Airflow's nav, each DAG's and DAG run's pages) and
-its JSON API, a FastAPI app the api-server mounts at /lockstep behind Airflow's auth."""
+"""The Airflow 3 plugin: the Lockstep view (Airflow's nav, each DAG's and DAG run's pages) and
+its JSON API, a FastAPI app the api-server mounts at ``/lockstep`` behind Airflow's auth.
+
+Registered through the ``airflow.plugins`` entry point of the package (pyproject), so any
+Airflow that has Lockstep installed (a team's own, the image in ``docker/``, ``lockstep airflow
+up``) serves the view with nothing copied into its plugins folder.
+"""
 
 from airflow.plugins_manager import AirflowPlugin
 
