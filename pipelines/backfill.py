@@ -1,8 +1,9 @@
 """Backfills through the core runner: plan (show), then run (apply), resumable and idempotent.
 
-An interval is *done* when its newest decision certified it under the current spec and every
-table is still at the version that decision certified: re-running it could change nothing,
-so a backfill skips it without writing anything (no new check results, no new decision).
+An interval is *done* when its certification stands (:mod:`pipelines.runner.standing`: its
+newest decision certified it under the current spec and suites, and every table's partition
+still holds the files certified): re-running it could change nothing, so a backfill skips it
+without writing anything (no new check results, no new decision).
 Everything else is run in order, oldest first, so a backfill stopped midway resumes where it
 stopped and a second backfill of the same range reports nothing to do.
 """
@@ -16,8 +17,8 @@ from datetime import date
 from pipelines.certify import Decision, decisions
 from pipelines.preflight import require_closed
 from pipelines.runner import IntervalRun, run_interval
+from pipelines.runner.standing import standing
 from pipelines.spec import Interval, PipelineSpec, date_range
-from pipelines.storage import partition_files
 
 
 @dataclass
@@ -43,41 +44,16 @@ def plan_backfill(
     for day in (start, end):  # the earliest and the newest: the others lie between
         require_closed(spec, Interval.for_date(day, spec.granularity), allow_open=allow_open)
     intervals = [Interval.for_date(day, spec.granularity) for day in date_range(start, end)]
-    latest: dict[str, Decision] = {}
-    for decision in decisions(spec, root=root):
-        latest[decision.interval] = decision
-    spec_hash = spec.spec_hash()
+    log = decisions(spec, root=root)
     plan = []
     for iv in intervals:
-        d = latest.get(iv.key)
-        if d is None:
-            plan.append(PlannedInterval(iv, "todo", "never run"))
-        elif not d.certified:
-            plan.append(PlannedInterval(iv, "todo", f"last decision blocked ({len(d.reasons)} reasons)", d))
-        elif d.spec_hash != spec_hash:
-            plan.append(PlannedInterval(iv, "todo", "spec changed since certification", d))
-        elif not _partitions_unchanged(spec, iv, d, root):
-            plan.append(PlannedInterval(iv, "todo", "its partitions changed since certification", d))
-        else:
+        found = standing(spec, iv, root=root, log=log)
+        d = found.decision
+        if found.stands and d is not None:
             plan.append(PlannedInterval(iv, "done", f"certified {d.generation_id}", d))
+        else:
+            plan.append(PlannedInterval(iv, "todo", found.why, d))
     return plan
-
-
-def _partitions_unchanged(spec: PipelineSpec, iv: Interval, d: Decision, root: str | None) -> bool:
-    """Every table's partition of the interval holds the files it held when certified."""
-    for region in spec.regions:
-        opts = spec.region_options(region)
-        for t in spec.tables:
-            certified = d.generation.version(region, t.layer, t.name)
-            if certified is None:
-                return False
-            uri = spec.table_uri(region, t.layer, t.name, root)
-            part = iv.partition(t.partition_by)
-            if partition_files(uri, part, storage_options=opts) != partition_files(
-                uri, part, version=certified, storage_options=opts
-            ):
-                return False
-    return True
 
 
 def run_backfill(

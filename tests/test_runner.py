@@ -12,10 +12,10 @@ from typer.testing import CliRunner
 from pipelines.certify import read_certified
 from pipelines.errors import SpecError
 from pipelines.runner import StepPayload, run_interval, run_step
-from pipelines.spec import Interval
+from pipelines.spec import Interval, parse_spec
 from pipelines.status import pipeline_status
 from pipelines.storage import read_table, table_uri
-from tests.conftest import make_spec
+from tests.conftest import make_spec, small_spec_data
 
 
 def contents(spec, root: str) -> dict[str, pl.DataFrame]:  # type: ignore[no-untyped-def]
@@ -49,6 +49,46 @@ def test_rerun_changes_nothing(root: str, caplog: pytest.LogCaptureFixture) -> N
         assert before[key].equals(after[key]), key
     assert first.decision and second.decision
     assert first.decision.generation_id == second.decision.generation_id
+
+
+def test_a_rerun_that_changes_nothing_records_nothing_until_a_suite_changes(tmp_path: Path) -> None:
+    """Re-running an unchanged interval costs its fingerprints: no validation, no check result,
+    no decision (the history holds decisions, not re-runs). A changed suite is a change: the
+    next run validates under it and decides again."""
+    import shutil
+
+    from deltalake import DeltaTable
+
+    from pipelines.certify import decisions
+    from pipelines.control.tables import CHECK_RESULTS_TABLE
+    from tests.conftest import REPO
+
+    suites = tmp_path / "expectations"
+    shutil.copytree(REPO / "expectations", suites)
+    data = small_spec_data(regions=2, rows=200)
+    data["validation"]["suites_dir"] = str(suites)
+    spec = parse_spec(data, "test-spec").with_path(REPO / "dags" / "fraud_features.yaml")
+    root, day = str(tmp_path / "lake"), Interval.for_date("2026-01-01")
+    first = run_interval(spec, day, root=root)
+    assert first.decision is not None and first.decision.certified and not first.unchanged
+    results = spec.lockstep_uri(CHECK_RESULTS_TABLE.name, root)
+    log, checked = len(decisions(spec, root=root)), DeltaTable(results).version()
+
+    again = run_interval(spec, day, root=root)
+    assert again.unchanged and all(not r.checks for r in again.regions)
+    assert again.decision is not None and again.decision.decision_id == first.decision.decision_id
+    assert len(decisions(spec, root=root)) == log and DeltaTable(results).version() == checked
+    assert again.summary()["unchanged"] is True
+
+    path = suites / "card_features.json"  # one more expectation: same data, another suite
+    suite = json.loads(path.read_text())
+    suite["expectations"].append({"type": "expect_column_to_exist", "kwargs": {"column": "card_id"}, "meta": {}})
+    path.write_text(json.dumps(suite))
+    third = run_interval(spec, day, root=root)
+    assert not third.unchanged and third.decision is not None and third.decision.certified
+    assert len(decisions(spec, root=root)) == log + 1 and DeltaTable(results).version() > checked
+    assert third.decision.bindings["suites"]["card_features"] != first.decision.bindings["suites"]["card_features"]
+    assert run_interval(spec, day, root=root).unchanged
 
 
 def test_forced_rerun_neither_duplicates_nor_drops(root: str) -> None:

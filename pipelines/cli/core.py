@@ -26,7 +26,7 @@ def _decision_cell(run: Any) -> str:
     if d is None:
         return "-"
     if d.certified:
-        return f"[green]certified[/] {d.generation_id}"
+        return f"[green]certified[/] {d.generation_id}" + (" (stands: nothing changed)" if run.unchanged else "")
     checks = sorted({f"{r['check_id']}@{r['region']}" for r in d.reasons})
     return f"[red]blocked[/] ({len(d.reasons)}: {', '.join(checks[:3])}{' …' if len(checks) > 3 else ''})"
 

@@ -15,6 +15,7 @@ from pipelines.control.results import CheckResult, load_results, record_results,
 from pipelines.errors import SpecError
 from pipelines.generation import generation_of
 from pipelines.preflight import preflight, require_closed
+from pipelines.runner.standing import standing
 from pipelines.runner.steps import (
     INPUT_LAYERS,
     OUTPUT_LAYERS,
@@ -45,17 +46,21 @@ class RegionRun:
 
 
 def run_region(spec: PipelineSpec, interval: Interval, region: str, *, root: str | None = None,
-               run_id: str = "", force: bool = False) -> RegionRun:
+               run_id: str = "", force: bool = False, stands: bool = False) -> RegionRun:
     """ingest -> validate inputs -> transform -> validate features, for one region.
 
     Inputs are validated before the transform, so rows a policy quarantines never feed a
-    feature."""
+    feature. ``stands``: the interval's certification stands (:func:`standing`), so tables
+    whose step skipped (fingerprint unchanged) are not validated again: their certified
+    versions were, under the same suites."""
     t0 = time.perf_counter()
     refs = ingest(spec, interval, region, root=root, force=force, run_id=run_id)
-    checks = validate(spec, interval, region, layers=INPUT_LAYERS, root=root, run_id=run_id)
-    refs += transform(spec, interval, region, root=root, force=force, run_id=run_id)
-    checks += validate(spec, interval, region, layers=OUTPUT_LAYERS, root=root, run_id=run_id)
-    return RegionRun(region, refs, checks, time.perf_counter() - t0)
+    checks = [] if stands and all(r.skipped for r in refs) else validate(
+        spec, interval, region, layers=INPUT_LAYERS, root=root, run_id=run_id)
+    derived = transform(spec, interval, region, root=root, force=force, run_id=run_id, stands=stands)
+    checks += [] if stands and all(r.skipped for r in refs + derived) else validate(
+        spec, interval, region, layers=OUTPUT_LAYERS, root=root, run_id=run_id)
+    return RegionRun(region, refs + derived, checks, time.perf_counter() - t0)
 
 
 @dataclass
@@ -66,12 +71,15 @@ class IntervalRun:
     checks: list[CheckResult] = field(default_factory=list)
     decision: Decision | None = None
     seconds: float = 0.0
+    #: nothing was written and the interval's certification stands: no new decision recorded
+    unchanged: bool = False
 
     def summary(self) -> dict[str, Any]:
         return {
             "interval": self.interval.key,
             "run_id": self.run_id,
             "seconds": round(self.seconds, 3),
+            "unchanged": self.unchanged,
             "decision": None if self.decision is None else {
                 "status": self.decision.status, "generation_id": self.decision.generation_id,
                 "reasons": self.decision.reasons,
@@ -104,17 +112,23 @@ def run_interval(
     preflight(spec, interval, regions, root=root, allow_open=allow_open)
     t0 = time.perf_counter()
     run_id = run_id or new_run_id()
+    before = standing(spec, interval, root=root) if certify and not force else None
+    stands = before is not None and before.stands
     runs = []
     for region in spec.regions if regions is None else regions:
         unknown = region not in spec.regions
         if unknown:
             raise SpecError(f"{spec.name}: unknown region {region!r}; regions: {spec.regions}")
-        rr = run_region(spec, interval, region, root=root, run_id=run_id, force=force)
+        rr = run_region(spec, interval, region, root=root, run_id=run_id, force=force, stands=stands)
         runs.append(rr)
         if on_region:
             on_region(rr)
     result = IntervalRun(interval, run_id, runs)
-    if certify:
+    if stands and before is not None and all(ref.skipped for r in runs for ref in r.tables):
+        # nothing was written and the certification stands: the same evidence would give the
+        # same decision, so none is recorded (the history holds decisions, not re-runs)
+        result.decision, result.unchanged = before.decision, True
+    elif certify:
         result.checks = reconcile_step(spec, interval, root=root, run_id=run_id)
         result.decision = gate_step(spec, interval, root=root, run_id=run_id)
     result.seconds = time.perf_counter() - t0

@@ -148,13 +148,15 @@ def _outside_interval(data: pl.DataFrame, table: TableSpec, interval: Interval) 
 
 
 def transform(spec: PipelineSpec, interval: Interval, region: str, *, root: str | None = None, force: bool = False,
-              run_id: str = "") -> list[TableRef]:
+              run_id: str = "", stands: bool = False) -> list[TableRef]:
     """Compute every feature set of one region for one interval.
 
     A write's fingerprint covers exactly what feeds the interval: the data files of the input
     partitions it reads (its lookback included), not the input tables' latest versions, so
     later intervals landing in the same tables do not make an older interval's features look
-    changed; re-running an unchanged interval writes nothing."""
+    changed; re-running an unchanged interval writes nothing. ``stands``: the interval's
+    certification stands, so an unchanged feature set's lookback coverage (recorded for its
+    version when it was computed) is not recorded again."""
     from pipelines.control.evidence import ensure_published, publish_write
     from pipelines.features.coverage import lookback_coverage
 
@@ -195,6 +197,8 @@ def transform(spec: PipelineSpec, interval: Interval, region: str, *, root: str 
             ensure_published(spec, region, out, out.layer, interval, prior, root=root, run_id=run_id, fingerprint=fp,
                              inputs=lineage)
             cov.table_version = prior.version
+            if stands:
+                coverage.pop()
             refs.append(prior)
             continue
         try:

@@ -138,60 +138,87 @@ def _key_path(suite: str, run_name: str, run_time: str, batch: str) -> str:
     return f"{RESULTS}/{suite}/{run_name}/{run_time}/{batch}.json"
 
 
+def _page_path(suite: str, run_name: str, run_time: str, batch: str) -> str:
+    """Where GX's site holds a result's page (relative to the site)."""
+    return f"validations/{suite.replace('.', '/')}/{run_name}/{run_time}/{batch}.html"
+
+
 def write_region_docs(root: str, pipeline: str, interval: str, region: str, tables: list[dict[str, Any]],
                       storage_options: dict[str, str] | None = None) -> str:
-    """Store one region's results of one interval as GX validation result documents, rebuild
-    the site with GX's Data Docs builder, and return the location (a local path or an
-    object-store URI) of the first table's GX validation page."""
+    """Store one region's results of one interval as GX validation result documents, render
+    their pages and the index with GX's Data Docs builder, and return the location (a local
+    path or an object-store URI) of the first table's GX validation page."""
     out = DocsWriter(docs_uri(root, pipeline), storage_options)
     out.write_text(f"{interval}/{region}.json", json.dumps(tables, default=str, indent=1))
     run_time = datetime.now(UTC)
-    stamp = run_time.strftime("%Y%m%dT%H%M%S.%fZ")
+    stamp = run_time.strftime(STAMP)
     pages: list[str] = []
+    written: list[tuple[str, str, str, str]] = []
     for table in tables:
         doc = suite_result(table, interval, region, run_time)
         key = (table["suite"], _run_name(interval, region), stamp, _batch(table))
         out.write_text(_key_path(*key), json.dumps(doc, indent=1))
-        pages.append("validations/" + "/".join(key) + ".html")
-    _build_site(out, interval_prefix=f"{interval.replace(':', '')}_")
+        pages.append(_page_path(*key))
+        written.append(key)
+    _build_site(out, interval_prefix=f"{interval.replace(':', '')}_", render=written)
     return join_uri(out.base, pages[0] if pages else "index.html")
 
 
-def _build_site(out: DocsWriter, interval_prefix: str = "") -> None:
-    """Build GX's Data Docs site over the stored result documents of one interval (runs named
-    ``interval_prefix``...; every one when empty) and copy it to ``out``. Pages of earlier
-    intervals stay where they were written, so a build costs one interval's results, not the
-    whole history."""
+STAMP = "%Y%m%dT%H%M%S.%fZ"
+
+
+def _build_site(out: DocsWriter, interval_prefix: str = "",
+                render: list[tuple[str, str, str, str]] | None = None) -> None:
+    """Build GX's Data Docs site and copy it to ``out``: the pages of the results in ``render``
+    (every stored one when None) and the index over one interval's newest results (runs named
+    ``interval_prefix``...; every interval when empty). A build costs the results it renders
+    plus one read per region and table of the interval: pages of earlier writes stay where they
+    were written, and re-running an interval does not make the next build slower."""
     import tempfile
 
     gx = import_gx()
-    from great_expectations.core.expectation_validation_result import (
-        expectationSuiteValidationResultSchema,
-    )
     from great_expectations.core.run_identifier import RunIdentifier
     from great_expectations.data_context.types.resource_identifiers import (
         ExpectationSuiteIdentifier,
         ValidationResultIdentifier,
     )
 
+    def identifier(suite: str, run_name: str, stamp: str, batch: str) -> ValidationResultIdentifier:
+        run_time = datetime.strptime(stamp, STAMP).replace(tzinfo=UTC)
+        return ValidationResultIdentifier(expectation_suite_identifier=ExpectationSuiteIdentifier(name=suite),
+                                          run_id=RunIdentifier(run_name=run_name, run_time=run_time),
+                                          batch_identifier=batch)
+
+    newest: dict[tuple[str, str, str], str] = {}  # (suite, run, batch) -> its newest stamp
+    for path in out.files():
+        parts = path.split("/")
+        if parts[0] != RESULTS or len(parts) != 5 or not path.endswith(".json"):
+            continue
+        if interval_prefix and not parts[2].startswith(interval_prefix):
+            continue
+        slot = (parts[1], parts[2], parts[4][: -len(".json")])
+        newest[slot] = max(newest.get(slot, ""), parts[3])  # stamps sort as they are ordered in time
+    keys = {(suite, run, stamp, batch) for (suite, run, batch), stamp in newest.items()}
+    keys |= set(render or ())
     with tempfile.TemporaryDirectory(prefix="lockstep-docs-") as tmp:
         context = gx.get_context(mode="file", project_root_dir=tmp)
         store = context.validation_results_store
-        for path in out.files():
-            parts = path.split("/")
-            if parts[0] != RESULTS or len(parts) != 5 or not path.endswith(".json"):
-                continue
-            if interval_prefix and not parts[2].startswith(interval_prefix):
-                continue
-            suite, run_name, stamp, batch = parts[1], parts[2], parts[3], parts[4][: -len(".json")]
-            run_time = datetime.strptime(stamp, "%Y%m%dT%H%M%S.%fZ").replace(tzinfo=UTC)
-            key = ValidationResultIdentifier(expectation_suite_identifier=ExpectationSuiteIdentifier(name=suite),
-                                             run_id=RunIdentifier(run_name=run_name, run_time=run_time), batch_identifier=batch)
-            store.set(key, expectationSuiteValidationResultSchema.load(json.loads(out.read_text(path))))
-        context.build_data_docs()
         site = Path(tmp, "gx", "uncommitted", "data_docs", "local_site")
+        present = set(out.files())
+        kept: set[str] = set()
+        for key in sorted(keys):
+            # the stored document is the store's own format (a result's JSON): the backend takes
+            # it as it is, without a load-and-dump through GX's schema
+            store.store_backend.set(store.key_to_tuple(identifier(*key)), out.read_text(_key_path(*key)))
+            page = _page_path(*key)
+            if render is not None and key not in render and page in present:
+                # a page rendered by an earlier build: the index lists the pages the site holds
+                (site / page).parent.mkdir(parents=True, exist_ok=True)
+                (site / page).write_text(out.read_text(page), encoding="utf-8")
+                kept.add(page)
+        context.build_data_docs(resource_identifiers=None if render is None else [identifier(*k) for k in render])
         for f in sorted(site.rglob("*")):
-            if f.is_file():
+            if f.is_file() and f.relative_to(site).as_posix() not in kept:
                 rel = f.relative_to(site).as_posix()
                 if rel.endswith((".html", ".css", ".js", ".json", ".svg", ".map", ".txt")):
                     out.write_text(rel, f.read_text(encoding="utf-8"))

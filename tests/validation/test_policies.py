@@ -138,4 +138,20 @@ def test_data_docs_are_gx_sites_over_gx_result_documents(root: str) -> None:
     assert len(pages) == len(stored)
     assert "expect_column_values_to_be_unique" in "".join(p.read_text() for p in pages) or \
         "values must be unique" in "".join(p.read_text() for p in pages)
+
+    # a re-run renders its own pages only and the index lists each region's newest results:
+    # the earlier pages stay (byte for byte), and the next build does not grow with re-runs
+    first = {p: p.read_bytes() for p in pages}
+    first_stamps = {p.parent.name for p in stored}
+    run_interval(spec, Interval.for_date(D), root=root)
+    stored_again = sorted((docs / "_results").rglob("*.json"))
+    pages_again = sorted((docs / "validations").rglob("*.html"))
+    assert len(stored_again) == 2 * len(stored) and len(pages_again) == len(stored_again)
+    assert all(p.read_bytes() == body for p, body in first.items())
+    index = (docs / "index.html").read_text()
+    new_stamps = {p.parent.name for p in stored_again} - first_stamps
+    assert new_stamps and all(s in index for s in new_stamps)
+    assert not any(s in index for s in first_stamps)
+    for region in spec.regions:
+        assert f"{D}_{region}" in index
     assert date.fromisoformat(D)
