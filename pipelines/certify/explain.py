@@ -52,7 +52,8 @@ def explain(spec: PipelineSpec, interval: Interval, *, root: str | None = None) 
                 tag = "pooled" if c["against"] == "other regions" else "window"
                 cell[f"psi_{tag}"] = c["psi"]
                 cell[f"ks_{tag}"] = c["ks"]
-            drift.setdefault(r["region"], {})[details.get("column", r["check_id"])] = cell
+            if details.get("column") and details.get("comparisons"):  # a column's comparison, not a
+                drift.setdefault(r["region"], {})[details["column"]] = cell  # check about the evidence
         if not r["success"]:
             failed.append({
                 "check_id": r["check_id"], "check_type": r["check_type"], "stage": r["stage"], "region": r["region"],

@@ -116,14 +116,29 @@ def _cell(v: Any) -> str:
 
 
 @command("explain")
-def explain_cmd(pipeline: PipelineArg, date_: DateOpt, root: RootOpt = None, json_: JsonOpt = False) -> None:
-    """Why an interval was blocked (or certified): every failed check with region, table,
-    keys or columns, observed vs threshold, and a drift table (region x column)."""
+def explain_cmd(
+    pipeline: PipelineArg,
+    date_: DateOpt,
+    region: Annotated[list[str] | None, typer.Option("--region", help="only these regions' checks (repeatable)")] = None,
+    blocking: Annotated[bool, typer.Option("--blocking", help="only the checks that block")] = False,
+    root: RootOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Why an interval was blocked (or certified): what blocks first (region, table, keys or
+    columns, observed vs threshold), then the warnings grouped by check, and a drift table
+    (region x column)."""
     from pipelines.certify import explain
+    from pipelines.preflight import check_regions
     from pipelines.spec import load_spec
 
     spec = load_spec(pipeline)
+    check_regions(spec, region)
     ex = explain(spec, _interval(spec, date_), root=root)
+    if region:  # a cross-region check (region "*") concerns every region
+        ex["failed"] = [f for f in ex["failed"] if f["region"] in region or f["region"] == "*"]
+        ex["drift"] = {r: cells for r, cells in ex["drift"].items() if r in region}
+    if blocking:
+        ex["failed"] = [f for f in ex["failed"] if f["blocking"]]
     if json_:
         print_json(ex)
         return
@@ -137,46 +152,73 @@ def explain_cmd(pipeline: PipelineArg, date_: DateOpt, root: RootOpt = None, jso
         console.print(f"[yellow]earlier block[/] {b['generation_id']} at {b['decided_at']:%Y-%m-%d %H:%M:%S}:")
         for r in b["reasons"]:
             console.print(f"  {r['check_id']} {r['region']}/{r['table']}: {r['message']}", highlight=False)
+    blocks = [f for f in ex["failed"] if f["blocking"]]
+    warnings = [f for f in ex["failed"] if not f["blocking"]]
     if not ex["failed"]:
-        console.print("no failed checks in the latest run")
-    for f in ex["failed"]:
-        tag = "[red]BLOCK[/]" if f["blocking"] else "[yellow]warn[/]"
-        console.print(f"\n{tag} [bold]{f['check_id']}[/] region={f['region']} table={f['table']}")
-        console.print(f"  {f['message']}", highlight=False)
-        det = f["details"]
-        if f["check_type"] == "parity":
-            for label, key in (("changed keys", "changed_keys"), ("only in region", "only_in_region"),
-                               ("missing in region", "missing_in_region")):
-                if det.get(key):
-                    console.print(f"  {label} ({det['counts'][key.replace('_keys', '')]}): {det[key][:50]}", highlight=False)
-            if det.get("changed_columns"):
-                console.print(f"  differing columns: {det['changed_columns']}  (vs {det.get('reference')}, "
-                              f"{det.get('bytes_moved', 0):,} bytes moved)", highlight=False)
-            for s in det.get("samples", [])[:5]:
-                console.print(f"    {s['key']}: " + ", ".join(f"{c}: {v['b']!r} (consensus {v['a']!r})"
-                                                          for c, v in s["columns"].items()), highlight=False)
-        elif f["observed"] is not None and f["check_type"] not in ("drift",):
-            console.print(f"  observed {f['observed']}  threshold {f['threshold']}", highlight=False)
+        console.print("no failed checks in the latest run" + (" (filtered)" if region or blocking else ""))
+    elif not blocks:
+        console.print("nothing blocks: only warnings")
+    for f in blocks:
+        _print_block(f)
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for f in warnings:
+        groups.setdefault(f["check_id"], []).append(f)
+    if groups:
+        console.print(f"\n[yellow]{len(warnings)} warning(s)[/] in {len(groups)} check(s) (they do not block):")
+    for check_id, fs in groups.items():
+        regions = sorted({f["region"] for f in fs})
+        where = f"{len(regions)} regions ({', '.join(regions)})" if len(regions) > 1 else f"region={regions[0]}"
+        console.print(f"  [yellow]warn[/] [bold]{check_id}[/] {where} table={fs[0]['table']}", highlight=False)
+        console.print(f"    e.g. {fs[0]['message']}", highlight=False)
     if ex["drift"]:
-        columns = sorted({c for cols in ex["drift"].values() for c in cols})
-        t = Table(title="drift: PSI / KS vs pooled other regions (vs own window)")
-        t.add_column("region")
+        _print_drift(spec.regions, ex["drift"])
+
+
+def _print_block(f: dict[str, Any]) -> None:
+    from pipelines.text import shown
+
+    console.print(f"\n[red]BLOCK[/] [bold]{f['check_id']}[/] region={f['region']} table={f['table']}")
+    console.print(f"  {f['message']}", highlight=False)
+    det = f["details"]
+    if f["check_type"] == "parity":
+        for label, key in (("changed keys", "changed_keys"), ("only in region", "only_in_region"),
+                           ("missing in region", "missing_in_region")):
+            if det.get(key):
+                console.print(f"  {label} ({det['counts'][key.replace('_keys', '')]}): {shown(det[key][:50])}",
+                              highlight=False)
+        if det.get("changed_columns"):
+            console.print(f"  differing columns: {shown(det['changed_columns'])}  (vs {det.get('reference')}, "
+                          f"{det.get('bytes_moved', 0):,} bytes moved)", highlight=False)
+        for s in det.get("samples", [])[:5]:
+            console.print(f"    {shown(s['key'])}: " + ", ".join(f"{c}: {shown(v['b'])} (consensus {shown(v['a'])})"
+                                                           for c, v in s["columns"].items()), highlight=False)
+    elif f["observed"] is not None and f["check_type"] not in ("drift",):
+        console.print(f"  observed {shown(f['observed'])}  threshold {shown(f['threshold'])}", highlight=False)
+
+
+def _print_drift(regions: list[str], drift: dict[str, dict[str, dict[str, Any]]]) -> None:
+    columns = sorted({c for cols in drift.values() for c in cols})
+    windowed = any("psi_window" in v for cols in drift.values() for v in cols.values())
+    t = Table(title="drift: PSI / KS vs pooled other regions" + (" (vs own window)" if windowed else ""))
+    t.add_column("region")
+    for c in columns:
+        t.add_column(c, justify="right")
+    for region in regions:
+        if region not in drift:
+            continue
+        cells = drift[region]
+        row = []
         for c in columns:
-            t.add_column(c, justify="right")
-        for region in spec.regions:
-            cells = ex["drift"].get(region, {})
-            row = []
-            for c in columns:
-                v = cells.get(c)
-                if v is None:
-                    row.append("")
-                    continue
-                text = f"{_cell(v.get('psi_pooled'))} / {_cell(v.get('ks_pooled'))}"
-                if "psi_window" in v:
-                    text += f" ({_cell(v.get('psi_window'))} / {_cell(v.get('ks_window'))})"
-                row.append(f"[red]{text}[/]" if v["fail"] else text)
-            t.add_row(region, *row)
-        console.print(t)
+            v = cells.get(c)
+            if v is None:
+                row.append("")
+                continue
+            text = f"{_cell(v.get('psi_pooled'))} / {_cell(v.get('ks_pooled'))}"
+            if "psi_window" in v:
+                text += f" ({_cell(v.get('psi_window'))} / {_cell(v.get('ks_window'))})"
+            row.append(f"[red]{text}[/]" if v["fail"] else text)
+        t.add_row(region, *row)
+    console.print(t)
 
 
 @command("rollback")

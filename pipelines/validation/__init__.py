@@ -26,6 +26,7 @@ from pipelines.control.results import CheckResult, record_results
 from pipelines.errors import ValidationStepError
 from pipelines.spec import Interval, PipelineSpec, TableSpec
 from pipelines.storage import interval_app_id, open_table, read_table, write_interval
+from pipelines.text import shown
 from pipelines.validation import native
 from pipelines.validation.suites import (
     Expectation,
@@ -69,8 +70,8 @@ def _message(e: Expectation, r: dict[str, Any]) -> str:
         return f"could not run: {r['exception_info'].get('exception_message')}"
     if "unexpected_count" in res:
         return f"{res['unexpected_count']} of {res.get('element_count')} rows unexpected" + (
-            f", e.g. {res['partial_unexpected_list'][:3]}" if res.get("partial_unexpected_list") else "")
-    return f"observed {res.get('observed_value')!r}"
+            f", e.g. {shown(res['partial_unexpected_list'][:3])}" if res.get("partial_unexpected_list") else "")
+    return f"observed {shown(res.get('observed_value'))}"
 
 
 def _check(table: TableSpec, region: str, e: Expectation, r: dict[str, Any]) -> CheckResult:
