@@ -19,6 +19,7 @@ Only one interval is run, so the features' 7-day lookback finds no history.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -37,13 +38,24 @@ from pipelines.bench._measure import (
 BENCH_DATE = date(2026, 1, 1)
 
 
-def bench_spec(landing: str, root: str, regions: list[str]) -> Any:
+def flagship_variant(edit: Callable[[dict[str, Any]], None]) -> Any:
+    """The flagship spec with ``edit`` applied to its data, still resolving its relative paths
+    (the transform file, the suites) against the flagship's own folder, whatever the working
+    directory: ``lockstep bench`` runs from anywhere."""
     from pipelines.spec import load_spec, parse_spec
 
-    data = load_spec("fraud_features").model_dump(mode="json")
-    data["sources"]["transactions"] = {"kind": "parquet", "path": f"{landing}/{{region}}/{{ds}}.parquet"}
-    data.update(regions=regions, storage={"root": root}, validation={**data["validation"], "enabled": False})
-    return parse_spec(data, "bench")
+    flagship = load_spec("fraud_features")
+    data = flagship.model_dump(mode="json")
+    edit(data)
+    return parse_spec(data, "bench").with_path(flagship.path)
+
+
+def bench_spec(landing: str, root: str, regions: list[str]) -> Any:
+    def edit(data: dict[str, Any]) -> None:
+        data["sources"]["transactions"] = {"kind": "parquet", "path": f"{landing}/{{region}}/{{ds}}.parquet"}
+        data.update(regions=regions, storage={"root": root}, validation={**data["validation"], "enabled": False})
+
+    return flagship_variant(edit)
 
 
 def _generate(landing: str, regions: list[str], rows: int) -> dict[str, Any]:

@@ -54,15 +54,15 @@ def _interleaved(reference: Callable[[], Any], subject: Callable[[], Any], reps:
 
 
 def _spec(tmp: Path, rows: int, regions: int, replicated_rows: int) -> Any:
-    from pipelines.spec import load_spec, parse_spec
+    from pipelines.bench.core import flagship_variant
 
-    data = load_spec("fraud_features").model_dump(mode="json")
-    data["regions"] = data["regions"][:regions]
-    data["sources"]["transactions"]["rows_per_region"] = rows
-    data["sources"]["merchant_risk"]["merchants"] = replicated_rows
-    data["storage"] = {"root": str(tmp / "lake")}
-    spec = load_spec("fraud_features")
-    return parse_spec(data, "bench").with_path(spec.path)
+    def edit(data: dict[str, Any]) -> None:
+        data["regions"] = data["regions"][:regions]
+        data["sources"]["transactions"]["rows_per_region"] = rows
+        data["sources"]["merchant_risk"]["merchants"] = replicated_rows
+        data["storage"] = {"root": str(tmp / "lake")}
+
+    return flagship_variant(edit)
 
 
 def _scan(spec: Any, region: str, layer: str, table: str) -> None:

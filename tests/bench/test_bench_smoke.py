@@ -24,7 +24,8 @@ def test_interleaved_rotates_repeats_and_reports_min_and_median() -> None:
     assert FIGURE_KEYS <= set(f) and f["ratio"] == 2.0 and f["met"] is True
 
 
-def test_core_bench_reports_figures() -> None:
+def test_core_bench_reports_figures(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.chdir(tmp_path)  # `lockstep bench` works from any directory, not only the checkout
     result = core.run(rows=2_000, regions=2, reps=1)
     assert result["rows"] == 4_000
     assert result["ratio_pipeline_to_reference"] > 0 and result["peak_rss_mib"] > 0
