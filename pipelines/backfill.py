@@ -59,13 +59,21 @@ def plan_backfill(
 def run_backfill(
     spec: PipelineSpec, start: date, end: date, *, regions: list[str] | None = None, root: str | None = None,
     on_interval: Callable[[PlannedInterval, IntervalRun | None], None] | None = None, allow_open: bool = False,
+    on_step: Callable[[Interval, str, str], None] | None = None,
 ) -> list[tuple[PlannedInterval, IntervalRun | None]]:
     """Run every interval of the plan that is not done, oldest first (``allow_open``: intervals
-    that have not closed yet may run, for tests and demos)."""
+    that have not closed yet may run, for tests and demos). ``on_step`` hears (interval, region,
+    step) before each step of a run."""
     out: list[tuple[PlannedInterval, IntervalRun | None]] = []
     for planned in plan_backfill(spec, start, end, root=root, allow_open=allow_open):
-        run = None if planned.status == "done" else run_interval(spec, planned.interval, regions, root=root,
-                                                                   allow_open=allow_open)
+        iv = planned.interval
+
+        def step(region: str, name: str, iv: Interval = iv) -> None:
+            if on_step is not None:
+                on_step(iv, region, name)
+
+        run = None if planned.status == "done" else run_interval(spec, iv, regions, root=root,
+                                                                   allow_open=allow_open, on_step=step)
         out.append((planned, run))
         if on_interval:
             on_interval(planned, run)

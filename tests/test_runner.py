@@ -164,3 +164,28 @@ def test_cli_demo_and_status(tmp_path: Path) -> None:
     assert again.exit_code == 0
     rows = lambda s: {(r["region"], r["table"]): r["rows"] for r in s["tables"]}  # noqa: E731
     assert rows(st) == rows(st2), "running the demo again changes no row counts"
+
+
+def test_cli_progress_names_region_and_step_in_plain_lines_when_piped(tmp_path: Path) -> None:
+    """Not on a terminal (a log, CI, a pipe), `lockstep run` says which region and step it is
+    at, one plain line each, then its table; with --json stdout is the JSON document alone."""
+    import yaml
+
+    from pipelines.cli import _register, app
+
+    _register()
+    data = small_spec_data(regions=2, rows=200)
+    spec_path = tmp_path / "p.yaml"
+    spec_path.write_text(yaml.safe_dump(data))
+    args = ["run", str(spec_path), "--date", "2026-01-01", "--root", str(tmp_path / "lake")]
+    res = CliRunner().invoke(app, args, terminal_width=200)
+    assert res.exit_code == 0, res.output
+    lines = res.stdout.splitlines()
+    for region in data["regions"]:
+        for step in ("ingest", "validate inputs", "transform", "validate features"):
+            assert f"fraud_features 2026-01-01: {region}: {step} …" in lines, (region, step, lines[:12])
+    assert "fraud_features 2026-01-01: all regions: gate …" in lines
+    assert any(line.startswith("fraud_features 2026-01-01: 2/2 done") for line in lines)
+    assert not any("\x1b[" in line for line in lines)  # plain: no terminal control sequences
+    again = CliRunner().invoke(app, [*args, "--json"])
+    assert again.exit_code == 0 and json.loads(again.stdout)["unchanged"] is True

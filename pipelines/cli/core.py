@@ -21,6 +21,51 @@ def _progress() -> Progress:
     )
 
 
+class Steps:
+    """Progress of long CLI work, by unit (interval, region) and step: a bar whose text names
+    the region and step on a terminal; plain lines when the output is piped (a log, CI); nothing
+    with ``--json``.
+
+    >>> with Steps("fraud_features 2026-01-01", total=12, quiet=False) as steps:  # doctest: +SKIP
+    ...     steps.step("eu-west", "ingest"); steps.advance("eu-west done")
+    """
+
+    def __init__(self, title: str, total: int | None, *, quiet: bool) -> None:
+        self.title, self.total, self.quiet, self.done = title, total, quiet, 0
+        self._bar: Progress | None = None
+        self._task: Any = None
+
+    def __enter__(self) -> Steps:
+        if not self.quiet and console.is_terminal:
+            self._bar = _progress()
+            self._bar.__enter__()
+            self._task = self._bar.add_task(self.title, total=self.total)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(None, None, None)
+
+    def _line(self, text: str) -> None:
+        console.print(f"{self.title}: {text}", highlight=False, markup=False, soft_wrap=True)
+
+    def step(self, unit: str, step: str) -> None:
+        """``unit`` (a region; "*" for the cross-region steps) starts ``step``."""
+        text = f"{'all regions' if unit == '*' else unit}: {step}"
+        if self._bar is not None:
+            self._bar.update(self._task, description=f"{self.title}: {text}")
+        elif not self.quiet:
+            self._line(text + " …")
+
+    def advance(self, note: str = "") -> None:
+        self.done += 1
+        if self._bar is not None:
+            self._bar.advance(self._task)
+        elif not self.quiet:
+            of = f"/{self.total}" if self.total else ""
+            self._line(f"{self.done}{of} done" + (f" ({note})" if note else ""))
+
+
 def _decision_cell(run: Any) -> str:
     d = run.decision
     if d is None:
@@ -65,10 +110,10 @@ def run_cmd(
     # a day, or a sub-daily interval's key (2026-01-01T05, 2026-01-01T05:15)
     interval = parse_interval(spec, date_)
     regions = region or spec.regions
-    with _progress() as progress:
-        task = progress.add_task(f"{spec.name} {interval.key}", total=len(regions), visible=not json_)
+    with Steps(f"{spec.name} {interval.key}", len(regions), quiet=json_) as steps:
         result = run_interval(spec, interval, regions, root=root, certify=not no_gate, force=force,
-                              on_region=lambda rr: progress.advance(task), allow_open=allow_open)
+                              on_region=lambda rr: steps.advance(f"{rr.region} in {rr.seconds:.1f} s"),
+                              on_step=steps.step, allow_open=allow_open)
     if json_:
         print_json(result.summary())
         return
@@ -92,13 +137,12 @@ def demo_cmd(
 
     spec = hourly_flagship() if hourly else load_spec("fraud_features")
     steps: list[DemoStep] = []
-    with _progress() as progress:
-        task = progress.add_task("demo", total=hours if hourly else days, visible=not json_)
+    with Steps(f"{spec.name} demo", hours if hourly else days, quiet=json_) as progress:
 
         def on_step(step: DemoStep) -> None:
             steps.append(step)
             if "after" not in step.label and "arrived" not in step.label:
-                progress.advance(task)
+                progress.advance(f"{step.label}: {step.run.decision.status if step.run.decision else 'no decision'}")
 
         if hourly:
             run_hourly_demo(spec, hours=hours, rows=rows, root=root, on_step=on_step)

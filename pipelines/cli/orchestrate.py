@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from pipelines.cli import JsonOpt, PipelineArg, RootOpt, command, console, print_json
-from pipelines.cli.core import _decision_cell, _progress
+from pipelines.cli.core import Steps, _decision_cell, _progress
 from pipelines.cli.dates import AllowOpenOpt, parse_day, parse_interval
 
 airflow_app = typer.Typer(help="Run Airflow 3 locally with this project's DAGs.", no_args_is_help=True)
@@ -67,11 +67,12 @@ def backfill_cmd(
     for col in ("interval", "action", "seconds", "decision"):
         table.add_column(col)
     n = (last - first).days + 1
-    with _progress() as progress:
-        task = progress.add_task(f"backfill {spec.name}", total=n, visible=not json_)
+    with Steps(f"backfill {spec.name}", n, quiet=json_) as progress:
+        def on_step(interval: Any, region: str, step: str) -> None:
+            progress.step(f"{interval.key} {'all regions' if region == '*' else region}", step)
 
         def on_interval(planned: Any, run: Any) -> None:
-            progress.advance(task)
+            progress.advance(planned.interval.key + (": nothing to do" if run is None else ""))
             if run is None:
                 results.append({"interval": planned.interval.key, "action": "skipped", "why": planned.why})
                 table.add_row(planned.interval.key, "[dim]nothing to do[/]", "-", planned.why)
@@ -80,7 +81,7 @@ def backfill_cmd(
                 table.add_row(planned.interval.key, "ran", f"{run.seconds:.2f}", _decision_cell(run))
 
         ran = run_backfill(spec, first, last, regions=region, root=root, on_interval=on_interval,
-                           allow_open=allow_open)
+                           allow_open=allow_open, on_step=on_step)
     if json_:
         print_json(results)
     else:

@@ -45,8 +45,16 @@ class RegionRun:
         return [c for c in self.checks if c.blocking]
 
 
+#: what a runner announces before each step: (region, step); region "*" for the cross-region ones
+OnStep = Callable[[str, str], None]
+
+
+def _quiet(region: str, step: str) -> None:
+    return None
+
+
 def run_region(spec: PipelineSpec, interval: Interval, region: str, *, root: str | None = None,
-               run_id: str = "", force: bool = False, stands: bool = False) -> RegionRun:
+               run_id: str = "", force: bool = False, stands: bool = False, on_step: OnStep = _quiet) -> RegionRun:
     """ingest -> validate inputs -> transform -> validate features, for one region.
 
     Inputs are validated before the transform, so rows a policy quarantines never feed a
@@ -54,10 +62,14 @@ def run_region(spec: PipelineSpec, interval: Interval, region: str, *, root: str
     whose step skipped (fingerprint unchanged) are not validated again: their certified
     versions were, under the same suites."""
     t0 = time.perf_counter()
+    on_step(region, "ingest")
     refs = ingest(spec, interval, region, root=root, force=force, run_id=run_id)
+    on_step(region, "validate inputs")
     checks = [] if stands and all(r.skipped for r in refs) else validate(
         spec, interval, region, layers=INPUT_LAYERS, root=root, run_id=run_id)
+    on_step(region, "transform")
     derived = transform(spec, interval, region, root=root, force=force, run_id=run_id, stands=stands)
+    on_step(region, "validate features")
     checks += [] if stands and all(r.skipped for r in refs + derived) else validate(
         spec, interval, region, layers=OUTPUT_LAYERS, root=root, run_id=run_id)
     return RegionRun(region, refs + derived, checks, time.perf_counter() - t0)
@@ -99,13 +111,15 @@ class IntervalRun:
 def run_interval(
     spec: PipelineSpec, interval: Interval, regions: list[str] | None = None, *, root: str | None = None,
     run_id: str | None = None, certify: bool = True, force: bool = False,
-    on_region: Callable[[RegionRun], None] | None = None, allow_open: bool = False,
+    on_region: Callable[[RegionRun], None] | None = None, allow_open: bool = False, on_step: OnStep = _quiet,
 ) -> IntervalRun:
     """Run one interval: every region (or ``regions``), then reconcile and gate.
 
     With a subset of regions, the gate still judges the whole generation (the other regions'
     tables stay at their current versions). The interval must have closed plus the sources'
-    late allowance (``allow_open``: a test or demo may run one that has not).
+    late allowance (``allow_open``: a test or demo may run one that has not). ``on_step`` hears
+    (region, step) before each step, ("*", "reconcile") and ("*", "gate") last; ``on_region``
+    each region's result.
     """
     # one clear error before anything is written: an interval that does not exist or has not
     # closed (require_closed) first, then the spec, roots and inputs
@@ -119,7 +133,8 @@ def run_interval(
         unknown = region not in spec.regions
         if unknown:
             raise SpecError(f"{spec.name}: unknown region {region!r}; regions: {spec.regions}")
-        rr = run_region(spec, interval, region, root=root, run_id=run_id, force=force, stands=stands)
+        rr = run_region(spec, interval, region, root=root, run_id=run_id, force=force, stands=stands,
+                        on_step=on_step)
         runs.append(rr)
         if on_region:
             on_region(rr)
@@ -129,7 +144,9 @@ def run_interval(
         # same decision, so none is recorded (the history holds decisions, not re-runs)
         result.decision, result.unchanged = before.decision, True
     elif certify:
+        on_step("*", "reconcile")
         result.checks = reconcile_step(spec, interval, root=root, run_id=run_id)
+        on_step("*", "gate")
         result.decision = gate_step(spec, interval, root=root, run_id=run_id)
     result.seconds = time.perf_counter() - t0
     return result
