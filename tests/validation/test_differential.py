@@ -196,6 +196,16 @@ def test_random_frames_match_gx(frame: pl.DataFrame) -> None:
     check(frame, RANDOM_SPECS)
 
 
+def test_quantiles_within_a_relative_tolerance_of_a_bound_match_gx() -> None:
+    """GX counts a quantile within a relative 1e-4 of a bound as in range (found by the random
+    frames: a median of -2.00001 against [-2, 2]); unbounded sides and empty columns too."""
+    frame = pl.DataFrame({"f": [-2.00001, -2.00001, -2.00001, 0.0, 1e300], "e": [None] * 5},
+                         schema={"f": pl.Float64, "e": pl.Float64})
+    ranges = [[-2, 2], [-1.9999, None], [None, -2.001], [0.5, 1e300]]
+    check(frame, [("expect_column_quantile_values_to_be_between", {"column": c, "quantile_ranges": {
+        "quantiles": [0.25, 0.5, 0.75, 0.9], "value_ranges": ranges}}) for c in ("f", "e")])
+
+
 def test_one_bad_expectation_fails_alone() -> None:
     frame = pl.DataFrame({"a": [1, 2, 3], "d": [date(2026, 1, 1)] * 3})
     es = [Expectation(0, "expect_column_values_to_be_between", {"column": "d", "min_value": "2026-01-02"}, {}, "block"),

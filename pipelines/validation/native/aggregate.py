@@ -44,6 +44,20 @@ def _ok(c: _Col, value: Any, kw: dict[str, Any]) -> bool:
     return _observed_ok(np.float32(value), f32)
 
 
+def _quantile_ok(value: Any, lo: Any, hi: Any) -> bool:
+    """GX's rule for one observed quantile: inside [lo, hi] (None: unbounded), or within a
+    relative 1e-4 of either bound (numpy's ``isclose``, as GX calls it); no quantile (an empty
+    column) is never in range."""
+    if value is None:
+        return False
+    import numpy as np
+
+    low, high = -math.inf if lo is None else lo, math.inf if hi is None else hi
+    v = np.float64(value)
+    return bool(np.isclose(v, np.float64(low), rtol=1e-4, atol=1e-8)
+                or np.isclose(v, np.float64(high), rtol=1e-4, atol=1e-8) or low <= value <= high)
+
+
 def _as_pandas_number(c: _Col, v: Any) -> Any:
     return float(v) if v is not None and c.kind == FLOAT else v
 
@@ -118,8 +132,7 @@ def _agg_plan(frame: pl.DataFrame, e: Expectation, kw: dict[str, Any], tag: str)
 
         def finish_q(row: dict[str, Any]) -> dict[str, Any]:
             values = [_as_pandas_number(c, row[f"{tag}_{i}"]) for i in range(len(qs))]
-            details = [_ok(c, v, {"min_value": lo, "max_value": hi})
-                       for v, (lo, hi) in zip(values, qr["value_ranges"], strict=True)]
+            details = [_quantile_ok(v, lo, hi) for v, (lo, hi) in zip(values, qr["value_ranges"], strict=True)]
             return {"success": all(details), "result": {"observed_value": {"quantiles": qs, "values": values},
                                                         "details": {"success_details": details}}}
 
