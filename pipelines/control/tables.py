@@ -151,3 +151,12 @@ RELEASES_TABLE = register("releases", pl.Schema({
     "effective_from": pl.String(), "effective_start": UTC_TIME, "who": pl.String(), "why": pl.String(),
     "kind": pl.String(), "target": pl.String(), "released_at": UTC_TIME, "log_version": pl.Int64(),
 }), ordered=True)
+
+#: the approvals log: one commit per event of a request for an override, rollback or release
+#: (``request``, ``approve``, ``reject``), bound to exactly what it decides; folded in commit order
+APPROVALS_TABLE = register("approvals", pl.Schema({
+    "request_id": pl.String(), "pipeline": pl.String(), "event": pl.String(), "action": pl.String(),
+    "interval": pl.String(), "generation_id": pl.String(), "digest": pl.String(), "target": pl.String(),
+    "regions": pl.String(), "who": pl.String(), "roles": pl.String(), "reason": pl.String(),
+    "params": pl.String(), "at": UTC_TIME, "expires_at": UTC_TIME, "log_version": pl.Int64(),
+}), ordered=True)
