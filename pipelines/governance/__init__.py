@@ -24,11 +24,12 @@ from pipelines.governance.approvals import (
     request_override,
     request_rollback,
     requests,
+    submit,
 )
 from pipelines.governance.authority import affected_regions, allowed, authorize, visible_regions
 from pipelines.governance.identity import Principal, local_principal
 
 __all__ = [
     "APPROVALS", "Principal", "Request", "affected_regions", "allowed", "approve", "authorize", "find_request",
-    "local_principal", "request_override", "request_rollback", "requests", "visible_regions",
+    "local_principal", "request_override", "request_rollback", "requests", "submit", "visible_regions",
 ]

@@ -249,3 +249,21 @@ def approve(spec: PipelineSpec, principal: Principal, request_id: str, *, reason
     decision = _plan(spec, req, root=root, who=req.requester, approval=approval, record=True)
     req.decision_id = decision.decision_id
     return req, decision
+
+
+def submit(spec: PipelineSpec, principal: Principal, *, action: str, reason: str, interval: str | None = None,
+           generation: str | None = None, until: datetime | None = None, reinstate_older: bool = False,
+           to: str | None = None, replacing: str | None = None, root: str | None = None) -> Request:
+    """A request from its fields (the CLI's and the plugin API's one entry): an ``override``
+    names ``interval`` and the blocked ``generation``, a ``rollback`` the generation ``to``."""
+    if action == "override":
+        if not interval or not generation:
+            raise GovernanceError(f"{spec.name}: an override request names the interval and the blocked generation "
+                                  "(interval, generation)", status=422)
+        return request_override(spec, principal, spec.interval_at(interval), generation=generation, reason=reason,
+                                until=until, reinstate_older=reinstate_older, root=root)
+    if action == "rollback":
+        if not to:
+            raise GovernanceError(f"{spec.name}: a rollback request names the generation to re-instate (to)", status=422)
+        return request_rollback(spec, principal, to=to, reason=reason, replacing=replacing, root=root)
+    raise GovernanceError(f"{spec.name}: action {action!r}: requests are for override or rollback", status=422)
