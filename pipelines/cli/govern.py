@@ -126,3 +126,26 @@ def requests_cmd(
         table.add_row(r["request_id"], r["state"], r["action"], r["interval"], r["generation_id"], r["requester"],
                       ", ".join(r["regions"]), ", ".join(a["who"] for a in r.get("approvals") or []))
     console.print(table)
+
+
+@command("audit")
+def audit_cmd(
+    pipeline: PipelineArg,
+    date_: Annotated[str | None, typer.Option("--date", help="only decisions made on this UTC day, YYYY-MM-DD")] = None,
+    root: RootOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Export the audit trail: one OpenLineage RunEvent per decision (gate, override, rollback,
+    request, approval, release) not exported before, through the transport Airflow's
+    OpenLineage provider is configured with (AIRFLOW__OPENLINEAGE__TRANSPORT)."""
+    from pipelines.airflow.audit import export_audit
+    from pipelines.cli.dates import parse_day
+    from pipelines.spec import load_spec
+
+    spec = load_spec(pipeline)
+    sent = export_audit(spec, root=root, day=parse_day(date_, "--date") if date_ else None)
+    if json_:
+        print_json({"exported": sent})
+        return
+    console.print(f"{spec.name}: exported {len(sent)} decision(s) as OpenLineage events"
+                  + (f" ({', '.join(sorted({r['log'] for r in sent}))})" if sent else ": nothing new"), highlight=False)

@@ -160,3 +160,8 @@ APPROVALS_TABLE = register("approvals", pl.Schema({
     "regions": pl.String(), "who": pl.String(), "roles": pl.String(), "reason": pl.String(),
     "params": pl.String(), "at": UTC_TIME, "expires_at": UTC_TIME, "log_version": pl.Int64(),
 }), ordered=True)
+
+#: the decisions the audit export sent (one OpenLineage RunEvent each): log, log version, run id
+AUDIT_EXPORTS_TABLE = register("audit_exports", pl.Schema({
+    "log": pl.String(), "log_version": pl.Int64(), "run_id": pl.String(), "exported_at": UTC_TIME,
+}))
