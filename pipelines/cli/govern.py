@@ -45,8 +45,10 @@ def _show_request(req: dict[str, Any], json_: bool) -> None:
         return
     state = req["state"]
     approvals = [a["who"] for a in req.get("approvals") or []]
-    what = (f"{req['action']} of {req['interval']} to {req['generation_id']}" if req["action"] == "rollback"
-            else f"{req['action']} of {req['interval']} (blocked generation {req['generation_id']})")
+    what = {"rollback": f"rollback of {req['interval']} to {req['generation_id']}",
+            "override": f"override of {req['interval']} (blocked generation {req['generation_id']})",
+            "release": f"release {req['params'].get('kind')} of {req['generation_id']} from {req['interval']}",
+            }.get(req["action"], req["action"])
     console.print(f"{req['request_id']} [{state}] {what}, requested by {req['requester']}; regions "
                   f"{', '.join(req['regions'])}; approvals: {', '.join(approvals) or 'none'}", highlight=False)
     if state == "decided":
@@ -58,7 +60,7 @@ def _show_request(req: dict[str, Any], json_: bool) -> None:
 
 def request_decision(spec: Any, action: str, *, via: str, airflow_url: str, json_: bool, root: str | None,
                      **fields: Any) -> None:
-    """Record a request for ``action`` (override or rollback): here on storage, or through Airflow."""
+    """Record a request for ``action`` (override, rollback or release): on storage, or through Airflow."""
     if _via(via) == "airflow":
         body = {"action": action, **{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in fields.items()}}
         _show_request(_client(airflow_url).request_decision(spec.name, body), json_)

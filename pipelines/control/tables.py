@@ -150,6 +150,7 @@ RELEASES_TABLE = register("releases", pl.Schema({
     "feature_version": pl.String(), "plan_hash": pl.String(), "suites": pl.String(), "generations": pl.String(),
     "effective_from": pl.String(), "effective_start": UTC_TIME, "who": pl.String(), "why": pl.String(),
     "kind": pl.String(), "target": pl.String(), "released_at": UTC_TIME, "log_version": pl.Int64(),
+    "approval": pl.String(),
 }), ordered=True)
 
 #: the approvals log: one commit per event of a request for an override, rollback or release

@@ -22,6 +22,7 @@ from pipelines.governance.approvals import (
     approve,
     find_request,
     request_override,
+    request_release,
     request_rollback,
     requests,
     submit,
@@ -31,5 +32,5 @@ from pipelines.governance.identity import Principal, local_principal
 
 __all__ = [
     "APPROVALS", "Principal", "Request", "affected_regions", "allowed", "approve", "authorize", "find_request",
-    "local_principal", "request_override", "request_rollback", "requests", "submit", "visible_regions",
+    "local_principal", "request_override", "request_release", "request_rollback", "requests", "submit", "visible_regions",
 ]

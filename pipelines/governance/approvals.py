@@ -1,10 +1,12 @@
-"""The two-person rule: an override or a rollback takes effect only with N distinct approvals.
+"""The two-person rule: an override, a rollback or a model release takes effect only with N distinct approvals.
 
 A *request* (:func:`request_override`, :func:`request_rollback`) is checked exactly as the
 decision would be (:func:`~pipelines.certify.operator.plan_override`), then recorded in the
 approvals log (``_lockstep/approvals``, one commit per event), bound to exactly what it
 decides: pipeline, interval, the generation id and the digest of the decision it acts on (the
-block overridden, the generation re-instated) and, for a rollback, the generation in force.
+block overridden, the generation re-instated) and, for a rollback, the generation in force; a
+release request (:func:`request_release`) the model version (or the release re-instated) and
+the digest of its tags (feature version, plan hash, suites, generations trained on).
 :func:`approve` records a distinct person's consent (or ``reject=True``, a refusal that closes
 the request); with ``governance.approvals`` approvals, none by the requester, each by a holder
 of ``approve`` in every region the decision affects, the decision is recorded, by the
@@ -23,6 +25,7 @@ Example::
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -32,9 +35,13 @@ from pipelines.certify import current_certified, decisions, override, rollback
 from pipelines.certify.operator import plan_override, plan_rollback
 from pipelines.control.decisions import Decision
 from pipelines.control.tables import APPROVALS_TABLE
-from pipelines.errors import CertificationError, GovernanceError
+from pipelines.errors import CertificationError, GovernanceError, SpecError
 from pipelines.governance.authority import affected_regions, authorize
 from pipelines.governance.identity import Principal
+from pipelines.models import releases as release_log
+from pipelines.models.registry import models_spec
+from pipelines.models.releases import Release, check_promotion, check_rollback, promote
+from pipelines.models.releases import rollback as release_rollback
 from pipelines.spec import GovernanceSpec, Interval, PipelineSpec
 
 APPROVALS = APPROVALS_TABLE.name
@@ -115,6 +122,11 @@ def requests(spec: PipelineSpec, *, root: str | None = None) -> list[Request]:
             req_id = (d.bindings.get("approval") or {}).get("request")
             if req_id in out:
                 out[req_id].decision_id = d.decision_id
+        if any(r.action == "release" for r in out.values()):
+            for rel in release_log(spec, root=root):
+                req_id = (rel.approval or {}).get("request")
+                if req_id in out:
+                    out[req_id].decision_id = rel.release_id
     return list(out.values())
 
 
@@ -174,8 +186,58 @@ def request_rollback(spec: PipelineSpec, principal: Principal, *, to: str, reaso
     return _record_request(spec, principal, "rollback", planned, reason, params, root)
 
 
+def _release_binding(spec: PipelineSpec, params: dict[str, Any], reason: str, root: str | None
+                     ) -> tuple[str, str, str]:
+    """What a release request is bound to, checked as the release would be: (the model version
+    or the release re-instated, its target, the digest of the model version's tags)."""
+    if params["kind"] == "promote":
+        version = str(params["version"])
+        tags = check_promotion(spec, version, effective_from=params["effective_from"], why=reason, root=root)
+        target = f"{models_spec(spec).name}:v{version}"
+        acted_on = version
+    else:
+        release, tags = check_rollback(spec, to=params["to"], effective_from=params["effective_from"], why=reason,
+                                       root=root)
+        target = acted_on = release.release_id
+    digest = hashlib.sha256(json.dumps(tags, sort_keys=True).encode()).hexdigest()[:32]
+    return acted_on, target, digest
+
+
+def request_release(spec: PipelineSpec, principal: Principal, *, kind: str, effective_from: str, reason: str,
+                    version: str | None = None, to: str | None = None, root: str | None = None) -> Request:
+    """Request a model release (``kind`` promote: model ``version``; rollback: release ``to``)
+    in every region from ``effective_from``, checked as the release would be, bound to the
+    model version's tags by digest."""
+    if kind not in ("promote", "rollback") or (kind == "promote" and not version) or (kind == "rollback" and not to):
+        raise GovernanceError(f"{spec.name}: a release request is a promote (of a model version) or a rollback "
+                              "(to a release id)", status=422)
+    params = {"kind": kind, "version": version, "to": to, "effective_from": effective_from}
+    try:
+        acted_on, target, digest = _release_binding(spec, params, reason, root)
+    except (CertificationError, SpecError) as exc:
+        raise GovernanceError(exc.message, status=409) from None
+    regions = list(spec.regions)
+    authorize(spec, principal, "release", regions)
+    now = datetime.now(UTC)
+    v = _append(spec, root, event="request", action="release", interval=effective_from, generation_id=acted_on,
+                digest=digest, target=target, regions=json.dumps(regions), who=principal.identity,
+                roles=json.dumps(sorted(principal.roles)), reason=reason, params=json.dumps(params),
+                expires_at=now + governance_of(spec).approval_expiry)
+    return find_request(spec, f"req-{v}", root=root)
+
+
 def _still_bound(spec: PipelineSpec, req: Request, root: str | None) -> None:
     """Refuse (409) when what the request decides on changed since it was made."""
+    if req.action == "release":
+        try:
+            bound, _, digest = _release_binding(spec, req.params, req.reason, root)
+        except (CertificationError, SpecError) as exc:
+            raise GovernanceError(f"{spec.name}: {req.request_id} is void: the release would now be refused "
+                                  f"({exc.message}); request again", status=409) from None
+        if digest != req.digest:
+            raise GovernanceError(f"{spec.name}: {req.request_id} is void: {bound} is bound to digest {digest}, "
+                                  f"the request approved {req.digest}; request again", status=409)
+        return
     try:
         planned = _plan(spec, req, root=root, who=req.requester, approval=None)
         acted_on = _acted_on(spec, planned, root)
@@ -211,7 +273,7 @@ def _plan(spec: PipelineSpec, req: Request, *, root: str | None, who: str, appro
 
 
 def approve(spec: PipelineSpec, principal: Principal, request_id: str, *, reason: str, reject: bool = False,
-            root: str | None = None) -> tuple[Request, Decision | None]:
+            root: str | None = None) -> tuple[Request, Decision | Release | None]:
     """Approve (or reject) a request; the decision when this approval completes it.
 
     Refused, before anything is written: an unknown request (404), a closed or expired one,
@@ -246,6 +308,14 @@ def approve(spec: PipelineSpec, principal: Principal, request_id: str, *, reason
     if reject or len(req.approvals) < gov.approvals:
         return req, None
     approval = {"request": request_id, "requester": req.requester, "approvers": req.approvers, "digest": req.digest}
+    if req.action == "release":
+        p = req.params
+        release = (promote(spec, p["version"], effective_from=p["effective_from"], why=req.reason, root=root,
+                           who=req.requester, approval=approval) if p["kind"] == "promote" else
+                   release_rollback(spec, to=p["to"], effective_from=p["effective_from"], why=req.reason, root=root,
+                                    who=req.requester, approval=approval))
+        req.decision_id = release.release_id
+        return req, release
     decision = _plan(spec, req, root=root, who=req.requester, approval=approval, record=True)
     req.decision_id = decision.decision_id
     return req, decision
@@ -253,9 +323,17 @@ def approve(spec: PipelineSpec, principal: Principal, request_id: str, *, reason
 
 def submit(spec: PipelineSpec, principal: Principal, *, action: str, reason: str, interval: str | None = None,
            generation: str | None = None, until: datetime | None = None, reinstate_older: bool = False,
-           to: str | None = None, replacing: str | None = None, root: str | None = None) -> Request:
+           to: str | None = None, replacing: str | None = None, kind: str | None = None, version: str | None = None,
+           effective_from: str | None = None, root: str | None = None) -> Request:
     """A request from its fields (the CLI's and the plugin API's one entry): an ``override``
-    names ``interval`` and the blocked ``generation``, a ``rollback`` the generation ``to``."""
+    names ``interval`` and the blocked ``generation``, a ``rollback`` the generation ``to``, a
+    ``release`` its ``kind`` (promote a model ``version``, or roll back ``to`` a release id)
+    and ``effective_from``."""
+    if action == "release":
+        if not effective_from:
+            raise GovernanceError(f"{spec.name}: a release request names effective_from", status=422)
+        return request_release(spec, principal, kind=kind or "", effective_from=effective_from, reason=reason,
+                               version=version, to=to, root=root)
     if action == "override":
         if not interval or not generation:
             raise GovernanceError(f"{spec.name}: an override request names the interval and the blocked generation "
@@ -266,4 +344,5 @@ def submit(spec: PipelineSpec, principal: Principal, *, action: str, reason: str
         if not to:
             raise GovernanceError(f"{spec.name}: a rollback request names the generation to re-instate (to)", status=422)
         return request_rollback(spec, principal, to=to, reason=reason, replacing=replacing, root=root)
-    raise GovernanceError(f"{spec.name}: action {action!r}: requests are for override or rollback", status=422)
+    raise GovernanceError(f"{spec.name}: action {action!r}: requests are for override, rollback or release",
+                          status=422)

@@ -104,10 +104,11 @@ _DROP = object()
 
 
 class RequestBody(BaseModel):
-    """A request for an override (``interval`` and the blocked ``generation``) or a rollback (``to``)."""
+    """A request for an override (``interval`` and the blocked ``generation``), a rollback
+    (``to``) or a model release (``kind``, ``version`` or ``to``, ``effective_from``)."""
 
     model_config = ConfigDict(extra="forbid")
-    action: Literal["override", "rollback"]
+    action: Literal["override", "rollback", "release"]
     reason: str
     interval: str | None = None
     generation: str | None = None
@@ -115,6 +116,10 @@ class RequestBody(BaseModel):
     reinstate_older: bool = False
     to: str | None = None
     replacing: str | None = None
+    #: a release: promote (a model ``version``) or rollback (``to`` a release id), from ``effective_from``
+    kind: Literal["promote", "rollback"] | None = None
+    version: str | None = None
+    effective_from: str | None = None
 
 
 class ApprovalBody(BaseModel):
