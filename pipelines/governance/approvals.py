@@ -170,7 +170,14 @@ def _record_request(spec: PipelineSpec, principal: Principal, action: str, plann
 
 def request_override(spec: PipelineSpec, principal: Principal, interval: Interval, *, generation: str, reason: str,
                      until: datetime | None = None, reinstate_older: bool = False, root: str | None = None) -> Request:
-    """Request an override of the interval's blocked ``generation`` (checked as the override would be)."""
+    """Request an override of the interval's blocked ``generation`` (checked as the override would be).
+
+    Authority first: a user without ``override`` in the regions the block affects (every
+    region, when no such block exists) is refused before learning anything about the log."""
+    named = [d for d in decisions(spec, root=root)
+             if d.interval == interval.key and d.generation_id == generation and d.kind == "gate" and not d.certified]
+    authorize(spec, principal, "override",
+              affected_regions(spec, named[-1], "override") if named else list(spec.regions))
     planned = plan_override(spec, interval, reason=reason, generation=generation, until=until, root=root,
                             reinstate_older=reinstate_older, who=principal.identity)
     params = {"until": until.isoformat() if until else None, "reinstate_older": reinstate_older}
@@ -179,7 +186,9 @@ def request_override(spec: PipelineSpec, principal: Principal, interval: Interva
 
 def request_rollback(spec: PipelineSpec, principal: Principal, *, to: str, reason: str, replacing: str | None = None,
                      root: str | None = None) -> Request:
-    """Request a rollback to generation ``to``, bound to the generation in force now."""
+    """Request a rollback to generation ``to``, bound to the generation in force now (authority
+    first: a rollback affects every region)."""
+    authorize(spec, principal, "rollback", spec.regions)
     planned = plan_rollback(spec, to, reason=reason, root=root, replacing=replacing, who=principal.identity)
     in_force = current_certified(spec, root=root)
     params = {"in_force": None if in_force is None else in_force.generation_id}
@@ -212,12 +221,12 @@ def request_release(spec: PipelineSpec, principal: Principal, *, kind: str, effe
         raise GovernanceError(f"{spec.name}: a release request is a promote (of a model version) or a rollback "
                               "(to a release id)", status=422)
     params = {"kind": kind, "version": version, "to": to, "effective_from": effective_from}
+    regions = list(spec.regions)
+    authorize(spec, principal, "release", regions)  # authority first: a release affects every region
     try:
         acted_on, target, digest = _release_binding(spec, params, reason, root)
     except (CertificationError, SpecError) as exc:
         raise GovernanceError(exc.message, status=409) from None
-    regions = list(spec.regions)
-    authorize(spec, principal, "release", regions)
     now = datetime.now(UTC)
     v = _append(spec, root, event="request", action="release", interval=effective_from, generation_id=acted_on,
                 digest=digest, target=target, regions=json.dumps(regions), who=principal.identity,
@@ -283,6 +292,7 @@ def approve(spec: PipelineSpec, principal: Principal, request_id: str, *, reason
         raise GovernanceError(f"{spec.name}: an approval needs a reason (--reason)", status=422)
     gov = governance_of(spec)
     req = find_request(spec, request_id, root=root)
+    authorize(spec, principal, "approve", req.regions)  # authority first: nothing else is told to an outsider
     state = req.state(datetime.now(UTC))
     verb = "reject" if reject else "approve"
     if state == "expired":
@@ -298,7 +308,6 @@ def approve(spec: PipelineSpec, principal: Principal, request_id: str, *, reason
     if any(a.split(":", 1)[-1] == principal.name for a in req.approvers):
         raise GovernanceError(f"{spec.name}: {principal.identity} approved {request_id} already: it needs "
                               f"{gov.approvals} distinct approvers", status=409)
-    authorize(spec, principal, "approve", req.regions)
     _still_bound(spec, req, root)
     _append(spec, root, request_id=request_id, event=verb, action=req.action, interval=req.interval,
             generation_id=req.generation_id, digest=req.digest, target=req.target,
