@@ -69,6 +69,8 @@ def test_where_allow_local_is_off_decisions_on_storage_are_refused(lake: str, tm
     for args in (["override", str(path), "--date", D2.ds, "--generation", block.generation_id, "--reason", "r"],
                  ["rollback", str(path), "--to", decisions(spec, root=lake)[0].generation_id, "--reason", "r"],
                  ["certify", str(path), "--date", D2.ds],
+                 ["run", str(path), "--date", D2.ds],
+                 ["backfill", str(path), "--start", D2.ds, "--end", D2.ds],
                  ["approve", str(path), "req-1", "--reason", "r"]):
         line = one_clear_line(_as(monkeypatch, "mallory", *args, "--root", lake), "as local:mallory",
                               "governance.allow_local is off", "--via airflow")
