@@ -146,6 +146,16 @@ class CertificationError(LockstepError):
     """No certified generation can serve a read, or a gate decision could not be recorded."""
 
 
+class GovernanceError(LockstepError):
+    """A decision the spec's ``governance`` section does not allow, or an approval that cannot
+    count: who may not decide it, where, or why not (``status``: the HTTP status an API answers
+    with: 403 not allowed, 409 a conflict with the log, 404 an unknown request)."""
+
+    @property
+    def status(self) -> int:
+        return int(self.context.get("status", 403))
+
+
 class MissingDependencyError(LockstepError):
     """An optional dependency is missing: the message names the extra to install."""
 

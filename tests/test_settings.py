@@ -38,7 +38,7 @@ def test_settings_reflect_the_environment_at_call_time(monkeypatch: pytest.Monke
     assert spec.root() == own
 
     monkeypatch.setenv("LOCKSTEP_ACTOR", "ana")
-    assert settings().who() == "ana"
+    assert settings().user() == "ana" and settings().who() == "local:ana"
     for value, on in (("1", True), ("true", True), ("0", False), ("off", False), ("", False)):
         monkeypatch.setenv("LOCKSTEP_DEBUG", value)
         assert settings().debug is on, value

@@ -59,7 +59,7 @@ class AirflowClient:
 
         self.base_url = base_url.rstrip("/")
         self.username = username
-        self._password = password
+        self._password: str | None = password
         self._http = httpx.Client(base_url=self.base_url, timeout=timeout)
         self._token: str | None = None
         self._check = check
@@ -85,6 +85,8 @@ class AirflowClient:
     def token(self, *, refresh: bool = False) -> str:
         """A JWT from the auth manager: ``POST /auth/token``."""
         if self._token is None or refresh:
+            if self._password is None:
+                raise AirflowError(f"the token given for {self.base_url} was refused (expired?): sign in again")
             try:
                 response = self._http.post("/auth/token", json={"username": self.username, "password": self._password})
             except Exception as exc:  # httpx.ConnectError and friends
@@ -101,15 +103,69 @@ class AirflowClient:
         Raises :class:`AirflowError` (with ``status`` in its context) on any other status.
         """
         url = path if path.startswith("/api/") else f"/api/v2{path}"
-        for attempt in (1, 2):
-            response = self._http.request(method, url, json=json, params=params,
-                                          headers={"Authorization": f"Bearer {self.token(refresh=attempt == 2)}"})
-            if response.status_code != 401:
-                break
+        response = self._send(method, url, json, params)
         if response.status_code not in set(ok):
             raise AirflowError(f"{method} {url} -> {response.status_code}: {response.text[:2000]}",
                                status=response.status_code)
         return response.json() if response.content else None
+
+    def _send(self, method: str, url: str, json: Any, params: Mapping[str, Any] | None) -> Any:
+        """One call with the bearer token, once more with a fresh token on a 401 (signed in by
+        password; a client holding a caller's token cannot refresh it)."""
+        for attempt in (1, 2):
+            response = self._http.request(method, url, json=json, params=params,
+                                          headers={"Authorization": f"Bearer {self.token(refresh=attempt == 2)}"})
+            if response.status_code != 401 or self._password is None:
+                break
+        return response
+
+    @classmethod
+    def with_token(cls, base_url: str, token: str) -> AirflowClient:
+        """A client acting with a token the auth manager issued to someone else (the plugin's
+        routes call Airflow's API as the user who called them, never as a service account)."""
+        client = cls(base_url, "", "")
+        client._password = None
+        client._token = token
+        return client
+
+    # -- the Lockstep plugin's API (/lockstep/api) ---------------------------------------
+    def lockstep(self, method: str, path: str, json: Any = None, *, params: Mapping[str, Any] | None = None) -> Any:
+        """Call the Lockstep plugin's ``/lockstep/api<path>``; a refusal is one line naming why
+        (the route's ``detail``) and the status (``status`` in the error's context)."""
+        url = f"/lockstep/api{path}"
+        try:
+            response = self._send(method, url, json, params)
+        except AirflowError:
+            raise
+        except Exception as exc:  # httpx.ConnectError and friends
+            raise AirflowError(f"cannot reach Airflow at {self.base_url}: {exc}") from None
+        if response.status_code >= 400:
+            try:
+                detail = response.json().get("detail", response.text)
+            except ValueError:
+                detail = response.text
+            raise AirflowError(f"Airflow refused {method} {url} ({response.status_code}): {str(detail)[:1000]}",
+                               status=response.status_code, retryable=False)
+        return response.json() if response.content else None
+
+    def request_decision(self, pipeline: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Request an override or a rollback (``body``: action, reason, interval and generation,
+        or to); the pending request."""
+        return dict(self.lockstep("POST", f"/pipelines/{pipeline}/requests", dict(body)))
+
+    def approve_request(self, pipeline: str, request_id: str, *, reason: str, reject: bool = False
+                        ) -> dict[str, Any]:
+        """Approve (or reject) a request; the request, with the decision when it completed it."""
+        return dict(self.lockstep("POST", f"/pipelines/{pipeline}/requests/{request_id}/approve",
+                                  {"reason": reason, "reject": reject}))
+
+    def decision_requests(self, pipeline: str) -> list[dict[str, Any]]:
+        """The pipeline's requests the signed-in user may see."""
+        return list(self.lockstep("GET", f"/pipelines/{pipeline}/requests"))
+
+    def rerun_region(self, pipeline: str, region: str, interval: str) -> dict[str, Any]:
+        """Re-run one region's interval through Airflow (a new DAG run of the interval)."""
+        return dict(self.lockstep("POST", f"/pipelines/{pipeline}/regions/{region}/intervals/{interval}/run"))
 
     def health(self) -> dict[str, Any]:
         """``GET /api/v2/monitor/health`` (needs no token); raises ``httpx.HTTPError`` while

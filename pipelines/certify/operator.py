@@ -16,6 +16,7 @@ Example::
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from pipelines.certify.gate import logged
 from pipelines.certify.read import active_certifications, current_certified
@@ -32,7 +33,7 @@ def _manual_run_id(kind: str) -> str:
 
 def rollback(
     spec: PipelineSpec, to: str, *, reason: str, root: str | None = None, run_id: str = "",
-    replacing: str | None = None, who: str | None = None,
+    replacing: str | None = None, who: str | None = None, approval: dict[str, Any] | None = None,
 ) -> Decision:
     """Certify an older generation again, as a new audited decision.
 
@@ -41,8 +42,19 @@ def rollback(
     after it stop being in force (until a later gate certifies them again). ``replacing``: the
     generation the operator saw in force for that interval; when given, the rollback is
     refused if another decision has put something else in force since. The tables themselves
-    are never restored: consumers simply time-travel to the re-instated versions.
+    are never restored: consumers simply time-travel to the re-instated versions. ``approval``:
+    the approvals it took effect with (:mod:`pipelines.governance`), bound into the decision.
     """
+    decision = plan_rollback(spec, to, reason=reason, root=root, run_id=run_id, replacing=replacing, who=who,
+                             approval=approval)
+    return logged(record_decision(spec, decision, root=root))
+
+
+def plan_rollback(
+    spec: PipelineSpec, to: str, *, reason: str, root: str | None = None, run_id: str = "",
+    replacing: str | None = None, who: str | None = None, approval: dict[str, Any] | None = None,
+) -> Decision:
+    """The decision :func:`rollback` would record now (refused the same way), unrecorded."""
     if not reason.strip():
         raise CertificationError("rollback needs a reason")
     log = decisions(spec, root=root)
@@ -78,14 +90,15 @@ def rollback(
         interval_start=target.interval_start, generation=target.generation, status="certified", kind="rollback",
         reasons=[], reason=reason, who=who or settings().who(), decided_at=now, run_id=run_id or _manual_run_id("rollback"),
         spec_hash=spec.spec_hash(), suites_hash=target.suites_hash, target=target.decision_id,
-        bindings={**target.bindings, "reviewed": reviewed},
+        bindings={**target.bindings, "reviewed": reviewed, **({"approval": approval} if approval else {})},
     )
-    return logged(record_decision(spec, decision, root=root))
+    return decision
 
 
 def override(
     spec: PipelineSpec, interval: Interval, *, reason: str, generation: str, until: datetime | None = None,
     root: str | None = None, run_id: str = "", reinstate_older: bool = False, who: str | None = None,
+    approval: dict[str, Any] | None = None,
 ) -> Decision:
     """Certify the interval's blocked ``generation`` despite its block, optionally until ``until``.
 
@@ -95,8 +108,19 @@ def override(
     a certification (the interval was fixed: re-instating the older, blocked generation over
     it needs ``reinstate_older``, and says so). The decision records the reasons it overrides;
     after ``until`` it stops counting and the previous certification of the interval (if
-    any) is in force again.
+    any) is in force again. ``approval``: the approvals it took effect with, bound into it.
     """
+    decision = plan_override(spec, interval, reason=reason, generation=generation, until=until, root=root,
+                             run_id=run_id, reinstate_older=reinstate_older, who=who, approval=approval)
+    return logged(record_decision(spec, decision, root=root))
+
+
+def plan_override(
+    spec: PipelineSpec, interval: Interval, *, reason: str, generation: str, until: datetime | None = None,
+    root: str | None = None, run_id: str = "", reinstate_older: bool = False, who: str | None = None,
+    approval: dict[str, Any] | None = None,
+) -> Decision:
+    """The decision :func:`override` would record now (refused the same way), unrecorded."""
     if not reason.strip():
         raise CertificationError("override needs a reason")
     now = datetime.now(UTC)
@@ -139,6 +163,7 @@ def override(
         interval_start=interval.start, generation=last.generation, status="certified", kind="override",
         reasons=last.reasons, reason=reason, who=who or settings().who(), decided_at=now,
         run_id=run_id or _manual_run_id("override"), spec_hash=spec.spec_hash(), suites_hash=last.suites_hash,
-        expires_at=until, target=last.decision_id, bindings={**last.bindings, "reviewed": reviewed},
+        expires_at=until, target=last.decision_id,
+        bindings={**last.bindings, "reviewed": reviewed, **({"approval": approval} if approval else {})},
     )
-    return logged(record_decision(spec, decision, root=root))
+    return decision

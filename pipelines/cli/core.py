@@ -110,6 +110,10 @@ def run_cmd(
     # a day, or a sub-daily interval's key (2026-01-01T05, 2026-01-01T05:15)
     interval = parse_interval(spec, date_)
     regions = region or spec.regions
+    if not no_gate:  # the gate decides: on storage, only where the spec's governance allows it
+        from pipelines.governance import local_principal
+
+        local_principal(spec, "certify", command=f"lockstep run {pipeline} --date {date_}")
     with Steps(f"{spec.name} {interval.key}", len(regions), quiet=json_) as steps:
         result = run_interval(spec, interval, regions, root=root, certify=not no_gate, force=force,
                               on_region=lambda rr: steps.advance(f"{rr.region} in {rr.seconds:.1f} s"),

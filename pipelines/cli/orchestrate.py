@@ -49,6 +49,10 @@ def backfill_cmd(
         from pipelines.errors import SpecError
 
         raise SpecError(f"--via: expected local or airflow, got {via!r}")
+    if not dry_run:  # each interval's gate decides: on storage, only where the spec's governance allows it
+        from pipelines.governance import local_principal
+
+        local_principal(spec, "certify", command=f"lockstep backfill {pipeline} --start {start} --end {end}")
     if dry_run:
         plan = plan_backfill(spec, first, last, root=root, allow_open=allow_open)
         rows = [{"interval": p.interval.key, "status": p.status, "why": p.why} for p in plan]

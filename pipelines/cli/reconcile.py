@@ -15,6 +15,7 @@ from rich.table import Table
 
 from pipelines.cli import JsonOpt, PipelineArg, RootOpt, command, console, err_console, print_json
 from pipelines.cli.dates import AllowOpenOpt, parse_interval
+from pipelines.cli.govern import DEFAULT_URL, AirflowUrlOpt, ViaOpt, request_decision
 
 DateOpt = Annotated[str, typer.Option("--date", help="interval: YYYY-MM-DD, or YYYY-MM-DDTHH[:MM] in sub-daily pipelines")]
 
@@ -96,11 +97,14 @@ def certify_cmd(pipeline: PipelineArg, date_: DateOpt, root: RootOpt = None, all
     """Run the checks, record them, then certify the interval's generation or record the block.
 
     Exits 1 when blocked."""
+    from pipelines.governance import local_principal
     from pipelines.runner import certify
     from pipelines.spec import load_spec
 
     spec = load_spec(pipeline)
-    d = certify(spec, _interval(spec, date_), root=root, allow_open=allow_open)
+    interval = _interval(spec, date_)
+    me = local_principal(spec, "certify", command=f"lockstep certify {pipeline} --date {date_}")
+    d = certify(spec, interval, root=root, allow_open=allow_open, actor=me.identity)
     if json_:
         print_json(_decision_json(d))
     else:
@@ -228,15 +232,26 @@ def rollback_cmd(
     reason: Annotated[str, typer.Option("--reason", help="why: recorded with the decision")],
     replacing: Annotated[str | None, typer.Option(
         "--from", help="the generation you saw in force: refused if another decision changed it since")] = None,
+    via: ViaOpt = "local",
+    airflow_url: AirflowUrlOpt = DEFAULT_URL,
     root: RootOpt = None,
     json_: JsonOpt = False,
 ) -> None:
-    """Certify an older generation again (a new audited decision; tables are never restored)."""
+    """Certify an older generation again (a new audited decision; tables are never restored).
+
+    On a governed spec (or --via airflow) this records a request that takes effect with the
+    approvals the spec requires (`lockstep approve`)."""
     from pipelines.certify import rollback
+    from pipelines.governance import local_principal
     from pipelines.spec import load_spec
 
     spec = load_spec(pipeline)
-    d = rollback(spec, to, reason=reason, root=root, replacing=replacing)
+    if spec.governance is not None or via == "airflow":
+        request_decision(spec, "rollback", via=via, airflow_url=airflow_url, json_=json_, root=root, reason=reason,
+                         to=to, replacing=replacing)
+        return
+    me = local_principal(spec, "rollback")
+    d = rollback(spec, to, reason=reason, root=root, replacing=replacing, who=me.identity)
     if json_:
         print_json(_decision_json(d))
     else:
@@ -254,12 +269,18 @@ def override_cmd(
     until: Annotated[str | None, typer.Option("--until", help="expiry, ISO time (UTC unless it says)")] = None,
     reinstate_older: Annotated[bool, typer.Option(
         "--reinstate-older", help="override a block although a newer certification of the interval exists")] = False,
+    via: ViaOpt = "local",
+    airflow_url: AirflowUrlOpt = DEFAULT_URL,
     root: RootOpt = None,
     json_: JsonOpt = False,
 ) -> None:
-    """Certify an interval despite its block (a new audited decision), optionally until a time."""
+    """Certify an interval despite its block (a new audited decision), optionally until a time.
+
+    On a governed spec (or --via airflow) this records a request that takes effect with the
+    approvals the spec requires (`lockstep approve`)."""
     from pipelines.certify import override
     from pipelines.errors import CertificationError
+    from pipelines.governance import local_principal
     from pipelines.spec import load_spec
 
     spec = load_spec(pipeline)
@@ -270,8 +291,14 @@ def override_cmd(
         except ValueError:
             raise CertificationError(f"--until: expected an ISO time, got {until!r}") from None
         expiry = expiry if expiry.tzinfo else expiry.replace(tzinfo=UTC)
-    d = override(spec, _interval(spec, date_), reason=reason, generation=generation, until=expiry, root=root,
-                 reinstate_older=reinstate_older)
+    interval = _interval(spec, date_)
+    if spec.governance is not None or via == "airflow":
+        request_decision(spec, "override", via=via, airflow_url=airflow_url, json_=json_, root=root, reason=reason,
+                         interval=interval.key, generation=generation, until=expiry, reinstate_older=reinstate_older)
+        return
+    me = local_principal(spec, "override")
+    d = override(spec, interval, reason=reason, generation=generation, until=expiry, root=root,
+                 reinstate_older=reinstate_older, who=me.identity)
     if json_:
         print_json(_decision_json(d))
     else:

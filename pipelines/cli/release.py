@@ -23,6 +23,7 @@ from pipelines.cli import (
     handle_errors,
     print_json,
 )
+from pipelines.cli.govern import DEFAULT_URL, AirflowUrlOpt, ViaOpt, request_decision
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -111,13 +112,25 @@ def promote_cmd(
     version: Annotated[str, typer.Argument(help="the registered model version")],
     effective_from: FromOpt,
     why: WhyOpt,
+    via: ViaOpt = "local",
+    airflow_url: AirflowUrlOpt = DEFAULT_URL,
     root: RootOpt = None,
     json_: JsonOpt = False,
 ) -> None:
-    """Release a model version in every region from --effective-from on (refused with every reason)."""
+    """Release a model version in every region from --effective-from on (refused with every reason).
+
+    On a governed spec (or --via airflow) this records a request that takes effect with the
+    approvals the spec requires (`lockstep approve`)."""
+    from pipelines.governance import local_principal
     from pipelines.models import promote
 
-    _show([promote(_spec(pipeline), version, effective_from=effective_from, why=why, root=root)], json_)
+    spec = _spec(pipeline)
+    if spec.governance is not None or via == "airflow":
+        request_decision(spec, "release", via=via, airflow_url=airflow_url, json_=json_, root=root, reason=why,
+                         kind="promote", version=version, effective_from=effective_from)
+        return
+    me = local_principal(spec, "release")
+    _show([promote(spec, version, effective_from=effective_from, why=why, root=root, who=me.identity)], json_)
 
 
 @_command("rollback")
@@ -126,13 +139,24 @@ def rollback_cmd(
     to: Annotated[str, typer.Option("--to", help="the earlier release to put back in force")],
     effective_from: FromOpt,
     why: WhyOpt,
+    via: ViaOpt = "local",
+    airflow_url: AirflowUrlOpt = DEFAULT_URL,
     root: RootOpt = None,
     json_: JsonOpt = False,
 ) -> None:
-    """Load-check an earlier release's model, then make it in force again from --effective-from on."""
+    """Load-check an earlier release's model, then make it in force again from --effective-from on.
+
+    On a governed spec (or --via airflow) this records a request (`lockstep approve`)."""
+    from pipelines.governance import local_principal
     from pipelines.models import rollback
 
-    _show([rollback(_spec(pipeline), to=to, effective_from=effective_from, why=why, root=root)], json_)
+    spec = _spec(pipeline)
+    if spec.governance is not None or via == "airflow":
+        request_decision(spec, "release", via=via, airflow_url=airflow_url, json_=json_, root=root, reason=why,
+                         kind="rollback", to=to, effective_from=effective_from)
+        return
+    me = local_principal(spec, "release")
+    _show([rollback(spec, to=to, effective_from=effective_from, why=why, root=root, who=me.identity)], json_)
 
 
 @command("score")

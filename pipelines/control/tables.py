@@ -150,4 +150,19 @@ RELEASES_TABLE = register("releases", pl.Schema({
     "feature_version": pl.String(), "plan_hash": pl.String(), "suites": pl.String(), "generations": pl.String(),
     "effective_from": pl.String(), "effective_start": UTC_TIME, "who": pl.String(), "why": pl.String(),
     "kind": pl.String(), "target": pl.String(), "released_at": UTC_TIME, "log_version": pl.Int64(),
+    "approval": pl.String(),
 }), ordered=True)
+
+#: the approvals log: one commit per event of a request for an override, rollback or release
+#: (``request``, ``approve``, ``reject``), bound to exactly what it decides; folded in commit order
+APPROVALS_TABLE = register("approvals", pl.Schema({
+    "request_id": pl.String(), "pipeline": pl.String(), "event": pl.String(), "action": pl.String(),
+    "interval": pl.String(), "generation_id": pl.String(), "digest": pl.String(), "target": pl.String(),
+    "regions": pl.String(), "who": pl.String(), "roles": pl.String(), "reason": pl.String(),
+    "params": pl.String(), "at": UTC_TIME, "expires_at": UTC_TIME, "log_version": pl.Int64(),
+}), ordered=True)
+
+#: the decisions the audit export sent (one OpenLineage RunEvent each): log, log version, run id
+AUDIT_EXPORTS_TABLE = register("audit_exports", pl.Schema({
+    "log": pl.String(), "log_version": pl.Int64(), "run_id": pl.String(), "exported_at": UTC_TIME,
+}))

@@ -47,6 +47,8 @@ class Release:
     target: str  # rollback: the release re-instated
     released_at: datetime
     log_version: int
+    #: the approvals the release took effect with (request, requester, approvers, digest), if any
+    approval: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in asdict(self).items()}
@@ -61,7 +63,8 @@ def releases(spec: PipelineSpec, *, root: str | None = None) -> list[Release]:
     opts = spec.control_options()
     frame = RELEASES_TABLE.scan(RELEASES_TABLE.open(_uri(spec, root), opts), opts).collect().sort("log_version")
     return [Release(**dict(row, suites=json.loads(row["suites"] or "{}"),
-                           generations=json.loads(row["generations"] or "{}")))
+                           generations=json.loads(row["generations"] or "{}"),
+                           approval=json.loads(row.get("approval") or "null")))
             for row in frame.iter_rows(named=True)]
 
 
@@ -110,17 +113,21 @@ def _refusals(spec: PipelineSpec, tags: dict[str, str], root: str | None) -> lis
     return reasons
 
 
-def _append(spec: PipelineSpec, version: str, tags: dict[str, str], effective: Interval, why: str, kind: str,
-            target: str, root: str | None) -> Release:
+def _check_order(spec: PipelineSpec, effective: Interval, why: str, root: str | None) -> None:
     if not why.strip():
         raise SpecError(f"{spec.name}: a release needs a reason (why)")
-    ms = models_spec(spec)
     log = releases(spec, root=root)
     if log and effective.start < max(r.effective_start for r in log):
         newest = max(log, key=lambda r: r.effective_start)
         raise SpecError(f"{spec.name}: effective_from {effective.key} is before release {newest.release_id}'s "
                         f"({newest.effective_from}); a release never changes the past")
-    who, now = settings().who(), datetime.now(UTC)
+
+
+def _append(spec: PipelineSpec, version: str, tags: dict[str, str], effective: Interval, why: str, kind: str,
+            target: str, root: str | None, who: str | None = None, approval: dict[str, Any] | None = None) -> Release:
+    _check_order(spec, effective, why, root)
+    ms = models_spec(spec)
+    who, now = who or settings().who(), datetime.now(UTC)
 
     def row(v: int) -> dict[str, Any]:
         return {
@@ -129,6 +136,7 @@ def _append(spec: PipelineSpec, version: str, tags: dict[str, str], effective: I
             "suites": tags.get(f"{TAG}suites", "{}"), "generations": tags.get(f"{TAG}generations", "{}"),
             "effective_from": effective.key, "effective_start": effective.start, "who": who, "why": why,
             "kind": kind, "target": target, "released_at": now, "log_version": v,
+            "approval": json.dumps(approval, sort_keys=True) if approval else None,
         }
 
     v = RELEASES_TABLE.append_in_order(_uri(spec, root), row, spec.control_options())
@@ -137,18 +145,26 @@ def _append(spec: PipelineSpec, version: str, tags: dict[str, str], effective: I
     return find_release(spec, f"{ms.name}-r{v}", root=root)
 
 
-def promote(spec: PipelineSpec, version: str | int, *, effective_from: str, why: str, root: str | None = None
-            ) -> Release:
-    """Release model ``version`` in every region from the interval ``effective_from`` on.
-    Refused (with every reason) unless it was trained on generations still certified and on
-    the feature version in force."""
+def check_promotion(spec: PipelineSpec, version: str | int, *, effective_from: str, why: str,
+                    root: str | None = None) -> dict[str, str]:
+    """What :func:`promote` checks, without releasing: the version's tags, or the refusal."""
     version = str(version)
     tags = version_tags(spec, version, root)
     reasons = _refusals(spec, tags, root)
     if reasons:
         raise CertificationError(f"{spec.name}: promotion of {models_spec(spec).name} version {version} refused: "
                                  + "; ".join(reasons), retryable=False)
-    return _append(spec, version, tags, _boundary(spec, effective_from), why, "promote", "", root)
+    _check_order(spec, _boundary(spec, effective_from), why, root)
+    return tags
+
+
+def promote(spec: PipelineSpec, version: str | int, *, effective_from: str, why: str, root: str | None = None,
+            who: str | None = None, approval: dict[str, Any] | None = None) -> Release:
+    """Release model ``version`` in every region from the interval ``effective_from`` on.
+    Refused (with every reason) unless it was trained on generations still certified and on
+    the feature version in force. ``approval``: the approvals it took effect with."""
+    tags = check_promotion(spec, version, effective_from=effective_from, why=why, root=root)
+    return _append(spec, str(version), tags, _boundary(spec, effective_from), why, "promote", "", root, who, approval)
 
 
 def load_check(spec: PipelineSpec, version: str, root: str | None = None) -> None:
@@ -164,9 +180,10 @@ def load_check(spec: PipelineSpec, version: str, root: str | None = None) -> Non
         raise CertificationError(f"{spec.name}: model {ms.name} version {version} failed its load check", retryable=False)
 
 
-def rollback(spec: PipelineSpec, *, to: str, effective_from: str, why: str, root: str | None = None) -> Release:
-    """Make release ``to``'s model in force again from ``effective_from`` on, after checking it
-    loads and scores: appends a ``rollback`` release naming ``to`` (who, why, from, to)."""
+def check_rollback(spec: PipelineSpec, *, to: str, effective_from: str, why: str, root: str | None = None
+                   ) -> tuple[Release, dict[str, str]]:
+    """What :func:`rollback` checks, without releasing: the release re-instated and its
+    model's tags, or the refusal."""
     target = find_release(spec, to, root=root)
     load_check(spec, target.model_version, root)
     tags = version_tags(spec, target.model_version, root)
@@ -174,4 +191,14 @@ def rollback(spec: PipelineSpec, *, to: str, effective_from: str, why: str, root
     if target.feature_version != in_force:
         raise CertificationError(f"{spec.name}: rollback to {to} refused: its model reads feature version "
                                  f"{target.feature_version!r}; the version in force is {in_force!r}", retryable=False)
-    return _append(spec, target.model_version, tags, _boundary(spec, effective_from), why, "rollback", to, root)
+    _check_order(spec, _boundary(spec, effective_from), why, root)
+    return target, tags
+
+
+def rollback(spec: PipelineSpec, *, to: str, effective_from: str, why: str, root: str | None = None,
+             who: str | None = None, approval: dict[str, Any] | None = None) -> Release:
+    """Make release ``to``'s model in force again from ``effective_from`` on, after checking it
+    loads and scores: appends a ``rollback`` release naming ``to`` (who, why, from, to)."""
+    target, tags = check_rollback(spec, to=to, effective_from=effective_from, why=why, root=root)
+    return _append(spec, target.model_version, tags, _boundary(spec, effective_from), why, "rollback", to, root,
+                   who, approval)

@@ -22,6 +22,7 @@ pyproject.toml keeps it so)::
     checks.py         validation and the cross-region reconciliation checks
     orchestration.py  the generated DAG's defaults and queues, consumers, alerts, maintenance
     release.py        the models: section (the model released on certified features, its registry)
+    governance.py     the governance: section (roles -> regions and actions, approvals, local decisions)
     interval.py       Interval, granularities, partitions, Duration
     resolve.py        ${VAR} references, local and relative paths, the shipped templates
     base.py           the model base and the shared field types (Region, Name, Layer, ...)
@@ -54,6 +55,7 @@ from pipelines.spec.checks import (
     SchemaCheck,
     ValidationSpec,
 )
+from pipelines.spec.governance import ACTIONS, APPROVED_ACTIONS, Action, GovernanceSpec, RoleGrant
 from pipelines.spec.interval import (
     GRANULARITY_PATTERN,
     LAST_INSTANT,
@@ -101,6 +103,8 @@ from pipelines.spec.storage import RegionStorageSpec, StorageSpec
 from pipelines.spec.tables import ColumnSpec, FeatureSetSpec, TableSpec
 
 __all__ = [
+    "ACTIONS",
+    "APPROVED_ACTIONS",
     "DAGS_DIR",
     "GRANULARITY_PATTERN",
     "LAST_INSTANT",
@@ -108,6 +112,7 @@ __all__ = [
     "REGION_PATTERN",
     "SCHEDULE_PRESETS",
     "TEMPLATES_DIR",
+    "Action",
     "AirflowSpec",
     "AlertTarget",
     "CheckPolicy",
@@ -123,6 +128,7 @@ __all__ = [
     "FeatureSetSpec",
     "FileSource",
     "FreshnessCheck",
+    "GovernanceSpec",
     "Interval",
     "Layer",
     "MaintenanceSpec",
@@ -135,6 +141,7 @@ __all__ = [
     "ReconcileSpec",
     "Region",
     "RegionStorageSpec",
+    "RoleGrant",
     "SchemaCheck",
     "Settings",
     "Source",

@@ -20,6 +20,7 @@ from pydantic import Field, PrivateAttr, field_validator, model_validator
 from pipelines.errors import SpecError
 from pipelines.spec.base import Name, Region, _Model
 from pipelines.spec.checks import ReconcileSpec, ValidationSpec
+from pipelines.spec.governance import GovernanceSpec
 from pipelines.spec.interval import (
     GRANULARITY_PATTERN,
     Interval,
@@ -65,6 +66,10 @@ class PipelineSpec(_Model):
     alerts: list[AlertTarget] = Field(default_factory=list, description="who hears when a generation blocks or goes stale")
     models: ModelsSpec | None = Field(None, description="the model trained on certified features and released in every region",
                                      examples=[{"name": "fraud_model", "window": 7}])
+    governance: GovernanceSpec | None = Field(
+        None, description="region-scoped authority, approvals and where decisions may be made (absent: ungoverned)",
+        examples=[{"allow_local": False, "approvals": 2,
+                   "roles": {"eu-west-operator": {"regions": ["eu-west"], "actions": ["read", "approve"]}}}])
 
     _path: Path | None = PrivateAttr(None)
 
@@ -127,6 +132,7 @@ class PipelineSpec(_Model):
                 raise ValueError(f"tables[{i}].partition_by: {self.granularity} intervals partition by "
                                  f"{', '.join(need)} (got {', '.join(t.partition_by) or 'nothing'})")
         self._check_schedule()
+        self._check_governance()
         if self.airflow.trigger == "landing" and not any(isinstance(s, FileSource) for s in self.sources.values()):
             raise ValueError("airflow.trigger: landing needs a file source (parquet, csv or jsonl) whose deliveries "
                              "it waits for")
@@ -147,6 +153,14 @@ class PipelineSpec(_Model):
             if name not in by_name:
                 raise ValueError(f"{where}.table: unknown table {name!r}")
         return self
+
+    def _check_governance(self) -> None:
+        """A role grants regions of this pipeline only."""
+        for role, grant in (self.governance.roles if self.governance else {}).items():
+            unknown = [] if grant.regions == "*" else sorted(set(grant.regions) - set(self.regions))
+            if unknown:
+                raise ValueError(f"governance.roles.{role}.regions: unknown region(s) {unknown}; "
+                                 f"the pipeline's: {self.regions}")
 
     def _check_schedule(self) -> None:
         """A sub-daily pipeline's schedule fires once per interval (else intervals would overlap or gap)."""

@@ -43,7 +43,7 @@ class Settings(BaseSettings):
 
     #: overrides every spec's ``storage.root`` (``--root`` overrides this)
     root: str | None = None
-    #: the identity recorded on decisions made from this process (default: the OS user)
+    #: the user recorded (as ``local:<user>``) on decisions made directly on storage (default: the OS user)
     actor: str | None = None
     #: the run id recorded on decisions made outside Airflow (default: generated)
     run_id: str | None = None
@@ -53,9 +53,16 @@ class Settings(BaseSettings):
     airflow_username: str | None = None
     airflow_password: SecretStr | None = None
 
-    def who(self) -> str:
-        """The acting identity: ``LOCKSTEP_ACTOR``, else the operating-system user."""
+    def user(self) -> str:
+        """The user acting from this process: ``LOCKSTEP_ACTOR``, else the operating-system user
+        (self-asserted: nothing verified it)."""
         return self.actor or getpass.getuser()
+
+    def who(self) -> str:
+        """The identity recorded on a decision made directly on storage from this process:
+        ``local:<user>`` (a verified identity is ``airflow:<user>``, given by Airflow's auth
+        manager, never by the environment: ``LOCKSTEP_ACTOR=airflow:x`` records ``local:airflow:x``)."""
+        return f"local:{self.user()}"
 
 
 def settings() -> Settings:

@@ -39,7 +39,8 @@ POSTGRES_ADMIN_URL = os.environ.get("LOCKSTEP_POSTGRES_URL", DEFAULT_POSTGRES_AD
 REPARSE_UNCHANGED = {"AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "60"}
 #: the simple auth manager's users (name: role) of the test Airflow; their passwords are in
 #: the home's ``simple_auth_manager_passwords.json.generated``
-USERS = {"admin": "admin", "viewer": "viewer", "outsider": ""}
+#: (alice and bob hold ``op``, carol ``user``: region operators in tests/airflow/test_governance_api.py)
+USERS = {"admin": "admin", "viewer": "viewer", "outsider": "", "alice": "op", "bob": "op", "carol": "user"}
 
 
 def services_required() -> bool:

@@ -153,9 +153,15 @@ def _build_images(workdir: Path, log: Path) -> dict[str, str]:
 
 def test_deployed_spec_is_the_flagship_with_buckets_and_queues() -> None:
     """docker/dags/fraud_features.yaml differs from dags/fraud_features.yaml only where a
-    deployment must: storage, airflow (queues) and where the suites are mounted."""
+    deployment must: storage, airflow (queues), where the suites are mounted and governance
+    (the quickstart is ungoverned; the deployment decides through Airflow only, with two
+    approvals, 12 region operators and an admin)."""
     deployed = yaml.safe_load((REPO / "docker" / "dags" / "fraud_features.yaml").read_text())
     flagship = yaml.safe_load((REPO / "dags" / "fraud_features.yaml").read_text())
+    governance = deployed.pop("governance")
+    assert "governance" not in flagship
+    assert governance["allow_local"] is False and governance["approvals"] == 2
+    assert sorted(governance["roles"]) == sorted(["Admin", *(f"{r}-operator" for r in deployed["regions"])])
     for d in (deployed, flagship):
         d.pop("storage")
         d["validation"].pop("suites_dir", None)

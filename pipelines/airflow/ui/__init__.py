@@ -3,12 +3,17 @@ behind them, mounted by the plugin (:mod:`pipelines.airflow.plugin`, the package
 
 - :mod:`~pipelines.airflow.ui.routes`: the FastAPI ``app``: Airflow's auth on every route,
   the specs of Airflow's DAGs folder, the data each page needs;
-- :mod:`~pipelines.airflow.ui.pages`: the HTML, pure functions of that data.
+- :mod:`~pipelines.airflow.ui.pages`: the HTML, pure functions of that data;
+- :mod:`~pipelines.airflow.ui.governed`: the write routes (requests, approvals, re-runs) as the
+  user Airflow verified, and the region scope of every route (the spec's ``governance``).
 """
 
 from __future__ import annotations
 
+from pipelines.airflow.ui.governed import router, scoped
 from pipelines.airflow.ui.pages import render_drill_down, render_matrix, render_pipeline
 from pipelines.airflow.ui.routes import app, drill_down, readable
 
-__all__ = ["app", "drill_down", "readable", "render_drill_down", "render_matrix", "render_pipeline"]
+app.include_router(router)
+
+__all__ = ["app", "drill_down", "readable", "render_drill_down", "render_matrix", "render_pipeline", "scoped"]

@@ -185,7 +185,7 @@ def render_drill_down(base: str, spec: Any, ex: dict[str, Any]) -> str:
         columns = sorted({c for cols in ex["drift"].values() for c in cols})
         head = "".join(f"<th>{esc(c)}</th>" for c in columns)
         rows = []
-        for region in spec.regions:
+        for region in [r for r in spec.regions if r in ex["drift"]]:  # the regions the user may see
             cells = ex["drift"].get(region, {})
             tds = []
             for c in columns:

@@ -45,7 +45,7 @@ from fastapi.responses import FileResponse, HTMLResponse
 
 from pipelines.airflow.ui.pages import INTRO, esc, page, render_drill_down, render_pipeline
 
-__all__ = ["app", "drill_down", "readable"]
+__all__ = ["app", "drill_down", "load_pipeline", "parse_interval", "readable"]
 
 app = FastAPI(
     title="Lockstep", description="Certified multi-region feature pipelines",
@@ -69,14 +69,15 @@ def _specs() -> dict[str, Path]:
     out: dict[str, Path] = {}
     for path in sorted(_dags_folder().glob("*.yaml")):
         try:
-            name = (yaml.safe_load(path.read_text()) or {}).get("name") or path.stem
+            name = (yaml.safeload_pipeline(path.read_text()) or {}).get("name") or path.stem
         except (OSError, yaml.YAMLError, AttributeError):
             name = path.stem
         out[str(name)] = path
     return out
 
 
-def _load(dag_id: str) -> Any:
+def load_pipeline(dag_id: str) -> Any:
+    """The spec of pipeline ``dag_id`` from the DAGs folder (404 unknown, 422 malformed)."""
     from pipelines.errors import LockstepError
     from pipelines.spec import load_spec
 
@@ -111,7 +112,8 @@ def _readable_or_403(user: Any) -> list[str]:
     return allowed
 
 
-def _interval(spec: Any, key: str) -> Any:
+def parse_interval(spec: Any, key: str) -> Any:
+    """The pipeline's interval named ``key`` (404 when none is)."""
     from pipelines.errors import SpecError
     from pipelines.spec import Interval
 
@@ -130,32 +132,47 @@ def pipelines(user: GetUserDep) -> list[dict[str, str]]:
     return [{"name": name, "spec": str(specs[name])} for name in _readable_or_403(user)]
 
 
+def _scoped(spec: Any, user: Any, data: Any) -> Any:
+    """``data`` as ``user`` may see it: only the regions the spec's governance lets them read
+    (everything on an ungoverned spec; 403 when no region is granted)."""
+    from pipelines.airflow.ui.governed import scoped, visible
+
+    return data if spec.governance is None else scoped(data, spec, visible(spec, user))
+
+
 @app.get("/api/pipelines/{dag_id}/status", dependencies=CAN_READ_DAG)
-def status(dag_id: str) -> dict[str, Any]:
+def status(dag_id: str, user: GetUserDep) -> dict[str, Any]:
     from pipelines.status import pipeline_status
 
-    return pipeline_status(_load(dag_id))
+    spec = load_pipeline(dag_id)
+    return dict(_scoped(spec, user, pipeline_status(spec)))
 
 
 @app.get("/api/pipelines/{dag_id}/decisions", dependencies=CAN_READ_DAG)
-def decision_log(dag_id: str, limit: int = 50) -> list[dict[str, Any]]:
+def decision_log(dag_id: str, user: GetUserDep, limit: int = 50) -> list[dict[str, Any]]:
+    import json
+
     from pipelines.certify import decisions
 
-    rows = [d.to_row() for d in decisions(_load(dag_id))]
-    return list(reversed(rows))[:limit]
+    spec = load_pipeline(dag_id)
+    rows = [d.to_row() for d in decisions(spec)]
+    if spec.governance is not None:  # the reasons and members as data, so another region's are cut out
+        rows = [{**r, **{k: json.loads(r[k]) for k in ("reasons", "generation", "bindings")}} for r in rows]
+    return list(_scoped(spec, user, list(reversed(rows))[:limit]))
 
 
 @app.get("/api/pipelines/{dag_id}/matrix", dependencies=CAN_READ_DAG)
-def matrix(dag_id: str, last: int = 7) -> dict[str, Any]:
+def matrix(dag_id: str, user: GetUserDep, last: int = 7) -> dict[str, Any]:
     from pipelines.matrix import certification_matrix
 
-    return certification_matrix(_load(dag_id), last=last)
+    spec = load_pipeline(dag_id)
+    return dict(_scoped(spec, user, certification_matrix(spec, last=last)))
 
 
 @app.get("/api/pipelines/{dag_id}/intervals/{interval}", dependencies=CAN_READ_DAG)
-def interval_detail(dag_id: str, interval: str) -> dict[str, Any]:
-    spec = _load(dag_id)
-    return drill_down(spec, _interval(spec, interval))
+def interval_detail(dag_id: str, interval: str, user: GetUserDep) -> dict[str, Any]:
+    spec = load_pipeline(dag_id)
+    return dict(_scoped(spec, user, drill_down(spec, parse_interval(spec, interval))))
 
 
 def drill_down(spec: Any, interval: Any) -> dict[str, Any]:
@@ -195,24 +212,25 @@ def index(request: Request, user: GetUserDep) -> str:
     sections = []
     for name in _readable_or_403(user):
         try:
-            sections.append(render_pipeline(base, certification_matrix(_load(name)), history=False))
+            spec = load_pipeline(name)
+            sections.append(render_pipeline(base, _scoped(spec, user, certification_matrix(spec)), history=False))
         except HTTPException as exc:
             sections.append(f"<h2>{esc(name)}</h2><p class=bad>{esc(str(exc.detail))}</p>")
     return page("Lockstep", INTRO + ("".join(sections) or "<p>no pipelines found</p>"))
 
 
 @app.get("/pipelines/{dag_id}", response_class=HTMLResponse, dependencies=CAN_READ_DAG)
-def pipeline_page(request: Request, dag_id: str, last: int = 7) -> str:
+def pipeline_page(request: Request, dag_id: str, user: GetUserDep, last: int = 7) -> str:
     base = _base(request)
-    m = matrix(dag_id, last=last)
+    m = matrix(dag_id, user, last=last)
     crumbs = f"<div class=crumbs><a href='{base}/'>Lockstep</a> / {esc(dag_id)}</div>"
     return page(f"Lockstep · {dag_id}", crumbs + render_pipeline(base, m, history=True))
 
 
 @app.get("/pipelines/{dag_id}/intervals/{interval}", response_class=HTMLResponse, dependencies=CAN_READ_DAG)
-def interval_page(request: Request, dag_id: str, interval: str) -> str:
-    spec = _load(dag_id)
-    ex = drill_down(spec, _interval(spec, interval))
+def interval_page(request: Request, dag_id: str, interval: str, user: GetUserDep) -> str:
+    spec = load_pipeline(dag_id)
+    ex = _scoped(spec, user, drill_down(spec, parse_interval(spec, interval)))
     return page(f"Lockstep · {dag_id} · {interval}", render_drill_down(_base(request), spec, ex))
 
 
@@ -220,7 +238,7 @@ def interval_page(request: Request, dag_id: str, interval: str) -> str:
 def data_docs(dag_id: str, path: str) -> FileResponse:
     from pipelines.validation.docs import docs_dir
 
-    spec = _load(dag_id)
+    spec = load_pipeline(dag_id)
     root = spec.root()
     if "://" in root:
         raise HTTPException(404, "Data Docs are written for local roots only")

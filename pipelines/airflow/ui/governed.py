@@ -1,0 +1,192 @@
+"""The Lockstep API's write routes and region scope: decisions by the user Airflow verified.
+
+Every route takes the user from the api-server's own security dependency (the JWT of the
+bearer header or the UI's cookie, :data:`GetUserDep`), never from a header, a parameter or
+the body; the principal is ``airflow:<user>`` with the auth manager's role (or group) names,
+which the spec's ``governance.roles`` grant regions and actions to. Writes also need
+Airflow's edit permission on the DAG (``requires_access_dag("PUT")``).
+
+* ``GET  /lockstep/api/pipelines/{dag_id}/requests`` — requests touching a region the user reads;
+* ``POST /lockstep/api/pipelines/{dag_id}/requests`` — request an override or a rollback
+  (``{"action", "reason", "interval", "generation" | "to", ...}``), 201;
+* ``POST /lockstep/api/pipelines/{dag_id}/requests/{request_id}/approve`` — approve or
+  (``"reject": true``) reject; the decision is recorded with the last approval it needs;
+* ``POST /lockstep/api/pipelines/{dag_id}/regions/{region}/intervals/{interval}/run`` — re-run
+  the interval through Airflow's API, as the calling user (the run records who triggered it,
+  and its gate decides as ``airflow:<user>``).
+
+A refusal is the governance error's status (403 not allowed, 404 unknown, 409 a conflict with
+the log, 422 a malformed request) with its one-line message as ``detail``.
+:func:`scoped` cuts another region's rows out of what the read routes return.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Literal, TypeVar
+
+from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_dag
+from fastapi import APIRouter, Depends, HTTPException, Request
+from pydantic import BaseModel, ConfigDict
+
+from pipelines.airflow.ui.routes import load_pipeline, parse_interval
+
+__all__ = ["principal_of", "router", "scoped", "visible"]
+
+router = APIRouter()
+CAN_EDIT_DAG = [Depends(requires_access_dag("PUT"))]
+T = TypeVar("T")
+
+
+def principal_of(user: Any) -> Any:
+    """The principal of a user the auth manager verified: its name and its role (or group,
+    or team) names, whatever the auth manager calls them (FAB: ``roles``; simple: ``role``)."""
+    from pipelines.governance import Principal
+
+    names: set[str] = set()
+    for role in getattr(user, "roles", None) or []:
+        names.add(str(getattr(role, "name", role)))
+    if getattr(user, "role", None):
+        names.add(str(user.role))
+    for attr in ("groups", "teams"):
+        names.update(str(g) for g in getattr(user, attr, None) or [])
+    return Principal(str(user.get_name()), "airflow", frozenset(names))
+
+
+def _governed(fn: Callable[[], T]) -> T:
+    """Run ``fn``; a Lockstep refusal is an HTTP error with its status and message."""
+    from pipelines.errors import GovernanceError, LockstepError
+
+    try:
+        return fn()
+    except GovernanceError as exc:
+        raise HTTPException(exc.status, exc.message) from None
+    except LockstepError as exc:
+        raise HTTPException(409 if not exc.retryable else 503, exc.message) from None
+
+
+def visible(spec: Any, user: Any) -> list[str]:
+    """The regions ``user`` reads in ``spec`` (403 when governance grants none)."""
+    from pipelines.governance import visible_regions
+
+    regions = visible_regions(spec, principal_of(user))
+    if not regions:
+        raise HTTPException(403, f"{spec.name}: governance.roles grants you no region to read")
+    return regions
+
+
+def scoped(data: Any, spec: Any, regions: list[str]) -> Any:
+    """``data`` without another region's rows: a dict whose ``region`` is not in ``regions``
+    (or is cross-region, ``*``, unless every region is) is dropped, as are keys naming another
+    region (a region, or ``<region>/...``) and such items of lists."""
+    hidden = set(spec.regions) - set(regions)
+    if not hidden:
+        return data
+
+    def other(value: Any) -> bool:
+        return isinstance(value, str) and (value in hidden or value.split("/", 1)[0] in hidden or value == "*")
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, dict):
+            if other(value.get("region")):
+                return _DROP
+            out = {k: walk(v) for k, v in value.items() if not (isinstance(k, str) and other(k) and k != "*")}
+            return {k: v for k, v in out.items() if v is not _DROP}
+        if isinstance(value, list):
+            return [w for w in (walk(v) for v in value) if w is not _DROP and not other(w)]
+        return value
+
+    return walk(data)
+
+
+_DROP = object()
+
+
+class RequestBody(BaseModel):
+    """A request for an override (``interval`` and the blocked ``generation``), a rollback
+    (``to``) or a model release (``kind``, ``version`` or ``to``, ``effective_from``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    action: Literal["override", "rollback", "release"]
+    reason: str
+    interval: str | None = None
+    generation: str | None = None
+    until: datetime | None = None
+    reinstate_older: bool = False
+    to: str | None = None
+    replacing: str | None = None
+    #: a release: promote (a model ``version``) or rollback (``to`` a release id), from ``effective_from``
+    kind: Literal["promote", "rollback"] | None = None
+    version: str | None = None
+    effective_from: str | None = None
+
+
+class ApprovalBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str
+    reject: bool = False
+
+
+@router.get("/api/pipelines/{dag_id}/requests", dependencies=[Depends(requires_access_dag("GET"))])
+def list_requests(dag_id: str, user: GetUserDep) -> list[dict[str, Any]]:
+    from pipelines.governance import requests
+
+    spec = load_pipeline(dag_id)
+    regions = set(visible(spec, user))
+    return [r.as_json() for r in _governed(lambda: requests(spec)) if regions & set(r.regions)]
+
+
+@router.post("/api/pipelines/{dag_id}/requests", status_code=201, dependencies=CAN_EDIT_DAG)
+def create_request(dag_id: str, body: RequestBody, user: GetUserDep) -> dict[str, Any]:
+    from pipelines.governance import submit
+
+    spec = load_pipeline(dag_id)
+    me = principal_of(user)
+    return _governed(lambda: submit(spec, me, **body.model_dump()).as_json())
+
+
+@router.post("/api/pipelines/{dag_id}/requests/{request_id}/approve", dependencies=CAN_EDIT_DAG)
+def approve_request(dag_id: str, request_id: str, body: ApprovalBody, user: GetUserDep) -> dict[str, Any]:
+    from pipelines.governance import approve
+
+    spec = load_pipeline(dag_id)
+    me = principal_of(user)
+    req, _ = _governed(lambda: approve(spec, me, request_id, reason=body.reason, reject=body.reject))
+    return req.as_json()
+
+
+@router.post("/api/pipelines/{dag_id}/regions/{region}/intervals/{interval}/run", dependencies=CAN_EDIT_DAG)
+def rerun_region(dag_id: str, region: str, interval: str, request: Request, user: GetUserDep) -> dict[str, Any]:
+    """Re-run ``region``'s ``interval``: a new DAG run of the interval, triggered through
+    Airflow's API with the caller's own token (unchanged regions are not written again)."""
+    from pipelines.airflow.client import AirflowClient, AirflowError
+    from pipelines.governance import authorize
+
+    spec = load_pipeline(dag_id)
+    if region not in spec.regions:
+        raise HTTPException(404, f"{spec.name}: no region {region!r}")
+    iv = parse_interval(spec, interval)
+    _governed(lambda: authorize(spec, principal_of(user), "run", [region]))
+    token = _token(request)
+    client = AirflowClient.with_token(str(request.base_url).rstrip("/"), token)
+    run_id = f"rerun__{region}__{iv.key}__{datetime.now().strftime('%Y%m%dT%H%M%S%f')}"
+    try:
+        made = client.trigger(dag_id, iv.start, conf={"regions": [region], "rerun": region}, run_id=run_id)
+    except AirflowError as exc:
+        raise HTTPException(int(exc.context.get("status") or 502), exc.message) from None
+    finally:
+        client.close()
+    return {"dag_id": dag_id, "dag_run_id": made, "region": region, "interval": iv.key,
+            "triggered_by": principal_of(user).identity}
+
+
+def _token(request: Request) -> str:
+    """The caller's JWT, as the security dependency read it (bearer header, else the UI's cookie)."""
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:]
+    cookie = request.cookies.get("_token")
+    if not cookie:
+        raise HTTPException(401, "no token")
+    return cookie
