@@ -67,7 +67,7 @@ class Context:
         validation: list[CheckResult] = []
         if table is None:
             df = load_results(spec.control_root(root), spec.name, interval.key, storage_options=spec.control_options(),
-                              stage="validation", tables=tables)
+                              stage="validation", tables=tables, regions=spec.regions)
             validation = rows_to_results(df.sort("recorded_at")) if df.height else []
         return cls(spec, interval, root, Generation(interval.key, members), ev, profiles, validation, run_id,
                    tables=tables)

@@ -55,8 +55,10 @@ def run_step(payload: StepPayload) -> dict[str, Any]:
         # a malformed payload: no retry mends it, so Airflow fails the task at once
         raise SpecError(f"step {payload.step} needs a region", step=payload.step)
     spec = load_spec(payload.spec)
-    preflight(spec, payload.interval, None if payload.region is None else [payload.region], root=payload.root,
-              allow_open=payload.allow_open)  # every step, reconcile and gate too: a closed interval only
+    # every step, reconcile and gate too: a closed interval only; a control-plane step looks at
+    # no region's storage or inputs (a region that is down must not keep the gate from deciding)
+    preflight(spec, payload.interval, [] if payload.region is None else [payload.region], root=payload.root,
+              allow_open=payload.allow_open)
     iv, root = payload.interval, payload.root
     if payload.step in REGION_STEPS:
         assert payload.region is not None  # checked above

@@ -216,7 +216,8 @@ def transform(spec: PipelineSpec, interval: Interval, region: str, *, root: str 
                  ", ".join(f"{k} v{v['version']}" for k, v in lineage.items()))
         cov.table_version = ref.version
         refs.append(ref)
-    record_results(spec.control_root(root), spec.name, interval.key, run_id, coverage, spec.control_options())
+    record_results(spec.control_root(root), spec.name, interval.key, run_id, coverage, spec.control_options(),
+                   region=region)
     return refs
 
 

@@ -214,7 +214,8 @@ def validate_region(
         checks += table_checks
         docs.append({"table": table.path, "suite": suite.name, "suite_sha": suite.sha, "rows": frame.height,
                      "quarantined": moved, "results": results})
-    record_results(spec.control_root(root), spec.name, interval.key, run_id, checks, spec.control_options())
+    record_results(spec.control_root(root), spec.name, interval.key, run_id, checks, spec.control_options(),
+                   region=region)
     if spec.validation.data_docs and docs:
         from pipelines.validation.docs import write_region_docs
 
