@@ -31,7 +31,7 @@ CHECK_RESULT_SCHEMA = CHECK_RESULTS_TABLE.schema
 class CheckResult:
     """One result of one check. ``region`` is ``"*"`` for a check across regions."""
 
-    stage: str  # "validation" or "reconcile"
+    stage: str  # "validation", "reconcile" or "delivery" (a region's step that failed)
     check_id: str
     check_type: str
     region: str
@@ -89,8 +89,8 @@ def record_results(
 
 def load_results(
     root: str, pipeline: str, interval: str | None = None, run_id: str | None = None,
-    storage_options: dict[str, str] | None = None, stage: str | None = None, *, tables: OpenTables | None = None,
-    regions: Iterable[str] = (), control: bool = True,
+    storage_options: dict[str, str] | None = None, stage: str | tuple[str, ...] | None = None, *,
+    tables: OpenTables | None = None, regions: Iterable[str] = (), control: bool = True,
 ) -> pl.DataFrame:
     """Recorded results, optionally of one interval, one run and one stage (empty frame when none),
     read from the tables' newest versions (``tables``: the decision's open control tables; one
@@ -108,7 +108,7 @@ def load_results(
         if run_id is not None:
             lf = lf.filter(pl.col("run_id") == run_id)
         if stage is not None:
-            lf = lf.filter(pl.col("stage") == stage)
+            lf = lf.filter(pl.col("stage").is_in([stage] if isinstance(stage, str) else list(stage)))
         frames.append(lf)
     if not frames:
         return CHECK_RESULTS_TABLE.empty()
@@ -137,3 +137,23 @@ def rows_to_results(df: pl.DataFrame) -> list[CheckResult]:
         )
         for r in df.iter_rows(named=True)
     ]
+
+
+def record_failure(
+    root: str, pipeline: str, interval: str, run_id: str, region: str, step: str, error: BaseException,
+    storage_options: dict[str, str] | None = None,
+) -> None:
+    """Record that ``region``'s ``step`` failed in ``run_id``, with its error, under the
+    region's prefix: what the reconciliation names when the region delivers nothing. Best
+    effort: a region whose control-plane prefix is unreachable too leaves no record, and the
+    reconciliation then says what it has no evidence of."""
+    import logging
+
+    message = f"{step} failed: {type(error).__name__}: {error}".replace("\n", " ")
+    result = CheckResult(stage="delivery", check_id=f"delivery.{step}", check_type="delivery", region=region,
+                         table="*", policy="block", success=False, message=message[:1000])
+    try:
+        record_results(root, pipeline, interval, run_id, [result], storage_options, region=region)
+    except Exception as exc:  # the step's own error is what the caller raises
+        logging.getLogger(__name__).warning("%s: %s's failure of %s could not be recorded: %s", pipeline, region,
+                                            step, exc)
