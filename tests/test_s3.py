@@ -9,8 +9,8 @@ keys; every ``_lockstep`` table and the Data Docs sit in the control bucket; a r
 nothing; the gate, holding only the control credentials, never touches a regional bucket.
 A region's key publishes its evidence and is denied the decision log (no forged
 certification), another region's prefix and the check results; a bogus key is denied;
-``status``, ``explain``, the matrix and the view's JSON routes answer with the control key
-alone in the environment (no regional credential at all).
+``status``, ``explain``, the matrix and the view's JSON routes answer with a read-only key
+of the control bucket alone in the environment (no regional credential at all).
 """
 
 from __future__ import annotations
@@ -59,13 +59,18 @@ def s3_storage(regions: list[str]) -> dict[str, object]:
 
 @pytest.fixture(scope="module")
 def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    from tests.distributed.s3server import MotoS3, region_prefix
+    from pipelines.control.policies import s3_policies
+    from tests.distributed.s3server import MotoS3
 
-    regions = small_spec_data(REGIONS)["regions"]
-    grants: dict[str, list[str]] = {r: [bucket(r), region_prefix(CONTROL_BUCKET, r)] for r in regions}
-    grants["control"] = [CONTROL_BUCKET]
+    data = small_spec_data(REGIONS)
+    data["storage"] = s3_storage(data["regions"])
+    regions = data["regions"]
+    # each role's key holds exactly the policy Lockstep derives from the spec (README: Deploy)
+    policies = s3_policies(parse_spec(data, "s3-test"))
+    grants: dict[str, object] = {r: policies[f"region:{r}"] for r in regions}
+    grants.update(control=policies["control"], viewer=policies["viewer"])
     with MotoS3(tmp_path_factory.mktemp("moto"), buckets=[*map(bucket, regions), CONTROL_BUCKET],
-                grants=grants, record=True) as server:
+                grants=grants, record=True) as server:  # type: ignore[arg-type]
         yield server
 
 
@@ -234,11 +239,11 @@ def decisions_of(spec: PipelineSpec) -> list[object]:
     return list(decisions(spec))
 
 
-def test_status_explain_and_the_view_need_the_control_key_alone(
+def test_status_explain_and_the_view_need_a_read_only_control_key_alone(
         spec: PipelineSpec, s3: object, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """The control plane reads only the control plane: with no regional credential in the
     environment, ``lockstep status`` / ``explain`` and the view's JSON routes answer, from the
-    control bucket alone, with the control key."""
+    control bucket alone, with the viewer's read-only key (the api-server's)."""
     import json
 
     import yaml
@@ -263,6 +268,7 @@ def test_status_explain_and_the_view_need_the_control_key_alone(
     for r in spec.regions:
         monkeypatch.delenv(f"{env_name(r)}_KEY_ID")
         monkeypatch.delenv(f"{env_name(r)}_SECRET")
+    _as_worker_of(monkeypatch, s3.credentials["viewer"])  # the api-server's key: the control bucket, read only
     s3.recording.write_text("")
 
     st = routes.status(spec.name)
@@ -290,5 +296,6 @@ def test_status_explain_and_the_view_need_the_control_key_alone(
     assert any(f["check_id"] == "parity.merchant_risk" for f in json.loads(out.output)["failed"])
 
     touched = {(q.bucket, s3.key_owner().get(q.key_id or "", q.key_id)) for q in s3.requests()}
-    assert touched == {(CONTROL_BUCKET, "control")}, touched
+    assert touched == {(CONTROL_BUCKET, "viewer")}, touched
     assert s3.denied() == []
+    assert {q.method for q in s3.requests()} <= {"GET", "HEAD"}, "a read wrote something"

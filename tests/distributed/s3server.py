@@ -2,9 +2,10 @@
 
 Every request after the first three is authenticated and authorised by moto's IAM
 evaluation: the harness creates an admin with those three, then, as the admin, one bucket
-per name and one IAM user per grant whose policy (:func:`grant_policy`) allows ``s3:*`` on
-what it names only: a whole bucket (``"lake-ctl"``) or a prefix of one
-(``"lake-ctl/p/_lockstep/regions/eu/*"``: its objects, plus listing the bucket, as on AWS
+per name and one IAM user per grant: an IAM policy document (what
+:func:`pipelines.control.policies.s3_policies` derives from a spec, per role), or a list of
+what it may use (:func:`grant_policy`: ``s3:*`` on a whole bucket, ``"lake-ctl"``, or on a
+prefix of one, ``"lake-ctl/p/_lockstep/regions/eu/*"``, plus listing the bucket, as on AWS
 where ``s3:ListBucket`` is a bucket action). So a credential used outside its grant gets
 ``403 AccessDenied``, as on AWS, and so does a key the server never issued. Every request
 is logged (method, path, the signing key id, the status) to ``<workdir>/requests.jsonl`` by
@@ -40,6 +41,11 @@ def region_prefix(bucket: str, region: str, base: str = "lake") -> str:
     """The grant of a region's prefix of the control plane in ``bucket`` (every pipeline's):
     ``<bucket>/<base>/*/_lockstep/regions/<region>/*``, where it publishes its evidence."""
     return f"{bucket}/{base}/*/_lockstep/regions/{region}/*"
+
+
+def merge_policies(*docs: Mapping[str, Any]) -> dict[str, Any]:
+    """One policy document holding every statement of ``docs`` (a worker serving several regions)."""
+    return {"Version": "2012-10-17", "Statement": [st for d in docs for st in d["Statement"]]}
 
 
 def grant_policy(grant: Iterable[str]) -> list[dict[str, Any]]:
@@ -83,14 +89,14 @@ class MotoS3:
         workdir: Path,
         *,
         buckets: Iterable[str],
-        grants: Mapping[str, Iterable[str]],
+        grants: Mapping[str, Iterable[str] | Mapping[str, Any]],
         record: bool = True,
         port: int | None = None,
         host: str = "127.0.0.1",
     ) -> None:
         self.workdir = Path(workdir)
         self.buckets = list(buckets)
-        self.grants = {name: list(b) for name, b in grants.items()}
+        self.grants = {name: g if isinstance(g, Mapping) else list(g) for name, g in grants.items()}
         self.record = record
         self.host = host
         self.port = port or free_port(host)
@@ -171,7 +177,8 @@ class MotoS3:
         for bucket in self.buckets:
             s3.create_bucket(Bucket=bucket)
         for name, grant in self.grants.items():
-            self.credentials[name] = self._user(iam, name, grant_policy(grant))
+            statements = list(grant["Statement"]) if isinstance(grant, Mapping) else grant_policy(grant)
+            self.credentials[name] = self._user(iam, name, statements)
         if self.record:  # from here on: only what the code under test does
             self.recording.write_text("")
 
