@@ -3,7 +3,8 @@
 :func:`validate_region` is the runner's entry point. For each table of the requested layers
 that has a suite (``expectations/<suite>.json``), it checks the suite against the table's
 schema (before reading data), reads the interval's partition once, runs the suite with the
-spec's engine, applies the policies and records every result in ``_lockstep/check_results``:
+spec's engine, applies the policies and records every result under the region's prefix
+(``_lockstep/regions/<region>/checks``):
 
 * ``warn`` - the result is recorded, nothing else;
 * ``quarantine`` - failing rows move to ``<region>/quarantine/<table>`` (with the check ids,
