@@ -46,7 +46,7 @@ from urllib.parse import unquote
 from pipelines.control.maintenance import record_maintenance
 from pipelines.errors import StorageError
 from pipelines.spec import PipelineSpec
-from pipelines.storage import LOCKSTEP_DIR, lockstep_uri, open_table, table_uri
+from pipelines.storage import LOCKSTEP_DIR, lockstep_uri, open_table, region_prefix, table_uri
 
 
 @dataclass
@@ -142,6 +142,10 @@ def pipeline_tables(spec: PipelineSpec, *, root: str | None = None) -> list[str]
     base = Path(lockstep_uri(control, spec.name, "x")).parent
     if "://" not in str(control) and base.is_dir():
         uris += [str(p) for p in sorted(base.iterdir()) if (p / "_delta_log").is_dir()]
+        for region in spec.regions:  # what each region published under its prefix
+            prefix = Path(region_prefix(str(control), spec.name, region))
+            if prefix.is_dir():
+                uris += [str(p) for p in sorted(prefix.iterdir()) if (p / "_delta_log").is_dir()]
     return [u for u in uris if open_table(u, opts) is not None]
 
 

@@ -1,8 +1,9 @@
 """The region x interval certification matrix: what an operator looks at first.
 
 One cell per (region, interval), folded from the certification log (the same rows
-``lockstep status`` and ``explain`` read) and the Delta logs of the regions' raw tables
-(which intervals hold data; no data file is scanned). A cell's state is one of
+``lockstep status`` and ``explain`` read) and the evidence store (which intervals hold data:
+the profiles regions published about their raw tables). The control plane alone: no regional
+table is opened. A cell's state is one of
 :data:`STATES`:
 
 * ``certified``: the interval's generation is in force (a gate certified it, or a rollback
@@ -26,16 +27,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import polars as pl
+
 from pipelines.certify import Decision, active_certifications, current_certified, decisions
 from pipelines.spec import PipelineSpec
 
 STATES = ("certified", "blocked", "overridden", "rolled back", "not run")
-
-
-def region_options(spec: PipelineSpec, region: str) -> dict[str, str]:
-    """Storage options of one region's tables (per-region options where the spec has them)."""
-    per_region = getattr(spec.storage, "region_options", None)
-    return dict(per_region(region)) if per_region else spec.storage.resolved_options()
 
 
 def _first_reason(d: Decision, region: str) -> tuple[str, str]:
@@ -55,22 +52,14 @@ def _first_reason(d: Decision, region: str) -> tuple[str, str]:
 
 
 def _intervals_with_data(spec: PipelineSpec, root: str | None) -> dict[str, set[str]]:
-    """Region -> interval keys its raw tables hold rows for (day granularity only)."""
-    if spec.granularity != "day":
-        return {}
-    from pipelines.status import table_partitions
-    from pipelines.storage import table_uri
+    """Region -> interval keys its raw tables hold rows for, as its evidence states (the
+    newest profile of each raw table and interval)."""
+    from pipelines.status import published_tables_by_interval
 
-    root_ = spec.root(root)
-    raw = spec.tables_in("raw")
-    out: dict[str, set[str]] = {}
-    for region in spec.regions:
-        keys: set[str] = set()
-        for t in raw:
-            _, per_ds = table_partitions(table_uri(root_, spec.name, region, t.layer, t.name),
-                                         region_options(spec, region))
-            keys.update(str(ds) for ds, rows in per_ds.iter_rows() if rows)
-        out[region] = keys
+    raw = published_tables_by_interval(spec, root=root).filter(pl.col("layer") == "raw", pl.col("rows") > 0)
+    out: dict[str, set[str]] = {region: set() for region in spec.regions}
+    for region, interval in raw.select("region", "interval").iter_rows():
+        out.setdefault(region, set()).add(interval)
     return out
 
 
@@ -99,7 +88,7 @@ def certification_matrix(
         mine = by_interval.get(key, [])
         row: dict[str, dict[str, Any]] = {}
         for region in spec.regions:
-            has_data = key in data.get(region, set()) if data else None
+            has_data = key in data.get(region, set())
             cell: dict[str, Any] = {"state": "not run", "reason": "", "check_id": "", "decision_id": "",
                                     "generation_id": "", "run_id": "", "who": "", "decided_at": None,
                                     "has_data": has_data}

@@ -1,49 +1,54 @@
 """What a pipeline holds now: per region and table, its version, intervals and rows, the
 generation in force, the intervals blocked and why, and overrides in force. Read from the
-Delta logs only (no data files are scanned)."""
+control plane alone: the regions' tables are described by the evidence each region published
+about the versions it wrote (no regional table is opened, so a control key suffices)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import polars as pl
-import pyarrow as pa
 
 from pipelines.certify import active_certifications, current_certified, decisions
+from pipelines.control.evidence import published
 from pipelines.spec import PipelineSpec
-from pipelines.storage import open_table
 
 
-def table_partitions(uri: str, storage_options: dict[str, str] | None = None) -> tuple[int | None, pl.DataFrame]:
-    """(version, rows per ds) of a table, from its log's file statistics."""
-    dt = open_table(uri, storage_options)
-    if dt is None:
-        return None, pl.DataFrame(schema={"ds": pl.String, "rows": pl.Int64})
-    actions = pl.from_arrow(pa.table(dt.get_add_actions(flatten=True)))
-    assert isinstance(actions, pl.DataFrame)
-    if actions.is_empty() or "partition.ds" not in actions.columns:
-        return dt.version(), pl.DataFrame(schema={"ds": pl.String, "rows": pl.Int64})
-    per_ds = actions.group_by(pl.col("partition.ds").alias("ds")).agg(rows=pl.col("num_records").sum()).sort("ds")
-    return dt.version(), per_ds
+def published_tables_by_interval(spec: PipelineSpec, *, root: str | None = None) -> pl.DataFrame:
+    """Per region, layer, table and interval, the newest profile published (its version, rows)."""
+    ev = published(spec, root=root)
+    return (ev.sort("version", "recorded_at")
+            .group_by("region", "layer", "table", "interval", maintain_order=True).last())
+
+
+def published_tables(spec: PipelineSpec, *, root: str | None = None) -> pl.DataFrame:
+    """Per region, layer and table, from the evidence store: the newest version published,
+    the number of intervals, the latest interval with its rows, and the rows of every
+    interval's newest version. One row per (region, layer, table) that published anything."""
+    return (published_tables_by_interval(spec, root=root).sort("interval")
+            .group_by("region", "layer", "table", maintain_order=True)
+            .agg(version=pl.col("version").max(), intervals=pl.len(), latest_interval=pl.col("interval").last(),
+                 latest_rows=pl.col("rows").last(), rows=pl.col("rows").sum()))
 
 
 def pipeline_status(spec: PipelineSpec, *, root: str | None = None) -> dict[str, Any]:
+    by_table = {(r["region"], r["layer"], r["table"]): r for r in published_tables(spec, root=root).iter_rows(named=True)}
     tables = []
     for region in spec.regions:
         for t in [*spec.tables, *[t.model_copy(update={"layer": "quarantine"}) for t in spec.tables_in("raw", "features")]]:
-            version, per_ds = table_partitions(spec.table_uri(region, t.layer, t.name, root), spec.region_options(region))
-            if version is None and t.layer == "quarantine":
+            got = by_table.get((region, t.layer, t.name))
+            if got is None and t.layer == "quarantine":
                 continue
-            latest = per_ds.tail(1).to_dicts()
             tables.append({
-                "region": region, "table": t.path, "version": version, "intervals": per_ds.height,
-                "latest_interval": latest[0]["ds"] if latest else None,
-                "latest_rows": int(latest[0]["rows"]) if latest else 0,
-                "rows": int(per_ds["rows"].sum()) if per_ds.height else 0,
+                "region": region, "table": t.path, "version": None if got is None else got["version"],
+                "intervals": 0 if got is None else got["intervals"],
+                "latest_interval": None if got is None else got["latest_interval"],
+                "latest_rows": 0 if got is None else int(got["latest_rows"] or 0),
+                "rows": 0 if got is None else int(got["rows"] or 0),
             })
     all_decisions = decisions(spec, root=root)
     active = active_certifications(spec, root=root, log=all_decisions)
-    cur = current_certified(spec, root=root)
+    cur = current_certified(spec, root=root, log=all_decisions)
     latest_by_interval: dict[str, Any] = {}
     for d in all_decisions:
         latest_by_interval[d.interval] = d

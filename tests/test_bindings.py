@@ -8,7 +8,7 @@ skewed clocks under ``faketime``):
    strict one restored: the gate judges the batch under the current suite;
 2. a validated table's suite removed: the gate blocks naming the file, ``lockstep check`` fails;
 3. a re-delivered raw version beside the old feature version: lineage blocks, naming both;
-4. the failing rows of one validation batch deleted from ``check_results``: incomplete, blocks;
+4. the failing rows of one validation batch deleted from the region's ``checks``: incomplete, blocks;
 5. an override after a fix does not re-instate the old block unless asked to by name;
 6. an override names the generation reviewed; a newer block in between refuses it;
 7. the log is folded in commit order: writers with clocks a year ahead and two days behind.
@@ -37,7 +37,7 @@ from pipelines.certify import (
     read_certified,
     rollback,
 )
-from pipelines.control.results import CHECK_RESULTS
+from pipelines.control.tables import REGION_RESULTS_TABLE
 from pipelines.errors import CertificationError
 from pipelines.runner import INPUT_LAYERS, certify, ingest, run_interval, validate
 from pipelines.spec import Interval, PipelineSpec, load_spec
@@ -194,8 +194,8 @@ def test_features_whose_lookback_was_rewritten_since_block(tmp_path: Path) -> No
 
 # --------------------------------------------------------------------------- 4. incomplete batches
 def test_a_validation_batch_with_results_removed_does_not_count(tmp_path: Path) -> None:
-    spec, _, blocked = blocked_day(tmp_path)
-    uri = spec.lockstep_uri(CHECK_RESULTS)
+    spec, r0, blocked = blocked_day(tmp_path)
+    uri = spec.region_lockstep_uri(r0, REGION_RESULTS_TABLE.name)  # what the region's validation recorded
     dt = DeltaTable(uri)
     dt.delete("stage = 'validation' AND success = false")  # the failing rows of the batch, gone
     assert not pl.read_delta(uri).filter((pl.col("stage") == "validation") & ~pl.col("success")).height

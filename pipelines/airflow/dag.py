@@ -7,6 +7,10 @@ Shape of the DAG, per data interval::
     ...             ┘
                     ──▶ reconcile ──▶ gate ──(outlet: lockstep://<pipeline>/certified)──▶ model DAGs
 
+reconcile and gate run whatever the region tasks did (trigger rule ``all_done``): a region
+whose tasks failed is named in a blocked decision with its error (an outage is a decision,
+with an alert), and the run still fails.
+
 Every task runs one step of :mod:`pipelines.runner` for the run's data interval and returns
 references only (table URIs, Delta versions, row counts), so the DAG runs unchanged under
 LocalExecutor and CeleryExecutor. The gate emits the certified Asset event, with the
@@ -147,6 +151,23 @@ def blocked_message(pipeline: str, interval: str, result: dict[str, Any], *, wid
     ])
 
 
+def undelivered(groups: list[RegionGroup], steps: tuple[str, ...], context: dict[str, Any]) -> dict[str, str]:
+    """Region -> its steps that did not succeed in this DAG run (``"ingest: failed, transform:
+    upstream_failed"``), from Airflow's task states; regions whose every step succeeded are absent.
+    A step with no task instance at all (the region's mapping never expanded) counts as not run."""
+    ti = context["ti"]
+    task_ids = [f"{g.group_id}.{step}" for g in groups for step in steps]
+    states = ti.get_task_states(dag_id=ti.dag_id, task_ids=task_ids, run_ids=[ti.run_id]).get(ti.run_id, {})
+    out: dict[str, str] = {}
+    for g in groups:
+        for i, region in enumerate(g.regions):
+            bad = [f"{step}: {states.get(f'{g.group_id}.{step}_{i}') or 'not run'}" for step in steps
+                   if states.get(f"{g.group_id}.{step}_{i}") != "success"]
+            if bad:
+                out[region] = ", ".join(bad)
+    return out
+
+
 def build_dag(spec_or_path: PipelineSpec | str | Path, *, dag_id: str | None = None) -> DAG:
     """Build the DAG of a pipeline spec (a path, a shipped name, or a loaded spec).
 
@@ -201,11 +222,17 @@ def build_dag(spec_or_path: PipelineSpec | str | Path, *, dag_id: str | None = N
 
         control = _queue(control_queue(spec))
 
-        @task(task_id="reconcile", multiple_outputs=False)
-        def reconcile(**context: Any) -> dict[str, Any]:
-            return _run(_payload(spec_path, "reconcile", context))
+        groups = region_groups(spec)
 
-        @task(task_id="gate", outlets=[asset], retries=0, multiple_outputs=False)
+        # reconcile and gate run whatever the regions did (an outage is a decision: the gate
+        # records a block naming each region that did not deliver, and fails the run)
+        @task(task_id="reconcile", multiple_outputs=False, trigger_rule="all_done")
+        def reconcile(**context: Any) -> dict[str, Any]:
+            payload = _payload(spec_path, "reconcile", context)
+            missing = undelivered(groups, steps, context)
+            return _run(payload.model_copy(update={"undelivered": missing}) if missing else payload)
+
+        @task(task_id="gate", outlets=[asset], retries=0, multiple_outputs=False, trigger_rule="all_done")
         def gate(**context: Any) -> dict[str, Any]:
             payload = _payload(spec_path, "gate", context)
             result = _run(payload)
@@ -222,7 +249,7 @@ def build_dag(spec_or_path: PipelineSpec | str | Path, *, dag_id: str | None = N
             }
             return result
 
-        regions = [region_group(g) for g in region_groups(spec)]
+        regions = [region_group(g) for g in groups]
         if spec.late_allowance and af.trigger == "schedule":
             # an interval is processed when it closes plus the sources' late allowance: the run
             # starts at the close (the cron timetable) and this sensor holds it for the allowance,

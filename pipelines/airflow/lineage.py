@@ -285,7 +285,9 @@ def complete_lineage(spec: PipelineSpec, step: str, region: str | None, interval
     from pipelines.generation import generation_of
 
     lineage = step_tables(spec, step, region, root=root, interval=interval)
-    results = run_results(spec.control_root(root), spec.name, interval.key, run_id, spec.control_options())
+    # a region step's results are under its region's prefix (its key may read nothing else there)
+    results = run_results(spec.control_root(root), spec.name, interval.key, run_id, spec.control_options(),
+                          regions=[region] if region else (), control=region is None)
     if step in REGION_STEPS:
         if step != "ingest":
             layers = {"validate_inputs": ("raw", "reference"), "validate": ("features",),

@@ -30,7 +30,8 @@ def explain(spec: PipelineSpec, interval: Interval, *, root: str | None = None) 
     root_ = spec.control_root(root)
     opts = spec.control_options()
     mine = [d for d in decisions(spec, root=root) if d.interval == interval.key]
-    df = load_results(root_, spec.name, interval.key, storage_options=opts)
+    # the control plane's results and what each region's steps recorded under its prefix
+    df = load_results(root_, spec.name, interval.key, storage_options=opts, regions=spec.regions)
     last = mine[-1] if mine else None
     run_id = last.run_id if last is not None and last.kind == "gate" else None
     rec = df.filter(pl.col("stage") != "validation")

@@ -38,14 +38,16 @@ def validate_cmd(
         for r in regions:
             per_region[r] = validate(spec, interval, r, root=root, run_id=run_id)
             progress.advance(task)
-    docs = join_uri(docs_uri(spec.control_root(root), spec.name), "index.html")  # GX's Data Docs site
+    # GX's Data Docs site, one per region (under the region's prefix); the first region's for the summary
+    sites = {r: str(join_uri(docs_uri(spec.control_root(root), spec.name, r), "index.html")) for r in regions}
+    docs = sites[regions[0]]
     by_region: dict[str, dict[str, Any]] = {
-        r: {"checks": len(c), "failed": sum(not x.success for x in c),
+        r: {"checks": len(c), "failed": sum(not x.success for x in c), "data_docs": sites[r],
                         "blocking": [x.check_id for x in c if x.blocking],
                         "quarantined": sum(x.unexpected_count or 0 for x in c if x.check_type == "quarantine_cap")}
         for r, c in per_region.items()
     }
-    summary = {"interval": interval.key, "run_id": run_id, "data_docs": str(docs), "regions": by_region}
+    summary = {"interval": interval.key, "run_id": run_id, "data_docs": docs, "regions": by_region}
     if json_:
         print_json(summary)
     else:

@@ -1,10 +1,11 @@
-"""The evidence store: ``<control root>/<pipeline>/_lockstep/evidence``, a Delta table.
+"""The evidence store: per region, ``<control root>/<pipeline>/_lockstep/regions/<region>/evidence``,
+a Delta table under the region's prefix (the one prefix of the control plane its key may write).
 
 Append-only, partitioned by interval, one row per published profile (a small JSON summary
 and two parquet blobs). Regions append their profiles (:func:`publish_write` profiles the
 rows a write just committed and publishes it; :func:`ensure_published` re-publishes a
 skipped write's missing one); the gate reads one interval's partition (and its drift
-window's) and nothing else. Every read reports the bytes it took, so what crosses into the
+window's) of each region's table and nothing else. Every read reports the bytes it took, so what crosses into the
 control plane is measured. What a profile is: :mod:`pipelines.evidence`.
 
 Example::
@@ -22,7 +23,7 @@ from typing import Any
 
 import polars as pl
 
-from pipelines.control.tables import EVIDENCE_TABLE
+from pipelines.control.tables import EVIDENCE_TABLE, UTC_TIME
 from pipelines.errors import EvidenceError, LockstepError
 from pipelines.evidence.profile import Profile, build_profile, plan_hash, profile_plan, totals_of
 from pipelines.spec import Interval, PipelineSpec, TableSpec
@@ -33,24 +34,26 @@ EVIDENCE = EVIDENCE_TABLE.name
 EVIDENCE_SCHEMA = EVIDENCE_TABLE.schema
 
 
-def evidence_uri(spec: PipelineSpec, root: str | None = None) -> str:
-    return spec.lockstep_uri(EVIDENCE, root)
+def evidence_uri(spec: PipelineSpec, region: str, root: str | None = None) -> str:
+    """Where ``region``'s evidence lives: its table under the region's prefix."""
+    return spec.region_lockstep_uri(region, EVIDENCE, root)
 
 
 def publish(spec: PipelineSpec, profiles: list[Profile], *, root: str | None = None) -> None:
-    """Append profiles to the evidence store in one commit."""
-    if not profiles:
-        return
+    """Append profiles to the evidence store, one commit per region (each to its own table)."""
     now = datetime.now(UTC)
-    rows = [{
-        "pipeline": p.pipeline, "interval": p.interval, "region": p.region, "layer": p.layer, "table": p.table,
-        "version": p.version, "fingerprint": p.fingerprint, "plan_hash": p.plan_hash, "run_id": p.run_id,
-        "recorded_at": now, "summary": p.summary_json(), "hist": p.hist_bytes(), "keyed": p.keyed_raw,
-    } for p in profiles]
-    try:
-        EVIDENCE_TABLE.append(evidence_uri(spec, root), rows, spec.control_options())
-    except LockstepError as exc:
-        raise EvidenceError(f"{spec.name}: cannot publish evidence: {exc}", retryable=True) from exc
+    by_region: dict[str, list[dict[str, Any]]] = {}
+    for p in profiles:
+        by_region.setdefault(p.region, []).append({
+            "pipeline": p.pipeline, "interval": p.interval, "region": p.region, "layer": p.layer, "table": p.table,
+            "version": p.version, "fingerprint": p.fingerprint, "plan_hash": p.plan_hash, "run_id": p.run_id,
+            "recorded_at": now, "summary": p.summary_json(), "hist": p.hist_bytes(), "keyed": p.keyed_raw,
+        })
+    for region, rows in by_region.items():
+        try:
+            EVIDENCE_TABLE.append(evidence_uri(spec, region, root), rows, spec.control_options())
+        except LockstepError as exc:
+            raise EvidenceError(f"{spec.name}: {region} cannot publish evidence: {exc}", retryable=True) from exc
 
 
 @dataclass
@@ -81,32 +84,39 @@ def load(spec: PipelineSpec, intervals: list[str], *, root: str | None = None,
          region: str | None = None, table: str | None = None, tables: OpenTables | None = None) -> EvidenceSet:
     """Every profile published about ``intervals`` (optionally one region's, one table's).
 
-    Reads only the intervals' partitions (their files, as the log lists them). The keyed
-    digests (the largest part of a replicated table's profile) are not read here: a profile
+    Reads only the intervals' partitions (their files, as the log lists them) of each region's
+    table: one open and one scan per region and interval, whatever the number of files. The
+    keyed digests (the largest part of a replicated table's profile) are not read here: a profile
     fetches its own when a parity descent asks for it, from the same table version, and counts
-    the bytes. ``tables``: the decision's open control tables (the store is opened, or brought
-    to its newest version, once per call either way)."""
-    uri = evidence_uri(spec, root)
+    the bytes. ``tables``: the decision's open control tables (each region's store is opened,
+    or brought to its newest version, once per call either way)."""
     opts = spec.control_options()
     if not intervals:
         return EvidenceSet([])
-    try:
-        dt = EVIDENCE_TABLE.open(uri, opts, tables=tables)
-        if dt is None:
-            return EvidenceSet([])
-        frames = []
-        where: dict[str, str | int] = {k: v for k, v in (("region", region), ("table", table)) if v is not None}
-        for interval in dict.fromkeys(intervals):
-            lf = EVIDENCE_TABLE.scan(dt, opts, partition={"interval": interval}, where=where)
-            frames.append(lf.select([c for c in EVIDENCE_SCHEMA.names() if c != "keyed"]))
-        df = pl.concat(frames, how="vertical_relaxed").collect()
-    except Exception as exc:  # a broken evidence store must block, with its reason
-        raise EvidenceError(f"{uri}: cannot read the evidence store: {exc}") from exc
+    opened: dict[str, Any] = {}
+    frames = []
+    where: dict[str, str | int] = {"table": table} if table is not None else {}
+    for r in [region] if region is not None else spec.regions:
+        uri = evidence_uri(spec, r, root)
+        try:
+            dt = EVIDENCE_TABLE.open(uri, opts, tables=tables)
+            if dt is None:
+                continue
+            opened[r] = dt
+            for interval in dict.fromkeys(intervals):
+                lf = EVIDENCE_TABLE.scan(dt, opts, partition={"interval": interval}, where=where)
+                frames.append(lf.select([c for c in EVIDENCE_SCHEMA.names() if c != "keyed"]).collect())
+        except Exception as exc:  # a broken evidence store must block, with its reason
+            raise EvidenceError(f"{uri}: cannot read {r}'s evidence: {exc}") from exc
+    if not frames:
+        return EvidenceSet([])
+    df = pl.concat(frames, how="vertical_relaxed")
 
     def fetch_keyed(p: Profile) -> bytes:
+        uri = evidence_uri(spec, p.region, root)
         try:
-            got = (EVIDENCE_TABLE.scan(dt, opts, partition={"interval": p.interval}, where={
-                       "region": p.region, "layer": p.layer, "table": p.table, "version": p.version})
+            got = (EVIDENCE_TABLE.scan(opened[p.region], opts, partition={"interval": p.interval}, where={
+                       "layer": p.layer, "table": p.table, "version": p.version})
                    .filter(pl.col("recorded_at") == p.recorded_at)
                    .select("keyed").collect())
         except Exception as exc:
@@ -114,11 +124,35 @@ def load(spec: PipelineSpec, intervals: list[str], *, root: str | None = None,
         return bytes(got["keyed"][0] or b"") if got.height else b""
 
     profiles = []
-    for r in df.iter_rows(named=True):
-        p = Profile.decode(r)
+    for row in df.iter_rows(named=True):
+        p = Profile.decode(row)
         p.keyed_loader = fetch_keyed
         profiles.append(p)
     return EvidenceSet(profiles)
+
+
+def published(spec: PipelineSpec, *, root: str | None = None) -> pl.DataFrame:
+    """What every region published, over all intervals, without the blobs: one row per
+    profile (``region, layer, table, interval, version, rows, recorded_at``), one scan per
+    region. What ``status`` and the matrix show about regions' tables, from the control plane."""
+    opts = spec.control_options()
+    frames = []
+    for r in spec.regions:
+        uri = evidence_uri(spec, r, root)
+        try:
+            dt = EVIDENCE_TABLE.open(uri, opts)
+            if dt is None:
+                continue
+            frames.append(EVIDENCE_TABLE.scan(dt, opts).select(
+                "region", "layer", "table", "interval", "version", "recorded_at",
+                rows=pl.col("summary").str.json_path_match("$.rows").cast(pl.Int64)).collect())
+        except Exception as exc:  # fail closed: what cannot be read is named
+            raise EvidenceError(f"{uri}: cannot read {r}'s evidence: {exc}") from exc
+    if not frames:
+        return pl.DataFrame(schema={"region": pl.String, "layer": pl.String, "table": pl.String,
+                                    "interval": pl.String, "version": pl.Int64, "recorded_at": UTC_TIME,
+                                    "rows": pl.Int64})
+    return pl.concat(frames, how="vertical_relaxed")
 
 
 # --------------------------------------------------------------------------- what a region publishes

@@ -1,21 +1,25 @@
 """The check-results table: the one record every check writes, whatever ran it.
 
 A GX expectation on one region's table, a parity diff across regions, a drift test: each
-produces :class:`CheckResult` rows, appended to ``<control_root>/<pipeline>/_lockstep/check_results``
-(Delta, append-only, partitioned by interval) *before* the gate acts on them, so ``explain``,
-``status`` and the UI read the same rows that decided.
+produces :class:`CheckResult` rows, appended (Delta, append-only, partitioned by interval)
+*before* the gate acts on them, so ``explain``, ``status`` and the UI read the same rows that
+decided. Where they are appended follows who may write there: what a region's own steps found
+(validation, feature coverage, a step's failure) goes to the region's prefix,
+``_lockstep/regions/<region>/checks``; what the control plane decides on (reconciliation, with
+the validation results it re-states) to ``_lockstep/check_results``, which no region key may write.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
 
 import polars as pl
 
-from pipelines.control.tables import CHECK_RESULTS_TABLE
+from pipelines.control.tables import CHECK_RESULTS_TABLE, REGION_RESULTS_TABLE
 from pipelines.storage import OpenTables
 
 CHECK_RESULTS = CHECK_RESULTS_TABLE.name
@@ -27,7 +31,7 @@ CHECK_RESULT_SCHEMA = CHECK_RESULTS_TABLE.schema
 class CheckResult:
     """One result of one check. ``region`` is ``"*"`` for a check across regions."""
 
-    stage: str  # "validation" or "reconcile"
+    stage: str  # "validation", "reconcile" or "delivery" (a region's step that failed)
     check_id: str
     check_type: str
     region: str
@@ -68,12 +72,13 @@ class CheckResult:
 
 def record_results(
     root: str, pipeline: str, interval: str, run_id: str, results: list[CheckResult],
-    storage_options: dict[str, str] | None = None, *, tables: OpenTables | None = None,
+    storage_options: dict[str, str] | None = None, *, tables: OpenTables | None = None, region: str | None = None,
 ) -> int | None:
     """Append results to the check-results table in one commit; returns its version.
-    ``tables``: the decision's open control tables (the append commits through them)."""
-    table = CHECK_RESULTS_TABLE
-    uri = table.uri(root, pipeline)
+    ``region``: what that region's own steps found, to its prefix's table (else the control
+    plane's). ``tables``: the decision's open control tables (the append commits through them)."""
+    table = CHECK_RESULTS_TABLE if region is None else REGION_RESULTS_TABLE
+    uri = table.uri(root, pipeline) if region is None else table.region_uri(root, pipeline, region)
     if not results:
         dt = table.open(uri, storage_options, tables=tables)
         return None if dt is None else dt.version()
@@ -84,29 +89,40 @@ def record_results(
 
 def load_results(
     root: str, pipeline: str, interval: str | None = None, run_id: str | None = None,
-    storage_options: dict[str, str] | None = None, stage: str | None = None, *, tables: OpenTables | None = None,
+    storage_options: dict[str, str] | None = None, stage: str | tuple[str, ...] | None = None, *,
+    tables: OpenTables | None = None, regions: Iterable[str] = (), control: bool = True,
 ) -> pl.DataFrame:
     """Recorded results, optionally of one interval, one run and one stage (empty frame when none),
-    read from the table's newest version (``tables``: the decision's open control tables; one
-    interval's results are read from its partition's files alone)."""
-    table = CHECK_RESULTS_TABLE
-    dt = table.open(table.uri(root, pipeline), storage_options, tables=tables)
-    if dt is None:
-        return table.empty()
-    lf = table.scan(dt, storage_options, partition=None if interval is None else {"interval": interval})
-    if run_id is not None:
-        lf = lf.filter(pl.col("run_id") == run_id)
-    if stage is not None:
-        lf = lf.filter(pl.col("stage") == stage)
-    return lf.collect()
+    read from the tables' newest versions (``tables``: the decision's open control tables; one
+    interval's results are read from its partition's files alone): the control plane's
+    (``control``) and those ``regions`` published under their prefixes, one scan per table."""
+    part = None if interval is None else {"interval": interval}
+    uris = [(CHECK_RESULTS_TABLE, CHECK_RESULTS_TABLE.uri(root, pipeline))] if control else []
+    uris += [(REGION_RESULTS_TABLE, REGION_RESULTS_TABLE.region_uri(root, pipeline, r)) for r in regions]
+    frames = []
+    for table, uri in uris:
+        dt = table.open(uri, storage_options, tables=tables)
+        if dt is None:
+            continue
+        lf = table.scan(dt, storage_options, partition=part)
+        if run_id is not None:
+            lf = lf.filter(pl.col("run_id") == run_id)
+        if stage is not None:
+            lf = lf.filter(pl.col("stage").is_in([stage] if isinstance(stage, str) else list(stage)))
+        frames.append(lf)
+    if not frames:
+        return CHECK_RESULTS_TABLE.empty()
+    return pl.concat(frames, how="vertical_relaxed").collect()
 
 
 def run_results(
     root: str, pipeline: str, interval: str, run_id: str, storage_options: dict[str, str] | None = None,
-    *, tables: OpenTables | None = None,
+    *, tables: OpenTables | None = None, regions: Iterable[str] = (), control: bool = True,
 ) -> list[CheckResult]:
-    """Every result ``run_id`` recorded about ``interval``."""
-    return rows_to_results(load_results(root, pipeline, interval, run_id, storage_options, tables=tables))
+    """Every result ``run_id`` recorded about ``interval`` (the control plane's, ``control``,
+    and those of ``regions``)."""
+    return rows_to_results(load_results(root, pipeline, interval, run_id, storage_options, tables=tables,
+                                        regions=regions, control=control))
 
 
 def rows_to_results(df: pl.DataFrame) -> list[CheckResult]:
@@ -121,3 +137,23 @@ def rows_to_results(df: pl.DataFrame) -> list[CheckResult]:
         )
         for r in df.iter_rows(named=True)
     ]
+
+
+def record_failure(
+    root: str, pipeline: str, interval: str, run_id: str, region: str, step: str, error: BaseException,
+    storage_options: dict[str, str] | None = None,
+) -> None:
+    """Record that ``region``'s ``step`` failed in ``run_id``, with its error, under the
+    region's prefix: what the reconciliation names when the region delivers nothing. Best
+    effort: a region whose control-plane prefix is unreachable too leaves no record, and the
+    reconciliation then says what it has no evidence of."""
+    import logging
+
+    message = f"{step} failed: {type(error).__name__}: {error}".replace("\n", " ")
+    result = CheckResult(stage="delivery", check_id=f"delivery.{step}", check_type="delivery", region=region,
+                         table="*", policy="block", success=False, message=message[:1000])
+    try:
+        record_results(root, pipeline, interval, run_id, [result], storage_options, region=region)
+    except Exception as exc:  # the step's own error is what the caller raises
+        logging.getLogger(__name__).warning("%s: %s's failure of %s could not be recorded: %s", pipeline, region,
+                                            step, exc)

@@ -8,6 +8,13 @@ which sit on what :mod:`pipelines.storage` offers (:class:`~pipelines.storage.Op
 :func:`~pipelines.storage.append_in_order`, :func:`~pipelines.storage.scan_partition`), so
 "where is a decision written, and how" has one answer.
 
+A table a region publishes (``per_region``: its evidence, its own check results) has one
+Delta table per region under that region's prefix,
+``<control_root>/<pipeline>/_lockstep/regions/<region>/<name>`` (:meth:`ControlTable.region_uri`):
+a region's key may write there and nowhere else in the control plane; the decision log,
+the check results the gate decided on, releases and approvals are the control plane's
+alone. A reader takes one scan per region.
+
 Adding a table is a few lines: ``RELEASES_TABLE = register("releases", pl.Schema({...}))``.
 
 Example::
@@ -33,6 +40,7 @@ from pipelines.storage import (
     append_in_order,
     decision_tables,
     lockstep_uri,
+    region_lockstep_uri,
     scan_partition,
 )
 
@@ -49,10 +57,20 @@ class ControlTable:
     partition_by: tuple[str, ...] = ()
     #: rows carry the Delta version of their commit (``log_version``): appended in log order
     ordered: bool = False
+    #: one table per region, under the region's prefix (written by that region alone)
+    per_region: bool = False
 
     def uri(self, control_root: str, pipeline: str) -> str:
-        """Where the table lives for one pipeline."""
+        """Where the table lives for one pipeline (a control-plane table)."""
+        if self.per_region:
+            raise TypeError(f"{self.name}: a table per region; use region_uri")
         return lockstep_uri(control_root, pipeline, self.name)
+
+    def region_uri(self, control_root: str, pipeline: str, region: str) -> str:
+        """Where one region's table lives (a ``per_region`` table)."""
+        if not self.per_region:
+            raise TypeError(f"{self.name}: a control-plane table; use uri")
+        return region_lockstep_uri(control_root, pipeline, region, self.name)
 
     def frame(self, rows: Iterable[Mapping[str, Any]]) -> pl.DataFrame:
         """Rows in the table's schema."""
@@ -98,12 +116,12 @@ class ControlTable:
 CONTROL_TABLES: dict[str, ControlTable] = {}
 
 
-def register(name: str, schema: pl.Schema, *, partition_by: Iterable[str] = (), ordered: bool = False
-             ) -> ControlTable:
+def register(name: str, schema: pl.Schema, *, partition_by: Iterable[str] = (), ordered: bool = False,
+             per_region: bool = False) -> ControlTable:
     """Add a control table to the registry (once per name)."""
     if name in CONTROL_TABLES:
         raise ValueError(f"control table {name!r} is registered already")
-    table = ControlTable(name, schema, tuple(partition_by), ordered)
+    table = ControlTable(name, schema, tuple(partition_by), ordered, per_region)
     CONTROL_TABLES[name] = table
     return table
 
@@ -120,23 +138,30 @@ CERTIFICATIONS_TABLE = register("certifications", pl.Schema({
     "digest": pl.String(),
 }), ordered=True)
 
-#: every result of every check (validation and reconciliation), per interval
-CHECK_RESULTS_TABLE = register("check_results", pl.Schema({
+#: every result of every check the control plane ran or decided on (reconciliation, and the
+#: validation results a reconciliation re-states), per interval; written by the control plane alone
+CHECK_RESULT_COLUMNS = pl.Schema({
     "pipeline": pl.String(), "interval": pl.String(), "run_id": pl.String(), "stage": pl.String(),
     "check_id": pl.String(), "check_type": pl.String(), "region": pl.String(), "table": pl.String(),
     "policy": pl.String(), "success": pl.Boolean(), "blocking": pl.Boolean(), "observed": pl.String(),
     "threshold": pl.String(), "unexpected_count": pl.Int64(), "element_count": pl.Int64(), "message": pl.String(),
     "details": pl.String(), "recorded_at": UTC_TIME, "table_version": pl.Int64(), "suite_sha": pl.String(),
     "batch": pl.String(),
-}), partition_by=["interval"])
+})
+CHECK_RESULTS_TABLE = register("check_results", CHECK_RESULT_COLUMNS, partition_by=["interval"])
 
-#: the profiles regions publish about the table versions they wrote, per interval
+#: what a region's own steps found (validation, feature coverage, a step's failure), per interval:
+#: the check-results columns, one table per region under its prefix
+REGION_RESULTS_TABLE = register("checks", CHECK_RESULT_COLUMNS, partition_by=["interval"], per_region=True)
+
+#: the profiles regions publish about the table versions they wrote, per interval, one table
+#: per region under its prefix
 EVIDENCE_TABLE = register("evidence", pl.Schema({
     "pipeline": pl.String(), "interval": pl.String(), "region": pl.String(), "layer": pl.String(),
     "table": pl.String(), "version": pl.Int64(), "fingerprint": pl.Int64(), "plan_hash": pl.String(),
     "run_id": pl.String(), "recorded_at": UTC_TIME, "summary": pl.String(), "hist": pl.Binary(),
     "keyed": pl.Binary(),
-}), partition_by=["interval"])
+}), partition_by=["interval"], per_region=True)
 
 #: the versions ``lockstep maintain`` removed files of: one row per table and run
 MAINTENANCE_TABLE = register("maintenance", pl.Schema({

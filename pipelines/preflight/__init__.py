@@ -57,7 +57,7 @@ def preflight(
     if interval is not None:
         require_closed(spec, interval, now=now, allow_open=allow_open)
     run_regions = check_regions(spec, regions)
-    check_roots(spec, root)
+    check_roots(spec, root, run_regions)
     schemas = known_schemas(spec, interval, run_regions, root)
     check_features(spec, schemas)
     check_suites(spec, schemas)

@@ -61,15 +61,20 @@ def _probe(root: str, where: str, field: str) -> None:
                            retryable=False) from None
 
 
-def check_roots(spec: PipelineSpec, root: str | None = None) -> None:
-    """Every root the run writes to is safe and (when local) writable."""
+def check_roots(spec: PipelineSpec, root: str | None = None, regions: list[str] | None = None) -> None:
+    """Every root the run writes to is safe and (when local) writable: the roots of
+    ``regions`` (default: every region's) and the control root. A control-plane step
+    (``regions=[]``) looks at the control root alone: a region's storage is never its concern."""
     where = spec_where(spec)
     base = spec.root(root)
     field = "--root" if root else ("LOCKSTEP_ROOT" if settings().root else "storage.root")
-    roots = {base.replace("{region}", r) for r in spec.regions} if "{region}" in base else {base}
+    regions = list(spec.regions) if regions is None else regions
     control = getattr(spec.storage, "control_root", None)
+    roots = {base.replace("{region}", r) for r in regions} if "{region}" in base else ({base} if regions else set())
     if isinstance(control, str):
         roots.add(control)
+    elif "{region}" not in base:
+        roots.add(base)  # the control root is the root
     for r in sorted(roots):
         check_root_path(r, field, where)
         if "://" not in r:

@@ -140,9 +140,11 @@ def bindings(ctx: Context) -> dict[str, Any]:
     return {"suites": suites, "inputs": inputs, "files": files}
 
 
-def run_checks(spec: PipelineSpec, interval: Interval, *, root: str | None = None, run_id: str = "") -> list[CheckResult]:
-    """Run every reconciliation check of ``spec`` on ``interval``'s generation, from evidence."""
-    ctx = Context.build(spec, interval, root=root, run_id=run_id)
+def run_checks(spec: PipelineSpec, interval: Interval, *, root: str | None = None, run_id: str = "",
+               undelivered: dict[str, str] | None = None) -> list[CheckResult]:
+    """Run every reconciliation check of ``spec`` on ``interval``'s generation, from evidence.
+    ``undelivered``: region -> why it did not deliver in this run, as the orchestrator saw it."""
+    ctx = Context.build(spec, interval, root=root, run_id=run_id, undelivered=undelivered)
     rec = spec.reconcile
     gen = ctx.generation
     results = [CheckResult(
@@ -150,6 +152,8 @@ def run_checks(spec: PipelineSpec, interval: Interval, *, root: str | None = Non
         policy="warn", success=True, observed=gen.id, message=f"generation {gen.id} ({len(gen.members)} tables)",
         details={"generation": gen.members, "interval": gen.interval},
     )]
+    results += _guard("delivery", "delivery", "block", "pipelines.reconcile.delivery", "check_delivery",
+                      lambda f: f(ctx))
     results += _guard("evidence", "evidence", "block", "pipelines.reconcile", "completeness", lambda f: f(ctx))
     results += _guard("lineage", "lineage", "block", "pipelines.reconcile.lineage", "check_lineage", lambda f: f(ctx))
     try:

@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import polars as pl
+
 from pipelines.control.evidence import EvidenceSet, load
 from pipelines.control.results import CheckResult, load_results, rows_to_results
 from pipelines.errors import ValidationStepError
@@ -36,12 +38,16 @@ class Context:
     _window: dict[tuple[str, ...], EvidenceSet] = field(default_factory=dict)
     #: the control tables this decision opened (each once; see :class:`OpenTables`)
     tables: OpenTables = field(default_factory=OpenTables)
+    #: region -> why it did not deliver in this run, as the orchestrator saw it (e.g. "ingest: failed")
+    undelivered: dict[str, str] = field(default_factory=dict)
+    #: region -> the newest failure its steps recorded in this run (``stage="delivery"``)
+    failures: dict[str, CheckResult] = field(default_factory=dict)
     #: table -> the suite it is validated under now, or why it cannot be (missing, unreadable)
     _suites: dict[str, Suite | ValidationStepError] | None = None
 
     @classmethod
     def build(cls, spec: PipelineSpec, interval: Interval, *, root: str | None = None, run_id: str = "",
-              table: str | None = None) -> Context:
+              table: str | None = None, undelivered: dict[str, str] | None = None) -> Context:
         """The interval's evidence (only ``table``'s, and no validation results, when given: what
         a single check such as "in sync?" needs). Each control table is opened once, and read
         at its newest version."""
@@ -65,12 +71,16 @@ class Context:
                     if q is not None:
                         profiles[qkey] = q
         validation: list[CheckResult] = []
-        if table is None:
+        failures: dict[str, CheckResult] = {}
+        if table is None:  # validation results and this run's step failures, one scan per table
             df = load_results(spec.control_root(root), spec.name, interval.key, storage_options=spec.control_options(),
-                              stage="validation", tables=tables)
-            validation = rows_to_results(df.sort("recorded_at")) if df.height else []
+                              stage=("validation", "delivery"), tables=tables, regions=spec.regions)
+            df = df.sort("recorded_at")
+            validation = rows_to_results(df.filter(pl.col("stage") == "validation"))
+            failures = {f.region: f for f in rows_to_results(
+                df.filter(pl.col("stage") == "delivery", pl.col("run_id") == run_id))} if run_id else {}
         return cls(spec, interval, root, Generation(interval.key, members), ev, profiles, validation, run_id,
-                   tables=tables)
+                   tables=tables, undelivered=dict(undelivered or {}), failures=failures)
 
     def profile(self, region: str, table: TableSpec, layer: str | None = None) -> Profile | None:
         """The generation's profile of ``region``'s ``table`` (None when it has none)."""

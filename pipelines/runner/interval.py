@@ -153,10 +153,11 @@ def run_interval(
 
 
 def reconcile_step(spec: PipelineSpec, interval: Interval, *, root: str | None = None, run_id: str = "",
-                   tables: OpenTables | None = None) -> list[CheckResult]:
+                   tables: OpenTables | None = None, undelivered: dict[str, str] | None = None) -> list[CheckResult]:
     """Run the cross-region checks and record their results (certifies nothing). ``tables``:
-    the decision's open control tables (:func:`certify_interval` shares them with :func:`gate_step`)."""
-    checks = reconcile(spec, interval, root=root, run_id=run_id)
+    the decision's open control tables (:func:`certify_interval` shares them with :func:`gate_step`).
+    ``undelivered``: region -> why it did not deliver in this run (an orchestrator's view)."""
+    checks = reconcile(spec, interval, root=root, run_id=run_id, undelivered=undelivered)
     record_results(spec.control_root(root), spec.name, interval.key, run_id, checks, spec.control_options(),
                    tables=tables)
     return checks

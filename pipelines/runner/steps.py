@@ -220,7 +220,8 @@ def transform(spec: PipelineSpec, interval: Interval, region: str, *, root: str 
                  ", ".join(f"{k} v{v['version']}" for k, v in lineage.items()))
         cov.table_version = ref.version
         refs.append(ref)
-    record_results(spec.control_root(root), spec.name, interval.key, run_id, coverage, spec.control_options())
+    record_results(spec.control_root(root), spec.name, interval.key, run_id, coverage, spec.control_options(),
+                   region=region)
     return refs
 
 
@@ -257,13 +258,16 @@ def validate(
     return validate_region(spec, interval, region, layers=layers, root=root, run_id=run_id)
 
 
-def reconcile(spec: PipelineSpec, interval: Interval, *, root: str | None = None, run_id: str = "") -> list[CheckResult]:
+def reconcile(spec: PipelineSpec, interval: Interval, *, root: str | None = None, run_id: str = "",
+              undelivered: dict[str, str] | None = None) -> list[CheckResult]:
     """Run the cross-region checks of the spec from the evidence store (nothing certified
-    here). A check that cannot import or run is a blocking result with its reason."""
-    return run_gate_checks(spec, interval, root=root, run_id=run_id)
+    here). A check that cannot import or run is a blocking result with its reason.
+    ``undelivered``: region -> why it did not deliver in this run (the orchestrator's view)."""
+    return run_gate_checks(spec, interval, root=root, run_id=run_id, undelivered=undelivered)
 
 
-def run_gate_checks(spec: PipelineSpec, interval: Interval, *, root: str | None = None, run_id: str = "") -> list[CheckResult]:
+def run_gate_checks(spec: PipelineSpec, interval: Interval, *, root: str | None = None, run_id: str = "",
+                    undelivered: dict[str, str] | None = None) -> list[CheckResult]:
     """The cross-region checks, failing closed: when the reconciliation package cannot even be
     imported, the result is one blocking check naming the error (never an empty list)."""
     try:
@@ -272,4 +276,4 @@ def run_gate_checks(spec: PipelineSpec, interval: Interval, *, root: str | None 
         return [CheckResult(stage="reconcile", check_id="reconcile.import", check_type="generation", region="*",
                             table="*", policy="block", success=False,
                             message=f"reconciliation could not be imported: {type(exc).__name__}: {exc}")]
-    return run_checks(spec, interval, root=root, run_id=run_id)
+    return run_checks(spec, interval, root=root, run_id=run_id, undelivered=undelivered)

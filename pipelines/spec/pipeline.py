@@ -246,6 +246,13 @@ class PipelineSpec(_Model):
 
         return lockstep_uri(self.control_root(root), self.name, name)
 
+    def region_lockstep_uri(self, region: str, name: str, root: str | None = None) -> str:
+        """``<control root>/<pipeline>/_lockstep/regions/<region>/<name>``: what ``region``
+        publishes to the control plane, under the one prefix its key may write."""
+        from pipelines.paths import region_lockstep_uri
+
+        return region_lockstep_uri(self.control_root(root), self.name, region, name)
+
     def region_options(self, region: str) -> dict[str, str]:
         return self.storage.region_options(region)
 

@@ -28,7 +28,14 @@ Example::
 
 from __future__ import annotations
 
-from pipelines.paths import LOCKSTEP_DIR, join_uri, lockstep_uri, table_uri
+from pipelines.paths import (
+    LOCKSTEP_DIR,
+    join_uri,
+    lockstep_uri,
+    region_lockstep_uri,
+    region_prefix,
+    table_uri,
+)
 from pipelines.storage.appends import (
     CONTROL_TABLE_CONFIGURATION,
     OpenTables,
@@ -81,6 +88,8 @@ __all__ = [
     "is_commit_conflict",
     "join_uri",
     "lockstep_uri",
+    "region_lockstep_uri",
+    "region_prefix",
     "object_path",
     "open_table",
     "partition_actions",

@@ -95,7 +95,7 @@ SUPPLEMENT: dict[str, tuple[str, Any]] = {
     "ValidationSpec.engine": ("polars (native), gx (Great Expectations' pandas engine) or auto", "auto"),
     "ValidationSpec.suites_dir": ("", "expectations"),
     "ValidationSpec.quarantine_cap": ("", 0.05),
-    "ValidationSpec.data_docs": ("write static Data Docs under _lockstep/data_docs", True),
+    "ValidationSpec.data_docs": ("write static Data Docs under _lockstep/regions/<region>/data_docs", True),
     "FeatureSetSpec.name": ("the feature set's name", "customer"),
     "FeatureSetSpec.inputs": ("tables the transform reads (inputs[name])", ["transactions", "fx_rates"]),
     "FeatureSetSpec.output": ("the features-layer table it writes", "customer_features"),

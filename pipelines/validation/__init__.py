@@ -3,7 +3,8 @@
 :func:`validate_region` is the runner's entry point. For each table of the requested layers
 that has a suite (``expectations/<suite>.json``), it checks the suite against the table's
 schema (before reading data), reads the interval's partition once, runs the suite with the
-spec's engine, applies the policies and records every result in ``_lockstep/check_results``:
+spec's engine, applies the policies and records every result under the region's prefix
+(``_lockstep/regions/<region>/checks``):
 
 * ``warn`` - the result is recorded, nothing else;
 * ``quarantine`` - failing rows move to ``<region>/quarantine/<table>`` (with the check ids,
@@ -215,7 +216,8 @@ def validate_region(
         checks += table_checks
         docs.append({"table": table.path, "suite": suite.name, "suite_sha": suite.sha, "rows": frame.height,
                      "quarantined": moved, "results": results})
-    record_results(spec.control_root(root), spec.name, interval.key, run_id, checks, spec.control_options())
+    record_results(spec.control_root(root), spec.name, interval.key, run_id, checks, spec.control_options(),
+                   region=region)
     if spec.validation.data_docs and docs:
         from pipelines.validation.docs import write_region_docs
 

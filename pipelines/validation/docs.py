@@ -1,7 +1,8 @@
-"""Data Docs: a static site of every region's validation results, under the pipeline's root.
+"""Data Docs: per region, a static site of its validation results, under the region's prefix
+of the control root (what a region's key may write there).
 
-``<root>/<pipeline>/_lockstep/data_docs/index.html`` lists intervals and regions; each
-region's page shows every expectation's GX-format result, and the raw results sit beside it
+``<root>/<pipeline>/_lockstep/regions/<region>/data_docs/index.html`` lists the region's
+intervals; each page shows every expectation's GX-format result, and the raw results sit beside it
 as JSON (``<interval>/<region>.json``), the contract between tools. The root is the control
 root: a local folder or an object store (``s3://`` …), written through :class:`DocsWriter`
 with the same deltalake storage options as the ``_lockstep`` tables.
@@ -15,18 +16,18 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.errors import StorageError
-from pipelines.storage import join_uri
+from pipelines.storage import join_uri, region_prefix
 from pipelines.validation.gx import import_gx
 
 
-def docs_dir(root: str, pipeline: str) -> Path:
-    """The Data Docs folder of a local root."""
-    return Path(join_uri(root, pipeline, "_lockstep", "data_docs"))
+def docs_dir(root: str, pipeline: str, region: str) -> Path:
+    """A region's Data Docs folder under a local root."""
+    return Path(docs_uri(root, pipeline, region))
 
 
-def docs_uri(root: str, pipeline: str) -> str:
-    """The Data Docs location of any root (a local path or an object-store URI)."""
-    return join_uri(root, pipeline, "_lockstep", "data_docs")
+def docs_uri(root: str, pipeline: str, region: str) -> str:
+    """A region's Data Docs location under any root (a local path or an object-store URI)."""
+    return join_uri(region_prefix(root, pipeline, region), "data_docs")
 
 
 class DocsWriter:
@@ -146,9 +147,9 @@ def _page_path(suite: str, run_name: str, run_time: str, batch: str) -> str:
 def write_region_docs(root: str, pipeline: str, interval: str, region: str, tables: list[dict[str, Any]],
                       storage_options: dict[str, str] | None = None) -> str:
     """Store one region's results of one interval as GX validation result documents, render
-    their pages and the index with GX's Data Docs builder, and return the location (a local
-    path or an object-store URI) of the first table's GX validation page."""
-    out = DocsWriter(docs_uri(root, pipeline), storage_options)
+    their pages and the index with GX's Data Docs builder (the region's own site), and return
+    the location (a local path or an object-store URI) of the first table's GX validation page."""
+    out = DocsWriter(docs_uri(root, pipeline, region), storage_options)
     out.write_text(f"{interval}/{region}.json", json.dumps(tables, default=str, indent=1))
     run_time = datetime.now(UTC)
     stamp = run_time.strftime(STAMP)

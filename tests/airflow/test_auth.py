@@ -27,7 +27,7 @@ ROUTES = [
     f"/lockstep/api/pipelines/{PIPELINE}/intervals/{BLOCKED}",
     f"/lockstep/pipelines/{PIPELINE}",
     f"/lockstep/pipelines/{PIPELINE}/intervals/{BLOCKED}",
-    f"/lockstep/pipelines/{PIPELINE}/docs/index.html",
+    f"/lockstep/pipelines/{PIPELINE}/docs/eu-central/index.html",  # a region's Data Docs site
 ]
 
 

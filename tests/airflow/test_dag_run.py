@@ -156,3 +156,69 @@ def test_the_actor_travels_in_the_payload_not_the_environment(
     assert out.exit_code == 0, out.output
     overridden = decisions(spec)[-1]
     assert overridden.kind == "override" and overridden.who == Settings().who() != block.who
+
+
+@pytest.mark.slow
+def test_a_region_outage_is_a_blocked_decision_naming_it_and_a_rerun_certifies(
+    airflow_db: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One region's storage cannot be written: its tasks fail, the others finish, reconcile
+    and gate still run; the gate records a block naming the region and its task's error, the
+    alert fires, ``explain`` shows it and the run fails. Once the region's storage is back, a
+    re-run of the same interval certifies."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from pipelines.certify import explain
+
+    received: list[dict[str, Any]] = []  # what the alert webhook receives
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("AIRFLOW_CONN_LOCKSTEP_HOOK", json.dumps(
+            {"conn_type": "http", "host": f"http://127.0.0.1:{server.server_address[1]}/hooks"}))
+        data = small_spec_data(regions=3, rows=200, name="af_outage")
+        data["storage"] = {"root": str(tmp_path / "lake-{region}"), "control_root": str(tmp_path / "control")}
+        data["airflow"]["retries"] = 0
+        data["alerts"] = [{"kind": "webhook", "conn_id": "lockstep_hook"}]
+        spec_path = tmp_path / "af_outage.yaml"
+        spec_path.write_text(yaml.safe_dump(data))
+        spec = load_spec(spec_path)
+        down = spec.regions[1]
+        (tmp_path / f"lake-{down}").write_text("not a folder")  # the region's storage is unusable
+
+        dr = run_dag(spec_path, datetime(2026, 1, 2, tzinfo=UTC))
+        assert dr.state == "failed"
+        states = {(ti.task_id.split(".")[-1], ti.map_index): ti.state for ti in dr.get_task_instances()}
+        assert states[("reconcile", -1)] == "success" and states[("gate", -1)] == "failed", states
+        last = decisions(spec)[-1]
+        assert last.interval == "2026-01-01" and not last.certified
+        named = [r for r in last.reasons if r["check_id"] == "delivery"]
+        assert [r["region"] for r in named] == [down], last.reasons
+        assert "ingest: failed" in named[0]["message"] and "is a file, not a folder" in named[0]["message"]
+        assert "no evidence for raw/transactions" in named[0]["message"], named[0]["message"]
+        assert received and received[0]["event"] == "blocked"  # (a "stale" alert may follow: no generation yet)
+        assert any(r["region"] == down and r["check_id"] == "delivery" for r in received[0]["reasons"])
+        ex = explain(spec, Interval.for_date("2026-01-01"))
+        assert any(f["check_id"] == "delivery" and f["region"] == down and f["blocking"] for f in ex["failed"])
+
+        (tmp_path / f"lake-{down}").unlink()  # the region recovers
+        again = run_dag(spec_path, datetime(2026, 1, 2, tzinfo=UTC))
+        assert again.state == "success"
+        in_force = current_certified(spec)
+        assert in_force is not None and in_force.interval == "2026-01-01"
+        assert {k.split("/")[0] for k in in_force.generation.members} == set(spec.regions)
+    finally:
+        server.shutdown()
+        server.server_close()

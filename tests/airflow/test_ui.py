@@ -116,7 +116,7 @@ def test_routes_need_a_token(lake: PipelineSpec, monkeypatch: pytest.MonkeyPatch
     client = TestClient(app)
     for path in ("/", "/api/pipelines", "/api/pipelines/ui_demo/status", "/api/pipelines/ui_demo/decisions",
                  "/api/pipelines/ui_demo/matrix", "/pipelines/ui_demo", "/pipelines/ui_demo/intervals/2026-01-02",
-                 "/pipelines/ui_demo/docs/index.html", "/api/pipelines/nope/status"):
+                 "/pipelines/ui_demo/docs/eu-central/index.html", "/api/pipelines/nope/status"):
         assert client.get(path).status_code == 401, path
     for path in ("/docs", "/redoc", "/openapi.json"):
         assert client.get(path).status_code == 404, path

@@ -2,14 +2,18 @@
 
 Every request after the first three is authenticated and authorised by moto's IAM
 evaluation: the harness creates an admin with those three, then, as the admin, one bucket
-per name and one IAM user per grant whose policy allows ``s3:*`` on its buckets only. So a
-credential used outside its buckets gets ``403 AccessDenied``, as on AWS. Every request
+per name and one IAM user per grant: an IAM policy document (what
+:func:`pipelines.control.policies.s3_policies` derives from a spec, per role), or a list of
+what it may use (:func:`grant_policy`: ``s3:*`` on a whole bucket, ``"lake-ctl"``, or on a
+prefix of one, ``"lake-ctl/p/_lockstep/regions/eu/*"``, plus listing the bucket, as on AWS
+where ``s3:ListBucket`` is a bucket action). So a credential used outside its grant gets
+``403 AccessDenied``, as on AWS, and so does a key the server never issued. Every request
 is logged (method, path, the signing key id, the status) to ``<workdir>/requests.jsonl`` by
 :mod:`tests.distributed.moto_logged`: :meth:`MotoS3.requests` reads it back, so a test can
 show which credential touched which bucket::
 
     with MotoS3(tmp_path, buckets=["lake-eu", "lake-ctl"],
-                grants={"eu": ["lake-eu", "lake-ctl"], "control": ["lake-ctl"]}) as s3:
+                grants={"eu": ["lake-eu", region_prefix("lake-ctl", "eu")], "control": ["lake-ctl"]}) as s3:
         s3.options("eu")   # deltalake storage options holding the "eu" user's keys
 
 The server is stopped (its process group) when the ``with`` block ends.
@@ -31,6 +35,33 @@ from typing import Any
 from pipelines.airflow.embedded import free_port
 
 REGION = "us-east-1"
+
+
+def region_prefix(bucket: str, region: str, base: str = "lake") -> str:
+    """The grant of a region's prefix of the control plane in ``bucket`` (every pipeline's):
+    ``<bucket>/<base>/*/_lockstep/regions/<region>/*``, where it publishes its evidence."""
+    return f"{bucket}/{base}/*/_lockstep/regions/{region}/*"
+
+
+def merge_policies(*docs: Mapping[str, Any]) -> dict[str, Any]:
+    """One policy document holding every statement of ``docs`` (a worker serving several regions)."""
+    return {"Version": "2012-10-17", "Statement": [st for d in docs for st in d["Statement"]]}
+
+
+def grant_policy(grant: Iterable[str]) -> list[dict[str, Any]]:
+    """IAM statements of a grant: ``s3:*`` on each whole bucket it names; on a prefix
+    (``bucket/prefix*``), ``s3:*`` on the objects under it and listing the bucket."""
+    buckets = [g for g in grant if "/" not in g]
+    prefixes = [g for g in grant if "/" in g]
+    statements: list[dict[str, Any]] = []
+    if buckets:
+        statements.append({"Effect": "Allow", "Action": "s3:*",
+                           "Resource": [arn for b in buckets for arn in (f"arn:aws:s3:::{b}", f"arn:aws:s3:::{b}/*")]})
+    if prefixes:
+        statements.append({"Effect": "Allow", "Action": "s3:*", "Resource": [f"arn:aws:s3:::{p}" for p in prefixes]})
+        statements.append({"Effect": "Allow", "Action": ["s3:ListBucket", "s3:GetBucketLocation"],
+                           "Resource": sorted({f"arn:aws:s3:::{p.split('/', 1)[0]}" for p in prefixes})})
+    return statements
 
 
 @dataclass(frozen=True)
@@ -58,14 +89,14 @@ class MotoS3:
         workdir: Path,
         *,
         buckets: Iterable[str],
-        grants: Mapping[str, Iterable[str]],
+        grants: Mapping[str, Iterable[str] | Mapping[str, Any]],
         record: bool = True,
         port: int | None = None,
         host: str = "127.0.0.1",
     ) -> None:
         self.workdir = Path(workdir)
         self.buckets = list(buckets)
-        self.grants = {name: list(b) for name, b in grants.items()}
+        self.grants = {name: g if isinstance(g, Mapping) else list(g) for name, g in grants.items()}
         self.record = record
         self.host = host
         self.port = port or free_port(host)
@@ -145,10 +176,9 @@ class MotoS3:
         s3, iam = self.client("s3"), self.client("iam")
         for bucket in self.buckets:
             s3.create_bucket(Bucket=bucket)
-        for name, buckets in self.grants.items():
-            resources = [arn for b in buckets for arn in (f"arn:aws:s3:::{b}", f"arn:aws:s3:::{b}/*")]
-            self.credentials[name] = self._user(
-                iam, name, [{"Effect": "Allow", "Action": "s3:*", "Resource": resources}])
+        for name, grant in self.grants.items():
+            statements = list(grant["Statement"]) if isinstance(grant, Mapping) else grant_policy(grant)
+            self.credentials[name] = self._user(iam, name, statements)
         if self.record:  # from here on: only what the code under test does
             self.recording.write_text("")
 

@@ -4,9 +4,10 @@ backend, three ``airflow celery worker`` processes on their own queues (two regi
 six regions each, and the control plane), and an S3 stand-in on loopback (moto's server, IAM
 enforced) with a bucket per region and a control bucket.
 
-Each worker's environment holds only its own credentials: a region group's key may use its
-regions' buckets and the control bucket (to publish evidence); the control worker's key the
-control bucket alone. The test shows:
+Each worker's environment holds only its own credentials, with the policies
+:func:`pipelines.control.policies.s3_policies` derives from the spec: a region group's key
+may use its regions' buckets and their prefixes of the control bucket (to publish evidence),
+and read the decision log; the control worker's key the control bucket alone. The test shows:
 
 * a 12-region interval certifies and the consumer DAG runs on the Asset event;
 * a ``stale_reference`` interval blocks with the differing keys and the consumer does not run;
@@ -115,7 +116,9 @@ class Deployment:
 
 @pytest.fixture(scope="module")
 def deployment(services: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
-    from tests.distributed.s3server import MotoS3
+    from pipelines.control.policies import s3_policies
+    from pipelines.spec import parse_spec
+    from tests.distributed.s3server import MotoS3, merge_policies
     from tests.distributed.workers import CeleryWorker
     from tests.test_s3 import env_name, s3_storage
 
@@ -143,8 +146,13 @@ def deployment(services: None, tmp_path_factory: pytest.TempPathFactory) -> Iter
     (dags / f"{NAME}_consumer.py").write_text(
         CONSUMER.format(name=NAME, queue=queues["a"], region=groups["a"][0]))
 
-    grants = {f"group-{g}": [*(f"lockstep-{r}" for r in rs), CONTROL_BUCKET] for g, rs in groups.items()}
-    grants["control"] = [CONTROL_BUCKET]
+    # each worker's key holds the policies Lockstep derives from the spec (README: Deploy): a
+    # group's key its regions' buckets and their prefixes of the control bucket, and reads the
+    # decision log; the control key the control bucket
+    policies = s3_policies(parse_spec(data, str(spec_path)))
+    grants: dict[str, Any] = {f"group-{g}": merge_policies(*(policies[f"region:{r}"] for r in rs))
+                              for g, rs in groups.items()}
+    grants["control"] = policies["control"]
     # Its own Airflow, not the suite-wide one (tests/airflow/conftest.py): the CeleryExecutor
     # with Redis, Celery's result backend in PostgreSQL and a task heartbeat timeout short
     # enough to see a killed worker's task retried, where the suite-wide one is LocalExecutor.

@@ -32,7 +32,7 @@ def test_clean_regions_pass(root: str) -> None:
     spec = spec_with([])
     run = run_interval(spec, Interval.for_date(D), root=root)
     assert run.decision is not None and run.decision.certified, run.decision.reasons if run.decision else None
-    results = load_results(root, spec.name, D)
+    results = load_results(root, spec.name, D, regions=spec.regions)
     validation = results.filter(pl.col("stage") == "validation")
     assert validation.height > 30 and validation.filter(pl.col("blocking")).is_empty()
 
@@ -82,7 +82,7 @@ def test_drift_blocks_by_expectation(root: str) -> None:
 def test_warn_is_recorded_and_does_not_block(root: str) -> None:
     spec = spec_with([])
     run_interval(spec, Interval.for_date(D), root=root)
-    warn = load_results(root, spec.name, D).filter(pl.col("policy") == "warn")
+    warn = load_results(root, spec.name, D, regions=spec.regions).filter(pl.col("policy") == "warn")
     assert warn.height > 0 and not warn["blocking"].any()
 
 
@@ -124,12 +124,16 @@ def test_data_docs_are_gx_sites_over_gx_result_documents(root: str) -> None:
 
     spec = spec_with([])
     run_interval(spec, Interval.for_date(D), root=root)
-    docs = Path(root, spec.name, "_lockstep", "data_docs")
-    index = (docs / "index.html").read_text()
-    assert "Great Expectations" in index or "great_expectations" in index.lower()
-    for region in spec.regions:
+    stored = []
+    for region in spec.regions:  # one site per region, under the region's prefix (its key writes there alone)
+        docs = Path(root, spec.name, "_lockstep", "regions", region, "data_docs")
+        index = (docs / "index.html").read_text()
+        assert "Great Expectations" in index or "great_expectations" in index.lower()
         assert f"{D}_{region}" in index
         assert (docs / D / f"{region}.json").exists()  # the raw results, beside the site
+        stored += sorted((docs / "_results").rglob("*.json"))
+        assert not any(f"{D}_{other}" in index for other in spec.regions if other != region)
+    docs = Path(root, spec.name, "_lockstep", "regions", spec.regions[0], "data_docs")
     stored = sorted((docs / "_results").rglob("*.json"))
     assert stored
     doc = expectationSuiteValidationResultSchema.load(json.loads(stored[0].read_text()))
@@ -152,6 +156,5 @@ def test_data_docs_are_gx_sites_over_gx_result_documents(root: str) -> None:
     new_stamps = {p.parent.name for p in stored_again} - first_stamps
     assert new_stamps and all(s in index for s in new_stamps)
     assert not any(s in index for s in first_stamps)
-    for region in spec.regions:
-        assert f"{D}_{region}" in index
+    assert f"{D}_{spec.regions[0]}" in index
     assert date.fromisoformat(D)

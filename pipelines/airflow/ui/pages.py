@@ -155,11 +155,12 @@ def render_drill_down(base: str, spec: Any, ex: dict[str, Any]) -> str:
     key = ex["interval"]
     state = (f"<span class='pill ok'>in force: {esc(ex['in_force'])}</span>" if ex["in_force"]
              else "<span class='pill bad'>not certified</span>")
-    docs = f"{base}/pipelines/{quote(dag_id)}/docs/index.html"
+    docs = " ".join(f"<a href='{base}/pipelines/{quote(dag_id)}/docs/{quote(r)}/index.html'>{esc(r)}</a>"
+                    for r in spec.regions)
     out = [f"<div class=crumbs><a href='{base}/'>Lockstep</a> / <a href='{base}/pipelines/{quote(dag_id)}'>"
            f"{esc(dag_id)}</a> / {esc(key)}</div><h1>{esc(dag_id)} · {esc(key)}</h1>",
            f"<p>{state} · run {_run_link(dag_id, ex['run_id'] or '')} · "
-           f"<a href='{docs}'>Data Docs</a></p>"]
+           f"Data Docs: {docs}</p>"]
     out.append("<h2>decisions</h2>" + (render_history(dag_id, [
         {**d, "interval": key, "reasons": d["blocking_reasons"]} for d in reversed(ex["decisions"])
     ]) if ex["decisions"] else "<p class=muted>no decision about this interval</p>"))
@@ -209,8 +210,8 @@ def render_drill_down(base: str, spec: Any, ex: dict[str, Any]) -> str:
     out.append(f"<h2>quarantine ({sum(q['rows'] for q in ex['quarantine']):,} rows)</h2>")
     if ex["quarantine"]:
         for q in ex["quarantine"]:
-            sample = "".join(f"<pre>{esc(json.dumps(r, default=str))}</pre>" for r in q["sample"])
-            out.append(f"<h3>{esc(q['region'])} / {esc(q['table'])}: {q['rows']:,} rows</h3>{sample}")
+            out.append(f"<h3>{esc(q['region'])} / {esc(q['table'])}: {q['rows']:,} rows</h3>"
+                       f"<p class=muted>the rows stay in the region: {esc(q['uri'])} at version {q['version']}</p>")
     else:
         out.append("<p class=muted>no rows quarantined</p>")
     return "".join(out)

@@ -11,8 +11,8 @@ its DAG and DAG-run pages). Pages (server-rendered HTML):
   decision history (who, why, when, expiry);
 * ``GET /lockstep/pipelines/{dag_id}/intervals/{interval}`` — the drill-down: every failed
   check (region, table, keys, columns, observed vs threshold), the drift heatmap region x
-  column, quarantine counts with sample rows, links to Data Docs and the Airflow run;
-* ``GET /lockstep/pipelines/{dag_id}/docs/{path}`` — the pipeline's static Data Docs.
+  column, quarantine counts (the rows stay in their region), links to Data Docs and the Airflow run;
+* ``GET /lockstep/pipelines/{dag_id}/docs/{region}/{path}`` — a region's static Data Docs.
 
 JSON: ``/lockstep/api/pipelines``, ``.../{dag_id}/status`` (what ``lockstep status --json``
 prints), ``.../decisions`` (newest first), ``.../matrix``, ``.../intervals/{interval}``
@@ -25,8 +25,9 @@ whose id is the pipeline's name (``requires_access_dag``), 403 otherwise; the in
 list show only the pipelines the user may read (403 when there are pipelines but none is
 readable). OpenAPI docs are off: the app describes no route to anyone unauthenticated.
 
-It reads the same Delta tables as the CLI (:mod:`pipelines.certify`, :mod:`pipelines.status`,
-:mod:`pipelines.matrix`); data libraries are imported per request, never when the api-server
+It reads the same control tables as the CLI (:mod:`pipelines.certify`, :mod:`pipelines.status`,
+:mod:`pipelines.matrix`), and nothing else: the api-server needs the control plane's key
+alone, never a region's; data libraries are imported per request, never when the api-server
 loads plugins. The specs are the ``*.yaml`` files in Airflow's configured DAGs folder
 (``[core] dags_folder``).
 """
@@ -176,27 +177,21 @@ def interval_detail(dag_id: str, interval: str, user: GetUserDep) -> dict[str, A
 
 
 def drill_down(spec: Any, interval: Any) -> dict[str, Any]:
-    """``explain`` of the interval plus quarantine counts and sample rows per region and table."""
+    """``explain`` of the interval plus the quarantine counts per region and table, from the
+    control plane alone (the evidence regions published about their quarantine tables): the
+    quarantined rows themselves stay in their region, at the table version named here."""
+    import polars as pl
+
     from pipelines.certify import explain
-    from pipelines.matrix import region_options
-    from pipelines.status import table_partitions
-    from pipelines.storage import read_table, table_uri
+    from pipelines.status import published_tables_by_interval
 
     ex = explain(spec, interval)
-    root = spec.root()
-    quarantine = []
-    for region in spec.regions:
-        opts = region_options(spec, region)
-        for t in spec.tables_in("raw", "features"):
-            uri = table_uri(root, spec.name, region, "quarantine", t.name)
-            version, per_ds = table_partitions(uri, opts)
-            rows = int(sum(r for ds, r in per_ds.iter_rows() if ds == interval.ds)) if version is not None else 0
-            if not rows:
-                continue
-            sample = (read_table(uri, partition=interval.partition(t.partition_by), storage_options=opts)
-                      .head(3).collect().to_dicts())
-            quarantine.append({"region": region, "table": t.name, "rows": rows, "sample": sample})
-    ex["quarantine"] = quarantine
+    q = published_tables_by_interval(spec).filter(
+        pl.col("layer") == "quarantine", pl.col("interval") == interval.key, pl.col("rows") > 0)
+    ex["quarantine"] = [
+        {"region": r["region"], "table": r["table"], "rows": int(r["rows"]), "version": r["version"],
+         "uri": spec.table_uri(r["region"], "quarantine", r["table"])}
+        for r in q.sort("region", "table").iter_rows(named=True)]
     return ex
 
 
@@ -235,15 +230,24 @@ def interval_page(request: Request, dag_id: str, interval: str, user: GetUserDep
 
 
 @app.get("/pipelines/{dag_id}/docs/{path:path}", dependencies=CAN_READ_DAG)
-def data_docs(dag_id: str, path: str) -> FileResponse:
+def data_docs(dag_id: str, path: str, user: GetUserDep) -> FileResponse:
+    """A region's Data Docs page: ``docs/<region>/<page>`` (each region's site is under its prefix)."""
     from pipelines.validation.docs import docs_dir
 
     spec = load_pipeline(dag_id)
-    root = spec.root()
+    root = spec.control_root()
     if "://" in root:
-        raise HTTPException(404, "Data Docs are written for local roots only")
-    base = docs_dir(root, spec.name).resolve()
-    target = (base / path).resolve()
+        raise HTTPException(404, "Data Docs are served for local roots only")
+    region, _, page = path.partition("/")
+    if region not in spec.regions:
+        raise HTTPException(404, f"no such region {region!r}: Data Docs are at docs/<region>/index.html")
+    if spec.governance is not None:  # a region's site shows its check details: its readers only
+        from pipelines.airflow.ui.governed import visible
+
+        if region not in visible(spec, user):
+            raise HTTPException(403, f"you may not read {region}'s Data Docs")
+    base = docs_dir(root, spec.name, region).resolve()
+    target = (base / (page or "index.html")).resolve()
     if not target.is_relative_to(base) or not target.is_file():
         raise HTTPException(404, "no such Data Docs page")
     return FileResponse(target)
