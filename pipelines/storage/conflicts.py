@@ -17,8 +17,10 @@ from pipelines.errors import StorageError
 
 log = logging.getLogger(__name__)
 
-#: how often a commit that lost a race with a concurrent writer is tried again
-COMMIT_RETRIES = 6
+#: how often a commit that lost a race with a concurrent writer is tried again: a log append
+#: under contention (12 regions publishing at once, on a loaded host) can lose several races in
+#: a row; ten back-offs wait up to about 11 s in all before the error says to run it again
+COMMIT_RETRIES = 10
 
 #: first back-off (seconds); doubles per retry, with jitter, capped at COMMIT_BACKOFF_CAP
 COMMIT_BACKOFF = 0.05
