@@ -37,7 +37,15 @@ from pipelines.models.log import (
 )
 from pipelines.models.registry import CHAMPION, artifact_location, load_model, registry_uri
 from pipelines.models.releases import PromotionRefused, load_check, promote, rollback
-from pipelines.models.score import claim, read_scores, score, score_hash, score_interval, scores_uri
+from pipelines.models.score import (
+    claim,
+    read_scores,
+    score,
+    score_hash,
+    score_interval,
+    scores_uri,
+    write_scores,
+)
 from pipelines.models.train import TrainedModel, feature_version_in_force, train, training_window
 from pipelines.models.window import WindowState, window_keys, window_state
 
@@ -77,4 +85,5 @@ __all__ = [
     "training_window",
     "window_keys",
     "window_state",
+    "write_scores",
 ]

@@ -94,9 +94,16 @@ def scores_uri(spec: PipelineSpec, region: str, root: str | None = None) -> str:
 def score_interval(spec: PipelineSpec, interval: str, region: str, *, root: str | None = None) -> TableRef:
     """Score ``region``'s certified ``interval`` through its release and replace its partition
     of the scores table (idempotent: the same release and scores are not written again)."""
-    frame = score(spec, interval, region, root=root)
-    iv = spec.interval_at(interval)
-    release = frame["release_id"][0] if frame.height else ""
+    return write_scores(spec, score(spec, interval, region, root=root), root=root)
+
+
+def write_scores(spec: PipelineSpec, frame: pl.DataFrame, *, root: str | None = None) -> TableRef:
+    """Replace one region's interval of its scores table with ``frame`` (what :func:`score`
+    returned for it), idempotently."""
+    if frame.height == 0:
+        raise CertificationError(f"{spec.name}: nothing scored: the certified interval holds no rows", retryable=False)
+    region, key, release = frame["region"][0], frame["interval"][0], frame["release_id"][0]
+    iv = spec.interval_at(key)
     return write_interval(
         scores_uri(spec, region, root), frame, partition=iv.partition(partition_columns(spec.granularity)),
         app_id=f"lockstep/{spec.name}/{region}/{SCORES_LAYER}/{models_spec(spec).name}/{iv.key}",
