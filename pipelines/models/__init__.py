@@ -33,10 +33,11 @@ from pipelines.models.log import (
     next_unscored,
     read_log,
     release_in_force,
-    releases,
 )
 from pipelines.models.registry import CHAMPION, artifact_location, load_model, registry_uri
-from pipelines.models.releases import PromotionRefused, load_check, promote, rollback
+
+# ``releases`` (the function) is bound after the submodule of the same name is imported, so it wins
+from pipelines.models.releases import PromotionRefused, load_check, promote, releases, rollback
 from pipelines.models.score import (
     claim,
     read_scores,
