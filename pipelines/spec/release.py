@@ -35,8 +35,11 @@ DEFAULT_FEATURES = [
 
 
 class PromotionSpec(_Model):
-    """The promotion gate: what a candidate model version must show, from the control plane
-    only, before it is released in every region."""
+    """The promotion gate: what a candidate must show, from the control plane only, to be released.
+
+    Every interval of the evaluation window certified in every region; shadow scores on at
+    least ``min_shadow_intervals`` of them per region; AUC and PSI against the release in force
+    within the bounds below."""
 
     window: int = Field(7, ge=1, description="evaluation window: how many consecutive intervals, ending with the "
                         "newest decided one (or --until), must be certified in every region", examples=[7])
@@ -63,7 +66,8 @@ class ModelsSpec(_Model):
     window: int = Field(3, ge=1, description="training window: how many consecutive intervals, every region", examples=[7])
     seed: int = Field(7, description="the training seed (training is deterministic under it)", examples=[7])
     promotion: PromotionSpec = Field(default_factory=PromotionSpec,
-                                     description="the promotion gate a candidate must pass to be released")
+                                     description="the promotion gate a candidate must pass to be released",
+                                     examples=[{"window": 7, "max_auc_drop": 0.02, "max_psi": 0.25}])
     registry_uri: str | None = Field(
         None, description="MLflow registry and tracking URI; default: a SQLite file under the control root",
         examples=["postgresql://lockstep@db/mlflow"],
