@@ -41,15 +41,25 @@ REGIONS = 3
 MODELS = {"window": 3, "seed": 3, "promotion": {"window": 4, "max_psi": 1000.0, "max_auc_drop": 1.0}}
 
 
-def _scorer(spec_file: str, root: str, region: str, keys: list[str], out: str) -> None:
+def _ready(progress: str | None, index: int, deadline: float) -> None:
+    """Wait until the certifier says interval ``index`` is certified (a file it rewrites after
+    each interval: polling it costs nothing, where polling the decision log costs a read)."""
+    while progress is not None and (not Path(progress).exists() or int(Path(progress).read_text() or -1) < index):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"interval {index} never certified")
+        time.sleep(0.05)
+
+
+def _scorer(spec_file: str, root: str, region: str, keys: list[str], out: str, progress: str | None) -> None:
     """One region's scorer process: score each interval once, in order, as soon as it is
     certified and a release is in force for it; record what it scored with."""
     from pipelines.models import score_interval
 
     spec = load_spec(spec_file)
     done = []
-    for key in keys:
-        deadline = time.monotonic() + 600
+    for index, key in enumerate(keys):
+        deadline = time.monotonic() + 900
+        _ready(progress, index, deadline)
         while True:
             try:
                 ref = score_interval(spec, key, region, root=root)
@@ -62,13 +72,13 @@ def _scorer(spec_file: str, root: str, region: str, keys: list[str], out: str) -
     Path(out).write_text(json.dumps(done))
 
 
-def _start_scorers(spec_file: Path, root: str, spec: PipelineSpec, keys: list[str], tmp: Path
-                   ) -> list[tuple[multiprocessing.process.BaseProcess, Path]]:
+def _start_scorers(spec_file: Path, root: str, spec: PipelineSpec, keys: list[str], tmp: Path,
+                   progress: Path | None = None) -> list[tuple[multiprocessing.process.BaseProcess, Path]]:
     ctx = multiprocessing.get_context("spawn")
     procs = []
     for region in spec.regions:
         out = tmp / f"scored-{region}.json"
-        p = ctx.Process(target=_scorer, args=(str(spec_file), root, region, keys, str(out)), daemon=True)
+        p = ctx.Process(target=_scorer, args=(str(spec_file), root, region, keys, str(out), progress and str(progress)), daemon=True)
         p.start()
         procs.append((p, out))
     return procs
@@ -158,7 +168,8 @@ def test_soak_96_quarter_hours_three_promotions_and_a_rollback_while_scoring(tmp
     keys = quarters(spec, 96)
     t0 = time.perf_counter()
     certify_s = 0.0
-    procs = _start_scorers(spec_file, root, spec, keys, tmp_path)
+    progress = tmp_path / "certified.txt"  # the index of the newest interval certified (once a release exists)
+    procs = _start_scorers(spec_file, root, spec, keys, tmp_path, progress)
     events: list[dict[str, Any]] = []
     for i, key in enumerate(keys):
         t = time.perf_counter()
@@ -175,6 +186,8 @@ def test_soak_96_quarter_hours_three_promotions_and_a_rollback_while_scoring(tmp
             release = rollback(spec, why="the newest model misbehaves", root=root)
             events.append({"at": key, "kind": "rollback", "release": release.release_id, "to": release.target,
                            "from": release.effective_from})
+        if i >= 3:
+            progress.write_text(str(i))
     _join(procs)
     total = time.perf_counter() - t0
     scored = _assert_one_release_per_interval(spec, root, keys)
