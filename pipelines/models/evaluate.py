@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from pipelines.certify import current_certified, decisions, read_certified
+from pipelines.certify import active_certifications, current_certified, decisions, read_certified
 from pipelines.control.tables import RELEASE_EVALUATIONS_TABLE
 from pipelines.errors import CertificationError, LockstepError
 from pipelines.models.log import Release, newest_release, read_log
@@ -136,7 +136,7 @@ def _reason(check: str, message: str, region: str = "*", interval: str = "*", **
     return {"check_id": check, "region": region, "interval": interval, "message": message, **more}
 
 
-def _binding_reasons(spec: PipelineSpec, tags: dict[str, str], root: str | None) -> list[dict[str, Any]]:
+def _binding_reasons(spec: PipelineSpec, tags: dict[str, str], active: dict[str, Any]) -> list[dict[str, Any]]:
     """The candidate's bindings: trained by Lockstep on this pipeline, on the feature version and
     plan in force, on generations still certified."""
     if tags.get(f"{TAG}pipeline") != spec.name:
@@ -149,9 +149,6 @@ def _binding_reasons(spec: PipelineSpec, tags: dict[str, str], root: str | None)
     if tags.get(f"{TAG}plan_hash") != plan:
         out.append(_reason("promotion.plan_hash", f"it was trained under feature plan {tags.get(f'{TAG}plan_hash')!r}; "
                            f"the plan in force is {plan!r}"))
-    from pipelines.certify import active_certifications
-
-    active = active_certifications(spec, root=root)
     for key, gen in sorted(json.loads(tags.get(f"{TAG}generations") or "{}").items()):
         if key not in active or active[key].generation_id != gen:
             out.append(_reason("promotion.trained_on", f"it was trained on generation {gen} of {key}, which is no "
@@ -234,7 +231,7 @@ def evaluate_promotion(spec: PipelineSpec, version: str | int, *, until: str | N
         ev.reasons.append(_reason("promotion.registered", f"no registered version {version} of "
                                   f"{models_spec(spec).name}: {str(exc).splitlines()[0]}"))
         return ev
-    ev.reasons += _binding_reasons(spec, ev.tags, root)
+    ev.reasons += _binding_reasons(spec, ev.tags, active_certifications(spec, log=decided, now=now))
     rows = evaluations(spec, version=version, root=root).filter(pl.col("interval").is_in(keys))
     ev.reasons += _shadow_reasons(spec, ev, rows, state, baseline)
     if load:

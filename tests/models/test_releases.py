@@ -45,8 +45,12 @@ UNCERTIFIED = "2026-01-05"
 MODELS = {"window": 2, "seed": 11, "promotion": {"window": 2, "max_psi": 10.0, "max_auc_drop": 1.0}}
 
 
+#: no Data Docs: rendering them is most of a small run's cost, and nothing here reads them
+NO_DOCS = {**small_spec_data()["validation"], "data_docs": False}
+
+
 def _spec(**overrides: Any) -> PipelineSpec:
-    return make_spec(regions=2, rows=1000, **{"models": MODELS, **overrides})
+    return make_spec(regions=2, rows=1000, **{"models": MODELS, "validation": NO_DOCS, **overrides})
 
 
 @pytest.fixture(scope="module")
@@ -191,7 +195,7 @@ def test_release_cli_train_promote_list_show(lake: tuple[PipelineSpec, str], tmp
     _register()
     spec, root = lake
     spec_file = tmp_path / "fraud_features.yaml"
-    spec_file.write_text(yaml.safe_dump(small_spec_data(regions=2, rows=1000, models=MODELS)))
+    spec_file.write_text(yaml.safe_dump(small_spec_data(regions=2, rows=1000, models=MODELS, validation=NO_DOCS)))
     runner = CliRunner()
     base = [str(spec_file), "--root", root, "--json"]
     trained = runner.invoke(app, ["release", "train", *base, "--until", DAYS[1]])
