@@ -73,15 +73,11 @@ def _effective(spec: PipelineSpec, log: list[Release], requested: Interval | Non
     before a scored interval. Returns (the interval, None) or (None, why not)."""
     newest = newest_release(log)
     if requested is None:
-        candidates = [iv for iv in (next_unscored(spec, log), fallback) if iv is not None]
-        if newest is not None:
-            candidates.append(spec.interval_at(newest.effective_start))
-        if not candidates:
-            return None, "nothing was scored or decided yet: name the interval it takes effect from"
-        unscored = next_unscored(spec, log)
-        chosen = unscored if unscored is not None else max(candidates, key=lambda iv: iv.start)
-        if newest is not None and chosen.start < newest.effective_start:
+        chosen = next_unscored(spec, log) or fallback
+        if newest is not None and (chosen is None or chosen.start < newest.effective_start):
             chosen = spec.interval_at(newest.effective_start)
+        if chosen is None:
+            return None, "nothing was scored or decided yet: name the interval it takes effect from"
         return chosen, None
     if newest is not None and requested.start < newest.effective_start:
         return None, (f"effective_from {requested.key} is before release {newest.release_id}'s ({newest.effective_from}); "
@@ -147,7 +143,7 @@ def promote(spec: PipelineSpec, version: str | int, *, why: str, effective_from:
             return _row("refused", spec, version, evaluation.tags, requested, why, who, v,
                         reasons=json.dumps([reason]))
         return _row("promote", spec, version, evaluation.tags, effective, why, who, v,
-                    replaces=(newest_release(log) or _NONE).release_id, evaluated=json.dumps(_evaluated(evaluation)))
+                    replaces=_replaced(log), evaluated=json.dumps(_evaluated(evaluation)))
 
     release, _ = append_decision(spec, build, root=root)
     assert release is not None
@@ -159,11 +155,10 @@ def promote(spec: PipelineSpec, version: str | int, *, why: str, effective_from:
     return release
 
 
-class _NoRelease:
-    release_id = ""
-
-
-_NONE = _NoRelease()
+def _replaced(log: list[Release]) -> str:
+    """The release in force a new one replaces ('' for the first)."""
+    newest = newest_release(log)
+    return newest.release_id if newest else ""
 
 
 def _evaluated(ev: Evaluation) -> dict[str, Any]:
@@ -215,7 +210,7 @@ def rollback(spec: PipelineSpec, *, why: str, to: str | None = None, effective_f
         if problem or effective is None:
             raise CertificationError(f"{spec.name}: rollback to {to} refused: {problem}", retryable=False)
         return _row("rollback", spec, target.model_version, tags, effective, why, who, v, target=to,
-                    replaces=(newest_release(log) or _NONE).release_id)
+                    replaces=_replaced(log))
 
     release, _ = append_decision(spec, build, root=root)
     assert release is not None
