@@ -72,8 +72,9 @@ def score(spec: PipelineSpec, interval: str, region: str, *, release: str | None
     region (:func:`claim`), or replay it with ``release`` (no claim)."""
     ms = models_spec(spec)
     key = spec.interval_at(interval).key
-    # certified first: an interval is claimed only once it can be scored
-    data = read_certified(spec, ms.feature_table, region, at=key, root=root).collect().sort(ms.key)
+    # certified first: an interval is claimed only once it can be scored. Rows in the order of
+    # the certified version's files (listed sorted): a replay meets them in the same order
+    data = read_certified(spec, ms.feature_table, region, at=key, root=root).collect()
     chosen = find_release(spec, release, root=root) if release else claim(spec, key, region, root=root)
     found = sorted(str(v) for v in data["feature_version"].unique()) if "feature_version" in data.columns else []
     if found and found != [chosen.feature_version]:
