@@ -17,7 +17,7 @@ from rich.console import Console
 
 from pipelines.errors import LockstepError
 
-AREAS = ["core", "validation", "reconcile", "evidence", "integrity"]
+AREAS = ["core", "validation", "reconcile", "evidence", "integrity", "scoring"]
 
 
 def run_benchmarks(*, rows: int, regions: int, only: list[str] | None = None, console: Console | None = None) -> dict[str, Any]:

@@ -1,8 +1,10 @@
-"""``lockstep release train|list|show|promote|rollback`` and ``lockstep score``: certified model releases.
+"""``lockstep release train|shadow|evaluate|promote|rollback|list|history|show|evaluations`` and
+``lockstep score``: certified model releases.
 
 A release puts one registered model version in force in every region from one interval on;
 the log is Lockstep's (an ordered control table), MLflow's ``champion`` alias only mirrors
-it. Each command prints a table, or one JSON document with ``--json``.
+it. A promotion passes the promotion gate or is refused, and the refusal recorded, with every
+reason. Each command prints a table, or one JSON document with ``--json``.
 """
 
 from __future__ import annotations
@@ -31,7 +33,10 @@ release_app = typer.Typer(help="Train, promote and roll back the model certified
 app.add_typer(release_app, name="release")
 
 WhyOpt = Annotated[str, typer.Option("--why", help="why (recorded in the release)")]
-FromOpt = Annotated[str, typer.Option("--effective-from", help="the interval the release is in force from")]
+FromOpt = Annotated[str | None, typer.Option(
+    "--effective-from", help="the interval the release is in force from (default: the next one no region has scored)")]
+UntilOpt = Annotated[str | None, typer.Option(
+    "--until", help="the evaluation window's last interval (default: the newest decided interval)")]
 
 
 def _command(name: str) -> Callable[[F], F]:
@@ -52,10 +57,11 @@ def _show(rows: list[Any], json_: bool) -> None:
     if json_:
         print_json([r.to_json() for r in rows])
         return
-    table = Table("release", "kind", "model", "version", "feature version", "effective from", "who", "why")
+    table = Table("release", "kind", "model", "version", "feature version", "effective from", "replaces", "who", "why")
     for r in rows:
-        table.add_row(r.release_id, r.kind, r.model_name, r.model_version, r.feature_version, r.effective_from,
-                      r.who, r.why)
+        why = r.why if r.kind != "refused" else f"{r.why} (refused: {len(r.reasons)} reason(s))"
+        table.add_row(r.release_id, r.kind + (f" to {r.target}" if r.kind == "rollback" else ""), r.model_name,
+                      r.model_version, r.feature_version, r.effective_from, r.replaces, r.who, why)
     console.print(table)
 
 
@@ -88,6 +94,85 @@ def list_cmd(pipeline: PipelineArg, root: RootOpt = None, json_: JsonOpt = False
     _show(releases(_spec(pipeline), root=root), json_)
 
 
+@_command("history")
+def history_cmd(pipeline: PipelineArg, root: RootOpt = None, json_: JsonOpt = False) -> None:
+    """Every release decision, refused promotions included, in commit order."""
+    from pipelines.models import history
+
+    _show(history(_spec(pipeline), root=root), json_)
+
+
+@_command("shadow")
+def shadow_cmd(
+    pipeline: PipelineArg,
+    version: Annotated[str, typer.Argument(help="the candidate's registered model version")],
+    date_: Annotated[str, typer.Option("--date", help="the certified interval to shadow-score")],
+    region: Annotated[list[str] | None, typer.Option("--region", help="only these regions (repeatable)")] = None,
+    root: RootOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Shadow-score a candidate beside the release in force on a certified interval (recorded
+    in release_evaluations, the promotion gate's evidence)."""
+    from pipelines.models import shadow_score
+
+    spec = _spec(pipeline)
+    rows = [shadow_score(spec, version, date_, name, root=root) for name in region or spec.regions]
+    if json_:
+        print_json(rows)
+        return
+    table = Table("region", "interval", "rows", "positives", "roc auc", "in force", "its roc auc", "psi")
+    for r in rows:
+        table.add_row(r["region"], r["interval"], str(r["rows"]), str(r["positives"]), _num(r["roc_auc"]),
+                      str(r["baseline_release"] or "-"), _num(r["baseline_roc_auc"]), _num(r["psi"]))
+    console.print(table)
+
+
+def _num(v: float | None) -> str:
+    return "-" if v is None else f"{v:.4f}"
+
+
+@_command("evaluate")
+def evaluate_cmd(
+    pipeline: PipelineArg,
+    version: Annotated[str, typer.Argument(help="the candidate's registered model version")],
+    until: UntilOpt = None,
+    root: RootOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """The promotion gate's verdict on a candidate, without promoting it: every reason."""
+    from pipelines.models import evaluate_promotion
+
+    ev = evaluate_promotion(_spec(pipeline), version, until=until, root=root)
+    if json_:
+        print_json(ev.to_json())
+        return
+    console.print(f"version {ev.version}: {'admitted' if ev.admitted else 'refused'} over {ev.window[0] if ev.window else '-'}"
+                  f"..{ev.window[-1] if ev.window else '-'} (in force: {ev.baseline or 'none'})")
+    for r in ev.reasons:
+        console.print(f"  {r['check_id']}: {r['message']}", highlight=False, markup=False)
+
+
+@_command("evaluations")
+def evaluations_cmd(
+    pipeline: PipelineArg,
+    version: Annotated[str | None, typer.Option("--version", help="only this candidate's")] = None,
+    root: RootOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """The shadow evaluations recorded, oldest first."""
+    from pipelines.models import evaluations
+
+    frame = evaluations(_spec(pipeline), version=version, root=root)
+    if json_:
+        print_json(frame.to_dicts())
+        return
+    table = Table("version", "region", "interval", "rows", "roc auc", "in force", "its roc auc", "psi")
+    for r in frame.iter_rows(named=True):
+        table.add_row(r["model_version"], r["region"], r["interval"], str(r["rows"]), _num(r["roc_auc"]),
+                      str(r["baseline_release"] or "-"), _num(r["baseline_roc_auc"]), _num(r["psi"]))
+    console.print(table)
+
+
 @_command("show")
 def show_cmd(
     pipeline: PipelineArg,
@@ -110,14 +195,16 @@ def show_cmd(
 def promote_cmd(
     pipeline: PipelineArg,
     version: Annotated[str, typer.Argument(help="the registered model version")],
-    effective_from: FromOpt,
     why: WhyOpt,
+    effective_from: FromOpt = None,
+    until: UntilOpt = None,
     via: ViaOpt = "local",
     airflow_url: AirflowUrlOpt = DEFAULT_URL,
     root: RootOpt = None,
     json_: JsonOpt = False,
 ) -> None:
-    """Release a model version in every region from --effective-from on (refused with every reason).
+    """Release a model version in every region through the promotion gate (a refusal is
+    recorded and named with every reason), from the next unscored interval (or --effective-from).
 
     On a governed spec (or --via airflow) this records a request that takes effect with the
     approvals the spec requires (`lockstep approve`)."""
@@ -130,21 +217,23 @@ def promote_cmd(
                          kind="promote", version=version, effective_from=effective_from)
         return
     me = local_principal(spec, "release")
-    _show([promote(spec, version, effective_from=effective_from, why=why, root=root, who=me.identity)], json_)
+    _show([promote(spec, version, effective_from=effective_from, why=why, until=until, root=root, who=me.identity)],
+          json_)
 
 
 @_command("rollback")
 def rollback_cmd(
     pipeline: PipelineArg,
-    to: Annotated[str, typer.Option("--to", help="the earlier release to put back in force")],
-    effective_from: FromOpt,
     why: WhyOpt,
+    to: Annotated[str | None, typer.Option("--to", help="the release to put back (default: the one before)")] = None,
+    effective_from: FromOpt = None,
     via: ViaOpt = "local",
     airflow_url: AirflowUrlOpt = DEFAULT_URL,
     root: RootOpt = None,
     json_: JsonOpt = False,
 ) -> None:
-    """Load-check an earlier release's model, then make it in force again from --effective-from on.
+    """Load-check an earlier release's model, then make it in force again from the next
+    unscored interval (or --effective-from); audited: who, why, from, to.
 
     On a governed spec (or --via airflow) this records a request (`lockstep approve`)."""
     from pipelines.governance import local_principal
@@ -163,27 +252,31 @@ def rollback_cmd(
 def score_cmd(
     pipeline: PipelineArg,
     date_: Annotated[str, typer.Option("--date", help="the interval to score")],
-    release: Annotated[str | None, typer.Option("--release", help="replay with this release (default: the one in force)")] = None,
+    release: Annotated[str | None, typer.Option("--release", help="replay with this release (nothing written)")] = None,
     region: Annotated[list[str] | None, typer.Option("--region", help="only these regions (repeatable)")] = None,
     root: RootOpt = None,
     json_: JsonOpt = False,
 ) -> None:
-    """Score an interval's certified features in every region with the release in force for it
-    (or --release): rows, release and model version, and the hash of the score column."""
-    from pipelines.models import score, score_hash
+    """Score an interval's certified features in every region with the one release it is
+    scored with (claimed by its first scorer) and write the region's scores table; or replay
+    it with --release, writing nothing. Prints rows, release, model version and the hash of
+    the score column."""
+    from pipelines.models import score, score_hash, write_scores
 
     spec = _spec(pipeline)
     out = []
     for name in region or spec.regions:
         frame = score(spec, date_, name, release=release, root=root)
+        written = None if release else write_scores(spec, frame, root=root)
         ids = frame["release_id"].unique().to_list()
         out.append({"region": name, "interval": spec.interval_at(date_).key, "rows": frame.height,
                     "release_id": ids[0] if ids else release, "model_version": frame["model_version"].unique().to_list(),
-                    "score_hash": score_hash(frame)})
+                    "score_hash": score_hash(frame), "written_version": written.version if written else None})
     if json_:
         print_json(out)
         return
-    table = Table("region", "interval", "rows", "release", "score hash")
+    table = Table("region", "interval", "rows", "release", "score hash", "written")
     for row in out:
-        table.add_row(row["region"], row["interval"], str(row["rows"]), str(row["release_id"]), row["score_hash"][:16])
+        table.add_row(row["region"], row["interval"], str(row["rows"]), str(row["release_id"]), row["score_hash"][:16],
+                      "-" if row["written_version"] is None else f"version {row['written_version']}")
     console.print(table)

@@ -169,13 +169,17 @@ MAINTENANCE_TABLE = register("maintenance", pl.Schema({
     "files_removed": pl.Int64(), "rollback_window": pl.String(),
 }))
 
-#: the release log: one commit per model release (promote, rollback), folded in commit order
+#: the release log: one commit per release decision (promote, rollback, a refused promotion) and
+#: per scoring claim (the release an interval is scored with, fixed by its first scorer), folded
+#: in commit order; ``interval``/``region``: a claim's; ``replaces``: the release a decision
+#: replaced in force; ``reasons``: a refusal's (JSON)
 RELEASES_TABLE = register("releases", pl.Schema({
     "release_id": pl.String(), "pipeline": pl.String(), "model_name": pl.String(), "model_version": pl.String(),
     "feature_version": pl.String(), "plan_hash": pl.String(), "suites": pl.String(), "generations": pl.String(),
     "effective_from": pl.String(), "effective_start": UTC_TIME, "who": pl.String(), "why": pl.String(),
     "kind": pl.String(), "target": pl.String(), "released_at": UTC_TIME, "log_version": pl.Int64(),
-    "approval": pl.String(),
+    "reasons": pl.String(), "interval": pl.String(), "region": pl.String(), "replaces": pl.String(),
+    "evaluated": pl.String(), "approval": pl.String(),
 }), ordered=True)
 
 #: the approvals log: one commit per event of a request for an override, rollback or release
@@ -190,4 +194,14 @@ APPROVALS_TABLE = register("approvals", pl.Schema({
 #: the decisions the audit export sent (one OpenLineage RunEvent each): log, log version, run id
 AUDIT_EXPORTS_TABLE = register("audit_exports", pl.Schema({
     "log": pl.String(), "log_version": pl.Int64(), "run_id": pl.String(), "exported_at": UTC_TIME,
+}))
+
+#: a candidate model version's shadow scores, one row per (model version, region, interval):
+#: its ROC AUC beside the release in force's on the same certified rows, and the PSI between them
+RELEASE_EVALUATIONS_TABLE = register("release_evaluations", pl.Schema({
+    "pipeline": pl.String(), "model_name": pl.String(), "model_version": pl.String(), "region": pl.String(),
+    "interval": pl.String(), "generation_id": pl.String(), "rows": pl.Int64(), "positives": pl.Int64(),
+    "roc_auc": pl.Float64(), "score_mean": pl.Float64(), "score_hash": pl.String(),
+    "baseline_release": pl.String(), "baseline_version": pl.String(), "baseline_roc_auc": pl.Float64(),
+    "baseline_mean": pl.Float64(), "psi": pl.Float64(), "who": pl.String(), "recorded_at": UTC_TIME,
 }))

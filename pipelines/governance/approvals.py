@@ -212,7 +212,7 @@ def _release_binding(spec: PipelineSpec, params: dict[str, Any], reason: str, ro
     return acted_on, target, digest
 
 
-def request_release(spec: PipelineSpec, principal: Principal, *, kind: str, effective_from: str, reason: str,
+def request_release(spec: PipelineSpec, principal: Principal, *, kind: str, effective_from: str | None, reason: str,
                     version: str | None = None, to: str | None = None, root: str | None = None) -> Request:
     """Request a model release (``kind`` promote: model ``version``; rollback: release ``to``)
     in every region from ``effective_from``, checked as the release would be, bound to the

@@ -52,9 +52,9 @@ def feature_version_in_force(spec: PipelineSpec) -> str:
 
 def training_window(spec: PipelineSpec, until: str) -> list[str]:
     """The keys of the ``models.window`` consecutive intervals ending with ``until``'s."""
-    last = spec.interval_at(until)
-    n = models_spec(spec).window
-    return [spec.interval_at(last.start - k * spec.interval_length).key for k in reversed(range(n))]
+    from pipelines.models.window import window_keys
+
+    return window_keys(spec, until, models_spec(spec).window)
 
 
 def features_frame(frame: pl.DataFrame, columns: list[str]) -> Any:
@@ -62,7 +62,8 @@ def features_frame(frame: pl.DataFrame, columns: list[str]) -> Any:
     return frame.select(pl.col(c).cast(pl.Float64).fill_null(0.0) for c in columns).to_pandas()
 
 
-def _plan_hash(spec: PipelineSpec) -> str:
+def plan_hash_in_force(spec: PipelineSpec) -> str:
+    """The hash of the feature table's profile plan under the spec (what a model is bound to)."""
     from pipelines.evidence import plan_hash, profile_plan
 
     return plan_hash(profile_plan(spec, spec.table(models_spec(spec).feature_table)))
@@ -131,7 +132,7 @@ def train(spec: PipelineSpec, *, until: str, exclude: list[str] | None = None, r
     generations = {k: d.generation_id for k, d in window.items()}
     tags = {
         f"{TAG}pipeline": spec.name, f"{TAG}feature_table": ms.feature_table,
-        f"{TAG}feature_version": versions[0], f"{TAG}plan_hash": _plan_hash(spec),
+        f"{TAG}feature_version": versions[0], f"{TAG}plan_hash": plan_hash_in_force(spec),
         f"{TAG}suites": json.dumps(suites, sort_keys=True), f"{TAG}suites_hash": bindings_hash(suites),
         f"{TAG}generations": json.dumps(generations, sort_keys=True), f"{TAG}excluded": json.dumps(excluded),
         f"{TAG}window": json.dumps(keys), f"{TAG}features": json.dumps(ms.features),
