@@ -271,19 +271,19 @@ def test_status_explain_and_the_view_need_a_read_only_control_key_alone(
     _as_worker_of(monkeypatch, s3.credentials["viewer"])  # the api-server's key: the control bucket, read only
     s3.recording.write_text("")
 
-    st = routes.status(spec.name)
+    st = routes.status(spec.name, None)
     rows = {(t["region"], t["table"]): t for t in st["tables"]}
     assert rows[(spec.regions[1], "raw/transactions")]["latest_rows"] == 300
     assert rows[(spec.regions[1], "raw/transactions")]["latest_interval"] == D2.key
     assert st["certified"]["interval"] == D1.key and [b["interval"] for b in st["blocked"]] == [D2.key]
-    m = routes.matrix(spec.name)
+    m = routes.matrix(spec.name, None)
     assert m["cells"][D1.key][spec.regions[0]]["state"] == "certified"
     blocked = m["cells"][D2.key][spec.regions[1]]
     assert blocked["state"] == "blocked" and "parity.merchant_risk" in blocked["reason"], blocked
     assert all(m["cells"][k][r]["has_data"] for k in (D1.key, D2.key) for r in spec.regions)
-    detail = routes.interval_detail(spec.name, D2.key)
+    detail = routes.interval_detail(spec.name, D2.key, None)
     assert any(f["check_id"] == "parity.merchant_risk" and f["region"] == spec.regions[1] for f in detail["failed"])
-    assert routes.decision_log(spec.name)[0]["interval"] == D2.key
+    assert routes.decision_log(spec.name, None)[0]["interval"] == D2.key
 
     _register()
     runner = CliRunner()
