@@ -20,6 +20,7 @@ from pipelines.airflow.client import AirflowError
 from pipelines.airflow.embedded.environment import (
     COMPONENTS,
     DEFAULT_PORT,
+    WARM_MODULE,
     absolute_root,
     airflow_env,
     free_port,
@@ -32,6 +33,7 @@ __all__ = [
     "ADMIN_USER",
     "COMPONENTS",
     "DEFAULT_PORT",
+    "WARM_MODULE",
     "AirflowError",
     "EmbeddedAirflow",
     "absolute_root",

@@ -14,9 +14,11 @@ from pathlib import Path
 
 from pipelines.airflow.secrets import ADMIN_USER, PASSWORDS_FILE, home_secrets, write_passwords_file
 
-__all__ = ["COMPONENTS", "DEFAULT_PORT", "absolute_root", "airflow_env", "free_port", "port_in_use"]
+__all__ = ["COMPONENTS", "DEFAULT_PORT", "WARM_MODULE", "absolute_root", "airflow_env", "free_port", "port_in_use"]
 
 DEFAULT_PORT = 8080
+#: the module whose import warms a task's parent process (see :mod:`pipelines.airflow.warm`)
+WARM_MODULE = "pipelines.airflow.warm"
 #: the components a local deployment needs; ``triggerer`` only for deferrable operators
 COMPONENTS = ("api-server", "scheduler", "dag-processor")
 
@@ -110,6 +112,13 @@ def airflow_env(
         "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_STORAGE_PATH": str(home / "dag_bundles"),
         # [scheduler]
         "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+        # a warm interpreter for tasks: the LocalExecutor's workers start from a fork server
+        # that imported Lockstep's task modules once; each task process, forked from a worker,
+        # inherits them (README, Airflow: "Task start-up")
+        "AIRFLOW__SCHEDULER__MP_START_METHOD": "forkserver",
+        "AIRFLOW__SCHEDULER__MP_FORKSERVER_PRELOAD": WARM_MODULE,
+        # Celery workers import it in their main process, before the prefork pool forks
+        "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS": f"{WARM_MODULE}.CELERY_CONFIG",
         "AIRFLOW__SCHEDULER__CATCHUP_BY_DEFAULT": "False",
     }
     return env
