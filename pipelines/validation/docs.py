@@ -138,11 +138,6 @@ def _key_path(suite: str, run_name: str, run_time: str, batch: str) -> str:
     return f"{RESULTS}/{suite}/{run_name}/{run_time}/{batch}.json"
 
 
-def _page_path(key: tuple[str, str, str, str]) -> str:
-    """The site's page of the result stored at ``_key_path(*key)``."""
-    return "validations/" + "/".join(key) + ".html"
-
-
 def write_region_docs(root: str, pipeline: str, interval: str, region: str, tables: list[dict[str, Any]],
                       storage_options: dict[str, str] | None = None) -> str:
     """Store one region's results of one interval as GX validation result documents, rebuild
@@ -153,47 +148,36 @@ def write_region_docs(root: str, pipeline: str, interval: str, region: str, tabl
     run_time = datetime.now(UTC)
     stamp = run_time.strftime("%Y%m%dT%H%M%S.%fZ")
     pages: list[str] = []
-    written: list[tuple[str, str, str, str]] = []
     for table in tables:
         doc = suite_result(table, interval, region, run_time)
         key = (table["suite"], _run_name(interval, region), stamp, _batch(table))
         out.write_text(_key_path(*key), json.dumps(doc, indent=1))
-        pages.append(_page_path(key))
-        written.append(key)
-    _build_site(out, interval_prefix=f"{interval.replace(':', '')}_", render=written)
+        pages.append("validations/" + "/".join(key) + ".html")
+    _build_site(out, interval_prefix=f"{interval.replace(':', '')}_")
     return join_uri(out.base, pages[0] if pages else "index.html")
 
 
-def _build_site(out: DocsWriter, interval_prefix: str = "",
-                render: list[tuple[str, str, str, str]] | None = None) -> None:
+def _build_site(out: DocsWriter, interval_prefix: str = "") -> None:
     """Build GX's Data Docs site over the stored result documents of one interval (runs named
-    ``interval_prefix``...; every one when empty) and copy it to ``out``: the index over all of
-    them, the pages of ``render`` (the results just written, as (suite, run, stamp, batch);
-    every result's page when None). A page shows its own result only, so the pages of the
-    interval's other regions and of earlier intervals stay as their own builds wrote them: a
-    region's build costs its own pages and the index, not every region's pages again (which
-    made an interval's docs quadratic in its regions)."""
+    ``interval_prefix``...; every one when empty) and copy it to ``out``. Pages of earlier
+    intervals stay where they were written, so a build costs one interval's results, not the
+    whole history."""
     import tempfile
 
     gx = import_gx()
+    from great_expectations.core.expectation_validation_result import (
+        expectationSuiteValidationResultSchema,
+    )
     from great_expectations.core.run_identifier import RunIdentifier
     from great_expectations.data_context.types.resource_identifiers import (
         ExpectationSuiteIdentifier,
         ValidationResultIdentifier,
     )
 
-    from pipelines.validation.docs_views import VIEWS
-
     with tempfile.TemporaryDirectory(prefix="lockstep-docs-") as tmp:
         context = gx.get_context(mode="file", project_root_dir=tmp)
-        for name, site in (context.variables.data_docs_sites or {}).items():
-            # GX's page views, their compiled templates kept for the process (docs_views)
-            site["site_section_builders"] = {s: {"view": VIEWS["page"]} for s in ("expectations", "validations", "profiling")}
-            site["site_index_builder"] = {**(site.get("site_index_builder") or {"class_name": "DefaultSiteIndexBuilder"}),
-                                          "view": VIEWS["index"]}
-            context.update_data_docs_site(name, site)
+        _use_cached_views(context)
         store = context.validation_results_store
-        keys: dict[tuple[str, str, str, str], Any] = {}
         for path in out.files():
             parts = path.split("/")
             if parts[0] != RESULTS or len(parts) != 5 or not path.endswith(".json"):
@@ -204,28 +188,25 @@ def _build_site(out: DocsWriter, interval_prefix: str = "",
             run_time = datetime.strptime(stamp, "%Y%m%dT%H%M%S.%fZ").replace(tzinfo=UTC)
             key = ValidationResultIdentifier(expectation_suite_identifier=ExpectationSuiteIdentifier(name=suite),
                                              run_id=RunIdentifier(run_name=run_name, run_time=run_time), batch_identifier=batch)
-            # the stored text as is: GX reads it back with the schema it would have written it
-            # with (a load and a dump per result per build, before, for the same page)
-            store.store_backend.set(store.key_to_tuple(key), out.read_text(path))
-            keys[(suite, run_name, stamp, batch)] = key
+            store.set(key, expectationSuiteValidationResultSchema.load(json.loads(out.read_text(path))))
+        context.build_data_docs()
         site = Path(tmp, "gx", "uncommitted", "data_docs", "local_site")
-        pages = None if render is None else [keys[k] for k in render if k in keys]
-        # GX's index lists the pages its site holds: the pages ``out`` already holds are marked
-        # present (empty stand-ins, never copied back), so the index lists every result as before
-        standing_in = set()
-        if pages:
-            for k in keys.keys() - set(render or ()):
-                stand_in = site / _page_path(k)
-                stand_in.parent.mkdir(parents=True, exist_ok=True)
-                stand_in.touch()
-                standing_in.add(_page_path(k))
-        context.build_data_docs(resource_identifiers=pages or None)
         for f in sorted(site.rglob("*")):
             if f.is_file():
                 rel = f.relative_to(site).as_posix()
-                if rel in standing_in:
-                    continue
                 if rel.endswith((".html", ".css", ".js", ".json", ".svg", ".map", ".txt")):
                     out.write_text(rel, f.read_text(encoding="utf-8"))
                 else:
                     out.write_bytes(rel, f.read_bytes())
+
+
+def _use_cached_views(context: Any) -> None:
+    """GX's page views for every site of ``context``, their compiled Jinja templates kept for the
+    process (:mod:`pipelines.validation.docs_views`): GX compiled ~36 templates per build."""
+    from pipelines.validation.docs_views import VIEWS
+
+    for name, site in (context.variables.data_docs_sites or {}).items():
+        site["site_section_builders"] = {s: {"view": VIEWS["page"]} for s in ("expectations", "validations", "profiling")}
+        site["site_index_builder"] = {**(site.get("site_index_builder") or {"class_name": "DefaultSiteIndexBuilder"}),
+                                      "view": VIEWS["index"]}
+        context.update_data_docs_site(name, site)  # the variables hand out a copy

@@ -13,7 +13,8 @@ import sys
 import textwrap
 from pathlib import Path
 
-from pipelines.airflow.embedded import WARM_MODULE, airflow_env, free_port
+from pipelines.airflow.embedded import airflow_env, free_port
+from pipelines.airflow.embedded.environment import WARM_MODULE
 from tests.conftest import REPO
 
 # run in a fresh interpreter: the preload, then a fork, as Airflow's supervisor forks a task

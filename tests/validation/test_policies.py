@@ -3,7 +3,7 @@ and the demo's faults showing up as the right results."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any
 
 import polars as pl
@@ -139,64 +139,3 @@ def test_data_docs_are_gx_sites_over_gx_result_documents(root: str) -> None:
     assert "expect_column_values_to_be_unique" in "".join(p.read_text() for p in pages) or \
         "values must be unique" in "".join(p.read_text() for p in pages)
     assert date.fromisoformat(D)
-
-
-def _site(base: Any) -> dict[str, str]:
-    """A site's files, with what differs between any two builds (times, ids) normalised."""
-    import re
-    from pathlib import Path
-
-    def norm(text: str) -> str:
-        text = re.sub(r"\d{8}T\d{6}\.\d{6}Z", "STAMP", text)
-        text = re.sub(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d+)?(\+00:00|Z)?", "TIME", text)
-        text = re.sub(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", "UUID", text)
-        return re.sub(r"_run_time_sort.: [0-9.]+", "SORT", text)
-
-    out = {}
-    for f in Path(base).rglob("*"):
-        if f.is_file() and f.relative_to(base).parts[0] not in ("_results", D):
-            data = f.read_bytes()
-            out[norm(f.relative_to(base).as_posix())] = norm(data.decode()) if f.suffix in (
-                ".html", ".css", ".js", ".json") else data.hex()
-    return out
-
-
-def test_data_docs_built_region_by_region_are_gx_full_build(root: str, tmp_path: Any) -> None:
-    """Each region's build renders its own pages and the index (the interval's other pages stay
-    as written, GX's compiled templates kept for the process): the site is, file for file, the
-    one GX's default builder makes from every stored result at once."""
-    import json
-    import shutil
-    from pathlib import Path
-
-    from great_expectations.core.expectation_validation_result import (
-        expectationSuiteValidationResultSchema,
-    )
-    from great_expectations.core.run_identifier import RunIdentifier
-    from great_expectations.data_context.types.resource_identifiers import (
-        ExpectationSuiteIdentifier,
-        ValidationResultIdentifier,
-    )
-
-    from pipelines.validation.gx import import_gx
-
-    spec = spec_with([fault("duplicates")], regions=3, rows=300)  # a failing page among passing ones
-    run_interval(spec, Interval.for_date(D), root=root)
-    docs = Path(root, spec.name, "_lockstep", "data_docs")
-    # the oracle: GX's own context, its default site, every stored result loaded through its schema
-    context = import_gx().get_context(mode="file", project_root_dir=tmp_path)
-    stored = sorted((docs / "_results").rglob("*.json"))
-    assert len(stored) == 3 * 4  # 3 regions x (transactions, merchant_risk, card_ and merchant_features)
-    for path in stored:
-        suite, run_name, stamp, batch = path.relative_to(docs / "_results").with_suffix("").parts
-        run_time = datetime.strptime(stamp, "%Y%m%dT%H%M%S.%fZ").replace(tzinfo=UTC)
-        key = ValidationResultIdentifier(expectation_suite_identifier=ExpectationSuiteIdentifier(name=suite),
-                                         run_id=RunIdentifier(run_name=run_name, run_time=run_time),
-                                         batch_identifier=batch)
-        context.validation_results_store.set(key, expectationSuiteValidationResultSchema.load(json.loads(path.read_text())))
-    context.build_data_docs()
-    full = tmp_path / "gx" / "uncommitted" / "data_docs" / "local_site"
-    built, oracle = _site(docs), _site(full)
-    assert sorted(built) == sorted(oracle)
-    assert [p for p in built if built[p] != oracle[p]] == []
-    shutil.rmtree(full)

@@ -20,7 +20,6 @@ from pipelines.airflow.client import AirflowError
 from pipelines.airflow.embedded.environment import (
     COMPONENTS,
     DEFAULT_PORT,
-    WARM_MODULE,
     absolute_root,
     airflow_env,
     free_port,
@@ -33,7 +32,6 @@ __all__ = [
     "ADMIN_USER",
     "COMPONENTS",
     "DEFAULT_PORT",
-    "WARM_MODULE",
     "AirflowError",
     "EmbeddedAirflow",
     "absolute_root",

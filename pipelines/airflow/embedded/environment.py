@@ -14,11 +14,9 @@ from pathlib import Path
 
 from pipelines.airflow.secrets import ADMIN_USER, PASSWORDS_FILE, home_secrets, write_passwords_file
 
-__all__ = ["COMPONENTS", "DEFAULT_PORT", "WARM_MODULE", "absolute_root", "airflow_env", "free_port", "port_in_use"]
+__all__ = ["COMPONENTS", "DEFAULT_PORT", "absolute_root", "airflow_env", "free_port", "port_in_use"]
 
 DEFAULT_PORT = 8080
-#: the module whose import warms a task's parent process (see :mod:`pipelines.airflow.warm`)
-WARM_MODULE = "pipelines.airflow.warm"
 #: the components a local deployment needs; ``triggerer`` only for deferrable operators
 COMPONENTS = ("api-server", "scheduler", "dag-processor")
 
@@ -34,6 +32,10 @@ def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(1.0)
         return sock.connect_ex((host, port)) == 0
+
+
+#: the module whose import warms the processes tasks fork from (:mod:`pipelines.airflow.warm`)
+WARM_MODULE = "pipelines.airflow.warm"
 
 
 def airflow_env(
