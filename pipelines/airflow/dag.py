@@ -24,6 +24,8 @@ dag-processor parses a DAG file.
 
 from __future__ import annotations
 
+import logging
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -40,6 +42,10 @@ from pipelines.airflow.queues import (
 from pipelines.spec import PipelineSpec, load_spec
 from pipelines.spec.settings import settings
 
+log = logging.getLogger(__name__)
+
+#: modules a task process holds at start when it was forked warm (:mod:`pipelines.airflow.warm`)
+WARM_MARKERS = ("pipelines.runner.steps", "great_expectations", "polars")
 PRESETS = {"@daily": "0 0 * * *", "@hourly": "0 * * * *"}
 REGION_STEPS = ("ingest", "validate_inputs", "transform", "validate")
 
@@ -111,6 +117,9 @@ def _run(payload: Any) -> dict[str, Any]:
     """Run a step; an error no retry can mend fails the task at once."""
     import time
 
+    warm = all(m in sys.modules for m in WARM_MARKERS)
+    log.info("task process %s", "warm: Lockstep's modules inherited from the executor" if warm
+             else "cold: importing Lockstep's modules")
     from pipelines.airflow.metrics import emit_step
     from pipelines.errors import LockstepError
     from pipelines.runner import run_step

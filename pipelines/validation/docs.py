@@ -203,6 +203,7 @@ def _build_site(out: DocsWriter, interval_prefix: str = "",
     keys |= set(render or ())
     with tempfile.TemporaryDirectory(prefix="lockstep-docs-") as tmp:
         context = gx.get_context(mode="file", project_root_dir=tmp)
+        _use_cached_views(context)
         store = context.validation_results_store
         site = Path(tmp, "gx", "uncommitted", "data_docs", "local_site")
         present = set(out.files())
@@ -225,3 +226,15 @@ def _build_site(out: DocsWriter, interval_prefix: str = "",
                     out.write_text(rel, f.read_text(encoding="utf-8"))
                 else:
                     out.write_bytes(rel, f.read_bytes())
+
+
+def _use_cached_views(context: Any) -> None:
+    """GX's page views for every site of ``context``, their compiled Jinja templates kept for the
+    process (:mod:`pipelines.validation.docs_views`): GX compiled ~36 templates per build."""
+    from pipelines.validation.docs_views import VIEWS
+
+    for name, site in (context.variables.data_docs_sites or {}).items():
+        site["site_section_builders"] = {s: {"view": VIEWS["page"]} for s in ("expectations", "validations", "profiling")}
+        site["site_index_builder"] = {**(site.get("site_index_builder") or {"class_name": "DefaultSiteIndexBuilder"}),
+                                      "view": VIEWS["index"]}
+        context.update_data_docs_site(name, site)  # the variables hand out a copy

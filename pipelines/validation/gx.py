@@ -11,6 +11,7 @@ bottom of the package.
 from __future__ import annotations
 
 import functools
+import logging
 import os
 from types import ModuleType
 
@@ -19,6 +20,9 @@ from types import ModuleType
 def import_gx() -> ModuleType:
     """The ``great_expectations`` package, imported with its usage statistics off."""
     os.environ["GX_ANALYTICS_ENABLED"] = "false"
+    # GX's import logs ~150 lines about registering its own API docs, at info: task logs
+    # (Airflow shows info) began with them
+    logging.getLogger("great_expectations._docs_decorators").setLevel(logging.WARNING)
     import great_expectations
 
     return great_expectations

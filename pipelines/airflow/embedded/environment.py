@@ -36,6 +36,10 @@ def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
+#: the module whose import warms the processes tasks fork from (:mod:`pipelines.airflow.warm`)
+WARM_MODULE = "pipelines.airflow.warm"
+
+
 def airflow_env(
     home: Path,
     *,
@@ -112,6 +116,13 @@ def airflow_env(
         "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_STORAGE_PATH": str(home / "dag_bundles"),
         # [scheduler]
         "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+        # a warm interpreter for tasks: the LocalExecutor's workers start from a fork server
+        # that imported Lockstep's task modules once; each task process, forked from a worker,
+        # inherits them (README, Airflow: "Task start-up")
+        "AIRFLOW__SCHEDULER__MP_START_METHOD": "forkserver",
+        "AIRFLOW__SCHEDULER__MP_FORKSERVER_PRELOAD": WARM_MODULE,
+        # Celery workers import it in their main process, before the prefork pool forks
+        "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS": f"{WARM_MODULE}.CELERY_CONFIG",
         "AIRFLOW__SCHEDULER__CATCHUP_BY_DEFAULT": "False",
     }
     return env
