@@ -1,0 +1,186 @@
+"""The model's flow, step by step, as the release DAG, the scoring DAG and the demo run it.
+
+A release goes: plan (which certified interval the candidate is evaluated on, which window
+it is trained on, from which interval it would be in force), train, shadow-score in every
+region, evaluate, promote. Scoring goes: which certified interval, is a release in force for
+it (else a refusal that says so), then one region at a time through
+:func:`pipelines.models.score`. Every step takes and returns small references (interval
+keys, model versions, release ids, counts and metrics), never frames, so an Airflow task is
+one call here and the same calls run in-process (``lockstep demo``, tests)::
+
+    plan = plan_release(spec)                                   # the newest certified interval
+    cand = train_candidate(spec, plan)
+    shadows = [shadow_score(spec, cand["version"], plan.evaluate_on, r) for r in spec.regions]
+    evaluate(spec, cand["version"], shadows)                    # every region shadow-scored
+    release(spec, cand["version"], plan, why="weekly retrain")
+    score_region(spec, "2026-01-06", "eu-west")                 # with the release in force for it
+
+The promotion itself (its gate, what it records) and scoring are :mod:`pipelines.models`'s;
+what is here decides nothing they do not check again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from pipelines.errors import CertificationError
+from pipelines.spec import PipelineSpec
+
+__all__ = ["ReleasePlan", "evaluate", "plan_release", "release", "scoring_interval", "score_region",
+           "shadow_score", "train_candidate"]
+
+#: score bins of the shadow PSI (candidate vs the release in force), equal width over [0, 1]
+PSI_CELLS, PSI_BINS = 100, 10
+
+
+@dataclass(frozen=True)
+class ReleasePlan:
+    """What a release run works on: trained on ``window`` (ending the interval before
+    ``evaluate_on``), shadow-scored on ``evaluate_on`` (certified, held out), in force from
+    ``effective_from`` on."""
+
+    evaluate_on: str
+    until: str
+    window: list[str]
+    effective_from: str
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _certified(spec: PipelineSpec, key: str, root: str | None) -> bool:
+    from pipelines.certify import active_certifications
+
+    return key in active_certifications(spec, root=root)
+
+
+def plan_release(spec: PipelineSpec, interval: str | None = None, *, effective_from: str | None = None,
+                 root: str | None = None) -> ReleasePlan:
+    """The plan of a release evaluated on ``interval`` (default: the newest certified one):
+    trained on the ``models.window`` intervals before it, in force from ``effective_from``
+    (default: the interval after it). Refused when ``interval`` is not certified."""
+    from pipelines.certify import current_certified
+    from pipelines.models import training_window
+    from pipelines.models.registry import models_spec
+
+    models_spec(spec)  # a spec without a models: section is refused here, by name
+    if interval is None:
+        newest = current_certified(spec, root=root)
+        if newest is None:
+            raise CertificationError(f"{spec.name}: no certified interval to evaluate a model on", retryable=False)
+        interval = newest.interval
+    iv = spec.interval_at(interval)
+    if not _certified(spec, iv.key, root):
+        raise CertificationError(f"{spec.name}: interval {iv.key} is not certified: a candidate is evaluated on "
+                                 "certified data only", retryable=False)
+    until = spec.interval_at(iv.start - spec.interval_length).key
+    after = effective_from or spec.interval_at(iv.end).key
+    return ReleasePlan(iv.key, until, training_window(spec, until), spec.interval_at(after).key)
+
+
+def train_candidate(spec: PipelineSpec, plan: ReleasePlan, *, root: str | None = None) -> dict[str, Any]:
+    """Train and register the candidate on the plan's certified window (every region)."""
+    from pipelines.models import train
+
+    trained = train(spec, until=plan.until, root=root)
+    return {"model": trained.name, "version": trained.version, "run_id": trained.run_id,
+            "feature_version": trained.feature_version, "generations": trained.generations,
+            "metrics": trained.metrics}
+
+
+def _psi(candidate: np.ndarray, champion: np.ndarray) -> float:
+    edges = np.linspace(0.0, 1.0, PSI_CELLS + 1)
+    from pipelines.reconcile.drift import psi
+
+    value, _ = psi(np.histogram(candidate, edges)[0].astype(float), np.histogram(champion, edges)[0].astype(float),
+                   PSI_BINS)
+    return value
+
+
+def shadow_score(spec: PipelineSpec, version: str, interval: str, region: str, *, root: str | None = None
+                 ) -> dict[str, Any]:
+    """Score ``region``'s certified ``interval`` with the candidate ``version`` beside the release
+    in force for it, without writing a score: rows, ROC and PR AUC against the label, the
+    mean score, and the PSI of the candidate's scores against the release's (when one is in force)."""
+    import polars as pl
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    from pipelines.certify import read_certified
+    from pipelines.models import load_model, release_in_force, score
+    from pipelines.models.registry import models_spec
+    from pipelines.models.train import features_frame
+
+    ms = models_spec(spec)
+    key = spec.interval_at(interval).key
+    data = read_certified(spec, ms.feature_table, region, at=key, root=root).collect().sort(ms.key)
+    out: dict[str, Any] = {"region": region, "interval": key, "model_version": str(version), "rows": data.height}
+    if not data.height:
+        return out
+    proba = load_model(spec, str(version), root).predict_proba(features_frame(data, ms.features))[:, 1]
+    labels = data[ms.label].cast(pl.Int8).to_numpy()
+    if len(set(labels.tolist())) == 2:  # both classes: the metrics are defined
+        out.update(roc_auc=float(roc_auc_score(labels, proba)), pr_auc=float(average_precision_score(labels, proba)))
+    out["mean_score"] = float(np.mean(proba))
+    in_force = release_in_force(spec, key, root=root)
+    if in_force is not None:
+        champion = score(spec, key, region, root=root)["score"].to_numpy()
+        out.update(champion=in_force.release_id, champion_version=in_force.model_version, psi=_psi(proba, champion))
+    return out
+
+
+def evaluate(spec: PipelineSpec, version: str, shadows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The candidate's shadow results, per region; refused (naming them) unless every region
+    was shadow-scored on at least one row."""
+    by_region = {s["region"]: s for s in shadows if s.get("model_version") == str(version)}
+    missing = [r for r in spec.regions if not by_region.get(r, {}).get("rows")]
+    if missing:
+        raise CertificationError(f"{spec.name}: candidate {version} was not shadow-scored in {', '.join(missing)}",
+                                 retryable=False)
+    return {"model_version": str(version), "regions": {r: by_region[r] for r in spec.regions}}
+
+
+def release(spec: PipelineSpec, version: str, plan: ReleasePlan, *, why: str, root: str | None = None
+            ) -> dict[str, Any]:
+    """Promote the candidate from the plan's ``effective_from`` on (the models' gate decides,
+    refusing with every reason); the release as JSON."""
+    from pipelines.models import promote
+
+    return promote(spec, str(version), effective_from=plan.effective_from, why=why, root=root).to_json()
+
+
+def scoring_interval(spec: PipelineSpec, interval: str | None = None, *, root: str | None = None
+                     ) -> dict[str, Any]:
+    """The certified interval to score (default: the newest) and the release in force for it;
+    refused, saying so, when the interval is not certified or no release is in force for it."""
+    from pipelines.certify import current_certified
+    from pipelines.models import release_in_force
+
+    if interval is None:
+        newest = current_certified(spec, root=root)
+        if newest is None:
+            raise CertificationError(f"{spec.name}: no certified interval to score", retryable=False)
+        interval = newest.interval
+    key = spec.interval_at(interval).key
+    if not _certified(spec, key, root):
+        raise CertificationError(f"{spec.name}: interval {key} is not certified: nothing to score", retryable=False)
+    in_force = release_in_force(spec, key, root=root)
+    if in_force is None:
+        raise CertificationError(
+            f"{spec.name}: no release in force for {key}: nothing scores it until a model is released "
+            f"(the {spec.name}_release DAG, or `lockstep release train` then `lockstep release promote`)",
+            retryable=False)
+    return {"interval": key, "release_id": in_force.release_id, "model_version": in_force.model_version}
+
+
+def score_region(spec: PipelineSpec, interval: str, region: str, *, root: str | None = None) -> dict[str, Any]:
+    """Score ``region``'s certified ``interval`` with the release in force for it: rows, the
+    release and model version every row carries, and the hash of the score column."""
+    from pipelines.models import score, score_hash
+
+    frame = score(spec, interval, region, root=root)
+    return {"region": region, "interval": spec.interval_at(interval).key, "rows": frame.height,
+            "release_id": sorted(frame["release_id"].unique().to_list()),
+            "model_version": sorted(frame["model_version"].unique().to_list()), "score_hash": score_hash(frame)}
