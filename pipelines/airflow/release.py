@@ -111,20 +111,21 @@ def build_release_dag(spec_or_path: PipelineSpec | str | Path, *, dag_id: str | 
             return _call(train_candidate, load_spec(spec_path), ReleasePlan(**the_plan), root=settings().root)
 
         @task(task_id="evaluate", **control)
-        def evaluate(candidate: dict[str, Any], shadows: Any) -> dict[str, Any]:
+        def evaluate(the_plan: dict[str, Any], candidate: dict[str, Any], shadows: Any) -> dict[str, Any]:
             from pipelines.release_flow import evaluate as evaluate_
 
             found = [s for group in shadows for s in group]  # one mapped task per region group
-            return _call(evaluate_, load_spec(spec_path), candidate["version"], found)
+            return _call(evaluate_, load_spec(spec_path), candidate["version"], found, until=the_plan["evaluate_on"],
+                         root=settings().root)
 
         @task(task_id="promote", outlets=[asset], retries=0, **control)
         def promote(the_plan: dict[str, Any], evaluation: dict[str, Any], **context: Any) -> dict[str, Any]:
             from pipelines.release_flow import ReleasePlan, release
 
-            user = getattr(context.get("dag_run"), "triggering_user_name", None) or "scheduler"
-            why = _conf(context).get("why") or f"{dag.dag_id} run {context['run_id']} (airflow:{user})"
-            out = _call(release, load_spec(spec_path), evaluation["model_version"], ReleasePlan(**the_plan),
-                        why=why, root=settings().root)
+            who = f"airflow:{getattr(context.get('dag_run'), 'triggering_user_name', None) or 'scheduler'}"
+            why = _conf(context).get("why") or f"{dag.dag_id} run {context['run_id']}"
+            out = _call(release, load_spec(spec_path), evaluation["version"], ReleasePlan(**the_plan),
+                        why=why, who=who, root=settings().root)
             context["outlet_events"][asset].extra = {
                 "pipeline": spec.name, "release_id": out["release_id"], "model_version": out["model_version"],
                 "effective_from": out["effective_from"]}
@@ -137,17 +138,19 @@ def build_release_dag(spec_or_path: PipelineSpec | str | Path, *, dag_id: str | 
             .partial(spec_path=spec_path, candidate=candidate, the_plan=the_plan).expand(region=list(g.regions))
             for g in region_groups(spec)
         ]
-        evaluation = evaluate(candidate, shadows)  # type: ignore[arg-type]
+        evaluation = evaluate(the_plan, candidate, shadows)  # type: ignore[arg-type]
         promote(the_plan, evaluation)  # type: ignore[arg-type]
     return dag
 
 
 @task(multiple_outputs=False, map_index_template=REGION_MAP_INDEX)
-def _shadow(spec_path: str, candidate: dict[str, Any], the_plan: dict[str, Any], region: str) -> dict[str, Any]:
+def _shadow(spec_path: str, candidate: dict[str, Any], the_plan: dict[str, Any], region: str,
+            **context: Any) -> dict[str, Any]:
     from pipelines.release_flow import shadow_score
 
+    who = f"airflow:{getattr(context.get('dag_run'), 'triggering_user_name', None) or 'scheduler'}"
     return _call(shadow_score, load_spec(spec_path), candidate["version"], the_plan["evaluate_on"], region,
-                 root=settings().root)
+                 root=settings().root, who=who)
 
 
 def build_scoring_dag(spec_or_path: PipelineSpec | str | Path, *, dag_id: str | None = None) -> DAG:

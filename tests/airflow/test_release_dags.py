@@ -20,6 +20,7 @@ import yaml
 from pipelines.models import release_in_force, releases
 from pipelines.runner import run_interval
 from pipelines.spec import Interval, PipelineSpec, load_spec
+from pipelines.spec.release import ModelsSpec
 from tests.airflow.test_dag_run import asset_events
 from tests.conftest import small_spec_data
 
@@ -37,6 +38,8 @@ def write_spec(folder: Path, name: str, **airflow: Any) -> Path:
     data["storage"] = {"root": str(folder / "lake")}
     data["airflow"].update(retries=0, **airflow)
     data["models"] = {"name": f"{name}_model", "window": 2, "seed": 3}
+    if "promotion" in ModelsSpec.model_fields:  # the promotion gate: a window these few days hold, any AUC
+        data["models"]["promotion"] = {"window": 1, "max_auc_drop": 1.0, "max_psi": 10.0}
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.yaml"
     path.write_text(yaml.safe_dump(data))
@@ -59,6 +62,12 @@ def failure(dr: Any, task_id: str) -> str:
     ti = next(ti for ti in dr.get_task_instances() if ti.task_id == task_id)
     assert ti.state == "failed", (task_id, ti.state)
     return str(ti.state)
+
+
+def returned(dr: Any, task_id: str) -> list[Any]:
+    """What the task's instances (every map index) returned."""
+    return [ti.xcom_pull(task_ids=task_id, map_indexes=ti.map_index)
+            for ti in dr.get_task_instances() if ti.task_id == task_id]
 
 
 @pytest.fixture(scope="module")
@@ -100,17 +109,18 @@ def test_release_dag_promotes_and_scoring_uses_the_release_in_force(lake: Pipeli
     assert set(first.generations) == set(DAYS[:2])
     events = asset_events("lockstep://af_model/release")
     assert [e["extra"]["release_id"] for e in events] == [first.release_id]
-    evaluation = next(ti for ti in dr.get_task_instances() if ti.task_id == "evaluate").xcom_pull(task_ids="evaluate")
-    assert set(evaluation["regions"]) == set(lake.regions)
-    assert all(r["interval"] == DAYS[-1] and r["rows"] > 0 and 0 < r["mean_score"] < 1
-               for r in evaluation["regions"].values()), evaluation
+    [evaluation] = returned(dr, "evaluate")
+    assert set(evaluation["regions"]) == set(lake.regions) and evaluation["reasons"] == []
+    shadows = returned(dr, "shadow")
+    assert sorted(s["region"] for s in shadows) == sorted(lake.regions)
+    assert all(s["interval"] == DAYS[-1] and s["rows"] > 0 and 0 < s["score_mean"] < 1 for s in shadows), shadows
 
     # the next day certifies; the scoring DAG scores it with the release in force for it
     assert run_interval(lake, Interval.for_date(NEXT)).decision.certified  # type: ignore[union-attr]
     scoring = dag_of(Path(str(lake.path)), "build_scoring_dag", "af_model_scoring")
     dr = scoring.test(logical_date=datetime(2026, 1, 5, tzinfo=UTC), run_conf={"interval": NEXT})
     assert dr.state == "success"
-    summary = next(ti for ti in dr.get_task_instances() if ti.task_id == "scored").xcom_pull(task_ids="scored")
+    [summary] = returned(dr, "scored")
     assert summary["interval"] == NEXT and summary["release_id"] == first.release_id
     assert set(summary["regions"]) == set(lake.regions) and summary["rows"] > 0
     assert {tuple(r["release_id"]) for r in summary["regions"].values()} == {(first.release_id,)}
@@ -119,8 +129,9 @@ def test_release_dag_promotes_and_scoring_uses_the_release_in_force(lake: Pipeli
     assert dr.state == "success"
     second = releases(lake)[-1]
     assert second.effective_from == "2026-01-05" and release_in_force(lake, NEXT) == first
-    evaluation = next(ti for ti in dr.get_task_instances() if ti.task_id == "evaluate").xcom_pull(task_ids="evaluate")
-    assert all(r["champion"] == first.release_id and r["psi"] >= 0 for r in evaluation["regions"].values())
+    shadows = returned(dr, "shadow")
+    assert all(s["interval"] == NEXT and s["baseline_release"] == first.release_id and s["psi"] >= 0
+               for s in shadows), shadows
 
 
 def test_region_groups_map_shadow_and_scoring_on_their_queues(tmp_path: Path) -> None:
