@@ -35,8 +35,8 @@ import numpy as np
 from pipelines.errors import CertificationError
 from pipelines.spec import PipelineSpec
 
-__all__ = ["ReleasePlan", "evaluate", "model_releases", "plan_release", "release", "scoring_interval",
-           "score_region", "shadow_score", "train_candidate"]
+__all__ = ["ReleasePlan", "evaluate", "model_releases", "plan_release", "release", "release_model",
+           "scoring_interval", "score_region", "shadow_score", "train_candidate"]
 
 #: score bins of the shadow PSI (candidate vs the release in force), equal width over [0, 1]
 PSI_CELLS, PSI_BINS = 100, 10
@@ -82,10 +82,11 @@ def _certified(spec: PipelineSpec, key: str, root: str | None) -> bool:
 
 
 def plan_release(spec: PipelineSpec, interval: str | None = None, *, effective_from: str | None = None,
-                 root: str | None = None) -> ReleasePlan:
+                 until: str | None = None, root: str | None = None) -> ReleasePlan:
     """The plan of a release evaluated on ``interval`` (default: the newest certified one):
-    trained on the ``models.window`` intervals before it, in force from ``effective_from``
-    (default: the interval after it). Refused when ``interval`` is not certified."""
+    trained on the ``models.window`` intervals ending with ``until`` (default: the one before
+    ``interval``, so the evaluation is held out), in force from ``effective_from`` (default:
+    the interval after ``interval``). Refused when ``interval`` is not certified."""
     from pipelines.certify import current_certified
     from pipelines.models import training_window
     from pipelines.models.registry import models_spec
@@ -100,16 +101,18 @@ def plan_release(spec: PipelineSpec, interval: str | None = None, *, effective_f
     if not _certified(spec, iv.key, root):
         raise CertificationError(f"{spec.name}: interval {iv.key} is not certified: a candidate is evaluated on "
                                  "certified data only", retryable=False)
-    until = spec.interval_at(iv.start - spec.interval_length).key
+    last = spec.interval_at(until or iv.start - spec.interval_length).key
     after = effective_from or spec.interval_at(iv.end).key
-    return ReleasePlan(iv.key, until, training_window(spec, until), spec.interval_at(after).key)
+    return ReleasePlan(iv.key, last, training_window(spec, last), spec.interval_at(after).key)
 
 
-def train_candidate(spec: PipelineSpec, plan: ReleasePlan, *, root: str | None = None) -> dict[str, Any]:
-    """Train and register the candidate on the plan's certified window (every region)."""
+def train_candidate(spec: PipelineSpec, plan: ReleasePlan, *, exclude: list[str] | None = None,
+                    root: str | None = None) -> dict[str, Any]:
+    """Train and register the candidate on the plan's certified window (every region; an
+    interval in ``exclude`` is left out, and recorded in the model's tags)."""
     from pipelines.models import train
 
-    trained = train(spec, until=plan.until, root=root)
+    trained = train(spec, until=plan.until, exclude=exclude, root=root)
     return {"model": trained.name, "version": trained.version, "run_id": trained.run_id,
             "feature_version": trained.feature_version, "generations": trained.generations,
             "metrics": trained.metrics}
@@ -187,6 +190,20 @@ def release(spec: PipelineSpec, version: str, plan: ReleasePlan, *, why: str, wh
     chosen = promote(spec, str(version), effective_from=plan.effective_from, why=why, root=root,
                      **_kwargs(promote, who=who, until=plan.evaluate_on))
     return dict(chosen.to_json())
+
+
+def release_model(spec: PipelineSpec, interval: str | None = None, *, why: str, effective_from: str | None = None,
+                  until: str | None = None, exclude: list[str] | None = None, who: str | None = None,
+                  root: str | None = None) -> dict[str, Any]:
+    """The release DAG's steps in one process: plan, train, shadow-score every region,
+    evaluate, promote. Returns the plan, the candidate, its evaluation and the release."""
+    plan = plan_release(spec, interval, effective_from=effective_from, until=until, root=root)
+    candidate = train_candidate(spec, plan, exclude=exclude, root=root)
+    shadows = [shadow_score(spec, candidate["version"], plan.evaluate_on, region, root=root, who=who)
+               for region in spec.regions]
+    evaluation = evaluate(spec, candidate["version"], shadows, until=plan.evaluate_on, root=root)
+    chosen = release(spec, candidate["version"], plan, why=why, who=who, root=root)
+    return {"plan": plan.to_json(), "candidate": candidate, "evaluation": evaluation, "release": chosen}
 
 
 def scoring_interval(spec: PipelineSpec, interval: str | None = None, *, root: str | None = None

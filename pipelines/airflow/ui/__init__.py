@@ -8,7 +8,13 @@ behind them, mounted by the plugin (``plugins/lockstep.py``) at ``/lockstep``.
 
 from __future__ import annotations
 
-from pipelines.airflow.ui.pages import render_drill_down, render_matrix, render_pipeline
+from pipelines.airflow.ui.pages import (
+           render_drill_down,
+           render_matrix,
+           render_pipeline,
+           render_releases,
+)
 from pipelines.airflow.ui.routes import app, drill_down, readable
 
-__all__ = ["app", "drill_down", "readable", "render_drill_down", "render_matrix", "render_pipeline"]
+__all__ = ["app", "drill_down", "readable", "render_drill_down", "render_matrix", "render_pipeline",
+           "render_releases"]
