@@ -20,6 +20,11 @@ day         what happens
             (when validation is on), certified
 =========== ============================================================
 
+The demo ends with the model (:func:`run_release`): ``fraud_model`` is trained on the
+certified days before the last (2nd to 4th), shadow-scored beside nothing in force yet on the
+last one in every region, promoted in force for all regions from that day, and the day is
+scored in every region through the release (each score carrying its release id).
+
 The upstream system publishes a global control file per day (rows and amount per region,
 :func:`write_control_file`); the demo points the control-totals check at it.
 
@@ -47,6 +52,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 from pipelines.runner import IntervalRun, new_run_id, run_interval, run_region
 from pipelines.spec import ControlTotalsCheck, FaultSpec, Interval, PipelineSpec, SyntheticSource
@@ -157,6 +163,47 @@ def run_demo(
             if on_step:
                 on_step(step)
     return steps
+
+
+@dataclass
+class DemoRelease:
+    """The demo's release: the plan it followed, the model trained, the release, and the
+    last day scored through it in every region."""
+
+    plan: dict[str, Any]
+    candidate: dict[str, Any]
+    release: dict[str, Any]
+    scores: list[dict[str, Any]]
+
+    def summary(self) -> dict[str, Any]:
+        return {"step": f"release {self.release['release_id']}", "plan": self.plan, "candidate": self.candidate,
+                "release": self.release, "scores": self.scores}
+
+
+def release_days(spec: PipelineSpec) -> int:
+    """How many demo days a release needs: its training window, and the day it is evaluated on."""
+    return (spec.models.window if spec.models else 0) + 1
+
+
+def run_release(spec: PipelineSpec, *, days: int = 5, root: str | None = None) -> DemoRelease | None:
+    """After :func:`run_demo`: train the spec's model on the certified days before the last,
+    evaluate it on the last, release it from the last day on and score that day in every
+    region through the release. ``None`` when the spec has no model or too few days ran. Run
+    again, the release already in force for the last day is kept (and the day scored again)."""
+    from pipelines.models import release_in_force
+    from pipelines.release_flow import plan_release, release_model, score_region
+
+    if spec.models is None or days < release_days(spec):
+        return None
+    last = Interval.for_date(date.fromordinal(DEMO_START.toordinal() + days - 1), spec.granularity).key
+    kept = release_in_force(spec, last, root=root)
+    if kept is None:
+        out = release_model(spec, last, effective_from=last, why="the demo's first fraud model", root=root)
+    else:
+        out = {"plan": plan_release(spec, last, effective_from=last, root=root).to_json(),
+               "candidate": {"model": kept.model_name, "version": kept.model_version}, "release": kept.to_json()}
+    scores = [score_region(spec, last, region, root=root) for region in spec.regions]
+    return DemoRelease(out["plan"], out["candidate"], out["release"], scores)
 
 
 def _rerun(spec: PipelineSpec, interval: Interval, regions: list[str], *, root: str | None) -> IntervalRun:

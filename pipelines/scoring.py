@@ -1,9 +1,12 @@
-"""The example model consumer: deterministic fraud scores from certified features only.
+"""The deployment's fixed consumer: deterministic fraud scores from certified features only.
 
-A real deployment would load a trained model; the example keeps a fixed logistic score so
-that it downloads nothing and its output is reproducible. What matters is *where* it reads:
-:func:`~pipelines.certify.read_certified`, at the generation the gate certified, so a
-blocked interval never reaches it.
+The repository's scoring DAG scores through the model release in force
+(:mod:`pipelines.release_flow`, :mod:`pipelines.models`); the compose deployment
+(``docker/dags/fraud_model_scoring.py``) still runs this fixed logistic score until it has a
+model registry of its own (a PostgreSQL database and the control bucket: ``models.registry_uri``
+and ``models.artifact_location``). What matters is *where* it reads:
+:func:`~pipelines.certify.read_certified`, at the generation the gate certified, so a blocked
+interval never reaches it.
 """
 
 from __future__ import annotations

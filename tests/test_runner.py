@@ -162,6 +162,8 @@ def test_cli_demo_and_status(tmp_path: Path) -> None:
     again = runner.invoke(app, ["demo", "--root", root, "--days", "2", "--rows", "300", "--json"])
     st2 = json.loads(runner.invoke(app, ["status", "fraud_features", "--root", root, "--json"]).output)
     assert again.exit_code == 0
+    shown = runner.invoke(app, ["demo", "--root", root, "--days", "2", "--rows", "300"], terminal_width=200)
+    assert shown.exit_code == 0 and "no model released: it trains on 3 certified day(s)" in shown.output
     rows = lambda s: {(r["region"], r["table"]): r["rows"] for r in s["tables"]}  # noqa: E731
     assert rows(st) == rows(st2), "running the demo again changes no row counts"
 

@@ -26,20 +26,30 @@ if TYPE_CHECKING:
     from pipelines.spec import PipelineSpec
 
 
+def _newest(context: Any, field: str) -> str | None:
+    """``field`` of the newest triggering asset event's ``extra`` that has it (``None``: none has)."""
+    events = (context or {}).get("triggering_asset_events") or {}
+    newest: tuple[Any, str] | None = None
+    for asset_events in events.values():
+        for event in asset_events:
+            value = (getattr(event, "extra", None) or {}).get(field)
+            if value and (newest is None or event.timestamp > newest[0]):
+                newest = (event.timestamp, str(value))
+    return None if newest is None else newest[1]
+
+
 def certified_generation(context: Any) -> str | None:
     """The generation id of the newest certified-asset event that triggered this run.
 
     ``None`` when the run was not asset-triggered (then consumers read the generation in
     force)."""
-    events = (context or {}).get("triggering_asset_events") or {}
-    newest: tuple[Any, str] | None = None
-    for asset_events in events.values():
-        for event in asset_events:
-            extra = getattr(event, "extra", None) or {}
-            gen = extra.get("generation_id")
-            if gen and (newest is None or event.timestamp > newest[0]):
-                newest = (event.timestamp, gen)
-    return None if newest is None else newest[1]
+    return _newest(context, "generation_id")
+
+
+def certified_interval(context: Any) -> str | None:
+    """The interval key of the newest certified-asset event that triggered this run (``None``:
+    the run was not asset-triggered)."""
+    return _newest(context, "interval")
 
 
 def logical_date(context: Any) -> datetime | None:

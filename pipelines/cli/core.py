@@ -136,11 +136,20 @@ def demo_cmd(
     json_: JsonOpt = False,
 ) -> None:
     """The main job: 12 regions, a few days with injected faults, the gate deciding each day."""
-    from pipelines.demo import DemoStep, hourly_flagship, run_demo, run_hourly_demo
+    from pipelines.demo import (
+        DemoRelease,
+        DemoStep,
+        hourly_flagship,
+        release_days,
+        run_demo,
+        run_hourly_demo,
+        run_release,
+    )
     from pipelines.spec import load_spec
 
     spec = hourly_flagship() if hourly else load_spec("fraud_features")
     steps: list[DemoStep] = []
+    released: DemoRelease | None = None
     with Steps(f"{spec.name} demo", hours if hourly else days, quiet=json_) as progress:
 
         def on_step(step: DemoStep) -> None:
@@ -152,11 +161,36 @@ def demo_cmd(
             run_hourly_demo(spec, hours=hours, rows=rows, root=root, on_step=on_step)
         else:
             run_demo(spec, days=days, rows=rows, root=root, on_step=on_step)
+            progress.step("*", "model: train on certified days, shadow-score, release, score")
+            released = run_release(spec, days=days, root=root)
     if json_:
-        print_json([{"step": s.label, **s.run.summary()} for s in steps])
+        print_json([{"step": s.label, **s.run.summary()} for s in steps] + ([released.summary()] if released else []))
         return
     console.print(_run_table(f"{spec.name} demo: 12 regions at {spec.root(root)}", [(s.label, s.run) for s in steps]))
-    console.print(f"Next: [bold]lockstep status {spec.name}{f' --root {root}' if root else ''}[/]")
+    where = f" --root {root}" if root else ""
+    if released is not None:
+        _print_release(released)
+        console.print(f"Next: [bold]lockstep status {spec.name}{where}[/], [bold]lockstep release list {spec.name}{where}[/]")
+        return
+    if not hourly and spec.models is not None:
+        console.print(f"no model released: it trains on {spec.models.window} certified day(s) and is evaluated on "
+                      f"the next (--days {release_days(spec)} or more)")
+    console.print(f"Next: [bold]lockstep status {spec.name}{where}[/]")
+
+
+def _print_release(released: Any) -> None:
+    """The demo's last step: the release in force and the last day scored through it."""
+    r, plan = released.release, released.plan
+    console.print(f"released [bold]{r['release_id']}[/] ({r['model_name']} version {r['model_version']}) in force in "
+                  f"every region from {r['effective_from']}: trained on certified {plan['window'][0]}..{plan['until']}, "
+                  f"shadow-scored on {plan['evaluate_on']}")
+    table = Table(title=f"{plan['evaluate_on']} scored through the release")
+    for col in ("region", "rows scored", "release", "model version", "score hash"):
+        table.add_column(col, justify="right" if col == "rows scored" else "left")
+    for s in released.scores:
+        table.add_row(s["region"], f"{s['rows']:,}", ", ".join(s["release_id"]), ", ".join(s["model_version"]),
+                      s["score_hash"][:16])
+    console.print(table)
 
 
 @command("status")

@@ -24,6 +24,7 @@ ROUTES = [
     f"/lockstep/api/pipelines/{PIPELINE}/status",
     f"/lockstep/api/pipelines/{PIPELINE}/decisions",
     f"/lockstep/api/pipelines/{PIPELINE}/matrix",
+    f"/lockstep/api/pipelines/{PIPELINE}/releases",
     f"/lockstep/api/pipelines/{PIPELINE}/intervals/{BLOCKED}",
     f"/lockstep/pipelines/{PIPELINE}",
     f"/lockstep/pipelines/{PIPELINE}/intervals/{BLOCKED}",

@@ -17,7 +17,15 @@ import pytest
 
 from pipelines.airflow.embedded import EmbeddedAirflow
 from tests.airflow.test_auth import login_password
-from tests.airflow.test_ui import BLOCKED, CERTIFIED, OVERRIDDEN, OVERRIDE_REASON, build_lake
+from tests.airflow.test_ui import (
+    BLOCKED,
+    CERTIFIED,
+    OVERRIDDEN,
+    OVERRIDE_REASON,
+    RELEASE_WHY,
+    build_lake,
+    release_model,
+)
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.slow
@@ -81,6 +89,7 @@ def test_an_operator_reads_the_matrix_and_drills_down(
 
     af = embedded_airflow
     spec = build_lake(airflow_dags, PIPELINE)
+    released = release_model(spec)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     driver = browser
 
@@ -116,6 +125,11 @@ def test_an_operator_reads_the_matrix_and_drills_down(
     state, reason = _cell(driver, "eu-north", OVERRIDDEN)
     assert state == "overridden" and OVERRIDE_REASON in reason
     assert "decision history" in driver.page_source  # type: ignore[attr-defined]
+    # the model: the release in force for the newest certified day, and the release history
+    in_force = driver.find_element(By.CSS_SELECTOR, "p.release-in-force").text  # type: ignore[attr-defined]
+    assert in_force.startswith(f"in force for {OVERRIDDEN}: {released['release_id']}"), in_force
+    history = driver.find_element(By.CSS_SELECTOR, "table.releases").text  # type: ignore[attr-defined]
+    assert released["release_id"] in history and RELEASE_WHY in history
     driver.save_screenshot(str(ARTIFACTS / "lockstep-view.png"))  # type: ignore[attr-defined]
 
     # the blocked cell leads to the interval's drill-down: the keys that differ

@@ -39,8 +39,8 @@ def test_dagbag_loads_exactly_the_dag_files_and_airflowignore_skips_the_specs(da
     assert walked == DAG_FILES, "the dag-processor sees the DAG files and nothing else"
     assert {p.name for p in dags.glob("*.yaml")}, "the specs the ignore file skips are there"
     assert sorted({Path(d.fileloc).name for d in dagbag.dags.values()}) == DAG_FILES
-    assert set(dagbag.dag_ids) == {"fraud_features", "fraud_features_hourly", "fraud_model_scoring",
-                                   "lockstep_maintenance"}
+    assert set(dagbag.dag_ids) == {"fraud_features", "fraud_features_hourly", "fraud_features_release",
+                                   "fraud_model_scoring", "lockstep_maintenance"}
 
 
 SPEC_FILES = sorted(p.name for p in (REPO / "dags").glob("*.yaml"))
@@ -54,7 +54,7 @@ def test_tags_and_retries(dagbag, dag_file: str) -> None:  # type: ignore[no-unt
     for dag in dags:
         assert dag.tags, f"{dag.dag_id} has no tags"
         for t in dag.tasks:
-            if t.task_id != "gate":  # the gate decides once; a blocked interval is not retried
+            if t.task_id not in ("gate", "promote"):  # decisions are made once; a refusal is not retried
                 assert t.retries >= 2, f"{dag.dag_id}.{t.task_id} retries {t.retries}"
 
 
@@ -79,6 +79,11 @@ def test_shape_of_the_pipeline_dag(dagbag) -> None:  # type: ignore[no-untyped-d
     assert dag.get_task("reconcile").upstream_task_ids == {"region.validate"}
     consumer = dagbag.dags["fraud_model_scoring"]
     assert "lockstep://fraud_features/certified" in str(consumer.timetable.asset_condition)
+    assert {t.task_id for t in consumer.tasks} == {"release_in_force", "score", "scored"}
+    release = dagbag.dags["fraud_features_release"]
+    assert {t.task_id for t in release.tasks} == {"plan", "train", "shadow", "evaluate", "promote"}
+    assert [o.uri for o in release.get_task("promote").outlets] == ["lockstep://fraud_features/release"]
+    assert release.get_task("evaluate").upstream_task_ids == {"shadow", "train"}
 
 
 @pytest.mark.parametrize("dag_file", DAG_FILES)

@@ -1,7 +1,9 @@
 """The flagship shape end to end under a real Airflow: scheduler, dag-processor, api-server,
 LocalExecutor, metadata DB on PostgreSQL (SQLite without it). A 12-region pipeline is
-triggered over REST API v2, certifies, its Asset event triggers the scoring consumer, which
-scores the certified generation; the Lockstep page answers from the real api-server.
+triggered over REST API v2, certifies, its Asset event triggers the scoring DAG, which scores
+the certified interval in every region with the model release in force for it (trained and
+promoted beforehand on the day before, certified in-process); the Lockstep page answers from
+the real api-server.
 
 With ``LOCKSTEP_MEASURE_OVERHEAD=1`` it also measures the orchestration overhead: scheduler
 wall time over in-process wall time for the same interval, printed in the session's timing
@@ -19,36 +21,20 @@ import pytest
 import yaml
 
 from pipelines.airflow.embedded import EmbeddedAirflow
+from pipelines.models import promote, train
 from pipelines.runner import run_interval
 from pipelines.spec import Interval, load_spec, parse_spec
-from pipelines.storage import read_table, table_uri
 from tests.airflow.conftest import TIMINGS
 from tests.conftest import small_spec_data
 
-CONSUMER = '''
-from datetime import datetime, timezone
-from pathlib import Path
+DAY = "2026-01-02"
 
-from airflow.sdk import DAG, task
+CONSUMER = """from pathlib import Path
 
-from pipelines.airflow import certified_asset
-from pipelines.airflow.consumer import certified_generation
+from pipelines.airflow import build_scoring_dag
 
-SPEC = Path(__file__).with_name("e2e_fraud.yaml")
-
-with DAG(dag_id="e2e_scoring", schedule=[certified_asset("e2e_fraud")],
-         start_date=datetime(2026, 1, 1, tzinfo=timezone.utc), catchup=False, tags=["lockstep"]):
-
-    @task
-    def score(**context):
-        from pipelines.scoring import score_certified
-        from pipelines.spec import load_spec
-
-        refs = score_certified(load_spec(SPEC), generation_id=certified_generation(context))
-        return {region: r.rows for region, r in refs.items()}
-
-    score()
-'''
+dag = build_scoring_dag(Path(__file__).with_name("e2e_fraud.yaml"), dag_id="e2e_scoring")
+"""
 
 
 @pytest.mark.slow
@@ -60,7 +46,12 @@ def test_pipeline_certifies_and_triggers_the_consumer(
     data["storage"] = {"root": str(tmp_path / "lake")}
     data["schedule"] = "None"  # manual runs only: no scheduled interval competes with the measured one
     data["validation"]["suites_dir"] = str(Path(__file__).resolve().parents[2] / "expectations")
+    data["models"] = {"name": "e2e_model", "window": 1}
     (airflow_dags / "e2e_fraud.yaml").write_text(yaml.safe_dump(data))
+    spec = load_spec(airflow_dags / "e2e_fraud.yaml")
+    # the day before, certified in-process: the model is trained on it and released from the 2nd
+    assert run_interval(spec, Interval.for_date("2026-01-01")).decision.certified  # type: ignore[union-attr]
+    release = promote(spec, train(spec, until="2026-01-01").version, effective_from=DAY, why="e2e model")
     (airflow_dags / "e2e_fraud.py").write_text(
         "from pathlib import Path\n\nfrom pipelines.airflow import build_dag\n\n"
         "dag = build_dag(Path(__file__).with_name('e2e_fraud.yaml'))\n")
@@ -69,7 +60,7 @@ def test_pipeline_certifies_and_triggers_the_consumer(
     af.client.wait_for_dag("e2e_scoring")
 
     t0 = time.monotonic()
-    run_id = af.client.trigger("e2e_fraud", datetime(2026, 1, 1, tzinfo=UTC))  # no timetable: the logical date's day
+    run_id = af.client.trigger("e2e_fraud", datetime(2026, 1, 2, tzinfo=UTC))  # no timetable: the logical date's day
     state = af.client.wait_for_run("e2e_fraud", run_id, timeout=600)
     scheduled = time.monotonic() - t0
     assert state == "success", af.client.describe_run("e2e_fraud", run_id)
@@ -84,15 +75,15 @@ def test_pipeline_certifies_and_triggers_the_consumer(
 
     [event] = af.client.asset_events(source_dag_id="e2e_fraud", source_run_id=run_id)
     assert event["uri"] == "lockstep://e2e_fraud/certified"
-    assert event["extra"]["interval"] == "2026-01-01" and event["extra"]["generation_id"].startswith("2026-01-01.")
+    assert event["extra"]["interval"] == DAY and event["extra"]["generation_id"].startswith(f"{DAY}.")
 
     consumed = af.client.wait_for_dag_run("e2e_scoring", run_type="asset_triggered", timeout=300)
     assert consumed["state"] == "success", af.client.describe_run("e2e_scoring", consumed["dag_run_id"])
-    spec = load_spec(airflow_dags / "e2e_fraud.yaml")
-    for region in spec.regions:
-        scores = read_table(table_uri(spec.root(), spec.name, region, "scores", "fraud_model_scoring")).collect()
-        assert scores.height > 0 and set(scores["ds"]) == {"2026-01-01"}
-        assert scores["fraud_score"].is_between(0, 1).all()
+    scored = af.client.xcom("e2e_scoring", consumed["dag_run_id"], "scored")
+    assert scored["interval"] == DAY and scored["release_id"] == release.release_id
+    assert set(scored["regions"]) == set(spec.regions)
+    for region, out in scored["regions"].items():
+        assert out["rows"] > 0 and out["release_id"] == [release.release_id], region
 
     auth = {"Authorization": f"Bearer {af.client.token()}"}  # the Lockstep page is behind Airflow's auth
     page = httpx.get(f"{af.url}/lockstep/", headers=auth, timeout=30)
@@ -106,7 +97,7 @@ def test_pipeline_certifies_and_triggers_the_consumer(
     # orchestration overhead: the same interval through the core runner, in-process
     local = parse_spec({**data, "storage": {"root": str(tmp_path / "local")}}, "e2e-local").with_path(spec.path)
     t0 = time.monotonic()
-    run_interval(local, Interval.for_date("2026-01-01"))
+    run_interval(local, Interval.for_date(DAY))
     in_process = time.monotonic() - t0
     TIMINGS["same interval in-process"] = in_process
     TIMINGS["overhead ratio (x, not s)"] = scheduled / in_process

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -17,10 +18,12 @@ from pipelines.certify import override
 from pipelines.demo import with_faults
 from pipelines.runner import run_interval
 from pipelines.spec import FaultSpec, Interval, PipelineSpec, load_spec
+from pipelines.spec.release import ModelsSpec
 from tests.conftest import REPO, small_spec_data
 
 CERTIFIED, BLOCKED, OVERRIDDEN = "2026-01-01", "2026-01-02", "2026-01-03"
 OVERRIDE_REASON = "eu-north list lags by a day: known, accepted by risk"
+RELEASE_WHY = "first fraud model, trained on the overridden day"
 
 
 def build_lake(folder: Path, name: str = "ui_demo") -> PipelineSpec:
@@ -34,6 +37,9 @@ def build_lake(folder: Path, name: str = "ui_demo") -> PipelineSpec:
     data["storage"] = {"root": str(folder / f"{name}-lake")}
     data["schedule"] = "None"
     data["validation"]["suites_dir"] = str(REPO / "expectations")  # the spec is not beside them
+    data["models"]["window"] = 1  # one certified day to train a model on (release_model below)
+    if "promotion" in ModelsSpec.model_fields:  # the promotion gate: a window these days hold, any AUC
+        data["models"]["promotion"] = {"window": 1, "max_auc_drop": 1.0, "max_psi": 10.0}
     path = folder / f"{name}.yaml"
     path.write_text(yaml.safe_dump(data))
     spec = load_spec(path)
@@ -48,6 +54,14 @@ def build_lake(folder: Path, name: str = "ui_demo") -> PipelineSpec:
     return spec
 
 
+def release_model(spec: PipelineSpec) -> dict[str, Any]:
+    """A model trained on the overridden day (certified through the override), shadow-scored
+    and released from it: the release in force for the newest certified interval."""
+    from pipelines.release_flow import release_model as release_
+
+    return release_(spec, OVERRIDDEN, until=OVERRIDDEN, effective_from=OVERRIDDEN, why=RELEASE_WHY)["release"]
+
+
 def generation_of(spec: PipelineSpec, interval: str, status: str) -> str:
     """The generation id of the interval's newest decision with ``status`` (what an operator
     reads off ``explain`` before deciding)."""
@@ -58,7 +72,9 @@ def generation_of(spec: PipelineSpec, interval: str, status: str) -> str:
 
 @pytest.fixture(scope="module")
 def lake(tmp_path_factory: pytest.TempPathFactory) -> PipelineSpec:
-    return build_lake(tmp_path_factory.mktemp("dags"))
+    spec = build_lake(tmp_path_factory.mktemp("dags"))
+    release_model(spec)
+    return spec
 
 
 def test_matrix_states_and_reasons(lake: PipelineSpec) -> None:
@@ -109,13 +125,50 @@ def test_pages_render(lake: PipelineSpec) -> None:
     assert "Data Docs" in html and "failed checks" in html
 
 
+def test_the_pipeline_page_shows_the_release_in_force_and_its_history(lake: PipelineSpec) -> None:
+    from pipelines.airflow.ui import render_pipeline
+    from pipelines.matrix import certification_matrix
+    from pipelines.models import releases
+    from pipelines.release_flow import model_releases
+
+    [released] = releases(lake)
+    rel = model_releases(lake)
+    assert rel is not None and rel["model"] == lake.models.name  # type: ignore[union-attr]
+    assert rel["interval"] == OVERRIDDEN and rel["in_force"]["release_id"] == released.release_id
+    assert rel["upcoming"] is None and [r["release_id"] for r in rel["history"]] == [released.release_id]
+    if rel["evaluations"] is not None:  # where pipelines.models records shadow evaluations: one per region
+        assert sorted(e["region"] for e in rel["evaluations"]) == sorted(lake.regions)
+    html = render_pipeline("/lockstep", {**certification_matrix(lake), "releases": rel}, history=True)
+    assert f"<span class='pill ok'>in force</span> for {OVERRIDDEN}: <b>{released.release_id}</b>" in html
+    assert "<table class=releases>" in html and RELEASE_WHY in html
+    assert f"version {released.model_version}" in html
+
+
+def test_a_pipeline_without_a_release_says_nothing_scores(tmp_path: Path) -> None:
+    from pipelines.airflow.ui import render_releases
+    from pipelines.release_flow import model_releases
+
+    data = small_spec_data(regions=2, name="no_release")
+    data["storage"] = {"root": str(tmp_path / "lake")}
+    path = tmp_path / "no_release.yaml"
+    path.write_text(yaml.safe_dump(data))
+    rel = model_releases(load_spec(path))
+    assert rel is not None and rel["in_force"] is None and rel["history"] == []
+    html = render_releases(rel)
+    assert "no release in force</span> for -: nothing scores certified data" in html and "no release yet" in html
+    data.pop("models")
+    path.write_text(yaml.safe_dump(data))
+    assert model_releases(load_spec(path)) is None and render_releases(None) == ""
+
+
 def test_routes_need_a_token(lake: PipelineSpec, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AIRFLOW__CORE__DAGS_FOLDER", str(Path(str(lake.path)).parent))
     from pipelines.airflow.ui import app
 
     client = TestClient(app)
     for path in ("/", "/api/pipelines", "/api/pipelines/ui_demo/status", "/api/pipelines/ui_demo/decisions",
-                 "/api/pipelines/ui_demo/matrix", "/pipelines/ui_demo", "/pipelines/ui_demo/intervals/2026-01-02",
+                 "/api/pipelines/ui_demo/matrix", "/api/pipelines/ui_demo/releases", "/pipelines/ui_demo",
+                 "/pipelines/ui_demo/intervals/2026-01-02",
                  "/pipelines/ui_demo/docs/eu-central/index.html", "/api/pipelines/nope/status"):
         assert client.get(path).status_code == 401, path
     for path in ("/docs", "/redoc", "/openapi.json"):

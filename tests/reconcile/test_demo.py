@@ -86,6 +86,35 @@ def test_explain_of_a_repaired_day_says_nothing_blocks_and_groups_warnings(demo)
     assert any("12 regions" in line for line in warns), warns
 
 
+def test_the_demo_ends_with_a_release_scoring_certified_data(demo) -> None:  # type: ignore[no-untyped-def]
+    """Before the explain test below rolls the certifications back: the model is trained on the
+    certified 2nd to 4th, released in every region from the 5th, and the 5th is scored in every
+    region through it; run again, the same release stays in force and scores the same bits."""
+    from pipelines.certify import active_certifications
+    from pipelines.demo import run_release
+    from pipelines.models import release_in_force, releases
+
+    root, _, _ = demo
+    spec = load_spec("fraud_features")
+    out = run_release(spec, days=5, root=root)
+    assert out is not None
+    release = out.release
+    assert out.plan["window"] == ["2026-01-02", "2026-01-03", "2026-01-04"] and out.plan["evaluate_on"] == "2026-01-05"
+    active = active_certifications(spec, root=root)
+    assert release["generations"] == {d: active[d].generation_id for d in out.plan["window"]}
+    in_force = release_in_force(spec, "2026-01-05", root=root)
+    assert in_force is not None and in_force.release_id == release["release_id"] and release["effective_from"] == "2026-01-05"
+    assert release_in_force(spec, "2026-01-04", root=root) is None
+    assert sorted(s["region"] for s in out.scores) == sorted(spec.regions)
+    for s in out.scores:
+        certified = read_certified(spec, "card_features", s["region"], at="2026-01-05", root=root).collect().height
+        assert s["rows"] == certified > 0 and s["release_id"] == [release["release_id"]], s
+    again = run_release(spec, days=5, root=root)
+    assert again is not None and [r.release_id for r in releases(spec, root=root)] == [release["release_id"]]
+    assert [s["score_hash"] for s in again.scores] == [s["score_hash"] for s in out.scores]
+    assert run_release(spec, days=3, root=root) is None  # too few days to train and evaluate
+
+
 def test_explain_names_the_region_and_the_merchant_keys(demo) -> None:  # type: ignore[no-untyped-def]
     from pipelines.cli import _register, app
 

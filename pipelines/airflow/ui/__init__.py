@@ -11,9 +11,15 @@ behind them, mounted by the plugin (:mod:`pipelines.airflow.plugin`, the package
 from __future__ import annotations
 
 from pipelines.airflow.ui.governed import router, scoped
-from pipelines.airflow.ui.pages import render_drill_down, render_matrix, render_pipeline
+from pipelines.airflow.ui.pages import (
+           render_drill_down,
+           render_matrix,
+           render_pipeline,
+           render_releases,
+)
 from pipelines.airflow.ui.routes import app, drill_down, readable
 
 app.include_router(router)
 
-__all__ = ["app", "drill_down", "readable", "render_drill_down", "render_matrix", "render_pipeline", "scoped"]
+__all__ = ["app", "drill_down", "readable", "render_drill_down", "render_matrix", "render_pipeline",
+           "render_releases", "scoped"]

@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import quote
 
 __all__ = ["INTRO", "esc", "page", "render_drill_down", "render_history", "render_in_force",
-           "render_matrix", "render_pipeline"]
+           "render_matrix", "render_pipeline", "render_releases"]
 
 esc = html.escape
 
@@ -118,6 +118,53 @@ def render_history(dag_id: str, log: list[dict[str, Any]]) -> str:
             f"<th>why</th><th>expires</th><th>generation</th><th>run</th></tr>{rows}</table>")
 
 
+def _release_line(r: dict[str, Any]) -> str:
+    return (f"<b>{esc(r['release_id'])}</b> ({esc(r['model_name'])} version {esc(r['model_version'])}, "
+            f"feature version {esc(r['feature_version'])}, from {esc(r['effective_from'])}; {esc(r['kind'])} by "
+            f"{esc(r['who'])}: {esc(r['why'])})")
+
+
+def _num(value: Any) -> str:
+    return "-" if value is None else f"{value:.4f}" if isinstance(value, float) else esc(str(value))
+
+
+def render_releases(rel: dict[str, Any] | None) -> str:
+    """The model's section of a pipeline page: the release in force, the next one, the
+    release history and each candidate's per-region shadow evaluations."""
+    if rel is None:
+        return ""
+    out = [f"<h3 id=releases>model releases: {esc(rel['model'])}</h3>"]
+    cur, interval = rel["in_force"], esc(rel["interval"] or "-")
+    out.append(f"<p class=release-in-force><span class='pill ok'>in force</span> for {interval}: {_release_line(cur)}</p>"
+               if cur else f"<p class=release-in-force><span class='pill warn'>no release in force</span> for "
+               f"{interval}: nothing scores certified data</p>")
+    if rel["upcoming"]:
+        out.append(f"<p class=release-next><span class='pill warn'>next</span> {_release_line(rel['upcoming'])}</p>")
+    if rel["history"]:
+        rows = "".join(
+            f"<tr class='{esc(r['kind'])}'><td>{esc(r['release_id'])}</td><td>{esc(r['kind'])}</td>"
+            f"<td>{esc(r['model_version'])}</td><td>{esc(r['effective_from'] or '-')}</td><td>{esc(r['who'])}</td>"
+            f"<td>{esc(r['why'])}{''.join('<br>' + esc(x.get('message', '')) for x in r.get('reasons') or [])}</td>"
+            f"<td>{_when(r['released_at'])}</td></tr>" for r in rel["history"])
+        out.append("<table class=releases><tr><th>release</th><th>kind</th><th>model version</th><th>from</th>"
+                   f"<th>who</th><th>why</th><th>when</th></tr>{rows}</table>")
+    else:
+        out.append("<p class=muted>no release yet</p>")
+    if rel["evaluations"] is not None:
+        out.append("<h3>shadow evaluations (candidate vs the release in force, per region)</h3>")
+        if not rel["evaluations"]:
+            out.append("<p class=muted>no candidate shadow-scored yet</p>")
+        cols = ("model_version", "region", "interval", "rows", "roc_auc", "baseline_release", "baseline_roc_auc",
+                "psi", "score_mean")
+        if rel["evaluations"]:
+            body = "".join("<tr>" + "".join(f"<td>{_num(e.get(c))}</td>" for c in cols) + "</tr>"
+                           for e in rel["evaluations"])
+            out.append("<table class=shadow><tr><th>candidate</th><th>region</th><th>interval</th><th>rows</th>"
+                       "<th>ROC AUC</th><th>vs release</th><th>its ROC AUC</th><th>PSI</th><th>mean score</th></tr>"
+                       f"{body}</table>")
+    return "".join(out)
+
+
 def render_pipeline(base: str, m: dict[str, Any], *, history: bool) -> str:
     dag_id = m["pipeline"]
     out = [f"<h2 id='{esc(dag_id)}'><a href='{base}/pipelines/{quote(dag_id)}'>{esc(dag_id)}</a></h2>",
@@ -130,6 +177,7 @@ def render_pipeline(base: str, m: dict[str, Any], *, history: bool) -> str:
                    + "".join(f"<tr><td>{esc(k)}</td><td>{v}</td></tr>" for k, v in sorted(members.items()))
                    + "</table>")
         out += ["<h3>decision history</h3>", render_history(dag_id, m["decisions"])]
+        out.append(render_releases(m.get("releases")))
     return "".join(out)
 
 

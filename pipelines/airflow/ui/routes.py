@@ -8,7 +8,8 @@ its DAG and DAG-run pages). Pages (server-rendered HTML):
 * ``GET /lockstep/`` — per pipeline the user may read: the generation in force and the
   region x interval certification matrix;
 * ``GET /lockstep/pipelines/{dag_id}`` — one pipeline: matrix, generation in force and the
-  decision history (who, why, when, expiry);
+  decision history (who, why, when, expiry); with a ``models:`` section, the release in force,
+  the release history and each candidate's per-region shadow evaluations;
 * ``GET /lockstep/pipelines/{dag_id}/intervals/{interval}`` — the drill-down: every failed
   check (region, table, keys, columns, observed vs threshold), the drift heatmap region x
   column, quarantine counts (the rows stay in their region), links to Data Docs and the Airflow run;
@@ -16,7 +17,8 @@ its DAG and DAG-run pages). Pages (server-rendered HTML):
 
 JSON: ``/lockstep/api/pipelines``, ``.../{dag_id}/status`` (what ``lockstep status --json``
 prints), ``.../decisions`` (newest first), ``.../matrix``, ``.../intervals/{interval}``
-(what ``lockstep explain --json`` prints).
+(what ``lockstep explain --json`` prints), ``.../releases`` (the model's releases, 404
+without a ``models:`` section).
 
 **Auth**: every route runs the api-server's own security dependencies
 (:mod:`airflow.api_fastapi.core_api.security`): the same JWT as ``/api/v2`` (bearer header
@@ -170,6 +172,17 @@ def matrix(dag_id: str, user: GetUserDep, last: int = 7) -> dict[str, Any]:
     return dict(_scoped(spec, user, certification_matrix(spec, last=last)))
 
 
+@app.get("/api/pipelines/{dag_id}/releases", dependencies=CAN_READ_DAG)
+def model_releases(dag_id: str, user: GetUserDep) -> dict[str, Any]:
+    from pipelines.release_flow import model_releases as releases_of
+
+    spec = load_pipeline(dag_id)
+    found = releases_of(spec)
+    if found is None:
+        raise HTTPException(404, f"pipeline {dag_id!r} has no models: section")
+    return dict(_scoped(spec, user, found))
+
+
 @app.get("/api/pipelines/{dag_id}/intervals/{interval}", dependencies=CAN_READ_DAG)
 def interval_detail(dag_id: str, interval: str, user: GetUserDep) -> dict[str, Any]:
     spec = load_pipeline(dag_id)
@@ -216,8 +229,11 @@ def index(request: Request, user: GetUserDep) -> str:
 
 @app.get("/pipelines/{dag_id}", response_class=HTMLResponse, dependencies=CAN_READ_DAG)
 def pipeline_page(request: Request, dag_id: str, user: GetUserDep, last: int = 7) -> str:
+    from pipelines.release_flow import model_releases as releases_of
+
     base = _base(request)
-    m = matrix(dag_id, user, last=last)
+    spec = load_pipeline(dag_id)
+    m = {**matrix(dag_id, user, last=last), "releases": _scoped(spec, user, releases_of(spec))}
     crumbs = f"<div class=crumbs><a href='{base}/'>Lockstep</a> / {esc(dag_id)}</div>"
     return page(f"Lockstep · {dag_id}", crumbs + render_pipeline(base, m, history=True))
 

@@ -30,6 +30,6 @@ def test_dag_files_parse() -> None:
 
     bag = DagBag(str(PROJECT / "dags"))
     assert bag.import_errors == {}
-    assert {"fraud_features", "fraud_features_scoring"} <= set(bag.dag_ids)
+    assert {"fraud_features", "fraud_features_release", "fraud_features_scoring"} <= set(bag.dag_ids)
     for dag in bag.dags.values():
         assert dag.tags, f"{dag.dag_id} has no tags"
