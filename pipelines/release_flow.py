@@ -15,32 +15,22 @@ one call here and the same calls run in-process (``lockstep demo``, tests)::
     release(spec, cand["version"], plan, why="weekly retrain")
     score_region(spec, "2026-01-06", "eu-west")                 # with the release in force for it
 
-The promotion itself (its gate, what it records) and scoring are :mod:`pipelines.models`'s;
-what is here decides nothing they do not check again. Where :mod:`pipelines.models` offers
-more (``shadow_score`` recording the evidence its promotion gate reads, ``evaluate_promotion``,
-``score_interval`` writing the scores, ``history`` with refusals, ``evaluations``), the steps
-use it, found by name; without it they do what the release log alone allows.
+The promotion itself (its gate, what it records), shadow scores and scoring are
+:mod:`pipelines.models`'s; what is here decides nothing they do not check again.
 :func:`model_releases` is what the Lockstep view shows of the model.
 """
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
-
-import numpy as np
 
 from pipelines.errors import CertificationError
 from pipelines.spec import PipelineSpec
 
 __all__ = ["ReleasePlan", "evaluate", "model_releases", "plan_release", "release", "release_model",
            "scoring_interval", "score_region", "shadow_score", "train_candidate"]
-
-#: score bins of the shadow PSI (candidate vs the release in force), equal width over [0, 1]
-PSI_CELLS, PSI_BINS = 100, 10
-
 
 @dataclass(frozen=True)
 class ReleasePlan:
@@ -57,22 +47,9 @@ class ReleasePlan:
         return asdict(self)
 
 
-def _models(name: str) -> Any:
-    """``pipelines.models``'s function ``name``, or ``None`` where this version has none."""
-    import pipelines.models
-
-    return getattr(pipelines.models, name, None)
-
-
 def _plain(row: dict[str, Any]) -> dict[str, Any]:
     """A row as JSON-safe values (what a task returns)."""
     return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row.items()}
-
-
-def _kwargs(fn: Any, **wanted: Any) -> dict[str, Any]:
-    """The keyword arguments of ``wanted`` that ``fn`` takes (``who``, ``until``: where it has them)."""
-    params = inspect.signature(fn).parameters
-    return {k: v for k, v in wanted.items() if k in params and v is not None}
 
 
 def _certified(spec: PipelineSpec, key: str, root: str | None) -> bool:
@@ -118,67 +95,24 @@ def train_candidate(spec: PipelineSpec, plan: ReleasePlan, *, exclude: list[str]
             "metrics": trained.metrics}
 
 
-def _psi(candidate: np.ndarray, champion: np.ndarray) -> float:
-    edges = np.linspace(0.0, 1.0, PSI_CELLS + 1)
-    from pipelines.reconcile.drift import psi
-
-    value, _ = psi(np.histogram(candidate, edges)[0].astype(float), np.histogram(champion, edges)[0].astype(float),
-                   PSI_BINS)
-    return value
-
-
 def shadow_score(spec: PipelineSpec, version: str, interval: str, region: str, *, root: str | None = None,
                  who: str | None = None) -> dict[str, Any]:
     """Score ``region``'s certified ``interval`` with the candidate ``version`` beside the release
-    in force for it, without writing a score: rows, ROC AUC against the label, the mean score,
-    and the PSI of the candidate's scores against the release's (when one is in force). Through
-    ``pipelines.models.shadow_score`` where it exists (it records the row for the promotion gate)."""
-    recorded = _models("shadow_score")
-    if recorded is not None:
-        return _plain(recorded(spec, version, interval, region, root=root, **_kwargs(recorded, who=who)))
-    import polars as pl
-    from sklearn.metrics import roc_auc_score
+    in force for it, without writing a score; recorded for the promotion gate
+    (:func:`pipelines.models.shadow_score`). Returns the recorded row."""
+    from pipelines.models import shadow_score as record
 
-    from pipelines.certify import read_certified
-    from pipelines.models import load_model, release_in_force, score
-    from pipelines.models.registry import models_spec
-    from pipelines.models.train import features_frame
-
-    ms = models_spec(spec)
-    key = spec.interval_at(interval).key
-    data = read_certified(spec, ms.feature_table, region, at=key, root=root).collect().sort(ms.key)
-    out: dict[str, Any] = {"region": region, "interval": key, "model_version": str(version), "rows": data.height}
-    if not data.height:
-        return out
-    proba = load_model(spec, str(version), root).predict_proba(features_frame(data, ms.features))[:, 1]
-    labels = data[ms.label].cast(pl.Int8).to_numpy()
-    if len(set(labels.tolist())) == 2:  # both classes: the metrics are defined
-        out["roc_auc"] = float(roc_auc_score(labels, proba))
-    out["score_mean"] = float(np.mean(proba))
-    in_force = release_in_force(spec, key, root=root)
-    if in_force is not None:
-        champion = score(spec, key, region, root=root)["score"].to_numpy()
-        out.update(baseline_release=in_force.release_id, baseline_version=in_force.model_version,
-                   psi=_psi(proba, champion))
-    return out
+    return _plain(record(spec, version, interval, region, root=root, who=who))
 
 
 def evaluate(spec: PipelineSpec, version: str, shadows: list[dict[str, Any]], *, until: str | None = None,
              root: str | None = None) -> dict[str, Any]:
-    """The candidate's evaluation: per region what its shadow scores showed, and every reason
-    it may not be promoted (``pipelines.models.evaluate_promotion``'s, where it exists, over
-    the window ending with ``until``). Without that gate: refused, naming them, unless every
-    region was shadow-scored on at least one row."""
-    gate = _models("evaluate_promotion")
-    if gate is not None:
-        return dict(gate(spec, str(version), root=root, **_kwargs(gate, until=until)).to_json())
-    by_region = {s["region"]: s for s in shadows if str(s.get("model_version")) == str(version)}
-    missing = [r for r in spec.regions if not by_region.get(r, {}).get("rows")]
-    if missing:
-        raise CertificationError(f"{spec.name}: candidate {version} was not shadow-scored in {', '.join(missing)}",
-                                 retryable=False)
-    return {"version": str(version), "admitted": True, "reasons": [],
-            "regions": {r: by_region[r] for r in spec.regions}}
+    """The candidate's evaluation by the promotion gate over the window ending with ``until``:
+    per region what its shadow scores showed, and every reason it may not be promoted
+    (``shadows``: what this run's shadow tasks returned, for the task's log)."""
+    from pipelines.models import evaluate_promotion
+
+    return dict(evaluate_promotion(spec, str(version), until=until, root=root).to_json())
 
 
 def release(spec: PipelineSpec, version: str, plan: ReleasePlan, *, why: str, who: str | None = None,
@@ -186,9 +120,10 @@ def release(spec: PipelineSpec, version: str, plan: ReleasePlan, *, why: str, wh
     """Promote the candidate from the plan's ``effective_from`` on (the models' gate decides,
     refusing with every reason, over the window ending with the plan's ``evaluate_on``); the
     release as JSON."""
-    promote = _models("promote")
-    chosen = promote(spec, str(version), effective_from=plan.effective_from, why=why, root=root,
-                     **_kwargs(promote, who=who, until=plan.evaluate_on))
+    from pipelines.models import promote
+
+    chosen = promote(spec, str(version), effective_from=plan.effective_from, why=why, root=root, who=who,
+                     until=plan.evaluate_on)
     return dict(chosen.to_json())
 
 
@@ -233,18 +168,13 @@ def scoring_interval(spec: PipelineSpec, interval: str | None = None, *, root: s
 def score_region(spec: PipelineSpec, interval: str, region: str, *, root: str | None = None) -> dict[str, Any]:
     """Score ``region``'s certified ``interval`` with the release in force for it: rows, the
     release and model version every row carries, and the hash of the score column. Written to
-    the region's scores table through ``pipelines.models.score_interval`` where it exists."""
-    from pipelines.models import score, score_hash
+    the region's scores table through :func:`pipelines.models.score_interval`."""
+    from pipelines.models import read_scores, score_hash, score_interval
 
     key, by = spec.interval_at(interval).key, spec.models.key if spec.models else "txn_id"
-    write, read = _models("score_interval"), _models("read_scores")
-    out: dict[str, Any] = {"region": region, "interval": key}
-    if write is not None and read is not None:
-        ref = write(spec, key, region, root=root)
-        frame = read(spec, region, key, root=root).sort(by)
-        out.update(uri=ref.uri, version=ref.version)
-    else:
-        frame = score(spec, key, region, root=root)
+    ref = score_interval(spec, key, region, root=root)
+    frame = read_scores(spec, region, key, root=root).sort(by)
+    out: dict[str, Any] = {"region": region, "interval": key, "uri": ref.uri, "version": ref.version}
     empty = not frame.height
     return {**out, "rows": frame.height,
             "release_id": [] if empty else sorted(frame["release_id"].unique().to_list()),
@@ -261,19 +191,15 @@ def model_releases(spec: PipelineSpec, *, root: str | None = None) -> dict[str, 
     if spec.models is None:
         return None
     from pipelines.certify import current_certified
-    from pipelines.models import release_in_force, releases
+    from pipelines.models import evaluations, history, release_in_force
 
-    history_of = _models("history")
-    log = history_of(spec, root=root) if history_of is not None else releases(spec, root=root)
+    log = history(spec, root=root)
     newest = current_certified(spec, root=root)
     in_force = release_in_force(spec, newest.interval, root=root) if newest is not None else None
     live = [r for r in log if r.kind in ("promote", "rollback")]
     upcoming = live[-1] if live and (in_force is None or live[-1].release_id != in_force.release_id) else None
-    evaluations_of = _models("evaluations")
-    shadows = None
-    if evaluations_of is not None:
-        frame = evaluations_of(spec, root=root)
-        shadows = [_plain(r) for r in frame.iter_rows(named=True)] if frame.height else []
+    frame = evaluations(spec, root=root)
+    shadows = [_plain(r) for r in frame.iter_rows(named=True)]
     return {"model": spec.models.name, "interval": newest.interval if newest else None,
             "in_force": in_force.to_json() if in_force else None,
             "upcoming": upcoming.to_json() if upcoming else None,

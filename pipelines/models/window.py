@@ -26,7 +26,9 @@ from typing import Any
 import polars as pl
 
 from pipelines.certify import Decision, active_certifications, decisions
+from pipelines.control.evidence import evidence_uri
 from pipelines.control.tables import EVIDENCE_TABLE
+from pipelines.errors import EvidenceError
 from pipelines.evidence import plan_hash, profile_plan
 from pipelines.matrix import _first_reason
 from pipelines.spec import PipelineSpec
@@ -65,14 +67,21 @@ def _reason(region: str, key: str, state: str, message: str) -> dict[str, Any]:
 
 def _evidence(spec: PipelineSpec, keys: list[str], root: str | None) -> pl.DataFrame:
     """(interval, region, layer, table, version, plan_hash) of every profile published about
-    the window's intervals: their partitions of the evidence store, nothing else."""
+    the window's intervals: their partitions of each region's evidence store (under the
+    region's prefix), nothing else; a store that cannot be read is an error naming it."""
     opts = spec.control_options()
-    dt = EVIDENCE_TABLE.open(spec.lockstep_uri(EVIDENCE_TABLE.name, root), opts)
     cols = ["interval", "region", "layer", "table", "version", "plan_hash"]
-    if dt is None:
-        return EVIDENCE_TABLE.empty().select(cols)
-    frames = [EVIDENCE_TABLE.scan(dt, opts, partition={"interval": k}).select(cols) for k in keys]
-    return pl.concat(frames, how="vertical_relaxed").collect()
+    frames = []
+    for region in spec.regions:
+        uri = evidence_uri(spec, region, root)
+        try:
+            dt = EVIDENCE_TABLE.open(uri, opts)
+            if dt is not None:
+                frames += [EVIDENCE_TABLE.scan(dt, opts, partition={"interval": k}).select(cols).collect()
+                           for k in keys]
+        except Exception as exc:  # fail closed: what cannot be read blocks, named
+            raise EvidenceError(f"{uri}: cannot read {region}'s evidence: {exc}") from exc
+    return pl.concat(frames, how="vertical_relaxed") if frames else EVIDENCE_TABLE.empty().select(cols)
 
 
 def _stale(spec: PipelineSpec, region: str, d: Decision, evidence: dict[tuple[str, str], list[tuple[int, str]]],

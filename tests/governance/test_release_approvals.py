@@ -8,7 +8,7 @@ import pytest
 
 from pipelines.errors import GovernanceError
 from pipelines.governance import Principal, approve, request_release, requests
-from pipelines.models import release_in_force, releases, train
+from pipelines.models import release_in_force, releases, shadow_score, train
 from pipelines.runner import run_interval
 from pipelines.spec import parse_spec
 from tests.conftest import REPO, small_spec_data
@@ -17,7 +17,7 @@ from tests.governance.conftest import ADMIN, D1, D2, governance, op
 # two regions and enough rows for the model to see both classes
 GOVERNANCE = governance()
 GOVERNANCE["roles"].pop("eu-north-operator")
-SPEC = parse_spec(small_spec_data(regions=2, rows=1000, governance=GOVERNANCE, models={"window": 1, "seed": 11}),
+SPEC = parse_spec(small_spec_data(regions=2, rows=1000, governance=GOVERNANCE, models={"window": 1, "seed": 11, "promotion": {"window": 1, "max_auc_drop": 1.0}}),
                   "governed-models").with_path(REPO / "dags" / "fraud_features.yaml")
 ANN, BEN = (Principal(n, "airflow", ADMIN.roles) for n in ("ann", "ben"))
 
@@ -31,6 +31,8 @@ def lake(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 def test_a_promotion_takes_effect_with_two_approvals_of_every_region(lake: str) -> None:
     trained = train(SPEC, until=D1.key, root=lake)
+    for region in SPEC.regions:  # the promotion gate asks for shadow scores in every region
+        shadow_score(SPEC, trained.version, D1.key, region, root=lake)
     with pytest.raises(GovernanceError, match="airflow:alice \\(eu-central-operator\\) may not release in eu-west\\b"):
         request_release(SPEC, op("alice"), kind="promote", version=trained.version, effective_from=D2.key,
                         reason="r", root=lake)
