@@ -83,7 +83,7 @@ def test_shape_of_the_pipeline_dag(dagbag) -> None:  # type: ignore[no-untyped-d
     release = dagbag.dags["fraud_features_release"]
     assert {t.task_id for t in release.tasks} == {"plan", "train", "shadow", "evaluate", "promote"}
     assert [o.uri for o in release.get_task("promote").outlets] == ["lockstep://fraud_features/release"]
-    assert release.get_task("evaluate").upstream_task_ids == {"shadow", "train"}
+    assert release.get_task("evaluate").upstream_task_ids == {"plan", "shadow", "train"}
 
 
 @pytest.mark.parametrize("dag_file", DAG_FILES)
