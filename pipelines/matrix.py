@@ -10,7 +10,7 @@ table is opened. A cell's state is one of
   re-instated it);
 * ``overridden``: in force through an operator's override of a block;
 * ``blocked``: the newest decision blocked it (or the override that certified it expired);
-* ``rolled back``: it was certified, and a rollback to an older generation revoked it;
+* ``rolled back``: it was certified, and a pipeline-wide rollback to an earlier interval revoked it;
 * ``not run``: no decision about the interval yet.
 
 A decision covers the whole generation, so a block marks every region's cell; ``reason``
@@ -106,11 +106,12 @@ def certification_matrix(
             elif mine:
                 d = mine[-1]
                 if d.certified:
-                    revoker = next((r for r in log if r.kind == "rollback" and _after(r, d)
+                    revoker = next((r for r in log if r.pipeline_wide and _after(r, d)
                                     and r.interval_start < d.interval_start), None)
                     if revoker is not None:
                         cell.update(state="rolled back",
-                                    reason=f"revoked by rollback to {revoker.interval} ({revoker.who}: {revoker.reason})")
+                                    reason=f"revoked by rollback to {revoker.interval} (pipeline-wide; {revoker.who}: "
+                                           f"{revoker.reason})")
                     else:
                         text, cid = _first_reason(d, region)
                         cell.update(state="blocked", check_id=cid,

@@ -225,37 +225,68 @@ def _print_drift(regions: list[str], drift: dict[str, dict[str, dict[str, Any]]]
     console.print(t)
 
 
+def _changes_line(c: dict[str, Any]) -> str:
+    """What a rollback changes, in one line (what the operator confirms)."""
+    where = ("the pipeline's generation in force moves from "
+             f"{c['in_force_before'] or 'nothing'} to {c['in_force_after'] or 'nothing'}")
+    revokes = (f"; {len(c['revokes'])} later interval(s) stop being in force: {', '.join(c['revokes'])}"
+               if c["revokes"] else "")
+    return (f"{c['interval']}: {c['to']} replaces {c['replaces'] or 'nothing in force'}; {where}{revokes}")
+
+
 @command("rollback")
 def rollback_cmd(
     pipeline: PipelineArg,
     to: Annotated[str, typer.Option("--to", help="the id of a generation certified before (`explain` shows it)")],
     reason: Annotated[str, typer.Option("--reason", help="why: recorded with the decision")],
     replacing: Annotated[str | None, typer.Option(
-        "--from", help="the generation you saw in force: refused if another decision changed it since")] = None,
+        "--from", help="the generation you saw in force (of the interval; with --pipeline-wide, of the pipeline): "
+        "refused if another decision changed it since")] = None,
+    pipeline_wide: Annotated[bool, typer.Option(
+        "--pipeline-wide", help="also move the pipeline's generation in force back: every later interval stops "
+        "being in force (states what changes; needs --yes or a confirmation)")] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="confirm a --pipeline-wide rollback without asking")] = False,
     via: ViaOpt = "local",
     airflow_url: AirflowUrlOpt = DEFAULT_URL,
     root: RootOpt = None,
     json_: JsonOpt = False,
 ) -> None:
-    """Certify an older generation again (a new audited decision; tables are never restored).
+    """Certify an earlier generation of its interval again (a new audited decision; tables are
+    never restored). What consumers read for every other interval is unchanged; --pipeline-wide
+    moves the pipeline's generation in force back to it (later intervals are revoked).
 
     On a governed spec (or --via airflow) this records a request that takes effect with the
     approvals the spec requires (`lockstep approve`)."""
     from pipelines.certify import rollback
+    from pipelines.certify.operator import rollback_changes
+    from pipelines.errors import CertificationError
     from pipelines.governance import local_principal
     from pipelines.spec import load_spec
 
     spec = load_spec(pipeline)
+    scope = "pipeline" if pipeline_wide else "interval"
+    if pipeline_wide and not yes:
+        changes = _changes_line(rollback_changes(spec, to, scope=scope, root=root, replacing=replacing))
+        if json_ or not console.is_terminal:
+            raise CertificationError(f"{spec.name}: a pipeline-wide rollback changes what consumers read: {changes}; "
+                                     "pass --yes to do exactly that", retryable=False)
+        console.print(f"pipeline-wide rollback: {changes}", highlight=False)
+        if not typer.confirm("Roll back the whole pipeline?", default=False):
+            raise CertificationError(f"{spec.name}: pipeline-wide rollback not confirmed: nothing recorded",
+                                     retryable=False)
     if spec.governance is not None or via == "airflow":
         request_decision(spec, "rollback", via=via, airflow_url=airflow_url, json_=json_, root=root, reason=reason,
-                         to=to, replacing=replacing)
+                         to=to, replacing=replacing, scope=scope)
         return
     me = local_principal(spec, "rollback")
-    d = rollback(spec, to, reason=reason, root=root, replacing=replacing, who=me.identity)
+    d = rollback(spec, to, reason=reason, root=root, replacing=replacing, who=me.identity, scope=scope)
     if json_:
         print_json(_decision_json(d))
     else:
-        console.print(f"rolled back: {_decision_line(d)}")
+        console.print(f"rolled back{' pipeline-wide' if pipeline_wide else ''}: {_decision_line(d)}")
+        revoked = d.bindings["reviewed"]["revokes"]
+        if revoked:
+            console.print(f"no longer in force: {', '.join(revoked)}", highlight=False)
     _alert(spec, d)
 
 

@@ -83,7 +83,7 @@ def test_matrix_rollback_revokes_later_intervals(tmp_path: Path) -> None:
     from pipelines.matrix import certification_matrix
 
     spec = build_lake(tmp_path)
-    rollback(spec, generation_of(spec, CERTIFIED, "certified"), reason="bad promo data")
+    rollback(spec, generation_of(spec, CERTIFIED, "certified"), reason="bad promo data", scope="pipeline")
     m = certification_matrix(spec)
     assert m["cells"][OVERRIDDEN]["eu-west"]["state"] == "rolled back"
     assert "revoked by rollback" in m["cells"][OVERRIDDEN]["eu-west"]["reason"]
