@@ -54,9 +54,13 @@ def pipeline_status(spec: PipelineSpec, *, root: str | None = None) -> dict[str,
         latest_by_interval[d.interval] = d
     # blocked: not certified now (never, revoked by a rollback, or an override expired) and
     # the newest decision about it is a block
+    from pipelines.matrix import at_fault
+
+    regions = list(spec.regions)
     blocked = [
         {"interval": d.interval, "decided_at": d.decided_at, "generation_id": d.generation_id,
-         "reasons": [f"{r['check_id']} {r['region']}/{r['table']}: {r['message']}" for r in d.reasons]}
+         "reasons": [f"{r['check_id']} {r['region']}/{r['table']}: {r['message']}" for r in d.reasons],
+         "at_fault": sorted({x for r in d.reasons for x in at_fault(r, regions)}, key=regions.index)}
         for d in latest_by_interval.values() if not d.certified and d.interval not in active
     ]
     overrides = [

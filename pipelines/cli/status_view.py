@@ -20,6 +20,7 @@ from rich.text import Text
 SYMBOLS = {
     "certified": ("✓", "green"),
     "blocked": ("✗", "bold red"),
+    "held": ("-", "red"),
     "overridden": ("O", "magenta"),
     "rolled back": ("↺", "yellow"),
     "not run": ("·", "dim"),
@@ -74,7 +75,8 @@ def render_status(console: Console, st: dict[str, Any], m: dict[str, Any]) -> No
     for b in st["blocked"]:
         first = b["reasons"][0] if b["reasons"] else "no reason recorded"
         more = f" (+{len(b['reasons']) - 1} more)" if len(b["reasons"]) > 1 else ""
-        console.print(_cut(f"blocked {b['interval']}: {first}", width - len(more)) + more, style="red",
+        where = f" (at fault: {', '.join(b['at_fault'])})" if b.get("at_fault") else ""
+        console.print(_cut(f"blocked {b['interval']}{where}: {first}", width - len(more)) + more, style="red",
                       highlight=False)
     for o in st["overrides_in_force"]:
         console.print(_cut(f"override {o['interval']} by {o['who']}: {o['reason']}", width), style="magenta",
