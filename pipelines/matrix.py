@@ -8,6 +8,8 @@ table is opened. A cell's state is one of
 
 * ``certified``: the interval's generation is in force (a gate certified it, or a rollback
   re-instated it);
+* ``stale``: in force, but an input partition inside its lookback was written after its
+  certification (:mod:`pipelines.certify.stale`); ``lockstep backfill`` re-certifies it;
 * ``overridden``: in force through an operator's override of a block;
 * ``blocked``: the newest decision blocked it because of this region (a reason at fault here:
   its own check, or a cross-region check whose message names it), or the override that
@@ -37,7 +39,7 @@ import polars as pl
 from pipelines.certify import Decision, active_certifications, current_certified, decisions
 from pipelines.spec import PipelineSpec
 
-STATES = ("certified", "blocked", "held", "overridden", "rolled back", "not run")
+STATES = ("certified", "stale", "blocked", "held", "overridden", "rolled back", "not run")
 
 
 def at_fault(reason: dict[str, Any], regions: list[str]) -> list[str]:
@@ -101,6 +103,9 @@ def certification_matrix(
     keys = set(by_interval) | {k for ks in data.values() for k in ks}
     intervals = sorted(keys)[-last:] if last > 0 else sorted(keys)
 
+    from pipelines.certify.stale import stale_certifications, stale_line
+
+    stale = stale_certifications(spec, root=root, log=log, intervals=intervals)
     regions = list(spec.regions)
     cells: dict[str, dict[str, dict[str, Any]]] = {}
     for key in intervals:
@@ -110,7 +115,8 @@ def certification_matrix(
             has_data = key in data.get(region, set())
             cell: dict[str, Any] = {"state": "not run", "reason": "", "check_id": "", "decision_id": "",
                                     "generation_id": "", "run_id": "", "who": "", "decided_at": None,
-                                    "has_data": has_data, "at_fault": [], "held_by": []}
+                                    "has_data": has_data, "at_fault": [], "held_by": [],
+                                    "stale": False}
             if key in active:
                 d = active[key]
                 state = {"gate": "certified", "override": "overridden", "rollback": "certified"}.get(d.kind, "certified")
@@ -121,7 +127,10 @@ def certification_matrix(
                     cell["check_id"] = cid
                 elif d.kind == "rollback":
                     reason = f"re-instated by rollback ({d.who}: {d.reason})"
-                cell.update(state=state, reason=reason)
+                changed = [c for c in stale.get(key, []) if c["region"] == region]
+                if changed:  # in force, on inputs that changed since: re-certify with a backfill
+                    state, reason = "stale", stale_line(changed) + (f"; {reason}" if reason else "")
+                cell.update(state=state, reason=reason, stale=bool(changed))
             elif mine:
                 d = mine[-1]
                 if d.certified:

@@ -92,17 +92,23 @@ def rollback_changes(spec: PipelineSpec, to: str, *, scope: str = "interval", ro
     operator to confirm: ``{"scope", "interval", "to", "replaces" (the interval's generation
     in force it replaces), "revokes" (intervals that stop being in force: pipeline-wide only),
     "in_force_before", "in_force_after"}`` (the pipeline's generation in force, folded from
-    the log with the rollback appended)."""
+    the log with the rollback appended) and ``line``: all that in one sentence."""
     log = decisions(spec, root=root)
     planned = plan_rollback(spec, to, reason="(preview)", root=root, replacing=replacing, scope=scope)
     planned.log_version = max((log_order(d) for d in log), default=-1) + 1
     before = current_certified(spec, log=log)
     after = current_certified(spec, log=[*log, planned])
     reviewed = planned.bindings["reviewed"]
-    return {"scope": scope, "interval": planned.interval, "to": planned.generation_id,
-            "replaces": reviewed["replaced"], "revokes": reviewed["revokes"],
-            "in_force_before": None if before is None else before.generation_id,
-            "in_force_after": None if after is None else after.generation_id}
+    out = {"scope": scope, "interval": planned.interval, "to": planned.generation_id,
+           "replaces": reviewed["replaced"], "revokes": reviewed["revokes"],
+           "in_force_before": None if before is None else before.generation_id,
+           "in_force_after": None if after is None else after.generation_id}
+    revokes = (f"; {len(out['revokes'])} later interval(s) stop being in force: {', '.join(out['revokes'])}"
+               if out["revokes"] else "")
+    out["line"] = (f"{out['interval']}: {out['to']} replaces {out['replaces'] or 'nothing in force'}; the pipeline's "
+                   f"generation in force moves from {out['in_force_before'] or 'nothing'} to "
+                   f"{out['in_force_after'] or 'nothing'}{revokes}")
+    return out
 
 
 def plan_rollback(

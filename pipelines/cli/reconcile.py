@@ -152,6 +152,15 @@ def explain_cmd(
         note = f" reason: {d['reason']}" if d["reason"] else ""
         console.print(f"  {d['decided_at']:%Y-%m-%d %H:%M:%S} {d['kind']:<8} {d['status']:<9} {d['generation_id']} "
                       f"by {d['who']} (run {d['run_id']}){note}")
+    from rich.markup import escape
+
+    if ex.get("stale"):
+        console.print(f"[yellow]{escape(ex['stale']['why'])}[/]; re-certify: lockstep backfill {pipeline} --start "
+                      f"{ex['interval'][:10]} --end {ex['interval'][:10]}", highlight=False)
+    for c in ex.get("window_causes") or []:
+        console.print(f"[red]cause may lie in {c['interval']}[/]: it is inside this interval's lookback and was "
+                      f"{c['state']} itself ({escape(', '.join(c['checks'][:4]))}); fix it first "
+                      f"(`lockstep explain {pipeline} --date {c['interval']}`), then re-run this one", highlight=False)
     for b in ex["earlier_blocks"]:
         console.print(f"[yellow]earlier block[/] {b['generation_id']} at {b['decided_at']:%Y-%m-%d %H:%M:%S}:")
         for r in b["reasons"]:
@@ -225,15 +234,6 @@ def _print_drift(regions: list[str], drift: dict[str, dict[str, dict[str, Any]]]
     console.print(t)
 
 
-def _changes_line(c: dict[str, Any]) -> str:
-    """What a rollback changes, in one line (what the operator confirms)."""
-    where = ("the pipeline's generation in force moves from "
-             f"{c['in_force_before'] or 'nothing'} to {c['in_force_after'] or 'nothing'}")
-    revokes = (f"; {len(c['revokes'])} later interval(s) stop being in force: {', '.join(c['revokes'])}"
-               if c["revokes"] else "")
-    return (f"{c['interval']}: {c['to']} replaces {c['replaces'] or 'nothing in force'}; {where}{revokes}")
-
-
 @command("rollback")
 def rollback_cmd(
     pipeline: PipelineArg,
@@ -266,7 +266,7 @@ def rollback_cmd(
     spec = load_spec(pipeline)
     scope = "pipeline" if pipeline_wide else "interval"
     if pipeline_wide and not yes:
-        changes = _changes_line(rollback_changes(spec, to, scope=scope, root=root, replacing=replacing))
+        changes = rollback_changes(spec, to, scope=scope, root=root, replacing=replacing)["line"]
         if json_ or not console.is_terminal:
             raise CertificationError(f"{spec.name}: a pipeline-wide rollback changes what consumers read: {changes}; "
                                      "pass --yes to do exactly that", retryable=False)
