@@ -7,7 +7,8 @@ control plane alone (the decision log and the evidence store):
 * :func:`stale_certifications`: an interval in force is **stale** when an input partition
   inside its lookback (its own interval included) was written *after* the input version its
   certification bound (``bindings["inputs"]``): the evidence shows a newer version of that
-  partition (a backfilled or corrected earlier day). Re-running it (``lockstep backfill``)
+  partition (a backfilled or corrected earlier day) whose content (its files' hashes) differs
+  from what a read at the bound version saw (a rewrite of the same rows is no change). Re-running it (``lockstep backfill``)
   recomputes its features from the new history and certifies again.
 * :func:`window_causes`: the earlier intervals inside an interval's lookback that were
   themselves blocked or are in force only through an override: a block of this interval
@@ -26,7 +27,8 @@ from typing import Any
 
 from pipelines.certify.read import active_certifications
 from pipelines.control.decisions import Decision, decisions
-from pipelines.control.evidence import load
+from pipelines.control.evidence import EvidenceSet, load
+from pipelines.evidence import Profile
 from pipelines.generation import member_key
 from pipelines.spec import Interval, PipelineSpec
 
@@ -84,12 +86,25 @@ def stale_certifications(spec: PipelineSpec, *, root: str | None = None, log: li
                     continue  # bound no inputs (written before certifications bound them): cannot tell
                 for iv in ivs:
                     p = evidence[name].newest(region, t_in.layer, t_in.name, iv)
-                    if p is not None and p.version > int(version):
+                    if p is not None and p.version > int(version) and _content(p) != _content(
+                            _read_then(evidence[name], region, t_in.layer, t_in.name, iv, int(version))):
                         changes.append({"region": region, "table": t_out.path, "input": path, "input_interval": iv,
                                         "bound_version": int(version), "newer_version": p.version})
         if changes:
             out[key] = changes
     return out
+
+
+def _read_then(ev: EvidenceSet, region: str, layer: str, table: str, interval: str, version: int) -> Profile | None:
+    """The profile of the partition as a read at table ``version`` saw it (None: it held nothing)."""
+    mine = [p for p in ev.profiles if (p.region, p.layer, p.table, p.interval) == (region, layer, table, interval)
+            and p.version <= version]
+    return max(mine, key=lambda p: p.version, default=None)
+
+
+def _content(p: Profile | None) -> list[str] | None:
+    """A partition's data by content (its files' hashes, whatever their names)."""
+    return None if p is None else sorted(str(f.get("sha256")) for f in p.files.values())
 
 
 def stale_line(changes: list[dict[str, Any]]) -> str:
