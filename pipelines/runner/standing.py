@@ -12,6 +12,7 @@ reconciles nor records a decision: the history gains a line only when a decision
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from pipelines.certify import Decision, decisions
 from pipelines.certify.stale import stale_certifications, stale_line
@@ -34,8 +35,10 @@ class Standing:
 
 
 def standing(spec: PipelineSpec, interval: Interval, *, root: str | None = None,
-             log: list[Decision] | None = None) -> Standing:
-    """Whether ``interval``'s newest decision (in the log's commit order) still stands."""
+             log: list[Decision] | None = None, stale: dict[str, list[dict[str, Any]]] | None = None) -> Standing:
+    """Whether ``interval``'s newest decision (in the log's commit order) still stands.
+    ``stale``: :func:`~pipelines.certify.stale.stale_certifications` of the intervals asked
+    about, when already computed (a backfill's plan reads the evidence once)."""
     d = None
     for decision in decisions(spec, root=root) if log is None else log:
         if decision.interval == interval.key:
@@ -56,7 +59,9 @@ def standing(spec: PipelineSpec, interval: Interval, *, root: str | None = None,
             return Standing(d, f"suite of {table.path} changed since certification")
     if not _partitions_unchanged(spec, interval, d, root):
         return Standing(d, "its partitions changed since certification")
-    changed = stale_certifications(spec, root=root, log=log, intervals=[interval.key]).get(interval.key)
+    if stale is None:
+        stale = stale_certifications(spec, root=root, log=log, intervals=[interval.key])
+    changed = stale.get(interval.key)
     if changed:  # an input partition inside its lookback was written after it was certified
         return Standing(d, stale_line(changed))
     return Standing(d, "")
