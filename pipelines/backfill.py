@@ -2,7 +2,8 @@
 
 An interval is *done* when its certification stands (:mod:`pipelines.runner.standing`: its
 newest decision certified it under the current spec and suites, and every table's partition
-still holds the files certified): re-running it could change nothing, so a backfill skips it
+still holds the files certified, and no input inside its lookback changed since, see
+:mod:`pipelines.certify.stale`): re-running it could change nothing, so a backfill skips it
 without writing anything (no new check results, no new decision).
 Everything else is run in order, oldest first, so a backfill stopped midway resumes where it
 stopped and a second backfill of the same range reports nothing to do.
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from pipelines.certify import Decision, decisions
+from pipelines.certify.stale import stale_certifications
 from pipelines.preflight import require_closed
 from pipelines.runner import IntervalRun, run_interval
 from pipelines.runner.standing import standing
@@ -45,9 +47,10 @@ def plan_backfill(
         require_closed(spec, Interval.for_date(day, spec.granularity), allow_open=allow_open)
     intervals = [Interval.for_date(day, spec.granularity) for day in date_range(start, end)]
     log = decisions(spec, root=root)
+    stale = stale_certifications(spec, root=root, log=log, intervals=[iv.key for iv in intervals])
     plan = []
     for iv in intervals:
-        found = standing(spec, iv, root=root, log=log)
+        found = standing(spec, iv, root=root, log=log, stale=stale)
         d = found.decision
         if found.stands and d is not None:
             plan.append(PlannedInterval(iv, "done", f"certified {d.generation_id}", d))

@@ -8,14 +8,19 @@ table is opened. A cell's state is one of
 
 * ``certified``: the interval's generation is in force (a gate certified it, or a rollback
   re-instated it);
+* ``stale``: in force, but an input partition inside its lookback was written after its
+  certification (:mod:`pipelines.certify.stale`); ``lockstep backfill`` re-certifies it;
 * ``overridden``: in force through an operator's override of a block;
-* ``blocked``: the newest decision blocked it (or the override that certified it expired);
-* ``rolled back``: it was certified, and a rollback to an older generation revoked it;
+* ``blocked``: the newest decision blocked it because of this region (a reason at fault here:
+  its own check, or a cross-region check whose message names it), or the override that
+  certified it expired;
+* ``held``: the interval is blocked, but by other regions only (``held_by`` names them);
+* ``rolled back``: it was certified, and a pipeline-wide rollback to an earlier interval revoked it;
 * ``not run``: no decision about the interval yet.
 
-A decision covers the whole generation, so a block marks every region's cell; ``reason``
-is the first reason that names the region, else the first reason overall (prefixed
-``held:``: that region passed, another one did not).
+A decision covers the whole generation, so a block holds every region; only the regions at
+fault (:func:`at_fault`) are ``blocked``, each cell naming its first reason; the others are
+``held``, their reason prefixed ``held by <regions>:``.
 
 >>> m = certification_matrix(spec, last=7)            # doctest: +SKIP
 >>> m["cells"]["2026-01-02"]["ap-south"]["state"]
@@ -24,6 +29,8 @@ is the first reason that names the region, else the first reason overall (prefix
 
 from __future__ import annotations
 
+import json
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,23 +39,35 @@ import polars as pl
 from pipelines.certify import Decision, active_certifications, current_certified, decisions
 from pipelines.spec import PipelineSpec
 
-STATES = ("certified", "blocked", "overridden", "rolled back", "not run")
+STATES = ("certified", "stale", "blocked", "held", "overridden", "rolled back", "not run")
 
 
-def _first_reason(d: Decision, region: str) -> tuple[str, str]:
-    """(text, check id) of the first reason naming ``region``, else of the first reason."""
-    own = [r for r in d.reasons if r.get("region") == region]
-    anywhere = [r for r in d.reasons if r.get("region") in ("*", None, "")]
+def at_fault(reason: dict[str, Any], regions: list[str]) -> list[str]:
+    """The regions a blocking reason is about: its own region, or for a cross-region check
+    (region ``*``) the regions its message or observation names (a missing profile, a drift
+    window's region); every region only when it names none (a truly pipeline-wide fault)."""
+    own = reason.get("region")
+    if own not in ("*", None, ""):
+        return [str(own)]
+    text = f"{reason.get('message', '')} {json.dumps(reason.get('observed'), default=str)}"
+    named = [r for r in regions if re.search(rf"(?<![a-z0-9-]){re.escape(r)}(?![a-z0-9-])", text)]
+    return named or list(regions)
+
+
+def _first_reason(d: Decision, region: str, regions: list[str]) -> tuple[str, str, list[str]]:
+    """(text, check id, regions at fault) for ``region``'s cell: the first reason at fault in
+    ``region``; else (it is held by others) ``held by <regions>: ...`` naming them."""
+    faults = [(r, at_fault(r, regions)) for r in d.reasons]
+    own = [(r, f) for r, f in faults if region in f]
     if own:
-        r = own[0]
-        return f"{r['check_id']} {r.get('table', '')}: {r['message']}", str(r["check_id"])
-    if anywhere:
-        r = anywhere[0]
-        return f"{r['check_id']}: {r['message']}", str(r["check_id"])
-    if d.reasons:
-        r = d.reasons[0]
-        return f"held: {r['check_id']} in {r.get('region')}: {r['message']}", str(r["check_id"])
-    return "", ""
+        r, _ = own[0]
+        where = f" {r.get('table', '')}" if r.get("region") not in ("*", None, "") else ""
+        return f"{r['check_id']}{where}: {r['message']}", str(r["check_id"]), [region]
+    if faults:
+        by = sorted({x for _, f in faults for x in f}, key=regions.index)
+        r, _ = faults[0]
+        return f"held by {', '.join(by)}: {r['check_id']}: {r['message']}", str(r["check_id"]), by
+    return "", "", []
 
 
 def _intervals_with_data(spec: PipelineSpec, root: str | None) -> dict[str, set[str]]:
@@ -71,7 +90,8 @@ def certification_matrix(
 
     Returns ``{"pipeline", "regions", "intervals", "cells": {interval: {region: cell}},
     "in_force", "decisions"}``; a cell is ``{"state", "reason", "check_id", "decision_id",
-    "generation_id", "run_id", "who", "decided_at", "has_data"}``.
+    "generation_id", "run_id", "who", "decided_at", "has_data", "at_fault", "held_by"}``
+    (``at_fault``: the regions the block is about; ``held_by``: the same, on a held cell).
     """
     now = now or datetime.now(UTC)
     log = decisions(spec, root=root) if log is None else log
@@ -83,6 +103,10 @@ def certification_matrix(
     keys = set(by_interval) | {k for ks in data.values() for k in ks}
     intervals = sorted(keys)[-last:] if last > 0 else sorted(keys)
 
+    from pipelines.certify.stale import stale_certifications, stale_line
+
+    stale = stale_certifications(spec, root=root, log=log, intervals=intervals)
+    regions = list(spec.regions)
     cells: dict[str, dict[str, dict[str, Any]]] = {}
     for key in intervals:
         mine = by_interval.get(key, [])
@@ -91,34 +115,41 @@ def certification_matrix(
             has_data = key in data.get(region, set())
             cell: dict[str, Any] = {"state": "not run", "reason": "", "check_id": "", "decision_id": "",
                                     "generation_id": "", "run_id": "", "who": "", "decided_at": None,
-                                    "has_data": has_data}
+                                    "has_data": has_data, "at_fault": [], "held_by": [],
+                                    "stale": False}
             if key in active:
                 d = active[key]
                 state = {"gate": "certified", "override": "overridden", "rollback": "certified"}.get(d.kind, "certified")
                 reason = ""
                 if d.kind == "override":
-                    overridden, cid = _first_reason(d, region)
+                    overridden, cid, _ = _first_reason(d, region, regions)
                     reason = f"override by {d.who}: {d.reason}" + (f" (despite {overridden})" if overridden else "")
                     cell["check_id"] = cid
                 elif d.kind == "rollback":
                     reason = f"re-instated by rollback ({d.who}: {d.reason})"
-                cell.update(state=state, reason=reason)
+                changed = [c for c in stale.get(key, []) if c["region"] == region]
+                if changed:  # in force, on inputs that changed since: re-certify with a backfill
+                    state, reason = "stale", stale_line(changed) + (f"; {reason}" if reason else "")
+                cell.update(state=state, reason=reason, stale=bool(changed))
             elif mine:
                 d = mine[-1]
                 if d.certified:
-                    revoker = next((r for r in log if r.kind == "rollback" and _after(r, d)
+                    revoker = next((r for r in log if r.pipeline_wide and _after(r, d)
                                     and r.interval_start < d.interval_start), None)
                     if revoker is not None:
                         cell.update(state="rolled back",
-                                    reason=f"revoked by rollback to {revoker.interval} ({revoker.who}: {revoker.reason})")
+                                    reason=f"revoked by rollback to {revoker.interval} (pipeline-wide; {revoker.who}: "
+                                           f"{revoker.reason})")
                     else:
-                        text, cid = _first_reason(d, region)
+                        text, cid, _ = _first_reason(d, region, regions)
                         cell.update(state="blocked", check_id=cid,
                                     reason=f"override expired at {d.expires_at:%Y-%m-%d %H:%M}" if d.expires_at
                                     else text)
                 else:
-                    text, cid = _first_reason(d, region)
-                    cell.update(state="blocked", reason=text, check_id=cid)
+                    text, cid, faulty = _first_reason(d, region, regions)
+                    held = region not in faulty
+                    cell.update(state="held" if held else "blocked", reason=text, check_id=cid,
+                                at_fault=faulty, held_by=faulty if held else [])
             elif has_data:
                 cell["reason"] = "data written, no gate decision yet"
             if cell["state"] != "not run":

@@ -54,11 +54,19 @@ def pipeline_status(spec: PipelineSpec, *, root: str | None = None) -> dict[str,
         latest_by_interval[d.interval] = d
     # blocked: not certified now (never, revoked by a rollback, or an override expired) and
     # the newest decision about it is a block
+    from pipelines.matrix import at_fault
+
+    regions = list(spec.regions)
     blocked = [
         {"interval": d.interval, "decided_at": d.decided_at, "generation_id": d.generation_id,
-         "reasons": [f"{r['check_id']} {r['region']}/{r['table']}: {r['message']}" for r in d.reasons]}
+         "reasons": [f"{r['check_id']} {r['region']}/{r['table']}: {r['message']}" for r in d.reasons],
+         "at_fault": sorted({x for r in d.reasons for x in at_fault(r, regions)}, key=regions.index)}
         for d in latest_by_interval.values() if not d.certified and d.interval not in active
     ]
+    from pipelines.certify.stale import stale_certifications, stale_line
+
+    stale = [{"interval": k, "generation_id": active[k].generation_id, "why": stale_line(changes), "changes": changes}
+             for k, changes in stale_certifications(spec, root=root, log=all_decisions).items()]
     overrides = [
         {"interval": d.interval, "generation_id": d.generation_id, "who": d.who, "reason": d.reason,
          "expires_at": d.expires_at, "overridden_reasons": len(d.reasons)}
@@ -73,5 +81,6 @@ def pipeline_status(spec: PipelineSpec, *, root: str | None = None) -> dict[str,
             "decided_at": cur.decided_at, "reason": cur.reason, "expires_at": cur.expires_at,
         },
         "blocked": blocked,
+        "stale": stale,
         "overrides_in_force": overrides,
     }

@@ -253,11 +253,12 @@ def test_a_rollback_names_a_generation_and_what_it_replaces(tmp_path: Path) -> N
     with pytest.raises(CertificationError, match="names a generation, not an interval"):
         rollback(spec, D1.key, reason="which one?")
     with pytest.raises(CertificationError, match="a newer decision intervened"):
-        rollback(spec, first.generation_id, reason="saw the 1st in force", replacing=first.generation_id)
-    rb = rollback(spec, first.generation_id, reason="bad 2nd", replacing=second.generation_id)
+        rollback(spec, first.generation_id, reason="saw the 1st in force", replacing=first.generation_id,
+                 scope="pipeline")
+    rb = rollback(spec, first.generation_id, reason="bad 2nd", replacing=second.generation_id, scope="pipeline")
     assert rb.bindings["reviewed"]["revokes"] == [D2.key]
     with pytest.raises(CertificationError, match="nothing to roll back"):
-        rollback(spec, first.generation_id, reason="again")
+        rollback(spec, first.generation_id, reason="again", scope="pipeline")
 
 
 # --------------------------------------------------------------------------- 7. commit order
@@ -283,7 +284,8 @@ def test_the_log_is_folded_in_commit_order_whatever_the_clocks(tmp_path: Path) -
     skewed = decisions(spec)[-1]
     assert skewed.interval == D2.key and skewed.decided_at.year >= 2027  # its host's clock, recorded as such
 
-    back = _lockstep("rollback", str(spec.path), "--to", first.generation_id, "--reason", "bad 2nd", "--json")
+    back = _lockstep("rollback", str(spec.path), "--to", first.generation_id, "--reason", "bad 2nd",
+                     "--pipeline-wide", "--yes", "--json")
     assert back.returncode == 0, back.stderr
     assert current_certified(spec).generation_id == first.generation_id  # type: ignore[union-attr]
     assert D2.key not in active_certifications(spec)

@@ -119,7 +119,7 @@ def test_rollback_repoints_without_touching_tables(root: str) -> None:
         rollback(spec, first.generation_id, reason="", root=root)
     with pytest.raises(CertificationError, match="no certified generation"):
         rollback(spec, "2025-01-01.nope", reason="x", root=root)
-    rb = rollback(spec, first.generation_id, reason="bad features on the 2nd", root=root)
+    rb = rollback(spec, first.generation_id, reason="bad features on the 2nd", root=root, scope="pipeline")
     assert rb.kind == "rollback" and rb.target == first.decision_id and rb.generation == first.generation
     assert (pl.read_delta(uri).height, len(os.listdir(Path(uri) / "_delta_log"))) == version_before  # no RESTORE
     cur = current_certified(spec, root=root)

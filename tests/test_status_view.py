@@ -53,7 +53,7 @@ def test_cli_status_prints_the_matrix_and_json_unchanged(tmp_path: Path) -> None
     out = runner.invoke(app, ["status", str(spec.path)], env={"COLUMNS": "80"})
     assert out.exit_code == 0, out.output
     assert "certification by region and interval" in out.output
-    assert "blocked 2026-01-02: parity.merchant_risk" in out.output
+    assert "blocked 2026-01-02 (at fault: eu-central): parity.merchant_risk" in out.output
     assert max(len(line) for line in out.output.splitlines()) <= 80
     js = runner.invoke(app, ["status", str(spec.path), "--json"])
     assert js.exit_code == 0, js.output

@@ -2,8 +2,10 @@
 
 Its decisions in the log's order (who, when, the run, the reason, the digest), every failed
 check of the run that decided (region, table, keys or columns, observed vs threshold), the
-earlier blocks and the drift table (region x column); what ``lockstep explain`` and the
-Airflow page show.
+earlier blocks and the drift table (region x column); whether its certification is stale (an
+input inside its lookback changed since) and, when blocked, the earlier intervals inside its
+lookback that were blocked or overridden themselves (:mod:`pipelines.certify.stale`); what
+``lockstep explain`` and the Airflow page show.
 
 Example::
 
@@ -29,7 +31,8 @@ def explain(spec: PipelineSpec, interval: Interval, *, root: str | None = None) 
     keys or columns, observed vs threshold) and the drift table (region x column)."""
     root_ = spec.control_root(root)
     opts = spec.control_options()
-    mine = [d for d in decisions(spec, root=root) if d.interval == interval.key]
+    log = decisions(spec, root=root)
+    mine = [d for d in log if d.interval == interval.key]
     # the control plane's results and what each region's steps recorded under its prefix
     df = load_results(root_, spec.name, interval.key, storage_options=opts, regions=spec.regions)
     last = mine[-1] if mine else None
@@ -62,7 +65,11 @@ def explain(spec: PipelineSpec, interval: Interval, *, root: str | None = None) 
                 "observed": json.loads(r["observed"] or "null"), "threshold": json.loads(r["threshold"] or "null"),
                 "details": details,
             })
-    active = active_certifications(spec, root=root)
+    active = active_certifications(spec, root=root, log=log)
+    from pipelines.certify.stale import stale_certifications, stale_line, window_causes
+
+    changed = stale_certifications(spec, root=root, log=log, intervals=[interval.key]).get(interval.key) or []
+    blocked = bool(mine) and interval.key not in active
     return {
         "pipeline": spec.name,
         "interval": interval.key,
@@ -82,4 +89,9 @@ def explain(spec: PipelineSpec, interval: Interval, *, root: str | None = None) 
             for d in mine[:-1] if not d.certified
         ],
         "drift": drift,
+        # in force on inputs that changed since its certification (a backfilled earlier day)
+        "stale": {"why": stale_line(changed), "changes": changed} if changed else None,
+        # blocked, with earlier intervals inside its lookback that were themselves blocked or
+        # overridden: their data is in this interval's windows (a drift, a total), a likely cause
+        "window_causes": window_causes(spec, interval, root=root, log=log) if blocked else [],
     }

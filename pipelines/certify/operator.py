@@ -1,5 +1,6 @@
 """Operator decisions: ``override`` (certify a blocked generation, with a reason) and
-``rollback`` (certify an older generation again), each a new audited row of the decision log.
+``rollback`` (certify an earlier generation of an interval again; ``scope="pipeline"`` also
+moves the pipeline's generation in force back to it), each a new audited row of the decision log.
 
 Both are bound to what the operator reviewed (the block's generation id, the generation in
 force) and refused when another decision intervened; both record who decided (the identity
@@ -31,33 +32,34 @@ def _manual_run_id(kind: str) -> str:
     return settings().run_id or f"lockstep__{kind}_{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%f')}"
 
 
+SCOPES = ("interval", "pipeline")
+
+
 def rollback(
     spec: PipelineSpec, to: str, *, reason: str, root: str | None = None, run_id: str = "",
     replacing: str | None = None, who: str | None = None, approval: dict[str, Any] | None = None,
+    scope: str = "interval",
 ) -> Decision:
-    """Certify an older generation again, as a new audited decision.
+    """Certify an earlier generation of an interval again, as a new audited decision.
 
     ``to`` is the id of a generation certified before (as ``explain`` and the view show it:
-    an interval key does not say which of its generations the operator reviewed). Intervals
-    after it stop being in force (until a later gate certifies them again). ``replacing``: the
-    generation the operator saw in force for that interval; when given, the rollback is
-    refused if another decision has put something else in force since. The tables themselves
-    are never restored: consumers simply time-travel to the re-instated versions. ``approval``:
-    the approvals it took effect with (:mod:`pipelines.governance`), bound into the decision.
+    an interval key does not say which of its generations the operator reviewed). By default
+    (``scope="interval"``) it is re-instated for *its interval only*: what consumers read for
+    every other interval is unchanged. ``scope="pipeline"`` moves the pipeline's generation in
+    force back to it: every later interval stops being in force (until a later gate certifies
+    it again); :func:`rollback_changes` states what that changes, for the operator to confirm.
+    ``replacing``: the generation the operator saw in force (of the interval; pipeline-wide,
+    of the pipeline); when given, the rollback is refused if another decision has put
+    something else in force since. The tables themselves are never restored: consumers simply
+    time-travel to the re-instated versions. ``approval``: the approvals it took effect with
+    (:mod:`pipelines.governance`), bound into the decision.
     """
     decision = plan_rollback(spec, to, reason=reason, root=root, run_id=run_id, replacing=replacing, who=who,
-                             approval=approval)
+                             approval=approval, scope=scope)
     return logged(record_decision(spec, decision, root=root))
 
 
-def plan_rollback(
-    spec: PipelineSpec, to: str, *, reason: str, root: str | None = None, run_id: str = "",
-    replacing: str | None = None, who: str | None = None, approval: dict[str, Any] | None = None,
-) -> Decision:
-    """The decision :func:`rollback` would record now (refused the same way), unrecorded."""
-    if not reason.strip():
-        raise CertificationError("rollback needs a reason")
-    log = decisions(spec, root=root)
+def _rollback_target(spec: PipelineSpec, to: str, log: list[Decision]) -> Decision:
     targets = [d for d in log if d.certified and d.generation_id == to]
     if not targets:
         by_interval = sorted({d.generation_id for d in log if d.certified and d.interval == to})
@@ -68,22 +70,80 @@ def plan_rollback(
                 retryable=False)
         raise CertificationError(f"{spec.name}: no certified generation {to!r} to roll back to; "
                                  f"certified: {sorted({d.generation_id for d in log if d.certified})}", retryable=False)
-    target = targets[-1]
+    return targets[-1]
+
+
+def active_after(active: dict[str, Decision], target: Decision) -> list[str]:
+    """The intervals in force after ``target``'s (what a pipeline-wide rollback to it revokes)."""
+    return sorted(k for k, d in active.items() if d.interval_start > target.interval_start)
+
+
+def in_force_for(spec: PipelineSpec, scope: str, interval: str, log: list[Decision]) -> Decision | None:
+    """What a rollback of ``scope`` replaces: the interval's certification in force
+    (``interval``), or the pipeline's generation in force (``pipeline``)."""
+    if scope == "pipeline":
+        return current_certified(spec, log=log)
+    return active_certifications(spec, log=log).get(interval)
+
+
+def rollback_changes(spec: PipelineSpec, to: str, *, scope: str = "interval", root: str | None = None,
+                     replacing: str | None = None) -> dict[str, Any]:
+    """What a rollback to ``to`` would change (refused as the rollback would be), for the
+    operator to confirm: ``{"scope", "interval", "to", "replaces" (the interval's generation
+    in force it replaces), "revokes" (intervals that stop being in force: pipeline-wide only),
+    "in_force_before", "in_force_after"}`` (the pipeline's generation in force, folded from
+    the log with the rollback appended) and ``line``: all that in one sentence."""
+    log = decisions(spec, root=root)
+    planned = plan_rollback(spec, to, reason="(preview)", root=root, replacing=replacing, scope=scope)
+    planned.log_version = max((log_order(d) for d in log), default=-1) + 1
+    before = current_certified(spec, log=log)
+    after = current_certified(spec, log=[*log, planned])
+    reviewed = planned.bindings["reviewed"]
+    out = {"scope": scope, "interval": planned.interval, "to": planned.generation_id,
+           "replaces": reviewed["replaced"], "revokes": reviewed["revokes"],
+           "in_force_before": None if before is None else before.generation_id,
+           "in_force_after": None if after is None else after.generation_id}
+    revokes = (f"; {len(out['revokes'])} later interval(s) stop being in force: {', '.join(out['revokes'])}"
+               if out["revokes"] else "")
+    out["line"] = (f"{out['interval']}: {out['to']} replaces {out['replaces'] or 'nothing in force'}; the pipeline's "
+                   f"generation in force moves from {out['in_force_before'] or 'nothing'} to "
+                   f"{out['in_force_after'] or 'nothing'}{revokes}")
+    return out
+
+
+def plan_rollback(
+    spec: PipelineSpec, to: str, *, reason: str, root: str | None = None, run_id: str = "",
+    replacing: str | None = None, who: str | None = None, approval: dict[str, Any] | None = None,
+    scope: str = "interval",
+) -> Decision:
+    """The decision :func:`rollback` would record now (refused the same way), unrecorded."""
+    if scope not in SCOPES:
+        raise CertificationError(f"rollback scope: expected one of {', '.join(SCOPES)}, got {scope!r}")
+    if not reason.strip():
+        raise CertificationError("rollback needs a reason")
+    log = decisions(spec, root=root)
+    target = _rollback_target(spec, to, log)
     active = active_certifications(spec, log=log)
     newest = current_certified(spec, log=log)
-    if replacing is not None and (newest is None or newest.generation_id != replacing):
-        raise CertificationError(
-            f"{spec.name}: you reviewed {replacing} in force, but "
-            + (f"{newest.generation_id} ({newest.kind}, log version {newest.log_version})" if newest else "nothing")
-            + " is in force now: a newer decision intervened; review it and decide again", retryable=False)
     own = active.get(target.interval)
-    revoked = sorted(k for k, d in active.items() if d.interval_start > target.interval_start)
+    seen = in_force_for(spec, scope, target.interval, log)
+    if replacing is not None and (seen is None or seen.generation_id != replacing):
+        where = "the pipeline" if scope == "pipeline" else target.interval
+        raise CertificationError(
+            f"{spec.name}: you reviewed {replacing} in force for {where}, but "
+            + (f"{seen.generation_id} ({seen.kind}, log version {seen.log_version})" if seen else "nothing")
+            + " is in force now: a newer decision intervened; review it and decide again", retryable=False)
+    revoked = active_after(active, target) if scope == "pipeline" else []
     if own is not None and own.generation_id == target.generation_id and not revoked:
-        raise CertificationError(f"{spec.name}: {target.generation_id} is already in force for {target.interval} and "
-                                 "no later interval is: nothing to roll back", retryable=False)
+        raise CertificationError(f"{spec.name}: {target.generation_id} is already in force for {target.interval}"
+                                 + (" and no later interval is" if scope == "pipeline" else "")
+                                 + ": nothing to roll back"
+                                 + ("" if scope == "pipeline" or not active_after(active, target) else
+                                    " (to move the pipeline's generation in force back to it, revoking later "
+                                    "intervals: --pipeline-wide)"), retryable=False)
     now = datetime.now(UTC)
     reviewed = {"to": target.generation_id, "to_decision": target.decision_id, "to_digest": target.digest,
-                "replaced": None if own is None else own.generation_id,
+                "scope": scope, "replaced": None if own is None else own.generation_id,
                 "in_force": None if newest is None else newest.generation_id, "revokes": revoked}
     decision = Decision(
         decision_id=decision_id(spec, target.interval, now), pipeline=spec.name, interval=target.interval,

@@ -2,8 +2,9 @@
 
 "In force" is folded from the decision log (:mod:`pipelines.control.decisions`) in the log's
 own order, never a host's clock (:func:`active_certifications`): per interval the newest live
-certifying decision; a rollback revokes every interval after its target; an expired override
-no longer counts. What consumers read "now" is the newest certified interval that has closed
+certifying decision; a rollback re-instates its target for its own interval only, and a
+pipeline-wide rollback also revokes every interval after it; an expired override no longer
+counts. What consumers read "now" is the newest certified interval that has closed
 (:func:`current_certified`). :func:`read_certified` time-travels a region's table to the
 version certified, checks its files against the content hashes the certification bound, and
 never returns uncertified data; a consumer pinned to a feature version reads the newest
@@ -36,17 +37,18 @@ def active_certifications(
 ) -> dict[str, Decision]:
     """Interval -> the certifying decision in force for it, folded from the log.
 
-    Per interval the newest live certifying decision counts (gate or override); a rollback
-    re-instates its target generation and revokes every later interval certified before it.
+    Per interval the newest live certifying decision counts (gate, override or rollback): a
+    rollback re-instates its target generation for its interval; a pipeline-wide one
+    (:attr:`Decision.pipeline_wide`) also revokes every later interval certified before it.
     """
     now = now or datetime.now(UTC)
     stacks: dict[str, list[Decision]] = {}
     for d in log if log is not None else decisions(spec, root=root):
-        if d.kind == "rollback":
+        if d.pipeline_wide:
             for key in [k for k, st in stacks.items() if st[0].interval_start > d.interval_start]:
                 del stacks[key]
             stacks.setdefault(d.interval, []).append(d)
-        elif d.certified:
+        elif d.certified:  # a gate, an override or a rollback of one interval
             stacks.setdefault(d.interval, []).append(d)
     active = {}
     for key, stack in stacks.items():

@@ -152,6 +152,15 @@ def explain_cmd(
         note = f" reason: {d['reason']}" if d["reason"] else ""
         console.print(f"  {d['decided_at']:%Y-%m-%d %H:%M:%S} {d['kind']:<8} {d['status']:<9} {d['generation_id']} "
                       f"by {d['who']} (run {d['run_id']}){note}")
+    from rich.markup import escape
+
+    if ex.get("stale"):
+        console.print(f"[yellow]{escape(ex['stale']['why'])}[/]; re-certify: lockstep backfill {pipeline} --start "
+                      f"{ex['interval'][:10]} --end {ex['interval'][:10]}", highlight=False)
+    for c in ex.get("window_causes") or []:
+        console.print(f"[red]cause may lie in {c['interval']}[/]: it is inside this interval's lookback and was "
+                      f"{c['state']} itself ({escape(', '.join(c['checks'][:4]))}); fix it first "
+                      f"(`lockstep explain {pipeline} --date {c['interval']}`), then re-run this one", highlight=False)
     for b in ex["earlier_blocks"]:
         console.print(f"[yellow]earlier block[/] {b['generation_id']} at {b['decided_at']:%Y-%m-%d %H:%M:%S}:")
         for r in b["reasons"]:
@@ -231,31 +240,53 @@ def rollback_cmd(
     to: Annotated[str, typer.Option("--to", help="the id of a generation certified before (`explain` shows it)")],
     reason: Annotated[str, typer.Option("--reason", help="why: recorded with the decision")],
     replacing: Annotated[str | None, typer.Option(
-        "--from", help="the generation you saw in force: refused if another decision changed it since")] = None,
+        "--from", help="the generation you saw in force (of the interval; with --pipeline-wide, of the pipeline): "
+        "refused if another decision changed it since")] = None,
+    pipeline_wide: Annotated[bool, typer.Option(
+        "--pipeline-wide", help="also move the pipeline's generation in force back: every later interval stops "
+        "being in force (states what changes; needs --yes or a confirmation)")] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="confirm a --pipeline-wide rollback without asking")] = False,
     via: ViaOpt = "local",
     airflow_url: AirflowUrlOpt = DEFAULT_URL,
     root: RootOpt = None,
     json_: JsonOpt = False,
 ) -> None:
-    """Certify an older generation again (a new audited decision; tables are never restored).
+    """Certify an earlier generation of its interval again (a new audited decision; tables are
+    never restored). What consumers read for every other interval is unchanged; --pipeline-wide
+    moves the pipeline's generation in force back to it (later intervals are revoked).
 
     On a governed spec (or --via airflow) this records a request that takes effect with the
     approvals the spec requires (`lockstep approve`)."""
     from pipelines.certify import rollback
+    from pipelines.certify.operator import rollback_changes
+    from pipelines.errors import CertificationError
     from pipelines.governance import local_principal
     from pipelines.spec import load_spec
 
     spec = load_spec(pipeline)
+    scope = "pipeline" if pipeline_wide else "interval"
+    if pipeline_wide and not yes:
+        changes = rollback_changes(spec, to, scope=scope, root=root, replacing=replacing)["line"]
+        if json_ or not console.is_terminal:
+            raise CertificationError(f"{spec.name}: a pipeline-wide rollback changes what consumers read: {changes}; "
+                                     "pass --yes to do exactly that", retryable=False)
+        console.print(f"pipeline-wide rollback: {changes}", highlight=False)
+        if not typer.confirm("Roll back the whole pipeline?", default=False):
+            raise CertificationError(f"{spec.name}: pipeline-wide rollback not confirmed: nothing recorded",
+                                     retryable=False)
     if spec.governance is not None or via == "airflow":
         request_decision(spec, "rollback", via=via, airflow_url=airflow_url, json_=json_, root=root, reason=reason,
-                         to=to, replacing=replacing)
+                         to=to, replacing=replacing, scope=scope)
         return
     me = local_principal(spec, "rollback")
-    d = rollback(spec, to, reason=reason, root=root, replacing=replacing, who=me.identity)
+    d = rollback(spec, to, reason=reason, root=root, replacing=replacing, who=me.identity, scope=scope)
     if json_:
         print_json(_decision_json(d))
     else:
-        console.print(f"rolled back: {_decision_line(d)}")
+        console.print(f"rolled back{' pipeline-wide' if pipeline_wide else ''}: {_decision_line(d)}")
+        revoked = d.bindings["reviewed"]["revokes"]
+        if revoked:
+            console.print(f"no longer in force: {', '.join(revoked)}", highlight=False)
     _alert(spec, d)
 
 

@@ -19,7 +19,9 @@ from rich.text import Text
 #: state -> (symbol, style)
 SYMBOLS = {
     "certified": ("✓", "green"),
+    "stale": ("!", "yellow"),
     "blocked": ("✗", "bold red"),
+    "held": ("-", "red"),
     "overridden": ("O", "magenta"),
     "rolled back": ("↺", "yellow"),
     "not run": ("·", "dim"),
@@ -74,11 +76,19 @@ def render_status(console: Console, st: dict[str, Any], m: dict[str, Any]) -> No
     for b in st["blocked"]:
         first = b["reasons"][0] if b["reasons"] else "no reason recorded"
         more = f" (+{len(b['reasons']) - 1} more)" if len(b["reasons"]) > 1 else ""
-        console.print(_cut(f"blocked {b['interval']}: {first}", width - len(more)) + more, style="red",
+        where = f" (at fault: {', '.join(b['at_fault'])})" if b.get("at_fault") else ""
+        console.print(_cut(f"blocked {b['interval']}{where}: {first}", width - len(more)) + more, style="red",
+                      highlight=False)
+    for s in st.get("stale", []):
+        console.print(_cut(f"stale {s['interval']}: {s['why'].removeprefix('stale: ')}", width), style="yellow",
                       highlight=False)
     for o in st["overrides_in_force"]:
         console.print(_cut(f"override {o['interval']} by {o['who']}: {o['reason']}", width), style="magenta",
                       highlight=False)
+    if st.get("stale"):
+        keys = [s["interval"] for s in st["stale"]]
+        console.print(_cut(f"re-certify: lockstep backfill {m['pipeline']} --start {keys[0][:10]} --end {keys[-1][:10]}",
+                           width), style="dim", highlight=False)
     if st["blocked"]:
         console.print(_cut(f"why: lockstep explain {m['pipeline']} --date {st['blocked'][-1]['interval']}", width),
                       style="dim", highlight=False)

@@ -22,7 +22,9 @@ def validate_cmd(
 ) -> None:
     """Validate every region's tables for one interval (policies apply; nothing is certified).
 
-    Exits 1 when a result would block certification."""
+    The summary is the gate's verdict on each region's validation, from the same evidence
+    (every complete batch at the generation's versions, the quarantined share against
+    validation.quarantine_cap); exits 1 when it would block certification."""
     from pipelines.runner import new_run_id, validate
     from pipelines.spec import load_spec
     from pipelines.storage import join_uri
@@ -41,12 +43,14 @@ def validate_cmd(
     # GX's Data Docs site, one per region (under the region's prefix); the first region's for the summary
     sites = {r: str(join_uri(docs_uri(spec.control_root(root), spec.name, r), "index.html")) for r in regions}
     docs = sites[regions[0]]
-    by_region: dict[str, dict[str, Any]] = {
-        r: {"checks": len(c), "failed": sum(not x.success for x in c), "data_docs": sites[r],
-                        "blocking": [x.check_id for x in c if x.blocking],
-                        "quarantined": sum(x.unexpected_count or 0 for x in c if x.check_type == "quarantine_cap")}
-        for r, c in per_region.items()
-    }
+    # the summary is the gate's verdict on the versions just validated, from the same evidence
+    # (validation batches at each version, quarantine caps), never the last step's own results
+    from pipelines.reconcile import validation_verdict
+
+    by_region: dict[str, dict[str, Any]] = validation_verdict(spec, interval, root=root, regions=list(regions))
+    for r, s in by_region.items():
+        s["data_docs"] = sites[r]
+        s["validated_now"] = len(per_region[r])
     summary = {"interval": interval.key, "run_id": run_id, "data_docs": docs, "regions": by_region}
     if json_:
         print_json(summary)

@@ -110,6 +110,13 @@ class Decision:
             bindings=json.loads(row.get("bindings") or "{}"), log_version=row.get("log_version"),
         )
 
+    @property
+    def pipeline_wide(self) -> bool:
+        """A rollback that moved the pipeline's generation in force (``lockstep rollback
+        --pipeline-wide``): it revokes every interval after its own. A rollback is per interval
+        unless it says so (rows recorded before rollbacks carried a scope were pipeline-wide)."""
+        return self.kind == "rollback" and (self.bindings.get("reviewed") or {}).get("scope", "pipeline") == "pipeline"
+
     def live(self, now: datetime | None = None) -> bool:
         """Not expired (an override with an expiry stops counting after it)."""
         return self.expires_at is None or self.expires_at > (now or datetime.now(UTC))

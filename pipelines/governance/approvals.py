@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from pipelines.certify import current_certified, decisions, override, rollback
-from pipelines.certify.operator import plan_override, plan_rollback
+from pipelines.certify import decisions, override, rollback
+from pipelines.certify.operator import in_force_for, plan_override, plan_rollback
 from pipelines.control.decisions import Decision
 from pipelines.control.tables import APPROVALS_TABLE
 from pipelines.errors import CertificationError, GovernanceError, SpecError
@@ -185,13 +185,15 @@ def request_override(spec: PipelineSpec, principal: Principal, interval: Interva
 
 
 def request_rollback(spec: PipelineSpec, principal: Principal, *, to: str, reason: str, replacing: str | None = None,
-                     root: str | None = None) -> Request:
-    """Request a rollback to generation ``to``, bound to the generation in force now (authority
-    first: a rollback affects every region)."""
+                     root: str | None = None, scope: str = "interval") -> Request:
+    """Request a rollback to generation ``to`` (of its interval; ``scope="pipeline"``: the
+    pipeline's generation in force), bound to what it replaces now: the interval's generation
+    in force, or the pipeline's (authority first: a rollback affects every region)."""
     authorize(spec, principal, "rollback", spec.regions)
-    planned = plan_rollback(spec, to, reason=reason, root=root, replacing=replacing, who=principal.identity)
-    in_force = current_certified(spec, root=root)
-    params = {"in_force": None if in_force is None else in_force.generation_id}
+    planned = plan_rollback(spec, to, reason=reason, root=root, replacing=replacing, who=principal.identity,
+                            scope=scope)
+    in_force = in_force_for(spec, scope, planned.interval, decisions(spec, root=root))
+    params = {"in_force": None if in_force is None else in_force.generation_id, "scope": scope}
     return _record_request(spec, principal, "rollback", planned, reason, params, root)
 
 
@@ -273,12 +275,14 @@ def _plan(spec: PipelineSpec, req: Request, *, root: str | None, who: str, appro
         return override(spec, interval, **kwargs) if record else plan_override(spec, interval, **kwargs)
     fn = rollback if record else plan_rollback
     replacing = req.params.get("in_force")
+    scope = req.params.get("scope", "pipeline")  # requests made before rollbacks had a scope were pipeline-wide
     if replacing is None:  # nothing was in force at the request: anything in force now changed it
-        now_in_force = current_certified(spec, root=root)
+        now_in_force = in_force_for(spec, scope, req.interval, decisions(spec, root=root))
         if now_in_force is not None:
             raise GovernanceError(f"{spec.name}: {req.request_id} is void: {now_in_force.generation_id} came in "
                                   "force after the request; request again after reviewing it", status=409)
-    return fn(spec, req.generation_id, reason=req.reason, root=root, replacing=replacing, who=who, approval=approval)
+    return fn(spec, req.generation_id, reason=req.reason, root=root, replacing=replacing, who=who, approval=approval,
+              scope=scope)
 
 
 def approve(spec: PipelineSpec, principal: Principal, request_id: str, *, reason: str, reject: bool = False,
@@ -333,9 +337,10 @@ def approve(spec: PipelineSpec, principal: Principal, request_id: str, *, reason
 def submit(spec: PipelineSpec, principal: Principal, *, action: str, reason: str, interval: str | None = None,
            generation: str | None = None, until: datetime | None = None, reinstate_older: bool = False,
            to: str | None = None, replacing: str | None = None, kind: str | None = None, version: str | None = None,
-           effective_from: str | None = None, root: str | None = None) -> Request:
+           effective_from: str | None = None, root: str | None = None, scope: str = "interval") -> Request:
     """A request from its fields (the CLI's and the plugin API's one entry): an ``override``
-    names ``interval`` and the blocked ``generation``, a ``rollback`` the generation ``to``, a
+    names ``interval`` and the blocked ``generation``, a ``rollback`` the generation ``to`` (and
+its ``scope``: ``interval``, or ``pipeline`` to move the pipeline's generation in force), a
     ``release`` its ``kind`` (promote a model ``version``, or roll back ``to`` a release id)
     and ``effective_from``."""
     if action == "release":
@@ -352,6 +357,8 @@ def submit(spec: PipelineSpec, principal: Principal, *, action: str, reason: str
     if action == "rollback":
         if not to:
             raise GovernanceError(f"{spec.name}: a rollback request names the generation to re-instate (to)", status=422)
-        return request_rollback(spec, principal, to=to, reason=reason, replacing=replacing, root=root)
+        if scope not in ("interval", "pipeline"):
+            raise GovernanceError(f"{spec.name}: a rollback's scope is interval or pipeline, got {scope!r}", status=422)
+        return request_rollback(spec, principal, to=to, reason=reason, replacing=replacing, root=root, scope=scope)
     raise GovernanceError(f"{spec.name}: action {action!r}: requests are for override, rollback or release",
                           status=422)

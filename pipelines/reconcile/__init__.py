@@ -182,3 +182,32 @@ def run_checks(spec: PipelineSpec, interval: Interval, *, root: str | None = Non
     results += _guard("rollup", "rollup", "block", f"{pkg}.rollup", "check_rollup", lambda f: f(ctx))
     results[0].details["evidence_bytes"] = ctx.bytes_read
     return results
+
+
+def validation_verdict(spec: PipelineSpec, interval: Interval, *, root: str | None = None,
+                       regions: list[str] | None = None) -> dict[str, dict[str, Any]]:
+    """Each region's validation as the gate judges it, from the same evidence: the validation
+    results of the generation's versions (:func:`~pipelines.reconcile.rollup.current_validation`),
+    whether each validated table holds a complete batch at its version (``evidence.validation``),
+    the rollup's restated failures and quarantine caps (the share quarantine moved aside, from the
+    profile of the version it produced). Region -> ``{"checks", "failed", "quarantined",
+    "blocking" (check ids), "messages" (each blocking result's message), "versions"}``."""
+    from pipelines.reconcile.rollup import check_rollup, current_validation
+
+    ctx = Context.build(spec, interval, root=root)
+    judged = [r for r in completeness(ctx) if r.check_id.startswith("evidence.")] + check_rollup(ctx)
+    out: dict[str, dict[str, Any]] = {}
+    for region in regions or spec.regions:
+        mine = [r for r in judged if r.region in (region, "*") and r.check_id != "rollup.validation"]
+        current = [r for r in current_validation(ctx, region) if r.check_type != "suite_run"]
+        failed = [r for r in mine if not r.success]
+        blocking = [r for r in failed if r.blocking]
+        out[region] = {
+            "checks": len({(r.table, r.check_id) for r in current}),
+            "failed": len({(r.table, r.check_id) for r in failed}),
+            "quarantined": sum(int(r.unexpected_count or 0) for r in mine if r.check_id.startswith("rollup.quarantine.")),
+            "blocking": sorted({r.check_id for r in blocking}),
+            "messages": [r.message for r in blocking],
+            "versions": {t.path: ctx.version(region, t) for t in spec.tables if t.layer != "quarantine"},
+        }
+    return out

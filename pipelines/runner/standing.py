@@ -2,7 +2,9 @@
 
 An interval's newest decision *stands* when it certified the interval under the current spec
 and the current suites (by content hash), and every table's partition of the interval still
-holds exactly the files that decision certified. A backfill then skips the interval, and a
+holds exactly the files that decision certified, and no input partition inside its lookback
+was written after the input versions it bound (:mod:`pipelines.certify.stale`: a backfilled or
+corrected earlier day makes it stale). A backfill then skips the interval, and a
 re-run whose steps all skipped (their fingerprints unchanged) neither validates again nor
 reconciles nor records a decision: the history gains a line only when a decision changes.
 """
@@ -10,8 +12,10 @@ reconciles nor records a decision: the history gains a line only when a decision
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from pipelines.certify import Decision, decisions
+from pipelines.certify.stale import stale_certifications, stale_line
 from pipelines.errors import LockstepError
 from pipelines.spec import Interval, PipelineSpec
 from pipelines.storage import partition_files
@@ -31,8 +35,10 @@ class Standing:
 
 
 def standing(spec: PipelineSpec, interval: Interval, *, root: str | None = None,
-             log: list[Decision] | None = None) -> Standing:
-    """Whether ``interval``'s newest decision (in the log's commit order) still stands."""
+             log: list[Decision] | None = None, stale: dict[str, list[dict[str, Any]]] | None = None) -> Standing:
+    """Whether ``interval``'s newest decision (in the log's commit order) still stands.
+    ``stale``: :func:`~pipelines.certify.stale.stale_certifications` of the intervals asked
+    about, when already computed (a backfill's plan reads the evidence once)."""
     d = None
     for decision in decisions(spec, root=root) if log is None else log:
         if decision.interval == interval.key:
@@ -53,6 +59,11 @@ def standing(spec: PipelineSpec, interval: Interval, *, root: str | None = None,
             return Standing(d, f"suite of {table.path} changed since certification")
     if not _partitions_unchanged(spec, interval, d, root):
         return Standing(d, "its partitions changed since certification")
+    if stale is None:
+        stale = stale_certifications(spec, root=root, log=log, intervals=[interval.key])
+    changed = stale.get(interval.key)
+    if changed:  # an input partition inside its lookback was written after it was certified
+        return Standing(d, stale_line(changed))
     return Standing(d, "")
 
 

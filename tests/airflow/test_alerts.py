@@ -170,7 +170,7 @@ def test_override_and_rollback_from_the_cli_alert_at_once(
     assert hook["reasons"][0]["check_id"] == "parity.merchant_risk"
 
     done = lockstep("rollback", str(spec.path), "--to", generation_of(spec, CERTIFIED, "certified"),
-                    "--reason", "bad features since the 2nd", env=env)
+                    "--reason", "bad features since the 2nd", "--pipeline-wide", "--yes", env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     assert str(mailbox.messages[-1][1]["Subject"]).startswith(f"[lockstep] ROLLBACK alerts_ops to {CERTIFIED} by ")
     assert [r["json"]["event"] for r in received] == ["override", "rollback"]

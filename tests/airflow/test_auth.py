@@ -92,3 +92,20 @@ def test_a_user_without_access_to_the_dag_gets_403(served: EmbeddedAirflow) -> N
         response = httpx.get(f"{af.url}{path}", headers=headers, timeout=30)
         assert response.status_code == 403, (path, response.text[:300])
         assert "lake" not in response.text
+
+
+def test_logged_out_a_browser_is_sent_to_the_login_page_and_json_stays_401(served: EmbeddedAirflow) -> None:
+    af = served
+    browser = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
+    for path in [p for p in ROUTES if not p.startswith("/lockstep/api/")]:
+        response = httpx.get(f"{af.url}{path}", headers=browser, timeout=30, follow_redirects=False)
+        assert response.status_code == 307, (path, response.status_code, response.text[:200])
+        location = response.headers["location"]
+        assert "/login" in location and "next=" in location and PIPELINE not in response.text, location
+        assert httpx.URL(location).params["next"] == path
+        page = httpx.get(f"{af.url}{path}", headers=browser, timeout=30, follow_redirects=True)
+        assert page.status_code == 200 and "<html" in page.text.lower()  # Airflow's login page
+        assert "lake" not in page.text
+    for path in [p for p in ROUTES if p.startswith("/lockstep/api/")]:
+        response = httpx.get(f"{af.url}{path}", headers=browser, timeout=30, follow_redirects=False)
+        assert response.status_code == 401, path

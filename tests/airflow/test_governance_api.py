@@ -138,7 +138,8 @@ def test_cli_via_airflow_decides_as_the_signed_in_user(embedded_airflow: Embedde
     # on storage it is refused (allow_local is off); through Airflow it is alice's request
     one_clear_line(cli("rollback", path, "--to", first, "--reason", "bad 3rd"), "governance.allow_local is off",
                    "--via airflow")
-    res = as_user("admin", "rollback", path, "--to", first, "--reason", "bad 3rd", "--via", "airflow", "--json")
+    res = as_user("admin", "rollback", path, "--to", first, "--reason", "bad 3rd", "--pipeline-wide", "--yes",
+                  "--via", "airflow", "--json")
     assert res.exit_code == 0, res.output
     req = json.loads(res.stdout)
     assert req["requester"] == "airflow:admin" and req["regions"] == spec.regions

@@ -84,9 +84,10 @@ def test_matrix_states_and_reasons(lake: PipelineSpec) -> None:
     assert m["intervals"] == [CERTIFIED, BLOCKED, OVERRIDDEN]
     assert {c["state"] for c in m["cells"][CERTIFIED].values()} == {"certified"}
     blocked = m["cells"][BLOCKED]
-    assert {c["state"] for c in blocked.values()} == {"blocked"}
+    assert blocked["eu-central"]["state"] == "blocked" and blocked["eu-central"]["at_fault"] == ["eu-central"]
     assert blocked["eu-central"]["reason"].startswith("parity.merchant_risk")
-    assert blocked["eu-west"]["reason"].startswith("held: parity.merchant_risk in eu-central")
+    assert {blocked[r]["state"] for r in blocked if r != "eu-central"} == {"held"}
+    assert blocked["eu-west"]["reason"].startswith("held by eu-central: parity.merchant_risk")
     over = m["cells"][OVERRIDDEN]["eu-north"]
     assert over["state"] == "overridden" and OVERRIDE_REASON in over["reason"]
     assert m["in_force"]["interval"] == OVERRIDDEN and m["in_force"]["kind"] == "override"
@@ -99,12 +100,12 @@ def test_matrix_rollback_revokes_later_intervals(tmp_path: Path) -> None:
     from pipelines.matrix import certification_matrix
 
     spec = build_lake(tmp_path)
-    rollback(spec, generation_of(spec, CERTIFIED, "certified"), reason="bad promo data")
+    rollback(spec, generation_of(spec, CERTIFIED, "certified"), reason="bad promo data", scope="pipeline")
     m = certification_matrix(spec)
     assert m["cells"][OVERRIDDEN]["eu-west"]["state"] == "rolled back"
     assert "revoked by rollback" in m["cells"][OVERRIDDEN]["eu-west"]["reason"]
     assert m["cells"][CERTIFIED]["eu-west"]["state"] == "certified"
-    assert m["cells"][BLOCKED]["eu-west"]["state"] == "blocked"
+    assert m["cells"][BLOCKED]["eu-west"]["state"] == "held"  # held by eu-central, the region at fault
     assert m["in_force"]["kind"] == "rollback"
 
 

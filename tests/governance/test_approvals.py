@@ -133,15 +133,15 @@ def test_rollback_requests_median_time_from_request_to_decision(lake: str, recor
     # every region is affected: an operator of one region may not request it
     with pytest.raises(GovernanceError, match="may not rollback in eu-west, eu-north"):
         request_rollback(SPEC, ALICE, to=first.generation_id, reason="r", root=lake)
-    stale_req = request_rollback(SPEC, ADMIN, to=first.generation_id, reason="bad 2nd", root=lake)
+    stale_req = request_rollback(SPEC, ADMIN, to=first.generation_id, reason="bad 2nd", root=lake, scope="pipeline")
     assert stale_req.regions == SPEC.regions
     seconds = []
     admins = [Principal(n, "airflow", ADMIN.roles) for n in ("ann", "ben", "cid")]
     for i in range(5):
         requester, a, b = admins[i % 3], admins[(i + 1) % 3], admins[(i + 2) % 3]
         t0 = time.perf_counter()
-        r = request_rollback(SPEC, requester, to=first.generation_id, reason=f"round {i}", root=lake) if i % 2 == 0 \
-            else request_rollback(SPEC, requester, to=block.generation_id, reason=f"round {i}", root=lake)
+        to = first.generation_id if i % 2 == 0 else block.generation_id
+        r = request_rollback(SPEC, requester, to=to, reason=f"round {i}", root=lake, scope="pipeline")
         approve(SPEC, a, r.request_id, reason="ok", root=lake)
         _, d = approve(SPEC, b, r.request_id, reason="ok", root=lake)
         seconds.append(time.perf_counter() - t0)
@@ -154,3 +154,35 @@ def test_rollback_requests_median_time_from_request_to_decision(lake: str, recor
         approve(SPEC, admins[0], stale_req.request_id, reason="ok", root=lake)
     states = {r.request_id: r.state() for r in requests(SPEC, root=lake)}
     assert list(states.values()).count("decided") == 6
+
+
+def test_a_rollback_request_is_per_interval_unless_pipeline_wide(lake: str) -> None:
+    """Through requests and approvals: a pipeline-wide rollback revokes the later interval; an
+    interval rollback then re-instates that interval's generation alone, bound to what was in
+    force for that interval when requested."""
+    from pipelines.certify import active_certifications
+    from pipelines.governance import submit
+
+    block = _block(lake)
+    req = request_override(SPEC, ALICE, D2, generation=block.generation_id, reason="r", root=lake)
+    approve(SPEC, BOB, req.request_id, reason="ok", root=lake)
+    approve(SPEC, CAROL, req.request_id, reason="ok", root=lake)
+    first = decisions(SPEC, root=lake)[0]
+    admins = [Principal(n, "airflow", ADMIN.roles) for n in ("ann", "ben", "cid")]
+    with pytest.raises(GovernanceError, match="scope is interval or pipeline"):
+        submit(SPEC, admins[0], action="rollback", to=first.generation_id, reason="r", root=lake, scope="everything")
+    wide = submit(SPEC, admins[0], action="rollback", to=first.generation_id, reason="bad 2nd", root=lake,
+                  scope="pipeline")
+    assert wide.params["scope"] == "pipeline"
+    approve(SPEC, admins[1], wide.request_id, reason="ok", root=lake)
+    approve(SPEC, admins[2], wide.request_id, reason="ok", root=lake)
+    assert D2.key not in active_certifications(SPEC, root=lake)
+    # the 2nd's overridden generation back, for the 2nd only: the 1st stays as it is
+    own = submit(SPEC, admins[1], action="rollback", to=block.generation_id, reason="2nd was fine", root=lake)
+    assert own.params == {"in_force": None, "scope": "interval"}
+    approve(SPEC, admins[2], own.request_id, reason="ok", root=lake)
+    _, d = approve(SPEC, admins[0], own.request_id, reason="ok", root=lake)
+    assert d is not None and d.bindings["reviewed"]["scope"] == "interval" and d.bindings["reviewed"]["revokes"] == []
+    active = active_certifications(SPEC, root=lake)
+    assert active[D2.key].generation_id == block.generation_id
+    assert active[D1.key].generation_id == first.generation_id

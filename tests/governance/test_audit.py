@@ -44,9 +44,10 @@ def test_a_day_of_decisions_rebuilt_from_the_exported_events(lake: str, tmp_path
     approve(spec, op("bob"), req.request_id, reason="checked", root=lake)
     approve(spec, ADMIN, req.request_id, reason="ok", root=lake)
     first = decisions(spec, root=lake)[0]
-    back = request_rollback(spec, ADMIN, to=first.generation_id, reason="bad 2nd", root=lake)
+    back = request_rollback(spec, ADMIN, to=first.generation_id, reason="bad 2nd", root=lake, scope="pipeline")
     ann, ben, cid, dan = (Principal(n, "airflow", ADMIN.roles) for n in ("ann", "ben", "cid", "dan"))
-    rejected = request_rollback(spec, ann, to=first.generation_id, reason="duplicate", root=lake)
+    rejected = request_rollback(spec, ann, to=first.generation_id, reason="duplicate", root=lake,
+                               scope="pipeline")
     approve(spec, ben, rejected.request_id, reason="dup", reject=True, root=lake)
     approve(spec, cid, back.request_id, reason="ok", root=lake)
     approve(spec, dan, back.request_id, reason="ok", root=lake)

@@ -146,7 +146,8 @@ def test_explain_names_the_region_and_the_merchant_keys(demo) -> None:  # type: 
     assert json.loads(res.stdout)["bindings"]["reviewed"]["reinstates_older"] is True
     assert json.loads(res.stdout)["kind"] == "override"
     first = next(s for s in steps if s.label == "2026-01-01 clean").run.decision.generation_id  # type: ignore[union-attr]
-    res = CliRunner().invoke(app, ["rollback", "fraud_features", "--to", first, "--root", root, "--reason", "test"])
+    res = CliRunner().invoke(app, ["rollback", "fraud_features", "--to", first, "--root", root, "--reason", "test",
+                                       "--pipeline-wide", "--yes"])
     assert res.exit_code == 0, res.output
     res = CliRunner().invoke(app, ["status", "fraud_features", "--root", root, "--json"])
     assert json.loads(res.stdout)["certified"]["generation_id"] == first

@@ -105,7 +105,7 @@ _DROP = object()
 
 class RequestBody(BaseModel):
     """A request for an override (``interval`` and the blocked ``generation``), a rollback
-    (``to``) or a model release (``kind``, ``version`` or ``to``, ``effective_from``)."""
+    (``to``, its ``scope``) or a model release (``kind``, ``version`` or ``to``, ``effective_from``)."""
 
     model_config = ConfigDict(extra="forbid")
     action: Literal["override", "rollback", "release"]
@@ -116,6 +116,8 @@ class RequestBody(BaseModel):
     reinstate_older: bool = False
     to: str | None = None
     replacing: str | None = None
+    #: a rollback: of its interval (default), or ``pipeline``: the pipeline's generation in force moves back
+    scope: Literal["interval", "pipeline"] = "interval"
     #: a release: promote (a model ``version``) or rollback (``to`` a release id), from ``effective_from``
     kind: Literal["promote", "rollback"] | None = None
     version: str | None = None

@@ -30,6 +30,8 @@ table.matrix td a{color:inherit;display:block}.state{font-weight:600;display:blo
 .reason{display:block;color:var(--muted);overflow:hidden;text-overflow:ellipsis;white-space:nowrap;max-width:14rem}
 td.certified{background:var(--okbg)}td.certified .state{color:var(--ok)}
 td.blocked{background:var(--badbg)}td.blocked .state{color:var(--bad)}
+td.stale{background:var(--rbbg)}td.stale .state{color:var(--rb)}
+td.held{background:var(--none)}td.held .state{color:var(--bad);font-weight:400}
 td.overridden{background:var(--ovrbg)}td.overridden .state{color:var(--ovr)}
 td.rolled-back{background:var(--rbbg)}td.rolled-back .state{color:var(--rb)}
 td.not-run{background:var(--none)}td.not-run .state{color:var(--muted);font-weight:400}

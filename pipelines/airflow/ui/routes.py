@@ -22,7 +22,9 @@ without a ``models:`` section).
 
 **Auth**: every route runs the api-server's own security dependencies
 (:mod:`airflow.api_fastapi.core_api.security`): the same JWT as ``/api/v2`` (bearer header
-or the UI's session cookie), 401 without one; a pipeline's routes need ``GET`` on the DAG
+or the UI's session cookie), 401 without one (a browser asking for a page, ``Accept: text/html``,
+is redirected to Airflow's login page instead, with ``next`` back to the page; the JSON routes
+stay 401); a pipeline's routes need ``GET`` on the DAG
 whose id is the pipeline's name (``requires_access_dag``), 403 otherwise; the index and the
 list show only the pipelines the user may read (403 when there are pipelines but none is
 readable). OpenAPI docs are off: the app describes no route to anyone unauthenticated.
@@ -44,7 +46,9 @@ import yaml
 from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_dag
 from airflow.configuration import conf
 from fastapi import Depends, FastAPI, HTTPException, Request
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pipelines.airflow.ui.pages import INTRO, esc, page, render_drill_down, render_pipeline
 
@@ -54,6 +58,23 @@ app = FastAPI(
     title="Lockstep", description="Certified multi-region feature pipelines",
     docs_url=None, redoc_url=None, openapi_url=None,
 )
+
+
+
+@app.exception_handler(StarletteHTTPException)
+async def _login_redirect(request: Request, exc: StarletteHTTPException) -> Response:
+    """Logged out, a browser asking for a page is sent to Airflow's login page (back here
+    after it); the JSON routes, and clients that do not ask for HTML, get the 401."""
+    rel = request.url.path[len(_base(request)):] or "/"
+    if exc.status_code == 401 and not rel.startswith("/api/") and "text/html" in request.headers.get("accept", ""):
+        from urllib.parse import urlencode
+
+        from airflow.api_fastapi.app import get_auth_manager
+
+        back = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(f"{get_auth_manager().get_url_login()}?{urlencode({'next': back})}", status_code=307)
+    return await http_exception_handler(request, exc)
+
 
 #: the dependency of every pipeline route: the caller may read the DAG ``{dag_id}``
 CAN_READ_DAG = [Depends(requires_access_dag("GET"))]

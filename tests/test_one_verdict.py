@@ -1,0 +1,72 @@
+"""One verdict everywhere (issue 23): ``lockstep validate`` reports what the gate decides on,
+from the same evidence. A region whose 20% of rows were quarantined is blocked by the gate
+(``validation.quarantine_cap``); validate must say so (it used to re-validate the table left
+after quarantine and report 0 failed, 0 quarantined). Real CLI, real Delta, real suites."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+
+from pipelines.runner import run_interval
+from tests.test_bad_input import cli
+from tests.test_bindings import D1, lake
+from tests.test_evidence import deliver_all
+
+
+def test_validate_agrees_with_the_gate_on_a_quarantine_cap(tmp_path: Path) -> None:
+    spec = lake(tmp_path, regions=3)
+    deliver_all(spec, tmp_path, D1.ds)
+    r0, r1 = spec.regions[0], spec.regions[1]
+    path = tmp_path / "landing" / r0 / f"{D1.ds}.parquet"
+    df = pl.read_parquet(path)
+    bad = df.height // 5  # a fifth of r0's rows in a channel the suite quarantines
+    df.with_columns(pl.when(pl.int_range(pl.len()) < bad).then(pl.lit("kiosk")).otherwise(pl.col("channel"))
+                    .alias("channel")).write_parquet(path)
+    decision = run_interval(spec, D1).decision
+    assert decision is not None and not decision.certified
+    gate_blocks = {(r["region"], r["check_id"]) for r in decision.reasons}
+    assert (r0, "rollup.quarantine.transactions") in gate_blocks
+
+    res = cli("validate", str(spec.path), "--date", D1.ds, "--json")
+    assert res.exit_code == 1, res.output
+    regions = json.loads(res.stdout)["regions"]
+    mine = regions[r0]
+    assert mine["quarantined"] == bad and "rollup.quarantine.transactions" in mine["blocking"]
+    assert mine["failed"] >= 1 and any("quarantined (20.00%" in m for m in mine["messages"])
+    assert regions[r1]["blocking"] == [] and regions[r1]["quarantined"] == 0
+    # every region the gate blocked on validation evidence, validate blocks too (and no other)
+    gate_regions = {reg for reg, cid in gate_blocks if cid.startswith(("rollup.", "evidence."))}
+    assert {reg for reg, s in regions.items() if s["blocking"]} == gate_regions
+
+    text = cli("validate", str(spec.path), "--date", D1.ds)
+    assert text.exit_code == 1 and f"{bad:,}" in text.output and "rollup.quarantine" in text.output
+
+
+def test_a_cross_region_check_marks_only_the_region_at_fault(tmp_path: Path) -> None:
+    """One region delivered nothing: ``generation.complete`` (region ``*``) names it. Only its
+    cell is blocked; the others are held by it, in the matrix, ``status`` and ``status --json``."""
+    from pipelines.matrix import certification_matrix
+    from pipelines.runner import certify, run_region
+    from tests.test_evidence import deliver
+
+    spec = lake(tmp_path, regions=3)
+    *delivered, missing = spec.regions
+    for region in delivered:
+        deliver(spec, tmp_path, region, D1.ds)
+        run_region(spec, D1, region)
+    decision = certify(spec, D1)
+    assert not decision.certified
+    assert any(r["region"] == "*" for r in decision.reasons)  # a cross-region check is among the reasons
+    cells = certification_matrix(spec)["cells"][D1.key]
+    assert cells[missing]["state"] == "blocked" and cells[missing]["at_fault"] == [missing]
+    for region in delivered:
+        assert cells[region]["state"] == "held", cells[region]
+        assert cells[region]["held_by"] == [missing] and cells[region]["reason"].startswith(f"held by {missing}: ")
+
+    st = json.loads(cli("status", str(spec.path), "--json").stdout)
+    assert [b["at_fault"] for b in st["blocked"]] == [[missing]]
+    text = cli("status", str(spec.path)).output
+    assert f"(at fault: {missing})" in text and "held" in text
