@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from pipelines.cli import JsonOpt, PipelineArg, RootOpt, command, console, print_json
+from pipelines.cli import JsonOpt, PipelineArg, RootOpt, command, console, handle_errors, print_json
 from pipelines.cli.core import Steps, _decision_cell, _progress
 from pipelines.cli.dates import AllowOpenOpt, parse_day, parse_interval
 
@@ -234,7 +234,6 @@ def _same_instant(value: Any, wanted: set[str]) -> bool:
     return any(datetime.fromisoformat(w.replace("Z", "+00:00")) == at for w in wanted)
 
 
-@airflow_app.command("up")
 def airflow_up(
     port: Annotated[int, typer.Option(help="api-server port on 127.0.0.1")] = 8080,
     home: Annotated[Path, typer.Option(help="AIRFLOW_HOME for the embedded Airflow")] = Path(".airflow"),
@@ -275,6 +274,9 @@ def airflow_up(
     status.stop()
     if code:
         raise typer.Exit(code)
+
+
+airflow_app.command("up")(handle_errors(airflow_up, "airflow up"))
 
 
 from pipelines.cli import app  # noqa: E402
