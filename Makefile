@@ -10,7 +10,7 @@ STAMP := $(VENV)/.lockstep-installed
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,postgres,celery]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,postgres,celery,fab]"
 	touch $(STAMP)
 
 install: $(STAMP)

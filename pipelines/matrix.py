@@ -121,12 +121,13 @@ def certification_matrix(
                 d = active[key]
                 state = {"gate": "certified", "override": "overridden", "rollback": "certified"}.get(d.kind, "certified")
                 reason = ""
+                by = d.who + (f", approved by {', '.join(d.approvers)}" if d.approvers else "")
                 if d.kind == "override":
                     overridden, cid, _ = _first_reason(d, region, regions)
-                    reason = f"override by {d.who}: {d.reason}" + (f" (despite {overridden})" if overridden else "")
+                    reason = f"override by {by}: {d.reason}" + (f" (despite {overridden})" if overridden else "")
                     cell["check_id"] = cid
                 elif d.kind == "rollback":
-                    reason = f"re-instated by rollback ({d.who}: {d.reason})"
+                    reason = f"re-instated by rollback ({by}: {d.reason})"
                 changed = [c for c in stale.get(key, []) if c["region"] == region]
                 if changed:  # in force, on inputs that changed since: re-certify with a backfill
                     state, reason = "stale", stale_line(changed) + (f"; {reason}" if reason else "")
@@ -173,7 +174,8 @@ def certification_matrix(
         },
         "decisions": [
             {"decision_id": d.decision_id, "interval": d.interval, "status": d.status, "kind": d.kind,
-             "generation_id": d.generation_id, "who": d.who, "reason": d.reason, "decided_at": d.decided_at,
+             "generation_id": d.generation_id, "who": d.who, "approvers": d.approvers, "reason": d.reason,
+             "decided_at": d.decided_at,
              "expires_at": d.expires_at, "run_id": d.run_id, "reasons": len(d.reasons)}
             for d in reversed(log)
         ],

@@ -77,7 +77,7 @@ def explain(spec: PipelineSpec, interval: Interval, *, root: str | None = None) 
         "in_force": active[interval.key].generation_id if interval.key in active else None,
         "decisions": [
             {"decision_id": d.decision_id, "status": d.status, "kind": d.kind, "generation_id": d.generation_id,
-             "who": d.who, "decided_at": d.decided_at, "run_id": d.run_id, "reason": d.reason,
+             "who": d.who, "approvers": d.approvers, "decided_at": d.decided_at, "run_id": d.run_id, "reason": d.reason,
              "expires_at": d.expires_at, "blocking_reasons": len(d.reasons), "log_version": d.log_version,
              "digest": d.digest}
             for d in mine

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from pipelines.cli import JsonOpt, PipelineArg, RootOpt, command, console, print_json
+from pipelines.cli import JsonOpt, PipelineArg, RootOpt, command, console, handle_errors, print_json
 from pipelines.cli.core import Steps, _decision_cell, _progress
 from pipelines.cli.dates import AllowOpenOpt, parse_day, parse_interval
 
@@ -234,11 +234,14 @@ def _same_instant(value: Any, wanted: set[str]) -> bool:
     return any(datetime.fromisoformat(w.replace("Z", "+00:00")) == at for w in wanted)
 
 
-@airflow_app.command("up")
 def airflow_up(
     port: Annotated[int, typer.Option(help="api-server port on 127.0.0.1")] = 8080,
     home: Annotated[Path, typer.Option(help="AIRFLOW_HOME for the embedded Airflow")] = Path(".airflow"),
     root: RootOpt = None,
+    auth: Annotated[str, typer.Option(help="the auth manager: simple (one admin) or fab (users and roles "
+                                            "from --users)")] = "simple",
+    users: Annotated[Path | None, typer.Option(help="FAB users file (YAML: users with roles, the roles "
+                                                    "named as the specs' governance names them)")] = None,
 ) -> None:
     """Start Airflow 3 (SQLite, LocalExecutor) with this project's dags/ and plugins/; Ctrl-C stops it.
 
@@ -247,7 +250,12 @@ def airflow_up(
     import time
 
     from pipelines.airflow.embedded import up
+    from pipelines.errors import SpecError
 
+    if auth not in ("simple", "fab"):
+        raise SpecError(f"--auth: expected simple or fab, got {auth!r}")
+    if users is not None and auth != "fab":
+        raise SpecError("--users: a users file is for the FAB auth manager; add --auth fab")
     status = console.status("starting Airflow ...")
     started = time.monotonic()
 
@@ -262,10 +270,13 @@ def airflow_up(
             console.print(line, highlight=False, soft_wrap=True)
 
     code = up(port=port, home=home, root=root, out=lambda text: console.print(text, highlight=False, markup=False, soft_wrap=True),
-              progress=progress)
+              progress=progress, auth="fab" if auth == "fab" else "simple", users_file=users)
     status.stop()
     if code:
         raise typer.Exit(code)
+
+
+airflow_app.command("up")(handle_errors(airflow_up, "airflow up"))
 
 
 from pipelines.cli import app  # noqa: E402

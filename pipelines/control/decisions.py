@@ -86,6 +86,11 @@ class Decision:
     def generation_id(self) -> str:
         return self.generation.id
 
+    @property
+    def approvers(self) -> list[str]:
+        """Who approved the decision (an override, a rollback taken with approvals), in order."""
+        return list((self.bindings.get("approval") or {}).get("approvers") or [])
+
     def to_row(self) -> dict[str, Any]:
         row = asdict(self)
         row.update(

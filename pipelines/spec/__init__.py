@@ -22,6 +22,7 @@ pyproject.toml keeps it so)::
     checks.py         validation and the cross-region reconciliation checks
     orchestration.py  the generated DAG's defaults and queues, consumers, alerts, maintenance
     release.py        the models: section (the model released on certified features, its registry)
+    users.py          the FAB users file of an embedded Airflow (users -> governance role names)
     governance.py     the governance: section (roles -> regions and actions, approvals, local decisions)
     interval.py       Interval, granularities, partitions, Duration
     resolve.py        ${VAR} references, local and relative paths, the shipped templates
@@ -69,6 +70,7 @@ from pipelines.spec.interval import (
 )
 from pipelines.spec.loading import (
     load_spec,
+    load_users_file,
     parse_spec,
     resolve_spec_path,
     shipped_pipeline_dirs,
@@ -101,11 +103,13 @@ from pipelines.spec.sources import (
 )
 from pipelines.spec.storage import RegionStorageSpec, StorageSpec
 from pipelines.spec.tables import ColumnSpec, FeatureSetSpec, TableSpec
+from pipelines.spec.users import FAB_ROLES, FabRole, FabUser, FabUsersFile
 
 __all__ = [
     "ACTIONS",
     "APPROVED_ACTIONS",
     "DAGS_DIR",
+    "FAB_ROLES",
     "GRANULARITY_PATTERN",
     "LAST_INSTANT",
     "NAME_PATTERN",
@@ -123,6 +127,9 @@ __all__ = [
     "DriftCheck",
     "DriftThreshold",
     "Duration",
+    "FabRole",
+    "FabUser",
+    "FabUsersFile",
     "FaultKind",
     "FaultSpec",
     "FeatureSetSpec",
@@ -154,6 +161,7 @@ __all__ = [
     "granularity_length",
     "is_local_path",
     "load_spec",
+    "load_users_file",
     "parse_day",
     "parse_spec",
     "partition_columns",

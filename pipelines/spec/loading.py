@@ -6,19 +6,21 @@ Example::
     spec = load_spec("fraud_features")            # a shipped pipeline, by name
     spec = load_spec("dags/payments.yaml")         # or a file
     spec = parse_spec({"name": "p", ...}, "inline")  # or a mapping already parsed
+    users = load_users_file("airflow-users.yaml")  # the FAB users file of `lockstep airflow up --auth fab`
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from pipelines.errors import SpecError
 from pipelines.spec.pipeline import PipelineSpec
 from pipelines.spec.resolve import TEMPLATES_DIR
+from pipelines.spec.users import FabUsersFile
 
 
 def _format_loc(loc: tuple[Any, ...]) -> str:
@@ -74,8 +76,16 @@ def parse_spec(data: Any, source: str = "<spec>") -> PipelineSpec:
     """Validate a parsed mapping; errors name ``source``, the field path and what was expected."""
     if not isinstance(data, dict):
         raise SpecError(f"{source}: expected a mapping at the top level, got {type(data).__name__}", file=source)
+    return _validated(PipelineSpec, data, source)
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _validated(model: type[M], data: Any, source: str) -> M:
+    """``model`` from ``data``; one :class:`SpecError` naming ``source`` and every field path."""
     try:
-        return PipelineSpec.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
@@ -95,26 +105,41 @@ def load_spec(name_or_path: str | Path) -> PipelineSpec:
     12
     """
     path = resolve_spec_path(name_or_path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise SpecError(f"{path}: cannot read spec ({exc.strerror})", file=str(path)) from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise SpecError(f"{path}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at line {line}); "
-                        "save the spec as UTF-8", file=str(path)) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise SpecError(f"{path}: YAML syntax error{where}: {problem}", file=str(path)) from None
-    spec = parse_spec(data, str(path)).with_path(path.resolve())
+    spec = parse_spec(_read_yaml(path, "spec"), str(path)).with_path(path.resolve())
     root = spec.storage.root
     if "://" not in root and ("#" in root or "?" in root):
         raise SpecError(f"{path}: storage.root: a local storage root may not contain '#' or '?' (got {root!r}); "
                         "Delta reads them as URL syntax", file=str(path), field="storage.root")
     return spec
+
+
+def _read_yaml(path: Path, what: str) -> Any:
+    """The parsed YAML of ``path``; one :class:`SpecError` when it cannot be read or parsed."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise SpecError(f"{path}: cannot read {what} ({exc.strerror})", file=str(path)) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise SpecError(f"{path}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at line {line}); "
+                        f"save the {what} as UTF-8", file=str(path)) from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise SpecError(f"{path}: YAML syntax error{where}: {problem}", file=str(path)) from None
+
+
+def load_users_file(path: str | Path) -> FabUsersFile:
+    """The FAB users file (:class:`~pipelines.spec.users.FabUsersFile`) at ``path``; one
+    :class:`SpecError` naming the file and the field when it is malformed."""
+    path = Path(path)
+    data = _read_yaml(path, "users file")
+    if not isinstance(data, dict):
+        raise SpecError(f"{path}: expected a mapping with users: at the top level, got {type(data).__name__}",
+                        file=str(path))
+    return _validated(FabUsersFile, data, str(path))

@@ -146,3 +146,85 @@ def test_an_operator_reads_the_matrix_and_drills_down(
     driver.save_screenshot(str(ARTIFACTS / "lockstep-drill-down.png"))  # type: ignore[attr-defined]
     if os.environ.get("LOCKSTEP_UPDATE_DOCS_SCREENSHOT") == "1":
         shutil.copy(ARTIFACTS / "lockstep-view.png", REPO / "docs" / "lockstep-view.png")
+
+
+GOVERNED = "browser_gov"
+OPERATOR = ["read", "run", "override", "rollback", "approve"]
+
+
+def _sign_in(driver: object, af: EmbeddedAirflow, user: str) -> None:
+    """A fresh session: Airflow's own login page, as ``user``."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.delete_all_cookies()  # type: ignore[attr-defined]
+    driver.get(f"{af.url}/plugin/lockstep")  # type: ignore[attr-defined]
+    _wait(driver, "input[name='username']").send_keys(user)  # type: ignore[attr-defined]
+    driver.find_element(By.CSS_SELECTOR, "input[name='password']").send_keys(login_password(af, user))  # type: ignore[attr-defined]
+    driver.find_element(By.CSS_SELECTOR, "button[type='submit']").click()  # type: ignore[attr-defined]
+    WebDriverWait(driver, 120).until(  # type: ignore[arg-type]
+        lambda d: not d.find_elements(By.CSS_SELECTOR, "input[name='password']"))
+
+
+def test_one_operator_requests_an_override_another_approves_it_in_the_view(
+    embedded_airflow: EmbeddedAirflow, airflow_dags: Path, browser: object,
+) -> None:
+    """alice (eu-central's operator) requests the override of eu-central's block with the
+    page's button; bob (the same role) approves it on his page; the interval is overridden,
+    and the view names both (conftest's USERS: alice and bob hold ``op``)."""
+    import yaml
+    from selenium.webdriver.common.by import By
+
+    from pipelines.certify import decisions
+    from pipelines.spec import load_spec
+
+    af, driver = embedded_airflow, browser
+    build_lake(airflow_dags, GOVERNED)
+    path = airflow_dags / f"{GOVERNED}.yaml"
+    path.write_text(yaml.safe_dump({**yaml.safe_load(path.read_text()), "governance": {
+        "allow_local": False, "approvals": 1, "approval_expiry": "1h",
+        "roles": {"admin": {"regions": "*", "actions": ["read", "run", "override", "rollback", "approve"]},
+                  "op": {"regions": ["eu-central"], "actions": OPERATOR},
+                  "user": {"regions": ["eu-west"], "actions": OPERATOR}}}}))
+    spec = load_spec(path)
+    page = f"{af.url}/lockstep/pipelines/{GOVERNED}/intervals/{BLOCKED}"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+
+    # carol operates eu-west: no button to override eu-central's block
+    _sign_in(driver, af, "carol")
+    driver.get(page)  # type: ignore[attr-defined]
+    _wait(driver, "table.failed-checks")
+    assert not driver.find_elements(By.CSS_SELECTOR, "form.request-override")  # type: ignore[attr-defined]
+
+    # alice requests the override, with her reason
+    _sign_in(driver, af, "alice")
+    driver.get(page)  # type: ignore[attr-defined]
+    form = _wait(driver, "form.request-override")
+    form.find_element(By.NAME, "reason").send_keys("eu-central's risk list lags a day: accepted")  # type: ignore[attr-defined]
+    form.find_element(By.CSS_SELECTOR, "button[type='submit']").click()  # type: ignore[attr-defined]
+    row = _wait(driver, "tr.request.pending")
+    assert row.find_element(By.CLASS_NAME, "requester").text == "airflow:alice"  # type: ignore[attr-defined]
+    assert not row.find_elements(By.CSS_SELECTOR, "form.approve")  # type: ignore[attr-defined]  # not her own
+    driver.save_screenshot(str(ARTIFACTS / "lockstep-request.png"))  # type: ignore[attr-defined]
+
+    # bob approves it on his page: the decision is recorded with his approval
+    _sign_in(driver, af, "bob")
+    driver.get(page)  # type: ignore[attr-defined]
+    form = _wait(driver, "tr.request.pending form.approve")
+    form.find_element(By.NAME, "reason").send_keys("checked the feed")  # type: ignore[attr-defined]
+    form.find_element(By.CSS_SELECTOR, "button.approve").click()  # type: ignore[attr-defined]
+    row = _wait(driver, "tr.request.decided")
+    assert "airflow:bob: checked the feed" in row.find_element(By.CLASS_NAME, "approvals").text  # type: ignore[attr-defined]
+    history = driver.find_element(By.CSS_SELECTOR, "table.history").text  # type: ignore[attr-defined]
+    assert "airflow:alice" in history and "approved by airflow:bob" in history
+    driver.save_screenshot(str(ARTIFACTS / "lockstep-approved.png"))  # type: ignore[attr-defined]
+
+    driver.get(f"{af.url}/lockstep/pipelines/{GOVERNED}")  # type: ignore[attr-defined]
+    _wait(driver, f"table#matrix-{GOVERNED}")
+    td = driver.find_element(  # type: ignore[attr-defined]
+        By.CSS_SELECTOR, f"table#matrix-{GOVERNED} td[data-region='eu-central'][data-interval='{BLOCKED}']")
+    assert td.find_element(By.CLASS_NAME, "state").text == "overridden"
+    assert "override by airflow:alice, approved by airflow:bob" in td.get_attribute("title")
+    last = decisions(spec)[-1]
+    assert (last.kind, last.interval, last.who, last.approvers) == ("override", BLOCKED, "airflow:alice",
+                                                                    ["airflow:bob"])

@@ -32,7 +32,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Literal
 
 from pipelines.airflow.client import AirflowClient, AirflowError
 from pipelines.airflow.embedded.environment import (
@@ -42,6 +42,7 @@ from pipelines.airflow.embedded.environment import (
     free_port,
     port_in_use,
 )
+from pipelines.airflow.embedded.fab import check_roles, fab_env, provision
 from pipelines.airflow.embedded.processes import (
     PIDS_FILE,
     descendants,
@@ -74,6 +75,11 @@ class EmbeddedAirflow:
     :param cwd: the components' working directory (default: ``home``); ``lockstep airflow
         up`` runs them in the project, where the CLI runs, so anything resolved against the
         working directory names the same place for both
+    :param auth: ``"simple"`` (the simple auth manager, one admin) or ``"fab"`` (the FAB auth
+        manager, users and roles in the metadata DB, created from ``users_file``:
+        :mod:`~pipelines.airflow.embedded.fab`); :meth:`password_of` tells a user's password
+    :param users_file: the FAB users file (YAML, :class:`~pipelines.spec.FabUsersFile`); the
+        admin alone without one
     :param progress: told what the start-up is doing (``"migrating the metadata DB"``,
         ``"waiting for scheduler, dag_processor"``), each time that changes
 
@@ -96,6 +102,8 @@ class EmbeddedAirflow:
         inherit_airflow_env: bool = False,
         python: str = sys.executable,
         cwd: Path | None = None,
+        auth: Literal["simple", "fab"] = "simple",
+        users_file: Path | None = None,
         progress: Callable[[str], None] | None = None,
     ) -> None:
         self.home = Path(home).resolve()
@@ -112,6 +120,13 @@ class EmbeddedAirflow:
         self.python = python
         self.cwd = Path(cwd).resolve() if cwd else self.home
         self._progress = progress
+        if auth not in ("simple", "fab"):
+            raise AirflowError(f"auth must be 'simple' or 'fab', got {auth!r}")
+        if users_file is not None and auth != "fab":
+            raise AirflowError("a users file is for the FAB auth manager: start with auth='fab' (--auth fab)")
+        self.auth = auth
+        self.users_file = Path(users_file).resolve() if users_file else None
+        self.passwords: dict[str, str] = {}
         self._phase = ""
         self.url = f"http://127.0.0.1:{self.port}"
         self.timings: dict[str, float] = {}
@@ -130,6 +145,18 @@ class EmbeddedAirflow:
     def password(self) -> str:
         return home_secrets(self.home)["admin_password"]
 
+    def password_of(self, user: str) -> str:
+        """The password of ``user``: a FAB user of the users file, or the admin."""
+        if user == ADMIN_USER:
+            return self.password
+        if user not in self.passwords:
+            raise AirflowError(f"no user {user!r} in this Airflow's users file ({self.users_file or 'none'})")
+        return self.passwords[user]
+
+    def client_for(self, user: str) -> AirflowClient:
+        """A REST client signed in as ``user`` (close it when done)."""
+        return AirflowClient(self.url, user, self.password_of(user), check=self.check_alive)
+
     def __enter__(self) -> EmbeddedAirflow:
         self.start()
         return self
@@ -144,6 +171,8 @@ class EmbeddedAirflow:
 
     def start(self) -> None:
         """Migrate the metadata DB, start every component, wait until all report healthy."""
+        if self.auth == "fab":  # a malformed users file is refused before anything is written
+            check_roles(self.users_file, self.dags_folder)
         self.home.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         kill_stale(self.home)
@@ -164,6 +193,7 @@ class EmbeddedAirflow:
                 sql_alchemy_conn=self.sql_alchemy_conn,
                 parse_interval=self.parse_interval,
             ),
+            **(fab_env() if self.auth == "fab" else {}),
             **self.extra_env,
         }
         self.env.update(absolute_root(self.env))
@@ -173,6 +203,12 @@ class EmbeddedAirflow:
             self._report("migrating the metadata DB")
             self._migrate()
             self.timings["db_migrate"] = time.monotonic() - t0
+            if self.auth == "fab":
+                t2 = time.monotonic()
+                self._report("creating the FAB users and roles")
+                self.passwords = provision(self.home, self.users_file, self.env, python=self.python,
+                                           cwd=self.cwd, log=self.log_dir / "fab-users.log")
+                self.timings["fab_users"] = time.monotonic() - t2
             t1 = time.monotonic()
             self._report(f"starting {', '.join(self.components)}")
             for component in self.components:

@@ -13,9 +13,11 @@ import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
 from pipelines.airflow.client import AirflowError
 from pipelines.airflow.embedded.environment import DEFAULT_PORT, UP_COMPONENTS, absolute_root
+from pipelines.airflow.embedded.fab import FAB_PASSWORDS_FILE
 from pipelines.airflow.embedded.harness import EmbeddedAirflow
 from pipelines.airflow.secrets import ADMIN_USER
 from pipelines.spec.settings import settings
@@ -58,6 +60,8 @@ def up(
     out: Callable[[str], None] = print,
     progress: Callable[[str], None] | None = None,
     root: str | None = None,
+    auth: Literal["simple", "fab"] = "simple",
+    users_file: Path | None = None,
 ) -> int:
     """Run Airflow in the foreground until Ctrl-C (or SIGTERM, SIGHUP); the exit code.
 
@@ -72,6 +76,9 @@ def up(
       ``lockstep backfill --via airflow --unpause`` a range. A DAG's pause state is kept
       across restarts.
     - **Progress**: ``progress`` hears each start-up phase (the CLI shows it on one line).
+    - **Auth**: the simple auth manager (one admin) by default; ``auth="fab"``: the FAB auth
+      manager with the users and roles of ``users_file`` (:mod:`~pipelines.airflow.embedded.fab`),
+      their passwords in the home's ``lockstep-fab-passwords.json``.
     - **Lineage**: Lockstep's OpenLineage extractor is configured (it emits only once an
       OpenLineage transport is, e.g. ``AIRFLOW__OPENLINEAGE__TRANSPORT``).
     """
@@ -103,6 +110,8 @@ def up(
         cwd=project,
         progress=progress,
         components=UP_COMPONENTS,
+        auth=auth,
+        users_file=users_file,
     )
     try:
         out(f"Starting Airflow 3 (home {home}, DAGs {dags_folder}) ...")
@@ -113,7 +122,9 @@ def up(
             out(
                 f"\nAirflow is up: {af.url}\n"
                 f"  log in as  {ADMIN_USER} / {af.password}\n"
-                f"  REST API   {af.url}/api/v2  (token: POST {af.url}/auth/token)\n"
+                + (f"  FAB users  {len(af.passwords) - 1} more, passwords in {af.home / FAB_PASSWORDS_FILE}\n"
+                   if auth == "fab" else "")
+                + f"  REST API   {af.url}/api/v2  (token: POST {af.url}/auth/token)\n"
                 f"  logs       {af.log_dir}\n"
                 f"  airflow CLI: set -a; . {af.env_file}; set +a; airflow dags list\n"
                 + ("New DAGs start paused: unpause one in the UI to follow its schedule, or run a range with\n"

@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict
 
 from pipelines.airflow.ui.routes import load_pipeline, parse_interval
 
-__all__ = ["principal_of", "router", "scoped", "visible"]
+__all__ = ["panel", "principal_of", "router", "scoped", "visible"]
 
 router = APIRouter()
 CAN_EDIT_DAG = [Depends(requires_access_dag("PUT"))]
@@ -41,16 +41,23 @@ T = TypeVar("T")
 
 def principal_of(user: Any) -> Any:
     """The principal of a user the auth manager verified: its name and its role (or group,
-    or team) names, whatever the auth manager calls them (FAB: ``roles``; simple: ``role``)."""
+    or team) names, whatever the auth manager calls them (FAB: ``roles``, Role rows loaded
+    with the user; simple: ``role``; others: ``groups``, ``teams``).
+
+    A collection the auth manager did not load with the user (FAB's ``groups``: the user is
+    read in a session closed before the route runs) grants nothing: fewer roles, never more."""
     from pipelines.governance import Principal
 
-    names: set[str] = set()
-    for role in getattr(user, "roles", None) or []:
-        names.add(str(getattr(role, "name", role)))
-    if getattr(user, "role", None):
-        names.add(str(user.role))
-    for attr in ("groups", "teams"):
-        names.update(str(g) for g in getattr(user, attr, None) or [])
+    def named(attr: str) -> set[str]:
+        try:
+            items = getattr(user, attr, None) or []
+        except Exception:  # noqa: BLE001 - SQLAlchemy's DetachedInstanceError: not loaded, not granted
+            return set()
+        if isinstance(items, str):
+            items = [items]
+        return {str(getattr(item, "name", item)) for item in items}
+
+    names = named("roles") | named("role") | named("groups") | named("teams")
     return Principal(str(user.get_name()), "airflow", frozenset(names))
 
 
@@ -101,6 +108,38 @@ def scoped(data: Any, spec: Any, regions: list[str]) -> Any:
 
 
 _DROP = object()
+
+
+def panel(spec: Any, user: Any, interval: Any) -> dict[str, Any]:
+    """What an interval's page shows about requests (:func:`~pipelines.airflow.ui.approvals.render_requests`):
+    the requests about it touching a region ``user`` reads (pending first), and which buttons
+    ``user`` may use: request an override of its block or a rollback to its certified
+    generation (where the spec grants the action in every region it affects), approve or
+    reject a pending request of someone else's."""
+    from pipelines.certify import decisions
+    from pipelines.governance import affected_regions, allowed, requests
+    from pipelines.governance.approvals import governance_of
+
+    me = principal_of(user)
+    readable = set(spec.regions if spec.governance is None else visible(spec, user))
+
+    def may(action: str, regions: list[str]) -> bool:
+        return all(allowed(spec, me, action, r) for r in regions)
+
+    mine = [d for d in decisions(spec) if d.interval == interval.key]
+    override = None
+    if mine and mine[-1].kind == "gate" and not mine[-1].certified:
+        affected = affected_regions(spec, mine[-1], "override")
+        if may("override", affected):
+            override = {"generation": mine[-1].generation_id, "regions": affected}
+    certified = [d for d in mine if d.certified and d.kind == "gate"]
+    rollback = certified[-1].generation_id if certified and may("rollback", spec.regions) else None
+    rows = [{**r.as_json(), "can_approve": may("approve", r.regions) and r.requester != me.identity}
+            for r in reversed(requests(spec)) if r.interval == interval.key and readable & set(r.regions)]
+    rows.sort(key=lambda r: r["state"] != "pending")
+    return {"pipeline": spec.name, "interval": interval.key, "approvals": governance_of(spec).approvals,
+            "requests": scoped(rows, spec, sorted(readable)), "override": override, "rollback": rollback,
+            "me": me.identity}
 
 
 class RequestBody(BaseModel):

@@ -110,7 +110,9 @@ def render_history(dag_id: str, log: list[dict[str, Any]]) -> str:
         return "<p class=muted>no decisions yet</p>"
     rows = "".join(
         f"<tr><td>{_when(d['decided_at'])}</td><td>{esc(d['interval'])}</td><td>{esc(d['kind'])}</td>"
-        f"<td>{esc(d['status'])}</td><td>{esc(d['who'])}</td>"
+        f"<td>{esc(d['status'])}</td><td class=who>{esc(d['who'])}"
+        + (f"<br><span class=muted>approved by {esc(', '.join(d['approvers']))}</span>" if d.get("approvers") else "")
+        + "</td>"
         f"<td>{_why(d)}</td>"
         f"<td>{_when(d['expires_at']) if d['expires_at'] else ''}</td><td><code>{esc(d['generation_id'])}</code></td>"
         f"<td>{_run_link(dag_id, d['run_id'])}</td></tr>"
@@ -200,20 +202,23 @@ def _keys_and_columns(f: dict[str, Any]) -> tuple[str, str]:
     return "<br>".join(esc(k) for k in keys) or "-", esc(", ".join(str(c) for c in columns)) or "-"
 
 
-def render_drill_down(base: str, spec: Any, ex: dict[str, Any]) -> str:
+def render_drill_down(base: str, spec: Any, ex: dict[str, Any], requests: str = "",
+                      regions: list[str] | None = None) -> str:
+    """The interval's page; ``requests``: its requests section (HTML), shown below its decisions;
+    ``regions``: those the reader may see (their Data Docs are linked; default every region)."""
     dag_id = spec.name
     key = ex["interval"]
     state = (f"<span class='pill ok'>in force: {esc(ex['in_force'])}</span>" if ex["in_force"]
              else "<span class='pill bad'>not certified</span>")
     docs = " ".join(f"<a href='{base}/pipelines/{quote(dag_id)}/docs/{quote(r)}/index.html'>{esc(r)}</a>"
-                    for r in spec.regions)
+                    for r in (spec.regions if regions is None else regions))
     out = [f"<div class=crumbs><a href='{base}/'>Lockstep</a> / <a href='{base}/pipelines/{quote(dag_id)}'>"
            f"{esc(dag_id)}</a> / {esc(key)}</div><h1>{esc(dag_id)} · {esc(key)}</h1>",
            f"<p>{state} · run {_run_link(dag_id, ex['run_id'] or '')} · "
            f"Data Docs: {docs}</p>"]
     out.append("<h2>decisions</h2>" + (render_history(dag_id, [
         {**d, "interval": key, "reasons": d["blocking_reasons"]} for d in reversed(ex["decisions"])
-    ]) if ex["decisions"] else "<p class=muted>no decision about this interval</p>"))
+    ]) if ex["decisions"] else "<p class=muted>no decision about this interval</p>") + requests)
 
     out.append(f"<h2>failed checks ({len(ex['failed'])})</h2>")
     if ex["failed"]:

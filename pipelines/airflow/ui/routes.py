@@ -12,7 +12,9 @@ its DAG and DAG-run pages). Pages (server-rendered HTML):
   the release history and each candidate's per-region shadow evaluations;
 * ``GET /lockstep/pipelines/{dag_id}/intervals/{interval}`` — the drill-down: every failed
   check (region, table, keys, columns, observed vs threshold), the drift heatmap region x
-  column, quarantine counts (the rows stay in their region), links to Data Docs and the Airflow run;
+  column, quarantine counts (the rows stay in their region), links to Data Docs and the Airflow run,
+  and the requests about the interval with the buttons that request an override or a rollback
+  and approve or reject (:mod:`~pipelines.airflow.ui.approvals`, behind the spec's governance);
 * ``GET /lockstep/pipelines/{dag_id}/docs/{region}/{path}`` — a region's static Data Docs.
 
 JSON: ``/lockstep/api/pipelines``, ``.../{dag_id}/status`` (what ``lockstep status --json``
@@ -93,7 +95,7 @@ def _specs() -> dict[str, Path]:
     out: dict[str, Path] = {}
     for path in sorted(_dags_folder().glob("*.yaml")):
         try:
-            name = (yaml.safeload_pipeline(path.read_text()) or {}).get("name") or path.stem
+            name = (yaml.safe_load(path.read_text()) or {}).get("name") or path.stem
         except (OSError, yaml.YAMLError, AttributeError):
             name = path.stem
         out[str(name)] = path
@@ -261,9 +263,15 @@ def pipeline_page(request: Request, dag_id: str, user: GetUserDep, last: int = 7
 
 @app.get("/pipelines/{dag_id}/intervals/{interval}", response_class=HTMLResponse, dependencies=CAN_READ_DAG)
 def interval_page(request: Request, dag_id: str, interval: str, user: GetUserDep) -> str:
+    from pipelines.airflow.ui.approvals import render_requests
+    from pipelines.airflow.ui.governed import panel, visible
+
     spec = load_pipeline(dag_id)
-    ex = _scoped(spec, user, drill_down(spec, parse_interval(spec, interval)))
-    return page(f"Lockstep · {dag_id} · {interval}", render_drill_down(_base(request), spec, ex))
+    iv = parse_interval(spec, interval)
+    ex = _scoped(spec, user, drill_down(spec, iv))
+    requests = render_requests(_base(request), panel(spec, user, iv))
+    regions = None if spec.governance is None else visible(spec, user)
+    return page(f"Lockstep · {dag_id} · {interval}", render_drill_down(_base(request), spec, ex, requests, regions))
 
 
 @app.get("/pipelines/{dag_id}/docs/{path:path}", dependencies=CAN_READ_DAG)
