@@ -142,7 +142,7 @@ def _region_reason(spec: PipelineSpec, region: str, key: str, in_force: Decision
     certifying = [d for d in mine if d.certified]
     if certifying:
         last = certifying[-1]
-        revoked = any(r.kind == "rollback" and (r.log_version or -1) > (last.log_version or -1)
+        revoked = any(r.pipeline_wide and (r.log_version or -1) > (last.log_version or -1)
                       and r.interval_start < last.interval_start for r in log)
         if revoked:
             return _reason(region, key, "rolled back", "its certification was revoked by a rollback to an earlier "
@@ -150,5 +150,5 @@ def _region_reason(spec: PipelineSpec, region: str, key: str, in_force: Decision
         if last.kind == "override" and last.expires_at is not None:
             return _reason(region, key, "override expired", f"in force only through the override of "
                            f"{last.generation_id} by {last.who}, which expired at {last.expires_at:%Y-%m-%d %H:%M:%S} UTC")
-    text, _ = _first_reason(mine[-1], region)
+    text, _, _ = _first_reason(mine[-1], region, list(spec.regions))
     return _reason(region, key, "blocked", text or f"the newest decision ({mine[-1].decision_id}) blocked it")
