@@ -237,7 +237,8 @@ def full_tmpfs(folder: Path, size: str, *, fill: bool = True) -> Iterator[Path]:
 
 def test_a_full_disk_while_data_docs_are_written_is_one_line(ran_lake: Path, tmp_path: Path) -> None:
     spec = copy_lake(ran_lake, tmp_path)
-    docs = tmp_path / "lake" / "fraud_features" / "_lockstep" / "data_docs"
+    first = load_spec(spec).regions[0]  # each region's site is under its prefix; the first validated fills the disk
+    docs = tmp_path / "lake" / "fraud_features" / "_lockstep" / "regions" / first / "data_docs"
     shutil.rmtree(docs)
     with full_tmpfs(docs, "64k"):  # the tables and check results have room; the Data Docs none
         out = cli("validate", str(spec), "--date", PAST)

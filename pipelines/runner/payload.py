@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from pipelines.control.results import record_failure
-from pipelines.errors import SpecError
+from pipelines.errors import IntervalError, SpecError
 from pipelines.preflight import preflight
 from pipelines.runner.interval import gate_step, reconcile_step, run_region
 from pipelines.runner.steps import (
@@ -65,6 +65,8 @@ def run_step(payload: StepPayload) -> dict[str, Any]:
         return _control_step(spec, payload)
     try:
         return _region_step(spec, payload, payload.region)
+    except IntervalError:
+        raise  # the interval itself is refused (not closed, no such interval): nothing ran, nothing is written
     except Exception as exc:
         record_failure(spec.control_root(payload.root), spec.name, payload.interval.key, payload.run_id,
                        payload.region, payload.step, exc, spec.control_options())
