@@ -9,18 +9,15 @@ template's source is still read and checksummed at each use, its compilation don
 
 from __future__ import annotations
 
+from functools import cache
+from typing import Any
+
+from jinja2 import BytecodeCache
+from jinja2.bccache import Bucket
+
 from pipelines.validation.gx import import_gx
 
-import_gx()
-
-from great_expectations.render.view import (  # noqa: E402  (GX through its one import path)
-    DefaultJinjaIndexPageView,
-    DefaultJinjaPageView,
-)
-from jinja2 import BytecodeCache  # noqa: E402
-from jinja2.bccache import Bucket  # noqa: E402
-
-__all__ = ["PageView", "IndexPageView", "VIEWS"]
+__all__ = ["VIEWS"]  # and PageView, IndexPageView: made when GX first asks (__getattr__)
 
 
 class _ProcessBytecodeCache(BytecodeCache):
@@ -42,17 +39,36 @@ class _ProcessBytecodeCache(BytecodeCache):
 _TEMPLATES = _ProcessBytecodeCache()
 
 
-# GX hands a view only the arguments its __init__ names: the same names as GX's own views
-class PageView(DefaultJinjaPageView):  # type: ignore[misc]
-    def __init__(self, custom_styles_directory: str | None = None, custom_views_directory: str | None = None) -> None:
-        super().__init__(custom_styles_directory=custom_styles_directory, custom_views_directory=custom_views_directory)
-        self.env.bytecode_cache = _TEMPLATES
+@cache
+def _views() -> dict[str, type]:
+    """GX's two page views with the process's template cache, made the first time GX asks for
+    one (GX is imported through :func:`import_gx`, never when this module loads)."""
+    import_gx()
+    from great_expectations.render.view import DefaultJinjaIndexPageView, DefaultJinjaPageView
+
+    # GX hands a view only the arguments its __init__ names: the same names as GX's own views
+    class PageView(DefaultJinjaPageView):  # type: ignore[misc]
+        def __init__(self, custom_styles_directory: str | None = None,
+                     custom_views_directory: str | None = None) -> None:
+            super().__init__(custom_styles_directory=custom_styles_directory,
+                             custom_views_directory=custom_views_directory)
+            self.env.bytecode_cache = _TEMPLATES
+
+    class IndexPageView(DefaultJinjaIndexPageView):  # type: ignore[misc]
+        def __init__(self, custom_styles_directory: str | None = None,
+                     custom_views_directory: str | None = None) -> None:
+            super().__init__(custom_styles_directory=custom_styles_directory,
+                             custom_views_directory=custom_views_directory)
+            self.env.bytecode_cache = _TEMPLATES
+
+    return {"PageView": PageView, "IndexPageView": IndexPageView}
 
 
-class IndexPageView(DefaultJinjaIndexPageView):  # type: ignore[misc]
-    def __init__(self, custom_styles_directory: str | None = None, custom_views_directory: str | None = None) -> None:
-        super().__init__(custom_styles_directory=custom_styles_directory, custom_views_directory=custom_views_directory)
-        self.env.bytecode_cache = _TEMPLATES
+def __getattr__(name: str) -> Any:
+    """``PageView`` and ``IndexPageView``, as GX looks them up by module and class name."""
+    if name in ("PageView", "IndexPageView"):
+        return _views()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 #: the site's section and index builders' ``view`` configuration (GX instantiates them by name)

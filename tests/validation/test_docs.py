@@ -52,21 +52,23 @@ def test_the_site_built_region_by_region_is_gx_full_build(root: str, tmp_path: A
 
     spec = spec_with([fault("duplicates")], regions=3, rows=300)  # a failing page among passing ones
     run_interval(spec, Interval.for_date(D), root=root)
-    docs = Path(root, spec.name, "_lockstep", "data_docs")
-    # the oracle: GX's own context, its default site, every stored result loaded through its schema
-    context = import_gx().get_context(mode="file", project_root_dir=tmp_path)
-    stored = sorted((docs / "_results").rglob("*.json"))
-    assert len(stored) == 3 * 4  # 3 regions x (transactions, merchant_risk, card_ and merchant_features)
-    for path in stored:
-        suite, run_name, stamp, batch = path.relative_to(docs / "_results").with_suffix("").parts
-        run_time = datetime.strptime(stamp, "%Y%m%dT%H%M%S.%fZ").replace(tzinfo=UTC)
-        key = ValidationResultIdentifier(expectation_suite_identifier=ExpectationSuiteIdentifier(name=suite),
-                                         run_id=RunIdentifier(run_name=run_name, run_time=run_time),
-                                         batch_identifier=batch)
-        context.validation_results_store.set(key, expectationSuiteValidationResultSchema.load(json.loads(path.read_text())))
-    context.build_data_docs()
-    full = tmp_path / "gx" / "uncommitted" / "data_docs" / "local_site"
-    built, oracle = _site(docs), _site(full)
-    assert sorted(built) == sorted(oracle)
-    assert [p for p in built if built[p] != oracle[p]] == []
-    shutil.rmtree(full)
+    for n, region in enumerate(spec.regions):  # each region's site, under its prefix, from its own results
+        docs = Path(root, spec.name, "_lockstep", "regions", region, "data_docs")
+        # the oracle: GX's own context, its default site, every stored result loaded through its schema
+        context = import_gx().get_context(mode="file", project_root_dir=tmp_path / f"oracle-{n}")
+        stored = sorted((docs / "_results").rglob("*.json"))
+        assert len(stored) == 4  # transactions, merchant_risk, card_ and merchant_features
+        for path in stored:
+            suite, run_name, stamp, batch = path.relative_to(docs / "_results").with_suffix("").parts
+            run_time = datetime.strptime(stamp, "%Y%m%dT%H%M%S.%fZ").replace(tzinfo=UTC)
+            key = ValidationResultIdentifier(expectation_suite_identifier=ExpectationSuiteIdentifier(name=suite),
+                                             run_id=RunIdentifier(run_name=run_name, run_time=run_time),
+                                             batch_identifier=batch)
+            context.validation_results_store.set(
+                key, expectationSuiteValidationResultSchema.load(json.loads(path.read_text())))
+        context.build_data_docs()
+        full = tmp_path / f"oracle-{n}" / "gx" / "uncommitted" / "data_docs" / "local_site"
+        built, oracle = _site(docs), _site(full)
+        assert sorted(built) == sorted(oracle)
+        assert [p for p in built if built[p] != oracle[p]] == []
+        shutil.rmtree(full)
