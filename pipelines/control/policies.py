@@ -66,10 +66,14 @@ def s3_policies(spec: PipelineSpec) -> dict[str, dict[str, Any]]:
         bucket, prefix = _split(spec.region_root(region), "storage.root")
         own_bucket = "{region}" in spec.storage.root.split("://", 1)[-1].split("/", 1)[0]
         data = f"arn:aws:s3:::{bucket}/" + ("*" if own_bucket else _key(prefix, spec.name, region) + "/*")
+        # statement ids name the region: a worker serving several regions holds their policies merged
+        # into one document, and IAM wants a policy's ids unique
+        tag = "".join(part.capitalize() for part in region.split("-"))
         docs[f"region:{region}"] = _doc(
-            _statement("RegionTables", "s3:*", [data]),
-            _statement("PublishToOwnPrefix", "s3:*", [f"{ctl}/{_key(lockstep, REGIONS_DIR, region)}/*"]),
-            _statement("ReadDecisions", "s3:GetObject", [f"{ctl}/{lockstep}/{name}/*" for name in REGION_READS]),
-            _statement("List", ["s3:ListBucket", "s3:GetBucketLocation"], [f"arn:aws:s3:::{bucket}", ctl]),
+            _statement(f"RegionTables{tag}", "s3:*", [data]),
+            _statement(f"PublishToOwnPrefix{tag}", "s3:*", [f"{ctl}/{_key(lockstep, REGIONS_DIR, region)}/*"]),
+            _statement(f"ReadDecisions{tag}", "s3:GetObject",
+                       [f"{ctl}/{lockstep}/{name}/*" for name in REGION_READS]),
+            _statement(f"List{tag}", ["s3:ListBucket", "s3:GetBucketLocation"], [f"arn:aws:s3:::{bucket}", ctl]),
         )
     return docs

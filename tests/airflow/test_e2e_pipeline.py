@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from pipelines.airflow.embedded import EmbeddedAirflow
-from pipelines.models import promote, train
+from pipelines.models import promote, shadow_score, train
 from pipelines.runner import run_interval
 from pipelines.spec import Interval, load_spec, parse_spec
 from tests.airflow.conftest import TIMINGS
@@ -46,12 +46,16 @@ def test_pipeline_certifies_and_triggers_the_consumer(
     data["storage"] = {"root": str(tmp_path / "lake")}
     data["schedule"] = "None"  # manual runs only: no scheduled interval competes with the measured one
     data["validation"]["suites_dir"] = str(Path(__file__).resolve().parents[2] / "expectations")
-    data["models"] = {"name": "e2e_model", "window": 1}
+    data["models"] = {"name": "e2e_model", "window": 1,  # the gate over the one day held, any AUC
+                      "promotion": {"window": 1, "max_auc_drop": 1.0, "max_psi": 10.0}}
     (airflow_dags / "e2e_fraud.yaml").write_text(yaml.safe_dump(data))
     spec = load_spec(airflow_dags / "e2e_fraud.yaml")
     # the day before, certified in-process: the model is trained on it and released from the 2nd
     assert run_interval(spec, Interval.for_date("2026-01-01")).decision.certified  # type: ignore[union-attr]
-    release = promote(spec, train(spec, until="2026-01-01").version, effective_from=DAY, why="e2e model")
+    trained = train(spec, until="2026-01-01")
+    for region in spec.regions:  # the promotion gate asks for shadow scores in every region
+        shadow_score(spec, trained.version, "2026-01-01", region)
+    release = promote(spec, trained.version, effective_from=DAY, why="e2e model")
     (airflow_dags / "e2e_fraud.py").write_text(
         "from pathlib import Path\n\nfrom pipelines.airflow import build_dag\n\n"
         "dag = build_dag(Path(__file__).with_name('e2e_fraud.yaml'))\n")

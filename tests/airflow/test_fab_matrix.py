@@ -152,7 +152,7 @@ def test_every_allow_and_deny_of_13_roles_in_12_regions(
                 assert "/dagRuns -> 409" in run.text, run.text
         # rollback and release affect every region: one request each tells all 12
         to = [d for d in decisions(spec) if d.certified][0].generation_id
-        rb = s.call(role, "POST", f"{api}/requests", json={"action": "rollback", "to": to, "reason": "matrix"})
+        rb = s.call(role, "POST", f"{api}/requests", json={"action": "rollback", "to": to, "scope": "pipeline", "reason": "matrix"})
         rel = s.call(role, "POST", f"{api}/requests", json={"action": "release", "kind": "promote", "version": "1",
                                                            "effective_from": BLOCKED, "reason": "matrix"})
         for region in regions:
