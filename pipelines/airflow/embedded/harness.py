@@ -330,7 +330,6 @@ class EmbeddedAirflow:
         The scheduler and dag-processor stop first, then the api-server (running tasks
         report to it while they shut down). Safe to call twice.
         """
-        import psutil
 
         if self._client is not None:
             self._client.close()
@@ -352,7 +351,7 @@ class EmbeddedAirflow:
                     proc.wait(timeout=max(0.1, deadline - time.monotonic()))
                 except subprocess.TimeoutExpired:
                     pass
-            _, alive = psutil.wait_procs(family, timeout=max(0.1, deadline - time.monotonic()))
+            alive = _still_alive(family, deadline)
             for proc in procs.values():
                 signal_group(proc.pid, signal.SIGKILL)
                 if proc.poll() is None:
@@ -366,4 +365,21 @@ class EmbeddedAirflow:
             log.close()
         self._logs.clear()
         (self.home / PIDS_FILE).unlink(missing_ok=True)
+
+
+def _still_alive(family: list[Any], deadline: float) -> list[Any]:
+    """The processes of ``family`` still running at ``deadline``. One that exits (or whose pid
+    is gone, reaped by its own parent, while it is waited on) counts as stopped: psutil's
+    ``wait_procs`` raises on that race instead (``pidfd_open``: no such process)."""
+    import psutil
+
+    alive = []
+    for proc in family:
+        try:
+            proc.wait(timeout=max(0.05, deadline - time.monotonic()))
+        except psutil.TimeoutExpired:
+            alive.append(proc)
+        except (psutil.NoSuchProcess, ChildProcessError, ProcessLookupError, FileNotFoundError):
+            pass
+    return alive
 
