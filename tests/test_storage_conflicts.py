@@ -148,3 +148,35 @@ def test_appends_in_log_order_carry_the_version_of_their_commit_under_concurrent
     for v in (1, writers * rounds // 2, writers * rounds):  # each row is in exactly the commit it names
         new = pl.read_delta(uri, version=v).join(pl.read_delta(uri, version=v - 1), on=["writer", "round"], how="anti")
         assert new["log_version"].to_list() == [v]
+
+
+def _create_race(root: str, writer: int, tables: int, barrier: Any, out: Any) -> None:
+    from pipelines.storage import append_in_order
+
+    try:
+        for t in range(tables):
+            barrier.wait(60)  # every writer meets the missing table at once: each one tries to create it
+            append_in_order(f"{root}/t{t}", lambda v: pl.DataFrame({"writer": [writer], "log_version": [v]}))
+        out.put("ok")
+    except Exception as exc:  # reported to the parent, which asserts on it
+        out.put(f"{type(exc).__name__}: {exc}")
+
+
+def test_writers_racing_to_create_a_log_leave_one_create_and_one_commit_each(tmp_path: Path) -> None:
+    """deltalake rebases a losing create over the winner's by default, leaving a second create at
+    version 1 that no row names; here the loser's create fails and it appends to the winner's table."""
+    writers, tables = 4, 12
+    ctx = mp.get_context("spawn")
+    barrier, out = ctx.Barrier(writers), ctx.Queue()
+    procs = [ctx.Process(target=_create_race, args=(str(tmp_path), w, tables, barrier, out)) for w in range(writers)]
+    for p in procs:
+        p.start()
+    results = [out.get(timeout=300) for _ in procs]
+    for p in procs:
+        p.join(60)
+    assert results == ["ok"] * writers, results
+    for t in range(tables):
+        uri = str(tmp_path / f"t{t}")
+        creates = [h for h in DeltaTable(uri).history() if h.get("operation") == "CREATE TABLE"]
+        assert len(creates) == 1 and DeltaTable(uri).version() == writers, (uri, DeltaTable(uri).history())
+        assert sorted(pl.read_delta(uri)["log_version"].to_list()) == list(range(1, writers + 1))

@@ -14,7 +14,9 @@ min and median), the model loaded before the clock starts in both:
   certified read with its files verified against their content hashes, ``predict_proba``.
 
 The figure is the ratio of the medians (issue 20's goal: <= 1.3x), with the peak RSS each adds
-above the RSS after its imports.
+above the RSS after its imports. A second figure times the **promotion decision** itself
+(:func:`pipelines.models.evaluate_promotion` of a second candidate, shadow-scored against the
+release in force, from the control plane alone, load check off) against one plain scan of one region's certified feature partition.
 
     lockstep bench --only scoring --rows 1000000 --regions 12
 """
@@ -65,7 +67,11 @@ def _setup(root: str, regions: int, rows: int) -> dict[str, Any]:
     for region in spec.regions:
         shadow_score(spec, trained.version, DAYS[1].isoformat(), region, root=root)
     release = promote(spec, trained.version, effective_from=DAYS[1].isoformat(), why="bench", root=root)
-    return {"release": release.release_id, "version": release.model_version}
+    # a candidate for the promotion-decision figure: shadow-scored against the release in force
+    candidate = train(spec, until=DAYS[0].isoformat(), root=root)
+    for region in spec.regions:
+        shadow_score(spec, candidate.version, DAYS[1].isoformat(), region, root=root)
+    return {"release": release.release_id, "version": release.model_version, "candidate": candidate.version}
 
 
 def _reference(root: str, regions: int, rows: int, version: str) -> dict[str, Any]:
@@ -107,6 +113,37 @@ def _through_release(root: str, regions: int, rows: int, version: str) -> dict[s
     return {"seconds": time.perf_counter() - t0, "rows": scored}
 
 
+def _one_scan(root: str, regions: int, rows: int, version: str) -> dict[str, Any]:
+    import time
+
+    from pipelines.certify import current_certified
+    from pipelines.storage import read_table
+
+    spec = _spec(root, regions, rows)
+    decision = current_certified(spec, root=root, at=DAYS[1].isoformat())
+    assert decision is not None and spec.models is not None
+    table, region = spec.table(spec.models.feature_table), spec.regions[0]
+    uri = spec.table_uri(region, table.layer, table.name, root)
+    mark_baseline()
+    t0 = time.perf_counter()
+    n = read_table(uri, version=decision.generation.version(region, table.layer, table.name),
+                   partition={"ds": DAYS[1].isoformat()}).collect().height
+    return {"seconds": time.perf_counter() - t0, "rows": n}
+
+
+def _promotion_decision(root: str, regions: int, rows: int, version: str) -> dict[str, Any]:
+    import time
+
+    from pipelines.models import evaluate_promotion
+
+    spec = _spec(root, regions, rows)
+    mark_baseline()
+    t0 = time.perf_counter()
+    evaluation = evaluate_promotion(spec, version, root=root, load=False)
+    return {"seconds": time.perf_counter() - t0, "admitted": evaluation.admitted,
+            "reasons": [r.get("message", r) for r in evaluation.reasons[:3]]}
+
+
 def run(*, rows: int, regions: int, console: Console | None = None, reps: int = 3) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="lockstep-bench-scoring-") as root:
         if console:
@@ -118,6 +155,8 @@ def run(*, rows: int, regions: int, console: Console | None = None, reps: int = 
         m = interleaved({
             "reference": (_reference, (root, regions, rows, made["version"])),
             "through_release": (_through_release, (root, regions, rows, made["version"])),
+            "one_scan": (_one_scan, (root, regions, rows, made["version"])),
+            "promotion_decision": (_promotion_decision, (root, regions, rows, made["candidate"])),
         }, reps)
     ref, subject = m["reference"], m["through_release"]
     assert ref["value"]["rows"] == subject["value"]["rows"], (ref["value"], subject["value"])
@@ -126,7 +165,20 @@ def run(*, rows: int, regions: int, console: Console | None = None, reps: int = 
         "release", subject, ref, "predict_proba on the frames + one scan", GOAL,
         rss_above_baseline_mib=subject["rss_above_baseline_mib"],
         reference_rss_above_baseline_mib=ref["rss_above_baseline_mib"])]
+    decision, scan = m["promotion_decision"], m["one_scan"]
+    if not decision["value"]["admitted"]:  # the candidate was made to pass; a refusal is a broken bench
+        raise RuntimeError(f"bench: the promotion gate refused the candidate: {decision['value']['reasons']}")
+    figures.append(ratio_figure(
+        f"the promotion decision, {regions} regions x {spec_window(root, regions, rows)} interval(s), from the "
+        "control plane", decision, scan, "one scan of one region's certified feature partition", None,
+        rss_above_baseline_mib=decision["rss_above_baseline_mib"],
+        reference_rss_above_baseline_mib=scan["rss_above_baseline_mib"]))
     if console:
         print_figures(console, "scoring through the release", figures)
     return {"rows": ref["value"]["rows"], "regions": regions, "reps": reps, "release": made["release"],
-            "figures": figures, "reference": ref, "through_release": subject}
+            "figures": figures, "reference": ref, "through_release": subject, "promotion_decision": decision}
+
+
+def spec_window(root: str, regions: int, rows: int) -> int:
+    ms = _spec(root, regions, rows).models
+    return ms.promotion.window if ms is not None else 0

@@ -18,7 +18,7 @@ from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import DeltaError
 
 from pipelines.errors import StorageError
-from pipelines.storage.conflicts import retry_on_conflict
+from pipelines.storage.conflicts import create_table, retry_on_conflict
 from pipelines.storage.tables import open_table
 
 #: table properties every control-plane table (evidence, check results, decisions, maintenance
@@ -147,8 +147,8 @@ def append_in_order(uri: str, build: Callable[[int], pl.DataFrame], storage_opti
     def once() -> int:
         dt = tables.get(uri)
         if dt is None:
-            DeltaTable.create(uri, build(0).to_arrow().schema, partition_by=partition_by or None, mode="ignore",
-                              storage_options=opts, configuration=CONTROL_TABLE_CONFIGURATION)
+            create_table(uri, build(0).to_arrow().schema, partition_by=partition_by, mode="ignore",
+                         storage_options=opts, configuration=CONTROL_TABLE_CONFIGURATION)
             dt = tables.get(uri)
             if dt is None:
                 raise StorageError(f"{uri}: the table just created cannot be opened", uri=uri)

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from deltalake import CommitProperties, DeltaTable
 from deltalake.exceptions import CommitFailedError, DeltaError
 
 from pipelines.errors import StorageError
@@ -68,3 +69,18 @@ def retry_on_conflict(fn: Callable[..., _R], what: str) -> Callable[..., _R]:
         raise AssertionError("unreachable")
 
     return call
+
+
+def create_table(uri: str, schema: Any, *, partition_by: list[str] | None = None, mode: str = "error",
+                 storage_options: dict[str, str] | None = None,
+                 configuration: dict[str, str | None] | None = None) -> DeltaTable:
+    """Create the empty table at ``uri`` as exactly version 0, or lose the race.
+
+    deltalake retries a losing create by default, rebasing it over the winner's commit: two
+    writers creating the same table at once then leave a second create (metadata and protocol)
+    at version 1 or later, a commit no writer meant (an append's rows would then name the wrong
+    version). Here the loser's commit fails (:class:`CommitFailedError`, a conflict): its caller,
+    under :func:`retry_on_conflict`, opens the table the winner created."""
+    return DeltaTable.create(uri, schema, mode=mode,  # type: ignore[arg-type]
+                             partition_by=partition_by or None, storage_options=storage_options or None,
+                             configuration=configuration, commit_properties=CommitProperties(max_commit_retries=0))

@@ -22,7 +22,7 @@ from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import DeltaError
 
 from pipelines.errors import StorageError
-from pipelines.storage.conflicts import retry_on_conflict
+from pipelines.storage.conflicts import create_table, retry_on_conflict
 from pipelines.storage.objects import _file_hashes, _written_files, file_digest, put_object
 from pipelines.storage.tables import TableRef, _predicate, open_table, partition_rows
 
@@ -155,8 +155,7 @@ def _write_interval_once(
         if isinstance(data, pl.DataFrame):
             if dt is None:  # create the (empty) table first, so that one path serves every write
                 data = _with_partition(data, partition)
-                dt = DeltaTable.create(uri, data.to_arrow().schema, partition_by=list(partition),
-                                       storage_options=opts)
+                dt = create_table(uri, data.to_arrow().schema, partition_by=list(partition), storage_options=opts)
             written = _overwrite_partition(dt, uri, data, partition, props, opts)
             if written is not None:
                 dt = open_table(uri, storage_options)

@@ -100,19 +100,19 @@ def test_accepted_when_every_interval_is_certified_and_shadow_scored(window: tup
     assert release_in_force(spec, NEXT, root=root) == release
 
 
-def test_promotion_decision_over_12_regions_by_7_intervals_takes_under_a_second(
-        window: tuple[PipelineSpec, str, str]) -> None:
+def test_promotion_decision_over_12_regions_by_7_intervals_is_decided_from_the_control_plane(
+        window: tuple[PipelineSpec, str, str], record_property: Any) -> None:
+    """The whole window judged, every cell admitted; the time is recorded, not asserted (its figure
+    is the scoring bench's promotion-decision ratio)."""
     spec, root, version = window
-    evaluate_promotion(spec, version, root=root, load=False)  # warm: imports, first opens
     times = []
-    for _ in range(5):
+    for _ in range(3):
         t0 = time.perf_counter()
         evaluation = evaluate_promotion(spec, version, root=root, load=False)
         times.append(time.perf_counter() - t0)
-    assert evaluation.admitted and len(evaluation.window) == WINDOW and len(spec.regions) == REGIONS
-    print(f"\npromotion decision, 12 regions x 7 intervals, from control tables: median {sorted(times)[2]:.3f}s, "
-          f"max {max(times):.3f}s")
-    assert sorted(times)[2] <= 1.0, times
+    assert evaluation.admitted and not evaluation.reasons, evaluation.reasons[:3]
+    assert len(evaluation.window) == WINDOW and len(spec.regions) == REGIONS
+    record_property("promotion_decision_median_s", round(sorted(times)[1], 3))
 
 
 def test_refused_on_a_blocked_interval_names_every_region(window: tuple[PipelineSpec, str, str],

@@ -11,5 +11,7 @@ def test_scoring_bench_reports_the_ratio_through_the_release() -> None:
     result = scoring.run(rows=300, regions=2, reps=1)
     assert result["rows"] > 0 and result["release"]
     figure = result["figures"][0]
+    decision = result["figures"][1]
+    assert "promotion decision" in decision["name"] and decision["ratio"] > 0 and decision["goal"] is None
     assert {"name", "value", "unit", "reference", "ratio", "goal", "met"} <= set(figure)
     assert figure["goal"] == "<= 1.3x" and figure["ratio"] > 0
