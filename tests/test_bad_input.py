@@ -333,3 +333,38 @@ def test_missing_input_file(file_lake: tuple[Lake, Path]) -> None:
     day2.unlink()
     one_clear_line(lake.run(lake.spec()), str(day2), "missing")
     lake.unchanged()
+
+
+@pytest.mark.parametrize("column, bad", [("amount", "12,50 EUR"), ("card_id", "card-x")])
+def test_csv_wrong_type_in_the_first_regions_file_names_file_column_and_row(
+    file_lake: tuple[Lake, Path], column: str, bad: str,
+) -> None:
+    """The first region's file is the one preflight reads the columns from: a wrong value there
+    is the file, the column and the row, not the transform failing on empty inputs."""
+    lake, _ = file_lake
+    first = lake.tmp / "landing" / "eu-west" / f"{DAY2}.csv"
+    df = pl.read_csv(first, infer_schema=False)
+    df = df.with_columns(pl.when(pl.int_range(pl.len()) == 6).then(pl.lit(bad)).otherwise(pl.col(column)).alias(column))
+    df.write_csv(first)
+    line = one_clear_line(lake.run(lake.spec()), str(first), repr(column), repr(bad), "row 7")
+    assert "empty inputs" not in line, line
+    out = lake.run(lake.spec(), "--json")
+    assert out.exit_code == 2
+    err = json.loads(out.stdout.strip() or out.stderr.strip())
+    assert str(first) in json.dumps(err) and column in json.dumps(err), err
+    lake.unchanged()
+
+
+@pytest.mark.parametrize("region", ["eu-west", "eu-central"])
+def test_csv_wrong_type_on_a_first_run_names_file_column_and_row(file_lake: tuple[Lake, Path], region: str) -> None:
+    """No table stored yet and no declared columns: the files themselves say what a column is."""
+    lake, _ = file_lake
+    bad_file = lake.tmp / "landing" / region / f"{DAY2}.csv"
+    df = pl.read_csv(bad_file, infer_schema=False)
+    df.with_columns(amount=pl.when(pl.int_range(pl.len()) == 9).then(pl.lit("n/a")).otherwise(pl.col("amount"))
+                    ).write_csv(bad_file)
+    fresh = lake.tmp / "fresh-lake"
+    out = cli("run", str(lake.spec()), "--date", DAY2, "--root", str(fresh))
+    line = one_clear_line(out, str(bad_file), "'amount'", "'n/a'", "row 10")
+    assert "empty inputs" not in line, line
+    assert not list(fresh.rglob("_delta_log")), "nothing written"

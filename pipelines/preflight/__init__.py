@@ -16,8 +16,13 @@ probe is created and removed). It checks:
   columns, a synthetic source, an input file's header, an existing table, or the schema a
   transform returns);
 * with an interval: every input file is present (a symlink loop is reported as such) and
-  readable, has the declared columns, values that parse as the table's types, and a
-  partition column (``ds``) that says the interval's day; the global control file exists.
+  readable, has the declared columns, values that parse as the table's types (declared, else
+  those of the stored table, else those of the first region's file), and a partition column
+  (``ds``) that says the interval's day; the global control file exists. Input files are
+  checked before the transforms run on their columns, and when a transform fails on a
+  text file's columns, a column whose values are mostly of one type (numbers, times) is
+  reported by its first value that is not (file, column, row) rather than as the transform's
+  failure.
 
 ``lockstep check PIPELINE [--date D]`` runs it alone.
 
@@ -37,10 +42,11 @@ from pipelines.preflight.clock import (
     require_closed,
     valid_range,
 )
-from pipelines.preflight.inputs import check_control_file, check_input_file
+from pipelines.errors import FeatureError
+from pipelines.preflight.inputs import check_control_file, check_input_file, check_mistyped_values, widened
 from pipelines.preflight.roots import UNSAFE_ROOT_CHARS, check_regions, check_root_path, check_roots
 from pipelines.preflight.schemas import check_features, check_suites, existing_schema, known_schemas
-from pipelines.spec import FileSource, Interval, PipelineSpec
+from pipelines.spec import FileSource, Interval, PipelineSpec, TableSpec
 
 __all__ = [
     "UNSAFE_ROOT_CHARS", "check_input_file", "check_regions", "check_root_path", "check_roots", "duration_text",
@@ -59,12 +65,26 @@ def preflight(
     run_regions = check_regions(spec, regions)
     check_roots(spec, root, run_regions)
     schemas = known_schemas(spec, interval, run_regions, root)
-    check_features(spec, schemas)
-    check_suites(spec, schemas)
+    files: list[tuple[FileSource, TableSpec, str]] = []
     if interval is not None:
+        # the input files first: a wrong value is its file, column and row, never a transform
+        # failing on the columns a bad file made text
         for region in run_regions:
             for t in spec.tables_in("raw", "reference"):
                 src = spec.sources.get(t.source or "")
                 if isinstance(src, FileSource):
-                    check_input_file(src, t, region, interval, target=existing_schema(spec, t, region, root))
+                    files.append((src, t, region))
+                    target = existing_schema(spec, t, region, root) or widened(schemas.get(t.name))
+                    check_input_file(src, t, region, interval, target=target)
+    try:
+        check_features(spec, schemas)
+    except FeatureError:
+        # no declared or stored types to hold the files to: a column that is mostly numbers
+        # (or times) with a few values that are not is the delivery's fault, not the transform's
+        if interval is not None:
+            for src, t, region in files:
+                check_mistyped_values(src, t, region, interval)
+        raise
+    check_suites(spec, schemas)
+    if interval is not None:
         check_control_file(spec, interval, root)

@@ -12,7 +12,7 @@ from pipelines.errors import (
     SourceError,
 )
 from pipelines.preflight.common import declared_schema, file_schema, first_line, spec_where
-from pipelines.sources.files import TEXT_CHECKED, bad_value, file_path, stat_input
+from pipelines.sources.files import TEXT_CHECKED, bad_value, file_path, parse_text, stat_input
 from pipelines.spec import FileSource, Interval, PipelineSpec, TableSpec
 
 
@@ -58,6 +58,46 @@ def check_input_file(
                               f"{frame.height} rows, but the interval is {col}={want}", path=str(path))
     for col, dtype in typed.items():
         bad_value(frame[col], dtype, path)
+
+
+def widened(schema: pl.Schema | None) -> pl.Schema | None:
+    """A schema read from one region's file as what another region's file is held to: any
+    integer column may hold decimals there (a number is a number), other types stay."""
+    if schema is None:
+        return None
+    return pl.Schema({c: pl.Float64 if dt.is_integer() else dt for c, dt in schema.items()})
+
+
+#: the types a text column of unknown type is tried as, in this order
+_GUESSES = (pl.Int64, pl.Float64, pl.Boolean, pl.Datetime)
+
+
+def check_mistyped_values(src: FileSource, t: TableSpec, region: str, interval: Interval) -> None:
+    """A text file's (csv, jsonl) column read as text whose values are mostly of one type
+    (integers, numbers, booleans, timestamps) but not all: a SourceError naming the file, the
+    column and the first value that is not of that type. Called when a transform failed on
+    the columns a file gave, so a few bad cells are named rather than the transform."""
+    if src.kind not in ("csv", "jsonl"):
+        return
+    path = file_path(src, region, interval)
+    if stat_input(path, required=src.required) is None:
+        return
+    have = file_schema(src.kind, path)
+    text_cols = [c for c, dt in have.items() if dt == pl.String and c not in t.partition_by]
+    if not text_cols:
+        return
+    try:
+        frame = _scan(src.kind, path, {c: pl.String for c in text_cols}).select(text_cols).collect()
+    except Exception as exc:
+        raise SourceError(f"{path}: cannot read {src.kind} file ({type(exc).__name__}: {first_line(exc)})",
+                          path=str(path)) from None
+    for col in text_cols:
+        values = frame[col]
+        n = values.drop_nulls().len()
+        for dtype in _GUESSES:
+            ok = parse_text(values, dtype).drop_nulls().len()
+            if 0 < n - ok and ok * 2 > n:  # a few values are not what the rest of the column is
+                bad_value(values, dtype, path)
 
 
 def _scan(kind: str, path: Path, as_string: dict[str, Any]) -> pl.LazyFrame:
