@@ -7,9 +7,18 @@ at the same instant never see each other). History reaches back the feature set'
 "within the lookback".
 
 Intervals of any length (a day, an hour, 15 minutes): a transform returns exactly the rows
-of its interval, the transactions whose event time is in [start, end), and a feature's name
-says its window whatever the interval: ``_1d`` is the day up to the interval's end, ``_7d``
-seven days.
+of its interval, and a feature's name says its window whatever the interval: ``_1d`` is the
+day up to the interval's end, ``_7d`` seven days.
+
+A transaction belongs to the interval it was *delivered* in (its partition: ``ds``, and
+``hour`` / ``minute`` for sub-daily intervals), as a Delta table and an Airflow run see it,
+not to the one its event time falls in: a row whose clock is a few seconds ahead, or one
+late from the interval before, gets its feature row in its delivery interval, its windows
+computed on its event time. How far outside its interval a row's event time may lie is the
+table's ``event_time_tolerance``; validation quarantines a row further out ("event time
+outside the delivery interval") before any feature is computed. For rows on time (every
+row's event time inside its delivery interval) this is exactly "event time in
+[start, end)". Inputs without partition columns are cut by event time.
 """
 
 from __future__ import annotations
@@ -20,6 +29,7 @@ import polars as pl
 
 from pipelines.errors import FeatureError
 from pipelines.features import FeatureContext
+from pipelines.spec import Interval
 
 CARD_FEATURE_COLUMNS = [
     "txn_count_1h", "amount_sum_1h", "txn_count_24h", "amount_sum_24h", "txn_count_7d",
@@ -62,14 +72,32 @@ def distinct_merchants(tx: pl.DataFrame, period: timedelta) -> pl.Series:
     return counts.cast(pl.Int32).alias("distinct_merchants_24h")
 
 
+def delivered_in(interval: Interval, columns: list[str]) -> pl.Expr:
+    """Rows delivered in ``interval``: its partition values (``ds``; ``hour`` for intervals
+    shorter than a day; ``minute`` for those shorter than an hour) where the input has those
+    columns, else (no partition columns) an event time in [start, end)."""
+    wanted = ["ds"]
+    if interval.length < timedelta(days=1):
+        wanted.append("hour")
+    if interval.length < timedelta(hours=1):
+        wanted.append("minute")
+    if not all(c in columns for c in wanted):
+        return pl.col("event_time").is_between(interval.start, interval.end, closed="left")
+    values = interval.partition(wanted)
+    return pl.all_horizontal([pl.col(c).cast(pl.String) == values[c] for c in wanted])
+
+
 def card_features(inputs: dict[str, pl.LazyFrame], ctx: FeatureContext) -> pl.LazyFrame:
-    """Per transaction of the interval (event time in [start, end)): counts and sums of the
-    card's prior events over 1 h / 24 h / 7 d, distinct merchants in 24 h, the amount's z-score
-    against the card's prior 7 days, and whether the card is new here (no event in 7 days)."""
+    """Per transaction delivered in the interval (see the module's note): counts and sums of
+    the card's prior events over 1 h / 24 h / 7 d, distinct merchants in 24 h, the amount's
+    z-score against the card's prior 7 days, and whether the card is new here (no event in 7
+    days)."""
+    names = inputs["transactions"].collect_schema().names()
+    parts = [c for c in ("hour", "minute") if c in names]
     # every window reads the same sorted frame: materialise it once
     sorted_tx = (
         inputs["transactions"]
-        .select("txn_id", "card_id", "merchant_id", "amount", "event_time", "is_fraud", "ds")
+        .select("txn_id", "card_id", "merchant_id", "amount", "event_time", "is_fraud", "ds", *parts)
         .sort("card_id", "event_time", maintain_order=True)
         .collect()
     )
@@ -111,7 +139,7 @@ def card_features(inputs: dict[str, pl.LazyFrame], ctx: FeatureContext) -> pl.La
         feature_version=pl.lit(ctx.version),
     )
     return (
-        out.filter(pl.col("event_time").is_between(ctx.interval.start, ctx.interval.end, closed="left"))
+        out.filter(delivered_in(ctx.interval, ["event_time", "ds", *parts]))
         .select(
             "txn_id", "card_id", "merchant_id", "event_time", "amount", "is_fraud",
             *CARD_FEATURE_COLUMNS, "feature_version", "ds",

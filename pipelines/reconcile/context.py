@@ -168,7 +168,7 @@ class Batches:
                 if any(m.suite_sha == sha for m in markers):
                     self.problems.append(f"batch {batch} mixes results of suites {sorted(shas)}")
                 continue
-            got = [v.check_id for v in rows if v.check_type not in ("suite_run", "quarantine_cap")]
+            got = [v.check_id for v in rows if v.check_type not in ("suite_run", "quarantine_cap", "event_time_window")]
             moved = any((m.details or {}).get("quarantined") for m in markers)
             capped = any(v.check_type == "quarantine_cap" for v in rows)
             missing = sorted(expected - set(got))

@@ -123,9 +123,11 @@ def _read_input(uri: str, partition_by: list[str], keys: list[str], version: int
     return identity, lf.filter(key_of("").is_in(keys))
 
 
-def _outside_interval(data: pl.DataFrame, table: TableSpec, interval: Interval) -> list[str]:
+def _outside_interval(data: pl.DataFrame, table: TableSpec, interval: Interval,
+                      tolerance: timedelta = timedelta(0)) -> list[str]:
     """Why rows of a transform's output are not its interval's (empty: all are): a partition
-    column saying another interval, or an event time outside [start, end) (a snapshot table
+    column saying another interval, or an event time outside [start - tolerance, end +
+    tolerance) (a row delivered in the interval may lie that far outside it; a snapshot table
     may stamp every row with the interval's close instead)."""
     out = []
     for col, want in interval.partition(table.partition_by).items():
@@ -137,13 +139,14 @@ def _outside_interval(data: pl.DataFrame, table: TableSpec, interval: Interval) 
     if et and et in data.columns and data.height and isinstance(data.schema[et], pl.Datetime):
         dtype = data.schema[et]
         tz = dtype.time_zone if isinstance(dtype, pl.Datetime) else None
-        start, end = ((interval.start, interval.end) if tz else
-                      (interval.start.replace(tzinfo=None), interval.end.replace(tzinfo=None)))
+        lo, hi = interval.start - tolerance, interval.end + tolerance
+        start, end = (lo, hi) if tz else (lo.replace(tzinfo=None), hi.replace(tzinfo=None))
         times = data.get_column(et).drop_nulls()
-        snapshot = times.len() > 0 and times.n_unique() == 1 and times[0] == end
+        close = interval.end if tz else interval.end.replace(tzinfo=None)
+        snapshot = times.len() > 0 and times.n_unique() == 1 and times[0] == close
         n = 0 if snapshot else times.filter(~times.is_between(start, end, closed="left")).len()
         if n:
-            out.append(f"{n} row(s) with {et} outside [{interval.start:%Y-%m-%d %H:%M}, {interval.end:%Y-%m-%d %H:%M})")
+            out.append(f"{n} row(s) with {et} outside [{lo:%Y-%m-%d %H:%M:%S}, {hi:%Y-%m-%d %H:%M:%S})")
     return out
 
 
@@ -208,7 +211,9 @@ def transform(spec: PipelineSpec, interval: Interval, region: str, *, root: str 
         except Exception as exc:
             raise FeatureError(f"{region}: feature set {fs.name!r} failed: {exc}", region=region) from exc
         data = frame.collect() if isinstance(frame, pl.LazyFrame) else frame
-        outside = _outside_interval(data, out, interval)
+        # inputs' rows are featured in their delivery interval within their tables' tolerance
+        tolerance = max(spec.event_time_tolerance(spec.table(n)) for n in [*fs.inputs, fs.output])
+        outside = _outside_interval(data, out, interval, tolerance)
         if outside:  # never written: the rows would land in (and duplicate keys of) another interval
             raise FeatureError(f"{region}: feature set {fs.name!r} returned rows outside its interval {interval.key}: "
                                f"{'; '.join(outside)}; nothing written", region=region)

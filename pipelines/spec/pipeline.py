@@ -191,6 +191,11 @@ class PipelineSpec(_Model):
         this long after it closes."""
         return max((s.late_allowance for s in self.sources.values()), default=timedelta(0))
 
+    def event_time_tolerance(self, table: TableSpec) -> timedelta:
+        """How far outside its delivery interval a row's event time may lie and the row still be
+        that interval's: the table's ``event_time_tolerance`` or the late allowance, the larger."""
+        return max(table.event_time_tolerance, self.late_allowance)
+
     def interval_at(self, when: datetime | date | str) -> Interval:
         """The interval of this pipeline that contains ``when`` (a datetime, a date, or an
         interval key such as '2026-01-01T05' or '2026-01-01T05:15')."""

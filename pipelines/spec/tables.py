@@ -26,6 +26,13 @@ class TableSpec(_Model):
     source: str | None = Field(None, description="name of a source (raw and reference tables)")
     keys: list[str] = Field(default_factory=list, description="unique per interval")
     event_time: str | None = None
+    event_time_tolerance: Duration = Field(
+        timedelta(minutes=5),
+        description="a row belongs to the interval it was delivered in (its partition); its event time may lie "
+        "this far outside that interval (clock skew, a row late from the interval before) and it is featured "
+        "there, windows computed on its event time; a row further out (or beyond the sources' late allowance, "
+        "when that is larger) is quarantined with the reason 'event time outside the delivery interval'",
+        examples=["30s", "1h"])
     partition_by: list[str] = Field(default_factory=lambda: ["ds"])
     suite: str | None = Field(None, description="expectation suite; default: the table name")
     validated: bool = Field(

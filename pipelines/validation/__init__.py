@@ -29,6 +29,8 @@ from pipelines.spec import Interval, PipelineSpec, TableSpec
 from pipelines.storage import interval_app_id, open_table, read_table, write_interval
 from pipelines.text import shown
 from pipelines.validation import native
+from pipelines.validation.event_time import REASON as OUTSIDE_REASON
+from pipelines.validation.event_time import outside_delivery_interval
 from pipelines.validation.suites import (
     Expectation,
     Suite,
@@ -41,6 +43,8 @@ from pipelines.validation.suites import (
 __all__ = ["run_suite", "validate_frame", "validate_region", "load_suite"]
 
 QUARANTINE_COLUMNS = ["_check_ids", "_reason", "_run_id"]
+#: the check id a row quarantined for its event time carries in ``_check_ids``
+OUTSIDE_ID = "event_time_in_interval"
 
 
 def run_suite(frame: pl.DataFrame, expectations: list[Expectation], engine: str = "auto") -> list[dict[str, Any]]:
@@ -94,7 +98,7 @@ def validate_frame(
     not run at all rejects no row: its error result blocks instead (fail closed)."""
     results = run_suite(frame, suite.expectations, engine)
     failed_q = [e for e, r in zip(suite.expectations, results, strict=True)
-                if e.policy == "quarantine" and not r["success"] and not _raised(r)]
+                if e.policy == "quarantine" and not r["success"] and suite_rows]
     if not failed_q:
         return results, None
     mask = pl.any_horizontal([native.unexpected_rows(frame, e) for e in failed_q])
@@ -109,24 +113,37 @@ def _raised(r: dict[str, Any]) -> bool:
 def _quarantine(
     spec: PipelineSpec, interval: Interval, region: str, table: TableSpec, frame: pl.DataFrame,
     suite: Suite, results: list[dict[str, Any]], root: str | None, run_id: str, version: int,
+    outside: pl.Expr | None = None, suite_rows: bool = True,
 ) -> tuple[int, int | None]:
-    """Move the rows failed quarantine expectations reject and publish the profiles of both
-    versions written; returns (rows moved, the table's new version or None)."""
+    """Move the rows failed quarantine expectations reject (and those whose event time lies
+    outside the delivery interval, ``outside``) and publish the profiles of both versions
+    written; returns (rows moved, the table's new version or None). ``suite_rows``: the suite's
+    failed quarantine expectations reject rows (False: none does, only ``outside`` moves rows)."""
     from pipelines.control import evidence as store
     from pipelines.control.evidence import publish_write
 
-    failed_q = [e for e, r in zip(suite.expectations, results, strict=True) if e.policy == "quarantine" and not r["success"]]
-    flags = frame.select([native.unexpected_rows(frame, e).alias(e.check_id) for e in failed_q])
-    ids = pl.concat_list([pl.when(pl.col(e.check_id)).then(pl.lit(e.check_id)) for e in failed_q]).list.drop_nulls()
+    failed_q = [e for e, r in zip(suite.expectations, results, strict=True)
+                if e.policy == "quarantine" and not r["success"] and suite_rows]
+    flagged = [(e.check_id, native.unexpected_rows(frame, e)) for e in failed_q]
+    if outside is not None:
+        flagged.append((OUTSIDE_ID, outside))
+    if not flagged:
+        return 0, None
+    flags = frame.select([expr.alias(cid) for cid, expr in flagged])
+    ids = pl.concat_list([pl.when(pl.col(cid)).then(pl.lit(cid)) for cid, _ in flagged]).list.drop_nulls()
     marked = frame.with_columns(flags.select(_check_ids=ids).to_series())
     bad = marked.filter(pl.col("_check_ids").list.len() > 0)
     if bad.is_empty():
         return 0, None
     opts = spec.region_options(region)
     part = interval.partition(table.partition_by)
+    suite_reason = f"failed quarantine expectation(s) of suite {suite.name}"
+    only_outside = pl.col("_check_ids").list.len() == 1
+    in_window = pl.col("_check_ids").list.contains(OUTSIDE_ID)
     bad = bad.with_columns(
         _check_ids=pl.col("_check_ids").list.join(","),
-        _reason=pl.lit(f"failed quarantine expectation(s) of suite {suite.name}"),
+        _reason=pl.when(in_window & only_outside).then(pl.lit(OUTSIDE_REASON))
+        .when(in_window).then(pl.lit(f"{OUTSIDE_REASON}; {suite_reason}")).otherwise(pl.lit(suite_reason)),
         _run_id=pl.lit(run_id),
     )
     q_uri = spec.table_uri(region, "quarantine", table.name, root)
@@ -191,9 +208,14 @@ def validate_region(
                            storage_options=opts).collect()
         results, mask = validate_frame(frame, suite, engine=spec.validation.engine)
         table_checks = [_check(table, region, e, r) for e, r in zip(suite.expectations, results, strict=True)]
+        # a raw row whose event time lies beyond its delivery interval's tolerance
+        late = outside_delivery_interval(spec, table, interval, region, frame)
+        if late is not None:
+            table_checks.append(late.check)
         moved, final = 0, version
-        if mask is not None:
-            moved, new_version = _quarantine(spec, interval, region, table, frame, suite, results, root, run_id, version)
+        if mask is not None or (late is not None and late.mask is not None):
+            moved, new_version = _quarantine(spec, interval, region, table, frame, suite, results, root, run_id, version,
+                                             outside=None if late is None else late.mask, suite_rows=mask is not None)
             final = new_version if new_version is not None else version
         if moved:
             share = moved / max(frame.height, 1)
