@@ -20,7 +20,8 @@ table is opened. A cell's state is one of
 
 A decision covers the whole generation, so a block holds every region; only the regions at
 fault (:func:`at_fault`) are ``blocked``, each cell naming its first reason; the others are
-``held``, their reason prefixed ``held by <regions>:``.
+``held``, their reason ``held by <regions>: <check id>`` (the regions at fault and the check,
+never its message: that states the other region's data).
 
 >>> m = certification_matrix(spec, last=7)            # doctest: +SKIP
 >>> m["cells"]["2026-01-02"]["ap-south"]["state"]
@@ -56,7 +57,8 @@ def at_fault(reason: dict[str, Any], regions: list[str]) -> list[str]:
 
 def _first_reason(d: Decision, region: str, regions: list[str]) -> tuple[str, str, list[str]]:
     """(text, check id, regions at fault) for ``region``'s cell: the first reason at fault in
-    ``region``; else (it is held by others) ``held by <regions>: ...`` naming them."""
+    ``region``; else (it is held by others) ``held by <regions>: <check id>`` naming them and
+    the check only (the message is about the regions at fault, not this one)."""
     faults = [(r, at_fault(r, regions)) for r in d.reasons]
     own = [(r, f) for r, f in faults if region in f]
     if own:
@@ -64,9 +66,11 @@ def _first_reason(d: Decision, region: str, regions: list[str]) -> tuple[str, st
         where = f" {r.get('table', '')}" if r.get("region") not in ("*", None, "") else ""
         return f"{r['check_id']}{where}: {r['message']}", str(r["check_id"]), [region]
     if faults:
+        # the regions at fault and the check, never the check's message: it states another
+        # region's data (counts, values, drift), which a region-scoped operator may not read
         by = sorted({x for _, f in faults for x in f}, key=regions.index)
         r, _ = faults[0]
-        return f"held by {', '.join(by)}: {r['check_id']}: {r['message']}", str(r["check_id"]), by
+        return f"held by {', '.join(by)}: {r['check_id']}", str(r["check_id"]), by
     return "", "", []
 
 

@@ -70,3 +70,37 @@ def test_a_cross_region_check_marks_only_the_region_at_fault(tmp_path: Path) -> 
     assert [b["at_fault"] for b in st["blocked"]] == [[missing]]
     text = cli("status", str(spec.path)).output
     assert f"(at fault: {missing})" in text and "held" in text
+
+
+def test_a_held_cell_names_the_region_at_fault_and_the_check_never_its_data(tmp_path: Path) -> None:
+    """A region held by another's block reads ``held by <region>: <check id>``: the same cell
+    text in the matrix (which ``status`` and the view print) and in a region-scoped operator's
+    view, never carrying the other region's message (its counts and shares)."""
+    from pipelines.airflow.ui.governed import scoped
+    from pipelines.airflow.ui.pages import render_matrix
+    from pipelines.matrix import certification_matrix
+
+    spec = lake(tmp_path, regions=3)
+    deliver_all(spec, tmp_path, D1.ds)
+    r0, r1, r2 = spec.regions
+    path = tmp_path / "landing" / r0 / f"{D1.ds}.parquet"
+    df = pl.read_parquet(path)
+    df.with_columns(pl.when(pl.int_range(pl.len()) < df.height // 5).then(pl.lit("kiosk")).otherwise(pl.col("channel"))
+                    .alias("channel")).write_parquet(path)
+    decision = run_interval(spec, D1).decision
+    assert decision is not None and not decision.certified
+    own = next(r for r in decision.reasons if r["region"] == r0)
+    assert "quarantined" in own["message"]  # the message states r0's data
+
+    m = certification_matrix(spec)
+    cells = m["cells"][D1.key]
+    assert cells[r0]["state"] == "blocked" and own["message"] in cells[r0]["reason"]
+    for region in (r1, r2):
+        assert cells[region]["state"] == "held"
+        assert cells[region]["reason"] == f"held by {r0}: {cells[region]['check_id']}", cells[region]
+        assert own["message"] not in cells[region]["reason"] and "%" not in cells[region]["reason"]
+
+    mine = scoped(m, spec, [r1])  # what r1's operator is shown
+    assert list(mine["cells"][D1.key]) == [r1]
+    html = render_matrix("/lockstep", mine)
+    assert f"held by {r0}: " in html and "quarantined" not in html and "%" not in html

@@ -98,7 +98,7 @@ def validate_frame(
     not run at all rejects no row: its error result blocks instead (fail closed)."""
     results = run_suite(frame, suite.expectations, engine)
     failed_q = [e for e, r in zip(suite.expectations, results, strict=True)
-                if e.policy == "quarantine" and not r["success"] and suite_rows]
+                if e.policy == "quarantine" and not r["success"] and not _raised(r)]
     if not failed_q:
         return results, None
     mask = pl.any_horizontal([native.unexpected_rows(frame, e) for e in failed_q])
