@@ -104,3 +104,29 @@ def test_a_held_cell_names_the_region_at_fault_and_the_check_never_its_data(tmp_
     assert list(mine["cells"][D1.key]) == [r1]
     html = render_matrix("/lockstep", mine)
     assert f"held by {r0}: " in html and "quarantined" not in html and "%" not in html
+
+
+def test_the_suggested_command_names_a_path_given_pipeline_by_its_path(tmp_path: Path) -> None:
+    """``lockstep status path/to/spec.yaml`` suggests ``lockstep explain path/to/spec.yaml``: the
+    spec's name (``fraud_features``) would load another pipeline (./dags) or none at all."""
+    import shlex
+
+    spec = lake(tmp_path, regions=2)
+    deliver_all(spec, tmp_path, D1.ds)
+    path = tmp_path / "landing" / spec.regions[0] / f"{D1.ds}.parquet"
+    df = pl.read_parquet(path)
+    df.with_columns(pl.when(pl.int_range(pl.len()) < df.height // 5).then(pl.lit("kiosk")).otherwise(pl.col("channel"))
+                    .alias("channel")).write_parquet(path)
+    decision = run_interval(spec, D1).decision
+    assert decision is not None and not decision.certified
+
+    out = cli("status", str(spec.path))
+    assert out.exit_code == 0, out.output
+    hints = [line for line in out.output.splitlines() if line.startswith("why: ")]
+    assert len(hints) == 1, out.output
+    args = shlex.split(hints[0].removeprefix("why: "))
+    assert args[:3] == ["lockstep", "explain", str(spec.path)], args
+    follow = cli(*args[1:])  # the suggested command, as the user would run it
+    assert follow.exit_code == 0, follow.output
+    assert "rollup.quarantine.transactions" in follow.output and D1.ds in follow.output
+

@@ -66,7 +66,7 @@ def _rollback_target(spec: PipelineSpec, to: str, log: list[Decision]) -> Decisi
         if by_interval:
             raise CertificationError(
                 f"{spec.name}: --to names a generation, not an interval: {to!r} was certified as "
-                f"{', '.join(by_interval)}; name the one you reviewed (`lockstep explain {spec.name} --date {to}`)",
+                f"{', '.join(by_interval)}; name the one you reviewed (`lockstep explain {spec.command_ref} --date {to}`)",
                 retryable=False)
         raise CertificationError(f"{spec.name}: no certified generation {to!r} to roll back to; "
                                  f"certified: {sorted({d.generation_id for d in log if d.certified})}", retryable=False)

@@ -170,12 +170,13 @@ def demo_cmd(
     where = f" --root {root}" if root else ""
     if released is not None:
         _print_release(released)
-        console.print(f"Next: [bold]lockstep status {spec.name}{where}[/], [bold]lockstep release list {spec.name}{where}[/]")
+        console.print(f"Next: [bold]lockstep status {spec.command_ref}{where}[/], "
+                      f"[bold]lockstep release list {spec.command_ref}{where}[/]")
         return
     if not hourly and spec.models is not None:
         console.print(f"no model released: it trains on {spec.models.window} certified day(s) and is evaluated on "
                       f"the next (--days {release_days(spec)} or more)")
-    console.print(f"Next: [bold]lockstep status {spec.name}{where}[/]")
+    console.print(f"Next: [bold]lockstep status {spec.command_ref}{where}[/]")
 
 
 def _print_release(released: Any) -> None:
@@ -213,7 +214,7 @@ def status_cmd(pipeline: PipelineArg, root: RootOpt = None, json_: JsonOpt = Fal
     from pipelines.cli.status_view import render_status
     from pipelines.matrix import certification_matrix
 
-    render_status(console, st, certification_matrix(spec, root=root))
+    render_status(console, st, certification_matrix(spec, root=root), ref=spec.command_ref)
 
 
 @command("generate")

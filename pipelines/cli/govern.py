@@ -39,7 +39,7 @@ def _client(url: str) -> Any:
     return AirflowClient.from_env(url)
 
 
-def _show_request(req: dict[str, Any], json_: bool) -> None:
+def _show_request(req: dict[str, Any], json_: bool, ref: str | None = None) -> None:
     if json_:
         print_json(req)
         return
@@ -54,7 +54,7 @@ def _show_request(req: dict[str, Any], json_: bool) -> None:
     if state == "decided":
         console.print(f"decided: {req['decision_id']}", highlight=False)
     elif state == "pending":
-        console.print(f"pending: approve with `lockstep approve {req['pipeline']} {req['request_id']} --reason ...` "
+        console.print(f"pending: approve with `lockstep approve {ref or req['pipeline']} {req['request_id']} --reason ...` "
                       f"(a distinct approver of {', '.join(req['regions'])})", highlight=False)
 
 
@@ -63,12 +63,12 @@ def request_decision(spec: Any, action: str, *, via: str, airflow_url: str, json
     """Record a request for ``action`` (override, rollback or release): on storage, or through Airflow."""
     if _via(via) == "airflow":
         body = {"action": action, **{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in fields.items()}}
-        _show_request(_client(airflow_url).request_decision(spec.name, body), json_)
+        _show_request(_client(airflow_url).request_decision(spec.name, body), json_, spec.command_ref)
         return
     from pipelines.governance import local_principal, submit
 
     me = local_principal(spec, f"request an {action}", command=f"lockstep {action} {spec.name} ...")
-    _show_request(submit(spec, me, action=action, root=root, **fields).as_json(), json_)
+    _show_request(submit(spec, me, action=action, root=root, **fields).as_json(), json_, spec.command_ref)
 
 
 @command("approve")
@@ -89,13 +89,14 @@ def approve_cmd(
 
     spec = load_spec(pipeline)
     if _via(via) == "airflow":
-        _show_request(_client(airflow_url).approve_request(spec.name, request_id, reason=reason, reject=reject), json_)
+        _show_request(_client(airflow_url).approve_request(spec.name, request_id, reason=reason, reject=reject), json_,
+                      spec.command_ref)
         return
     from pipelines.governance import approve, local_principal
 
-    me = local_principal(spec, "approve", command=f"lockstep approve {spec.name} {request_id} ...")
+    me = local_principal(spec, "approve", command=f"lockstep approve {spec.command_ref} {request_id} ...")
     req, _ = approve(spec, me, request_id, reason=reason, reject=reject, root=root)
-    _show_request(req.as_json(), json_)
+    _show_request(req.as_json(), json_, spec.command_ref)
 
 
 @command("requests")

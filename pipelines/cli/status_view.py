@@ -57,9 +57,11 @@ def matrix_table(st: dict[str, Any], m: dict[str, Any]) -> Table:
     return table
 
 
-def render_status(console: Console, st: dict[str, Any], m: dict[str, Any]) -> None:
-    """Print the matrix, a legend, the generation in force and why intervals are blocked."""
+def render_status(console: Console, st: dict[str, Any], m: dict[str, Any], ref: str | None = None) -> None:
+    """Print the matrix, a legend, the generation in force and why intervals are blocked.
+    ``ref``: the pipeline as the suggested commands name it (default: its name)."""
     width = min(console.width, 100)
+    ref = ref or m["pipeline"]
     if m["intervals"]:
         console.print(_cut(f"{m['pipeline']}: certification by region and interval", width), style="bold",
                       highlight=False)
@@ -87,8 +89,9 @@ def render_status(console: Console, st: dict[str, Any], m: dict[str, Any]) -> No
                       highlight=False)
     if st.get("stale"):
         keys = [s["interval"] for s in st["stale"]]
-        console.print(_cut(f"re-certify: lockstep backfill {m['pipeline']} --start {keys[0][:10]} --end {keys[-1][:10]}",
-                           width), style="dim", highlight=False)
+        # a command is never cut short (a path may be long): the terminal wraps it
+        console.print(f"re-certify: lockstep backfill {ref} --start {keys[0][:10]} --end {keys[-1][:10]}",
+                      style="dim", highlight=False, soft_wrap=True)
     if st["blocked"]:
-        console.print(_cut(f"why: lockstep explain {m['pipeline']} --date {st['blocked'][-1]['interval']}", width),
-                      style="dim", highlight=False)
+        console.print(f"why: lockstep explain {ref} --date {st['blocked'][-1]['interval']}",
+                      style="dim", highlight=False, soft_wrap=True)

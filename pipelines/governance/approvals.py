@@ -134,7 +134,7 @@ def find_request(spec: PipelineSpec, request_id: str, *, root: str | None = None
     for req in requests(spec, root=root):
         if req.request_id == request_id:
             return req
-    raise GovernanceError(f"{spec.name}: no request {request_id!r} (`lockstep requests {spec.name}` lists them)",
+    raise GovernanceError(f"{spec.name}: no request {request_id!r} (`lockstep requests {spec.command_ref}` lists them)",
                           status=404)
 
 

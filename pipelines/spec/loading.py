@@ -106,6 +106,7 @@ def load_spec(name_or_path: str | Path) -> PipelineSpec:
     """
     path = resolve_spec_path(name_or_path)
     spec = parse_spec(_read_yaml(path, "spec"), str(path)).with_path(path.resolve())
+    spec._ref = str(name_or_path)  # what a suggested command names it by
     root = spec.storage.root
     if "://" not in root and ("#" in root or "?" in root):
         raise SpecError(f"{path}: storage.root: a local storage root may not contain '#' or '?' (got {root!r}); "

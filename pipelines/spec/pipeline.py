@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shlex
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,8 @@ class PipelineSpec(_Model):
                    "roles": {"eu-west-operator": {"regions": ["eu-west"], "actions": ["read", "approve"]}}}])
 
     _path: Path | None = PrivateAttr(None)
+    #: how the user named the pipeline when it was loaded (a name, or a path to its file)
+    _ref: str | None = PrivateAttr(None)
 
     @model_validator(mode="before")
     @classmethod
@@ -205,6 +208,13 @@ class PipelineSpec(_Model):
     def path(self) -> Path | None:
         """The file the spec was loaded from (None when built in code)."""
         return self._path
+
+    @property
+    def command_ref(self) -> str:
+        """The pipeline as a suggested command names it: the way the user named it when it was
+        loaded (``lockstep run path/to/spec.yaml`` suggests ``lockstep explain path/to/spec.yaml``,
+        which works where the name would not), shell-quoted; the name for a spec built in code."""
+        return shlex.quote(self._ref) if self._ref else self.name
 
     def table(self, name: str) -> TableSpec:
         for t in self.tables:
