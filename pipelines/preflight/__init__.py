@@ -35,6 +35,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from pipelines.errors import FeatureError
 from pipelines.preflight.clock import (
     duration_text,
     first_interval,
@@ -42,8 +43,12 @@ from pipelines.preflight.clock import (
     require_closed,
     valid_range,
 )
-from pipelines.errors import FeatureError
-from pipelines.preflight.inputs import check_control_file, check_input_file, check_mistyped_values, widened
+from pipelines.preflight.inputs import (
+    check_control_file,
+    check_input_file,
+    check_mistyped_values,
+    widened,
+)
 from pipelines.preflight.roots import UNSAFE_ROOT_CHARS, check_regions, check_root_path, check_roots
 from pipelines.preflight.schemas import check_features, check_suites, existing_schema, known_schemas
 from pipelines.spec import FileSource, Interval, PipelineSpec, TableSpec

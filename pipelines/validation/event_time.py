@@ -65,10 +65,10 @@ def outside_delivery_interval(
     window = f"[{lo:%Y-%m-%d %H:%M:%S}, {hi:%Y-%m-%d %H:%M:%S})"
     message = ""
     if n:
-        times = frame.filter(flagged)[et]
+        times = frame.filter(flagged)[et].dt.strftime("%Y-%m-%d %H:%M:%S")
         message = (f"{region}: {n} of {frame.height} row(s) of {table.path} delivered in {interval.key} "
                    f"quarantined: {REASON} by more than its {_duration(tol)} tolerance (event times "
-                   f"{times.min():%Y-%m-%d %H:%M:%S}..{times.max():%Y-%m-%d %H:%M:%S})")
+                   f"{times.min()!s}..{times.max()!s})")
     check = CheckResult(
         stage="validation", check_id=f"{table.name}.event_time_in_interval", check_type=CHECK_TYPE, region=region,
         table=table.path, policy="quarantine", success=n == 0, observed=f"{n} row(s) outside",
