@@ -280,7 +280,7 @@ def _record_removals(spec: PipelineSpec, pending: dict[tuple[str, str], list[str
         tables = {u: {"version": done[u].version_after, "kept_versions": done[u].kept_versions,
                       "files_removed": done[u].files_removed} for u in uris}
         record_erasure_event(spec, root=root, erasure_id=erasure_id, event="removal", region=region,
-                             who=f"maintain:{settings().user()}", tables=json.dumps(tables),
+                             who=settings().who(), tables=json.dumps(tables),
                              reason="older files holding erased rows deleted by `lockstep maintain`")
 
 
