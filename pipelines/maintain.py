@@ -18,6 +18,10 @@ quarantine tables and the ``_lockstep`` bookkeeping tables) and:
    unreferenced files younger than ``maintenance.min_file_age`` stay (a concurrent writer
    may be about to commit them).
 
+An erasure (:mod:`pipelines.erasure`) overrides all of it: no version older than its
+``DELETE`` of a table stays, whatever protected it; such a table is vacuumed without
+compaction and without ``min_file_age``, and the erasure log gets a ``removal`` row per region.
+
 Versions that lost their files are recorded in ``_lockstep/maintenance`` (one row per table
 and run), and :func:`check_readable` turns a read of one into a clear error. The bookkeeping
 tables are read at their newest version only, so only that version is kept.

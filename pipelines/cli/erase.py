@@ -77,6 +77,12 @@ def erase_cmd(
     values = read_values(value or [], values_file)
     check_roots(spec, root)
     subject = find_subject(spec, column, values, root=root)
+    if spec.governance is not None and not spec.governance.allow_local:
+        from pipelines.errors import GovernanceError
+
+        raise GovernanceError(f"{spec.name}: governance.allow_local is off and an erasure is made on storage only "
+                              "(the Lockstep API has no erasure route yet): allow local decisions for the "
+                              "erasure's requester and approvers, or erase with a deployment that does", status=403)
     me = local_principal(spec, "erase", command=f"lockstep erase {spec.name} ...")
     approved = None
     if spec.governance is not None:
