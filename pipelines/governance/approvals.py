@@ -6,7 +6,9 @@ approvals log (``_lockstep/approvals``, one commit per event), bound to exactly 
 decides: pipeline, interval, the generation id and the digest of the decision it acts on (the
 block overridden, the generation re-instated) and, for a rollback, the generation in force; a
 release request (:func:`request_release`) the model version (or the release re-instated) and
-the digest of its tags (feature version, plan hash, suites, generations trained on).
+the digest of its tags (feature version, plan hash, suites, generations trained on); an
+erasure request (:mod:`pipelines.governance.erasure`) the digest of the subject's values, and
+once approved it waits for ``lockstep erase --request`` (state ``approved``) to be carried out.
 :func:`approve` records a distinct person's consent (or ``reject=True``, a refusal that closes
 the request); with ``governance.approvals`` approvals, none by the requester, each by a holder
 of ``approve`` in every region the decision affects, the decision is recorded, by the
