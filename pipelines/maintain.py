@@ -18,6 +18,10 @@ quarantine tables and the ``_lockstep`` bookkeeping tables) and:
    unreferenced files younger than ``maintenance.min_file_age`` stay (a concurrent writer
    may be about to commit them).
 
+An erasure (:mod:`pipelines.erasure`) overrides all of it: no version older than its
+``DELETE`` of a table stays, whatever protected it; such a table is vacuumed without
+compaction and without ``min_file_age``, and the erasure log gets a ``removal`` row per region.
+
 Versions that lost their files are recorded in ``_lockstep/maintenance`` (one row per table
 and run), and :func:`check_readable` turns a read of one into a clear error. The bookkeeping
 tables are read at their newest version only, so only that version is kept.
@@ -43,9 +47,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
+from pipelines.control.erasures import erased_versions, erasure_events, record_erasure_event
 from pipelines.control.maintenance import record_maintenance
 from pipelines.errors import StorageError
 from pipelines.spec import PipelineSpec
+from pipelines.spec.settings import settings
 from pipelines.storage import LOCKSTEP_DIR, lockstep_uri, open_table, region_prefix, table_uri
 
 
@@ -125,6 +131,10 @@ def protected_versions(spec: PipelineSpec, *, root: str | None = None, now: date
             for member, version in d.generation.members.items():
                 if member.split("/", 2)[2] in pinned:
                     protect(member, version)
+    # an erasure overrides all of it: no version older than its DELETE of a table may stay
+    for uri, (clean, _) in erased_versions(spec, root=root).items():
+        if uri in out:
+            out[uri] = {v for v in out[uri] if v >= clean}
     return out
 
 
@@ -156,12 +166,15 @@ def _ceil_hours(seconds: float) -> int:
 
 def maintain_table(
     uri: str, keep: set[int], *, spec: PipelineSpec, dry_run: bool = False,
-    on_step: Callable[[str, str], None] | None = None,
+    on_step: Callable[[str, str], None] | None = None, erasing: bool = False,
 ) -> TableMaintenance:
-    """Compact, checkpoint and vacuum one table, keeping the newest version and ``keep``."""
+    """Compact, checkpoint and vacuum one table, keeping the newest version and ``keep``.
+    ``erasing``: an erasure's older files must go now: no compaction (the files of partitions
+    the erasure did not touch stay the newest version's), no minimum file age."""
     t0 = time.perf_counter()
     opts = spec.storage.resolved_options()
     m = spec.maintenance
+    age = 0 if erasing else _ceil_hours(m.min_file_age.total_seconds())
     dt = open_table(uri, opts)
     if dt is None:
         raise StorageError(f"{uri}: no Delta table to maintain")
@@ -169,13 +182,14 @@ def maintain_table(
     kept = sorted(v for v in keep if v <= before)
     result = TableMaintenance(uri, before, before, kept, files_before, files_before)
     try:
-        if not dry_run:
+        if not dry_run and not erasing:
             if on_step:
                 on_step(uri, "compact")
             metrics = dt.optimize.compact(target_size=m.target_file_size)
             result.files_compacted = int(metrics.get("numFilesRemoved", 0))
             dt = open_table(uri, opts)
             assert dt is not None
+        if not dry_run:
             if on_step:
                 on_step(uri, "checkpoint")
             dt.create_checkpoint()
@@ -184,7 +198,7 @@ def maintain_table(
             on_step(uri, "vacuum")
         # the newest version's files are always kept; so are every protected version's
         removable = dt.vacuum(
-            retention_hours=_ceil_hours(m.min_file_age.total_seconds()), dry_run=True,
+            retention_hours=age, dry_run=True,
             enforce_retention_duration=False, full=True, keep_versions=kept or None,
         )
         if "://" not in uri:  # Delta lists tombstones whose files an earlier vacuum already deleted
@@ -199,7 +213,7 @@ def maintain_table(
         if not dry_run and removable:
             dt = open_table(uri, opts) or dt  # the newest snapshot: never vacuum a file just committed
             removed = dt.vacuum(
-                retention_hours=_ceil_hours(m.min_file_age.total_seconds()), dry_run=False,
+                retention_hours=age, dry_run=False,
                 enforce_retention_duration=False, full=True, keep_versions=kept or None,
             )
             result.files_removed = len(set(removed) & set(removable))
@@ -235,13 +249,43 @@ def maintain(
     t0 = time.perf_counter()
     check_roots(spec, root)
     protected = protected_versions(spec, root=root, now=now)
+    pending = pending_removals(spec, root=root)
+    erasing = {uri for uris in pending.values() for uri in uris}
     tables = []
     for uri in pipeline_tables(spec, root=root):
         lockstep_table = f"/{LOCKSTEP_DIR}/" in uri
         keep = set() if lockstep_table else protected.get(uri, set())
-        tables.append(maintain_table(uri, keep, spec=spec, dry_run=dry_run, on_step=on_step))
+        tables.append(maintain_table(uri, keep, spec=spec, dry_run=dry_run, on_step=on_step, erasing=uri in erasing))
+    if not dry_run:
+        _record_removals(spec, pending, {t.uri: t for t in tables}, root)
     return MaintenanceReport(spec.name, dry_run, tables, {u: sorted(v) for u, v in protected.items()},
                              time.perf_counter() - t0)
+
+
+def pending_removals(spec: PipelineSpec, *, root: str | None = None) -> dict[tuple[str, str], list[str]]:
+    """(erasure id, region) -> the tables it deleted rows from, for each region whose older files
+    no ``removal`` row says were deleted yet."""
+    events = erasure_events(spec, root=root)
+    done = {(e["erasure_id"], e["region"]) for e in events if e["event"] == "removal"}
+    return {(e["erasure_id"], e["region"]): [t["uri"] for t in e["tables"].values() if t.get("rows")]
+            for e in events if e["event"] == "erase" and (e["erasure_id"], e["region"]) not in done
+            and any(t.get("rows") for t in e["tables"].values())}
+
+
+def _record_removals(spec: PipelineSpec, pending: dict[tuple[str, str], list[str]],
+                     done: dict[str, TableMaintenance], root: str | None) -> None:
+    """The erasure log's ``removal`` row of each (erasure, region) whose every table was vacuumed
+    now: the versions kept, the files deleted (the decision log of the erasure says so)."""
+    import json
+
+    for (erasure_id, region), uris in pending.items():
+        if not all(u in done for u in uris):
+            continue
+        tables = {u: {"version": done[u].version_after, "kept_versions": done[u].kept_versions,
+                      "files_removed": done[u].files_removed} for u in uris}
+        record_erasure_event(spec, root=root, erasure_id=erasure_id, event="removal", region=region,
+                             who=settings().who(), tables=json.dumps(tables),
+                             reason="older files holding erased rows deleted by `lockstep maintain`")
 
 
 def check_readable(spec: PipelineSpec, uri: str, version: int) -> None:

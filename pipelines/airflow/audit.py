@@ -1,9 +1,10 @@
 """Audit export: one OpenLineage RunEvent per decision, through the OpenLineage provider's transport.
 
-The decisions an auditor asks about live in three append-only control logs: the decision log
+The decisions an auditor asks about live in four append-only control logs: the decision log
 (``certifications``: gate, override, rollback), the approvals log (``approvals``: request,
-approve, reject) and the release log (``releases``: promote, rollback). :func:`audit_rows`
-reads them as one timeline (each log in its own commit order, ``log_version``);
+approve, reject), the release log (``releases``: promote, rollback) and the erasure log
+(``erasures``: erase per region, recertify, removal per region; status names the region).
+:func:`audit_rows` reads them as one timeline (each log in its own commit order, ``log_version``);
 :func:`export_audit` sends each row not exported before as exactly one ``COMPLETE`` RunEvent
 through the transport Airflow's OpenLineage provider is configured with (``[openlineage]
 transport``: http to Marquez, a file, Kafka ...), then records it in the control table
@@ -40,6 +41,7 @@ from pipelines.control.tables import (
     APPROVALS_TABLE,
     AUDIT_EXPORTS_TABLE,
     CERTIFICATIONS_TABLE,
+    ERASURES_TABLE,
     RELEASES_TABLE,
 )
 from pipelines.errors import LockstepError
@@ -98,7 +100,7 @@ def _row(**fields: Any) -> dict[str, Any]:
 
 
 def audit_rows(spec: PipelineSpec, *, root: str | None = None, day: date | None = None) -> list[dict[str, Any]]:
-    """Every decision of the three logs (each in its commit order), optionally of one UTC day."""
+    """Every decision of the four logs (each in its commit order), optionally of one UTC day."""
     rows = []
     for r in _scan(spec, CERTIFICATIONS_TABLE, root):
         bindings = json.loads(r["bindings"] or "{}")
@@ -121,6 +123,13 @@ def audit_rows(spec: PipelineSpec, *, root: str | None = None, day: date | None 
             reason=r["why"] or "", interval=r["effective_from"], from_generation=None, release=r["release_id"],
             to_generation=None, decision_id=r["release_id"], decided_at=r["released_at"],
             generation=r["model_version"]))
+    for r in _scan(spec, ERASURES_TABLE, root):
+        intervals = json.loads(r["intervals"] or "{}")
+        rows.append(_row(
+            log="erasures", log_version=r["log_version"], kind=r["event"], status=r["region"], actor=r["who"],
+            approvers=json.loads(r["approvers"] or "[]"), reason=r["reason"] or "",
+            interval=",".join(sorted(intervals)) if intervals else "*", generation=None, digest=r["values_digest"],
+            decision_id=r["erasure_id"], decided_at=r["at"]))
     return [r for r in rows if day is None or r["decided_at"][:10] == day.isoformat()]
 
 
@@ -190,5 +199,5 @@ def timeline_from_events(events: Iterable[dict[str, Any]], pipeline: str) -> lis
         if facet is None or event.get("job", {}).get("namespace") != f"lockstep://{pipeline}":
             continue
         rows.append({k: facet.get(k) for k in FIELDS})
-    order = {"certifications": 0, "approvals": 1, "releases": 2}
+    order = {"certifications": 0, "approvals": 1, "releases": 2, "erasures": 3}
     return sorted(rows, key=lambda r: (order.get(r["log"], 9), r["log_version"]))

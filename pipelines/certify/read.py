@@ -25,6 +25,7 @@ from typing import Any
 import polars as pl
 
 from pipelines.control.decisions import Decision, decisions, log_order
+from pipelines.control.erasures import erasure_of
 from pipelines.control.maintenance import maintenance_after
 from pipelines.errors import CertificationError
 from pipelines.spec import PipelineSpec
@@ -130,7 +131,7 @@ def read_certified(
     part = iv.partition(t.partition_by)
     if cons is not None and t.name in cons.feature_versions:
         decision = _pinned_generation(spec, log, decision, t, region, cons.name, cons.feature_versions[t.name],
-                                      uri, part)
+                                      uri, part, root=root)
         version = decision.generation.version(region, t.layer, t.name)
         assert version is not None
     if not _partition_files_present(uri, version, part, spec.region_options(region)):
@@ -147,7 +148,8 @@ def read_certified(
 
 
 def _pinned_generation(spec: PipelineSpec, log: list[Decision], in_force: Decision, t: Any, region: str,
-                       consumer: str, pinned: str, uri: str, part: dict[str, str]) -> Decision:
+                       consumer: str, pinned: str, uri: str, part: dict[str, str], *, root: str | None = None
+                       ) -> Decision:
     """For a consumer pinned to a feature version: the newest certified generation of the
     interval, from the one in force back, whose ``region`` data of ``t`` that version computed
     (a bump certified later does not take its data away; a rollback's skipped decisions and
@@ -167,7 +169,8 @@ def _pinned_generation(spec: PipelineSpec, log: list[Decision], in_force: Decisi
         if version is None:
             continue
         if not _partition_files_present(uri, version, part, opts):
-            seen.append(f"{d.generation_id}: files removed by maintenance")
+            why = removed_by_maintenance(spec.control_root(root), spec.name, uri, version, spec.control_options())
+            seen.append(f"{d.generation_id}: " + (why or "files removed by maintenance"))
             continue
         problem = pinned_version_problem(read_table(uri, version=version, partition=part, storage_options=opts),
                                          pinned)
@@ -206,6 +209,12 @@ def removed_by_maintenance(control_root: str, pipeline: str, uri: str, version: 
     rows = maintenance_after(control_root, pipeline, uri, version, storage_options)
     for row in rows.iter_rows(named=True):
         if version not in json.loads(row["kept_versions"]):
+            erased = erasure_of(control_root, pipeline, uri, version, storage_options)
+            if erased is not None:
+                return (f"{uri}: version {version} was removed by `lockstep maintain` at {row['ran_at']:%Y-%m-%d %H:%M} "
+                        f"UTC after erasure {erased['erasure_id']} (of {erased['values_count']} {erased['column']} "
+                        f"value(s), by {erased['who']} at {erased['at']:%Y-%m-%d %H:%M} UTC: {erased['reason']}): "
+                        "it held erased rows, so no certification, rollback window or pin keeps it")
             return (f"{uri}: version {version} was removed by `lockstep maintain` at {row['ran_at']:%Y-%m-%d %H:%M} "
                     f"UTC: it was outside the rollback window ({row['rollback_window']}) and no certification in "
                     "force or unexpired override referred to it")

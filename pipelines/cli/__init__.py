@@ -36,7 +36,7 @@ console = Console(stderr=False)
 err_console = Console(stderr=True)
 
 #: command modules, registered in this order when they exist
-COMMAND_MODULES = ["core", "validate", "reconcile", "verify", "orchestrate", "check", "maintain", "init", "release", "govern"]
+COMMAND_MODULES = ["core", "validate", "reconcile", "verify", "orchestrate", "check", "maintain", "init", "release", "govern", "erase"]
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON document for machines")]
 RootOpt = Annotated[

@@ -19,7 +19,7 @@ def maintain_cmd(
 ) -> None:
     """Compact small files, checkpoint every log and vacuum files no protected version needs
     (protected: decisions inside maintenance.rollback_window, the certification in force,
-    unexpired overrides)."""
+    unexpired overrides); an erasure's older files go whatever protected them."""
     from pipelines.maintain import maintain
     from pipelines.spec import load_spec
 

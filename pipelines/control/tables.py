@@ -205,3 +205,14 @@ RELEASE_EVALUATIONS_TABLE = register("release_evaluations", pl.Schema({
     "baseline_release": pl.String(), "baseline_version": pl.String(), "baseline_roc_auc": pl.Float64(),
     "baseline_mean": pl.Float64(), "psi": pl.Float64(), "who": pl.String(), "recorded_at": UTC_TIME,
 }))
+
+#: the erasure log: one commit per event of an erasure (``erase``: one region's rows deleted,
+#: per table how many and the versions before and after; ``recertify``: the affected
+#: intervals' new decisions; ``removal``: ``lockstep maintain`` deleted the older files),
+#: folded in commit order. The subject's values are never stored: ``values_digest`` binds them
+ERASURES_TABLE = register("erasures", pl.Schema({
+    "erasure_id": pl.String(), "pipeline": pl.String(), "event": pl.String(), "region": pl.String(),
+    "column": pl.String(), "values_digest": pl.String(), "values_count": pl.Int64(), "who": pl.String(),
+    "reason": pl.String(), "request_id": pl.String(), "approvers": pl.String(), "tables": pl.String(),
+    "intervals": pl.String(), "requested_at": UTC_TIME, "at": UTC_TIME, "log_version": pl.Int64(),
+}), ordered=True)

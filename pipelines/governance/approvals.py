@@ -6,7 +6,9 @@ approvals log (``_lockstep/approvals``, one commit per event), bound to exactly 
 decides: pipeline, interval, the generation id and the digest of the decision it acts on (the
 block overridden, the generation re-instated) and, for a rollback, the generation in force; a
 release request (:func:`request_release`) the model version (or the release re-instated) and
-the digest of its tags (feature version, plan hash, suites, generations trained on).
+the digest of its tags (feature version, plan hash, suites, generations trained on); an
+erasure request (:mod:`pipelines.governance.erasure`) the digest of the subject's values, and
+once approved it waits for ``lockstep erase --request`` (state ``approved``) to be carried out.
 :func:`approve` records a distinct person's consent (or ``reject=True``, a refusal that closes
 the request); with ``governance.approvals`` approvals, none by the requester, each by a holder
 of ``approve`` in every region the decision affects, the decision is recorded, by the
@@ -34,6 +36,7 @@ from typing import Any
 from pipelines.certify import decisions, override, rollback
 from pipelines.certify.operator import in_force_for, plan_override, plan_rollback
 from pipelines.control.decisions import Decision
+from pipelines.control.erasures import erasure_events
 from pipelines.control.tables import APPROVALS_TABLE
 from pipelines.errors import CertificationError, GovernanceError, SpecError
 from pipelines.governance.authority import affected_regions, authorize
@@ -53,7 +56,7 @@ class Request:
 
     request_id: str
     pipeline: str
-    action: str  # override | rollback
+    action: str  # override | rollback | release | erase
     interval: str
     generation_id: str
     digest: str  # of the decision acted on (the block, the generation re-instated)
@@ -74,6 +77,9 @@ class Request:
             return "decided"
         if self.rejection:
             return "rejected"
+        if self.action == "erase" and len(self.approvals) >= int(self.params.get("approvals_needed") or 0) > 0:
+            # carried out by `lockstep erase --request` with the values (never stored): until expiry
+            return "expired" if (now or datetime.now(UTC)) >= self.expires_at else "approved"
         return "expired" if (now or datetime.now(UTC)) >= self.expires_at else "pending"
 
     @property
@@ -122,6 +128,10 @@ def requests(spec: PipelineSpec, *, root: str | None = None) -> list[Request]:
             req_id = (d.bindings.get("approval") or {}).get("request")
             if req_id in out:
                 out[req_id].decision_id = d.decision_id
+        if any(r.action == "erase" for r in out.values()):
+            for e in erasure_events(spec, root=root):
+                if e["event"] == "erase" and e["request_id"] in out:
+                    out[e["request_id"]].decision_id = e["erasure_id"]
         if any(r.action == "release" for r in out.values()):
             for rel in release_log(spec, root=root):
                 req_id = (rel.approval or {}).get("request")
@@ -239,6 +249,8 @@ def request_release(spec: PipelineSpec, principal: Principal, *, kind: str, effe
 
 def _still_bound(spec: PipelineSpec, req: Request, root: str | None) -> None:
     """Refuse (409) when what the request decides on changed since it was made."""
+    if req.action == "erase":  # bound to its values' digest, checked when it is carried out
+        return
     if req.action == "release":
         try:
             bound, _, digest = _release_binding(spec, req.params, req.reason, root)
@@ -318,7 +330,7 @@ def approve(spec: PipelineSpec, principal: Principal, request_id: str, *, reason
             regions=json.dumps(req.regions), who=principal.identity, roles=json.dumps(sorted(principal.roles)),
             reason=reason, expires_at=req.expires_at)
     req = find_request(spec, request_id, root=root)
-    if reject or len(req.approvals) < gov.approvals:
+    if reject or len(req.approvals) < gov.approvals or req.action == "erase":
         return req, None
     approval = {"request": request_id, "requester": req.requester, "approvers": req.approvers, "digest": req.digest}
     if req.action == "release":
@@ -337,7 +349,8 @@ def approve(spec: PipelineSpec, principal: Principal, request_id: str, *, reason
 def submit(spec: PipelineSpec, principal: Principal, *, action: str, reason: str, interval: str | None = None,
            generation: str | None = None, until: datetime | None = None, reinstate_older: bool = False,
            to: str | None = None, replacing: str | None = None, kind: str | None = None, version: str | None = None,
-           effective_from: str | None = None, root: str | None = None, scope: str = "interval") -> Request:
+           effective_from: str | None = None, root: str | None = None, scope: str = "interval",
+           erase: dict[str, Any] | None = None) -> Request:
     """A request from its fields (the CLI's and the plugin API's one entry): an ``override``
     names ``interval`` and the blocked ``generation``, a ``rollback`` the generation ``to`` (and
 its ``scope``: ``interval``, or ``pipeline`` to move the pipeline's generation in force), a
@@ -360,5 +373,11 @@ its ``scope``: ``interval``, or ``pipeline`` to move the pipeline's generation i
         if scope not in ("interval", "pipeline"):
             raise GovernanceError(f"{spec.name}: a rollback's scope is interval or pipeline, got {scope!r}", status=422)
         return request_rollback(spec, principal, to=to, reason=reason, replacing=replacing, root=root, scope=scope)
-    raise GovernanceError(f"{spec.name}: action {action!r}: requests are for override, rollback or release",
+    if action == "erase":
+        from pipelines.governance.erasure import request_erase
+
+        if not erase:
+            raise GovernanceError(f"{spec.name}: an erasure request names the column and the values", status=422)
+        return request_erase(spec, principal, reason=reason, root=root, **erase)
+    raise GovernanceError(f"{spec.name}: action {action!r}: requests are for override, rollback, release or erase",
                           status=422)

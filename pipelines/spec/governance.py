@@ -2,8 +2,8 @@
 
 ``roles`` maps an auth manager's role (or group) names to the regions they act in (a list, or
 ``"*"`` for every region of the pipeline) and the actions they may take there: ``read``,
-``run``, ``certify``, ``override``, ``rollback``, ``release``, ``approve``. An override, a
-rollback or a release takes effect only with ``approvals`` distinct approvals, none by the
+``run``, ``certify``, ``override``, ``rollback``, ``release``, ``erase``, ``approve``. An override, a
+rollback, a release or an erasure takes effect only with ``approvals`` distinct approvals, none by the
 requester, each by a holder of ``approve`` in every region the decision affects; an approval
 counts for ``approval_expiry``. ``allow_local``: decisions made directly on storage (the CLI
 without ``--via airflow``) are allowed, and recorded as ``local:<user>``; off, only Airflow's
@@ -31,11 +31,11 @@ from pydantic import Field, StringConstraints, field_validator
 from pipelines.spec.base import Region, _Model
 from pipelines.spec.interval import Duration
 
-Action = Literal["read", "run", "certify", "override", "rollback", "release", "approve"]
+Action = Literal["read", "run", "certify", "override", "rollback", "release", "erase", "approve"]
 #: every action a role may be granted, in the order the docs list them
 ACTIONS: tuple[str, ...] = get_args(Action)
 #: the decisions that take effect only with the approvals the spec requires
-APPROVED_ACTIONS: tuple[str, ...] = ("override", "rollback", "release")
+APPROVED_ACTIONS: tuple[str, ...] = ("override", "rollback", "release", "erase")
 #: an auth manager's role or group name (FAB's "Admin", "eu-west operator", a group's DN ...)
 RoleName = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
 
@@ -67,7 +67,7 @@ class GovernanceSpec(_Model):
     roles: dict[RoleName, RoleGrant] = Field(
         default_factory=dict, description="auth-manager role (or group) name -> the regions and actions it grants",
         examples=[{"eu-west-operator": {"regions": ["eu-west"], "actions": ["read", "override", "approve"]}}])
-    approvals: int = Field(2, ge=1, le=12, description="distinct approvals an override, rollback or release needs "
+    approvals: int = Field(2, ge=1, le=12, description="distinct approvals an override, rollback, release or erasure needs "
                            "(never the requester's)", examples=[2])
     approval_expiry: Duration = Field(timedelta(hours=24), description="how long a request and its approvals count",
                                       examples=["24h", "30m"])
