@@ -263,3 +263,36 @@ def test_bad_input_is_one_clear_error_before_anything_is_written(lake: str, hist
     res = cli(*base, "--column", "card_number", "--value", "1", "--json")
     assert res.exit_code == 2 and "no raw table" in json.loads(res.stdout)["error"]["message"]
     assert versions(Path(lake)) == before, "nothing written"
+
+
+def test_an_erasure_killed_after_a_rewrite_is_finished_by_running_it_again(lake: str, history: tuple[str, Path]
+                                                                          ) -> None:
+    """A run killed between a table's rewrite and its region's ``erase`` row: the rows are gone but
+    the erasure log does not say so. Running the same erasure again finds the rewrite in the table's
+    own log (tagged with the subject's digest), records it, and maintain removes the older files;
+    the subject's value is in no commit of any table's log (no DELETE predicate holds it)."""
+    from pipelines.erasure.apply import _delete
+    from pipelines.erasure.subject import find_subject
+
+    path = history[1]
+    spec = load_spec(path)
+    card, _ = busiest_card(spec, lake)
+    subject = find_subject(spec, "card_id", [str(card)], root=lake)
+    first = next(t for t in subject.targets if t.layer == "raw" and
+                 newest(t.uri).filter(pl.col("card_id") == card).height)
+    held = newest(first.uri).filter(pl.col("card_id") == card).height
+    what, _ = _delete(spec, first, subject)  # what the killed run committed, and nothing after it
+    assert what["rows"] == held and newest(first.uri).filter(pl.col("card_id") == card).is_empty()
+
+    res = cli("erase", str(path), "--column", "card_id", "--value", str(card), "--reason", "re-run after a crash",
+              "--root", lake, "--json")
+    assert res.exit_code == 0, res.output
+    done = json.loads(res.stdout)
+    recorded = done["regions"][first.region][first.path]
+    assert recorded["rows"] == held and recorded["version_after"] == what["version_after"], recorded
+    assert cli("maintain", str(path), "--root", lake, "--json").exit_code == 0
+    assert card_rows(lake, card) == 0
+    for log in Path(lake).rglob("_delta_log/*.json"):
+        for line in log.read_text().splitlines():
+            commit = json.loads(line).get("commitInfo") or {}
+            assert str(card) not in json.dumps(commit.get("operationParameters", {})), log

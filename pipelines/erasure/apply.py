@@ -18,6 +18,7 @@ The older versions still hold the rows until ``lockstep maintain`` deletes their
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import polars as pl
+from deltalake import CommitProperties, write_deltalake
 
 from pipelines.control.erasures import record_erasure_event
 from pipelines.control.evidence import load, publish_write
@@ -39,6 +41,7 @@ from pipelines.storage import (
     interval_app_id,
     open_table,
     partition_file_hashes,
+    partition_predicate,
     read_table,
 )
 
@@ -71,27 +74,64 @@ def _quiet(region: str, step: str) -> None:
     return None
 
 
+#: the commit metadata key that tags an erasure's rewrite of a table with the subject's digest
+ERASURE_TAG = "lockstep.erasure"
+
+
+def _erased_before(dt: Any, digest: str) -> dict[str, Any] | None:
+    """The rewrite an earlier (interrupted) run of the same erasure committed to this table,
+    found in the table's own log by its tag: a re-run records it instead of finding nothing."""
+    for h in dt.history():
+        if h.get(ERASURE_TAG) == digest:
+            return h
+    return None
+
+
 def _delete(spec: PipelineSpec, target: Target, subject: Subject) -> tuple[dict[str, Any], dict[str, pl.DataFrame]]:
-    """Delete the subject's rows from one table: what was done, and the rows removed per interval key."""
+    """Remove the subject's rows from one table: what was done, and the rows removed per interval key.
+
+    Not a Delta ``DELETE``: its predicate (the subject's values) would stay in the table's log.
+    The partitions holding the subject's rows are rewritten without them in one overwrite commit
+    whose predicate names only those partitions, tagged with the subject's digest
+    (:data:`ERASURE_TAG`), so a run killed after this commit and before its ``erase`` row finds
+    the commit again when run once more."""
     opts = spec.region_options(target.region)
     dt = open_table(target.uri, opts)
     assert dt is not None
     before = dt.version()
     parts = [c for c in target.table.partition_by if c in ("ds", "hour", "minute")]
-    removed = read_table(target.uri, version=before, storage_options=opts).filter(subject.matches()).collect()
+    all_parts = list(target.table.partition_by)
+    current = read_table(target.uri, version=before, storage_options=opts)
+    removed = current.filter(subject.matches()).collect()
     out: dict[str, Any] = {"uri": target.uri, "rows": removed.height, "version_before": before, "version_after": None,
                            "intervals": []}
     if removed.is_empty():
+        earlier = _erased_before(dt, subject.digest)
+        if earlier is not None:  # this erasure's rewrite committed before an interruption
+            out.update(rows=int(earlier.get("lockstep.erased_rows", 0)), version_after=int(earlier["version"]),
+                       version_before=int(earlier["version"]) - 1,
+                       intervals=json.loads(str(earlier.get("lockstep.erased_intervals", "[]"))), recovered=True)
         return out, {}
-    try:
-        metrics = dt.delete(subject.predicate())
-    except Exception as exc:
-        raise StorageError(f"{target.uri}: erasure DELETE failed: {str(exc).splitlines()[0]}", uri=target.uri) from exc
-    out["rows"] = int(metrics.get("num_deleted_rows", removed.height))
-    out["version_after"] = dt.version()
+    touched = removed.select(all_parts).unique().sort(all_parts) if all_parts else None
+    if touched is not None:
+        keep = current.join(touched.lazy(), on=all_parts, how="semi").filter(~subject.matches()).collect()
+        predicate: str | None = " OR ".join(
+            f"({partition_predicate({c: str(v) for c, v in row.items()})})" for row in touched.iter_rows(named=True))
+    else:
+        keep, predicate = current.filter(~subject.matches()).collect(), None
     by_key = {partition_key({c: str(v) for c, v in zip(parts, key, strict=True)}): frame
               for key, frame in removed.partition_by(parts, as_dict=True).items()} if parts else {}
-    out["intervals"] = sorted(by_key)
+    intervals = sorted(by_key)
+    props = CommitProperties(custom_metadata={ERASURE_TAG: subject.digest, "lockstep.erased_rows": str(removed.height),
+                                              "lockstep.erased_intervals": json.dumps(intervals)},
+                             max_commit_retries=0)
+    try:
+        write_deltalake(dt, keep.to_arrow(), mode="overwrite", predicate=predicate,
+                        commit_properties=props)
+    except Exception as exc:
+        raise StorageError(f"{target.uri}: erasure rewrite failed: {str(exc).splitlines()[0]}", uri=target.uri) from exc
+    dt.update_incremental()
+    out.update(version_after=dt.version(), intervals=intervals)
     return out, by_key
 
 

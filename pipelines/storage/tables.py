@@ -59,6 +59,11 @@ def _predicate(partition: dict[str, str]) -> str:
     return " AND ".join(f"{k} = {quote(v)}" for k, v in partition.items())
 
 
+def partition_predicate(partition: dict[str, str]) -> str:
+    """The SQL predicate selecting one partition (``ds = '2026-01-01' AND hour = '03'``)."""
+    return _predicate(partition)
+
+
 def open_table(uri: str, storage_options: dict[str, str] | None = None, version: int | None = None) -> DeltaTable | None:
     """The Delta table at ``uri`` (at ``version``), or None when there is none yet."""
     try:
