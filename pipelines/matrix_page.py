@@ -57,13 +57,13 @@ def parse_states(values: Iterable[str]) -> list[str]:
     return [s for s in STATES if s in asked]
 
 
-def _regions(spec: PipelineSpec, values: Iterable[str]) -> list[str]:
+def _regions(spec: PipelineSpec, values: Iterable[str], allowed: list[str]) -> list[str]:
     asked = {p.strip() for v in values for p in str(v).split(",") if p.strip()}
-    unknown = sorted(asked - set(spec.regions))
+    unknown = sorted(asked - set(allowed))
     if unknown:
-        raise QueryError(f"region: {spec.name} has no region {unknown[0]!r}; its regions: {', '.join(spec.regions)}",
-                         field="region", value=unknown[0])
-    return [r for r in spec.regions if r in asked] or list(spec.regions)
+        raise QueryError(f"region: {spec.name} has no region {unknown[0]!r} you may read; its regions: "
+                         f"{', '.join(allowed)}", field="region", value=unknown[0])
+    return [r for r in allowed if r in asked] or list(allowed)
 
 
 def _interval(spec: PipelineSpec, field: str, value: str) -> Interval:
@@ -91,15 +91,17 @@ def _key(start: datetime, length: timedelta) -> str:
 def matrix_page(
     spec: PipelineSpec, *, root: str | None = None, regions: Iterable[str] = (), states: Iterable[str] = (),
     start: str | None = None, end: str | None = None, before: str | None = None, page: Any = 0,
-    size: Any = None, now: datetime | None = None,
+    size: Any = None, now: datetime | None = None, allowed: Iterable[str] | None = None,
 ) -> dict[str, Any]:
     """The matrix (:func:`~pipelines.matrix.certification_matrix`'s dict, cut to the kept
     regions) of one page, plus ``"paging"`` (``page, size, pages, total, older, newer, first,
     last, range_start, range_end, later_end``: ``newer`` is false on page 0, where
     ``later_end`` is the ``end`` of the next ``size`` intervals up to now, when the range ends earlier) and ``"filters"``
-    (``regions, states, start, end``), and ``"granularity"``."""
+    (``regions, states, start, end``), and ``"granularity"``; ``allowed``: the regions the
+    reader may see (default every region): the others are neither shown nor filtered on."""
     now = now or datetime.now(UTC)
-    keep = _regions(spec, regions)
+    readable = [r for r in spec.regions if allowed is None or r in set(allowed)]
+    keep = _regions(spec, regions, readable)
     wanted = parse_states(states)
     first = _interval(spec, "start", start) if start else None
     last = _interval(spec, "end", end) if end else None
@@ -146,7 +148,7 @@ def matrix_page(
     m["regions"] = keep
     m["cells"] = {k: {r: row[r] for r in keep} for k, row in m["cells"].items()}
     m["granularity"] = spec.granularity
-    m["filters"] = {"regions": keep if len(keep) < len(spec.regions) else [], "states": wanted,
+    m["filters"] = {"regions": keep if len(keep) < len(readable) else [], "states": wanted,
                     "start": first.key, "end": last.key}
     m["paging"] = {"page": p, "size": n, "pages": pages, "total": total, "older": p + 1 < pages, "newer": p > 0,
                    "first": shown[0] if shown else None, "last": shown[-1] if shown else None,

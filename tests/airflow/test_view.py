@@ -17,7 +17,7 @@ import yaml
 
 from pipelines.airflow.embedded import EmbeddedAirflow
 from pipelines.certify import decisions
-from pipelines.spec import FaultSpec, Interval, PipelineSpec, load_spec
+from pipelines.spec import FaultSpec, Interval, PipelineSpec
 from tests.airflow.test_auth import login
 from tests.airflow.test_ui import BLOCKED, CERTIFIED, OVERRIDDEN, build_lake
 from tests.conftest import REPO
@@ -96,7 +96,7 @@ def test_filters_keep_the_regions_states_and_dates_asked_for(served: Any) -> Non
 
 
 @pytest.mark.parametrize(("params", "named"), [
-    ({"region": "xx-nowhere"}, "region: view_demo has no region 'xx-nowhere'"),
+    ({"region": "xx-nowhere"}, "region: view_demo has no region 'xx-nowhere' you may read"),
     ({"state": "bogus"}, "state: unknown state 'bogus'"),
     ({"start": "2026-13-01"}, "start: expected an interval key"),
     ({"start": "2026-01-05", "end": "2026-01-01"}, "start: 2026-01-05 is after end 2026-01-01"),

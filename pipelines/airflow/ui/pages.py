@@ -36,13 +36,13 @@ td.held{background:var(--none)}td.held .state{color:var(--bad);font-weight:400}
 td.overridden{background:var(--ovrbg)}td.overridden .state{color:var(--ovr)}
 td.rolled-back{background:var(--rbbg)}td.rolled-back .state{color:var(--rb)}
 td.not-run{background:var(--none)}td.not-run .state{color:var(--muted);font-weight:400}
-.pill{display:inline-block;border-radius:1rem;padding:0 .5rem;font-size:12px;font-weight:600}
+.pill{display:inline-block;white-space:nowrap;border-radius:1rem;padding:0 .5rem;font-size:12px;font-weight:600}
 .pill.ok{background:var(--okbg);color:var(--ok)}.pill.bad{background:var(--badbg);color:var(--bad)}
 .pill.warn{background:var(--rbbg);color:var(--rb)}
 .heat td.h{text-align:right;font-variant-numeric:tabular-nums}
 code,pre{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:12px}
 pre{background:#f6f8fa;padding:.4rem .6rem;overflow-x:auto;margin:.2rem 0}
-.scroll{max-width:100%;overflow-x:auto}td{overflow-wrap:anywhere}
+.scroll{max-width:100%;overflow-x:auto}td{overflow-wrap:break-word}td.keys,td.msg,td code{overflow-wrap:anywhere}
 table.failed-checks td.keys,table.failed-checks td.msg{min-width:12rem;max-width:32rem}
 td.no-data{color:var(--muted);font-style:italic;text-align:center}
 details.warning{margin:.2rem 0}details.warning summary{cursor:pointer}

@@ -220,9 +220,11 @@ def matrix_of(spec: Any, user: Any, q: MatrixQuery) -> dict[str, Any]:
     from pipelines.errors import QueryError
     from pipelines.matrix_page import matrix_page
 
+    allowed = None if spec.governance is None else _visible(spec, user)
     try:
         m = matrix_page(spec, regions=q.region, states=q.state, start=q.start or None, end=q.end or None,
-                        before=q.before or None, page=q.page, size=q.size if q.size is not None else q.last)
+                        before=q.before or None, page=q.page, size=q.size if q.size is not None else q.last,
+                        allowed=allowed)
     except QueryError as exc:
         raise HTTPException(422, exc.message) from None
     return dict(_scoped(spec, user, m))
