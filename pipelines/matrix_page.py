@@ -8,8 +8,8 @@ cell is in one of the states); the result is paged from the newest: ``page`` 0 e
 ``end``, page 1 holds the ``size`` intervals before it, and so on.
 
 Without ``end`` (or ``before``) the range ends at the newest interval with a decision or
-data, else at the interval open now; without ``start`` it begins at the spec's
-``start_date``. Every bad value is one :class:`~pipelines.errors.QueryError` naming the
+data, else at the interval open now; it begins at ``start``, never before the spec's
+``start_date`` (nor before an interval with data). Every bad value is one :class:`~pipelines.errors.QueryError` naming the
 parameter and the value, raised before anything is read.
 
 >>> m = matrix_page(spec, states=["blocked"], start="2026-01-01", end="2026-01-31")  # doctest: +SKIP
@@ -127,6 +127,9 @@ def matrix_page(
             first = last
     if first.start > last.start:
         raise QueryError(f"start: {first.key} is after end {last.key}", field="start", value=first.key)
+    opening = spec.interval_at(min([spec.start_date.isoformat(), *active]))
+    if first.start < opening.start <= last.start:  # the schedule has no interval before its start_date
+        first = opening
     count = (last.start - first.start) // length + 1
     if count > MAX_INTERVALS:
         raise QueryError(f"start: {first.key} to {last.key} holds {count:,} intervals; at most {MAX_INTERVALS:,}",

@@ -71,6 +71,8 @@ def test_the_columns_are_the_calendar_of_the_range_paged_from_the_newest(served:
     m = _matrix(served, start="2026-01-01", end="2026-01-31", size=7, page=4)
     assert m["intervals"] == [CERTIFIED, BLOCKED, OVERRIDDEN] and m["paging"]["newer"]
     assert m["cells"][BLOCKED]["eu-central"]["state"] == "blocked"
+    m = _matrix(served, start="2025-12-20", end="2026-01-02")  # no interval before the spec's start_date
+    assert m["intervals"] == [CERTIFIED, BLOCKED] and m["filters"]["start"] == CERTIFIED
     m = _matrix(served, before=BLOCKED, size=7)  # the page ends just before an interval
     assert m["intervals"] == [CERTIFIED]
 
