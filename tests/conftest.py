@@ -101,6 +101,7 @@ KNOWN_SECONDS = {
     "tests/test_soak.py::test_soak_thirty_days": 110,
     "tests/models/test_release_race.py::test_soak_96_quarter_hours_three_promotions_and_a_rollback_while_scoring": 400,
     "tests/models/test_release_race.py::test_promotions_racing_scorers_never_mix_releases": 200,
+    "tests/airflow/test_browser.py::test_an_operator_reads_the_matrix_and_drills_down": 110,
 }
 
 
