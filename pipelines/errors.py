@@ -156,6 +156,11 @@ class GovernanceError(LockstepError):
         return int(self.context.get("status", 403))
 
 
+class QueryError(LockstepError):
+    """A view's query names a region, state, date or page the pipeline does not have: names
+    the parameter (``field``) and the value."""
+
+
 class MissingDependencyError(LockstepError):
     """An optional dependency is missing: the message names the extra to install."""
 

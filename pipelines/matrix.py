@@ -74,7 +74,7 @@ def _first_reason(d: Decision, region: str, regions: list[str]) -> tuple[str, st
     return "", "", []
 
 
-def _intervals_with_data(spec: PipelineSpec, root: str | None) -> dict[str, set[str]]:
+def intervals_with_data(spec: PipelineSpec, root: str | None) -> dict[str, set[str]]:
     """Region -> interval keys its raw tables hold rows for, as its evidence states (the
     newest profile of each raw table and interval)."""
     from pipelines.status import published_tables_by_interval
@@ -88,9 +88,10 @@ def _intervals_with_data(spec: PipelineSpec, root: str | None) -> dict[str, set[
 
 def certification_matrix(
     spec: PipelineSpec, *, root: str | None = None, last: int = 7, now: datetime | None = None,
-    log: list[Decision] | None = None,
+    log: list[Decision] | None = None, intervals: list[str] | None = None,
 ) -> dict[str, Any]:
-    """The newest ``last`` intervals (decided or holding data) x every region.
+    """The newest ``last`` intervals (decided or holding data) x every region; ``intervals``:
+    these interval keys instead, in this order (a page of the calendar, :func:`matrix_page`).
 
     Returns ``{"pipeline", "regions", "intervals", "cells": {interval: {region: cell}},
     "in_force", "decisions"}``; a cell is ``{"state", "reason", "check_id", "decision_id",
@@ -103,9 +104,10 @@ def certification_matrix(
     by_interval: dict[str, list[Decision]] = {}
     for d in log:
         by_interval.setdefault(d.interval, []).append(d)
-    data = _intervals_with_data(spec, root)
-    keys = set(by_interval) | {k for ks in data.values() for k in ks}
-    intervals = sorted(keys)[-last:] if last > 0 else sorted(keys)
+    data = intervals_with_data(spec, root)
+    if intervals is None:
+        keys = set(by_interval) | {k for ks in data.values() for k in ks}
+        intervals = sorted(keys)[-last:] if last > 0 else sorted(keys)
 
     from pipelines.certify.stale import stale_certifications, stale_line
 

@@ -79,10 +79,17 @@ def _cell(driver: object, region: str, interval: str) -> tuple[str, str]:
     return td.find_element(By.CLASS_NAME, "state").text, td.get_attribute("title")
 
 
+def _fits(driver: object) -> bool:
+    """Does the page fit the window's width (what is wider scrolls inside its own box)?"""
+    return bool(driver.execute_script(  # type: ignore[attr-defined]
+        "return document.documentElement.scrollWidth <= document.documentElement.clientWidth"))
+
+
 def test_an_operator_reads_the_matrix_and_drills_down(
     embedded_airflow: EmbeddedAirflow, airflow_dags: Path, browser: object,
 ) -> None:
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
 
     from pipelines.airflow.ui import drill_down
     from pipelines.spec import Interval
@@ -99,7 +106,6 @@ def test_an_operator_reads_the_matrix_and_drills_down(
     driver.find_element(By.CSS_SELECTOR, "input[name='password']").send_keys(login_password(af, "viewer"))  # type: ignore[attr-defined]
     driver.find_element(By.CSS_SELECTOR, "button[type='submit']").click()  # type: ignore[attr-defined]
     # the login page redirects once the token is set: wait until it is gone, then open the entry
-    from selenium.webdriver.support.ui import WebDriverWait
 
     WebDriverWait(driver, 120).until(  # type: ignore[arg-type]
         lambda d: not d.find_elements(By.CSS_SELECTOR, "input[name='password']"))
@@ -143,7 +149,42 @@ def test_an_operator_reads_the_matrix_and_drills_down(
     shown = row.find_element(By.CLASS_NAME, "keys").text
     assert keys and all(str(k) in shown for k in keys[:20])
     assert "merchant_risk" in row.text
+    # blocking checks first, warnings folded; the page does not overflow to the right, even narrow
+    assert driver.find_element(By.CSS_SELECTOR, "section.checks h2").text.startswith("blocking checks (")  # type: ignore[attr-defined]
+    folds = driver.find_elements(By.CSS_SELECTOR, "details.warning")  # type: ignore[attr-defined]
+    assert folds and not folds[0].find_element(By.CSS_SELECTOR, "table").is_displayed()
+    driver.set_window_size(900, 1000)  # type: ignore[attr-defined]
+    assert _fits(driver), "the drill-down overflows the window"
+    driver.set_window_size(1500, 1000)  # type: ignore[attr-defined]
     driver.save_screenshot(str(ARTIFACTS / "lockstep-drill-down.png"))  # type: ignore[attr-defined]
+
+    # the filters: only the blocked cells, as the form submits them
+    driver.get(f"{af.url}/lockstep/pipelines/{PIPELINE}")  # type: ignore[attr-defined]
+    _wait(driver, "form.filters").find_element(  # type: ignore[attr-defined]
+        By.CSS_SELECTOR, "input[name='state'][value='blocked']").click()
+    driver.find_element(By.CSS_SELECTOR, "form.filters button[type='submit']").click()  # type: ignore[attr-defined]
+    WebDriverWait(driver, 60).until(lambda d: "state=blocked" in d.current_url)  # type: ignore[arg-type]
+    shown = {td.get_attribute("data-interval") for td in driver.find_elements(  # type: ignore[attr-defined]
+        By.CSS_SELECTOR, f"table#matrix-{PIPELINE} td")}
+    assert shown == {BLOCKED}, shown
+
+    # Airflow's DAG-run page: its Lockstep tab shows the run's interval, not the whole pipeline
+    (airflow_dags / f"{PIPELINE}.py").write_text(
+        "from pathlib import Path\n\nfrom pipelines.airflow import build_dag\n\n"
+        f"dag = build_dag(Path(__file__).with_name('{PIPELINE}.yaml'))\n")
+    af.client.wait_for_dag(PIPELINE)
+    af.client.set_paused(PIPELINE, True)  # the run stays queued: Airflow alone knows its date
+    from datetime import datetime
+
+    run_id = af.client.trigger(PIPELINE, datetime.fromisoformat(f"{BLOCKED}T00:00:00+00:00"))
+    driver.get(f"{af.url}/dags/{PIPELINE}/runs/{run_id}/plugin/lockstep-dag-run")  # type: ignore[attr-defined]
+    driver.switch_to.frame(_wait(driver, "iframe"))  # type: ignore[attr-defined]
+    note = _wait(driver, "p.run-interval").text  # type: ignore[attr-defined]
+    assert f"processes interval {BLOCKED}" in note and run_id in note, note
+    assert driver.find_element(By.CSS_SELECTOR, "table.failed-checks").is_displayed()  # type: ignore[attr-defined]
+    assert not driver.find_elements(By.CSS_SELECTOR, f"table#matrix-{PIPELINE}")  # type: ignore[attr-defined]
+    driver.switch_to.default_content()  # type: ignore[attr-defined]
+    driver.save_screenshot(str(ARTIFACTS / "lockstep-run-tab.png"))  # type: ignore[attr-defined]
     if os.environ.get("LOCKSTEP_UPDATE_DOCS_SCREENSHOT") == "1":
         shutil.copy(ARTIFACTS / "lockstep-view.png", REPO / "docs" / "lockstep-view.png")
 
@@ -193,7 +234,7 @@ def test_one_operator_requests_an_override_another_approves_it_in_the_view(
     # carol operates eu-west: no button to override eu-central's block
     _sign_in(driver, af, "carol")
     driver.get(page)  # type: ignore[attr-defined]
-    _wait(driver, "table.failed-checks")
+    _wait(driver, "section.checks")  # eu-west's checks: none of them blocks
     assert not driver.find_elements(By.CSS_SELECTOR, "form.request-override")  # type: ignore[attr-defined]
 
     # alice requests the override, with her reason

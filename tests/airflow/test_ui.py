@@ -123,7 +123,7 @@ def test_pages_render(lake: PipelineSpec) -> None:
     assert failed and failed[0]["region"] == "eu-central"
     changed = failed[0]["details"]["changed_keys"]
     assert changed and str(changed[0]) in html
-    assert "Data Docs" in html and "failed checks" in html
+    assert "Data Docs" in html and "blocking checks" in html
 
 
 def test_the_pipeline_page_shows_the_release_in_force_and_its_history(lake: PipelineSpec) -> None:

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import html
 import json
+import math
 from typing import Any
 from urllib.parse import quote
 
-__all__ = ["INTRO", "esc", "page", "render_drill_down", "render_history", "render_in_force",
+__all__ = ["INTRO", "esc", "page", "render_checks", "render_drill_down", "render_history", "render_in_force",
            "render_matrix", "render_pipeline", "render_releases"]
 
 esc = html.escape
@@ -22,7 +23,7 @@ CSS = """
 body{font-family:Inter,system-ui,-apple-system,"Segoe UI",sans-serif;margin:1.25rem 1.5rem;color:var(--fg);font-size:14px}
 h1{font-size:1.35rem;margin:.2rem 0 .6rem}h2{font-size:1.1rem;margin:1.4rem 0 .4rem}h3{font-size:.95rem;margin:1rem 0 .3rem}
 a{color:#0969da;text-decoration:none}a:hover{text-decoration:underline}
-.muted{color:var(--muted)}.crumbs{color:var(--muted);margin-bottom:.4rem}
+.muted{color:var(--muted);overflow-wrap:anywhere}.crumbs{color:var(--muted);margin-bottom:.4rem}
 table{border-collapse:collapse;margin:.3rem 0}td,th{border:1px solid var(--line);padding:.25rem .5rem;text-align:left;vertical-align:top}
 th{background:#f6f8fa;font-weight:600}
 table.matrix td{min-width:7.5rem;max-width:14rem;font-size:12px}
@@ -35,12 +36,20 @@ td.held{background:var(--none)}td.held .state{color:var(--bad);font-weight:400}
 td.overridden{background:var(--ovrbg)}td.overridden .state{color:var(--ovr)}
 td.rolled-back{background:var(--rbbg)}td.rolled-back .state{color:var(--rb)}
 td.not-run{background:var(--none)}td.not-run .state{color:var(--muted);font-weight:400}
-.pill{display:inline-block;border-radius:1rem;padding:0 .5rem;font-size:12px;font-weight:600}
+.pill{display:inline-block;white-space:nowrap;border-radius:1rem;padding:0 .5rem;font-size:12px;font-weight:600}
 .pill.ok{background:var(--okbg);color:var(--ok)}.pill.bad{background:var(--badbg);color:var(--bad)}
 .pill.warn{background:var(--rbbg);color:var(--rb)}
 .heat td.h{text-align:right;font-variant-numeric:tabular-nums}
 code,pre{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:12px}
 pre{background:#f6f8fa;padding:.4rem .6rem;overflow-x:auto;margin:.2rem 0}
+.scroll{max-width:100%;overflow-x:auto}td{overflow-wrap:break-word}td.keys,td.msg,td code{overflow-wrap:anywhere}
+table.failed-checks td.keys,table.failed-checks td.msg{min-width:12rem;max-width:32rem}
+td.no-data{color:var(--muted);font-style:italic;text-align:center}
+details.warning{margin:.2rem 0}details.warning summary{cursor:pointer}
+.count{color:var(--muted);font-weight:400}
+form.filters{display:flex;flex-wrap:wrap;gap:.4rem 1rem;align-items:flex-end;margin:.4rem 0}
+form.filters fieldset{border:1px solid var(--line);padding:.2rem .5rem}form.filters label{margin-right:.5rem;white-space:nowrap}
+.paging a{margin-left:.8rem}.bad{color:var(--bad)}
 """
 
 
@@ -77,7 +86,8 @@ def render_matrix(base: str, m: dict[str, Any]) -> str:
     """The region x interval table: one row per region, one column per interval."""
     dag_id = m["pipeline"]
     if not m["intervals"]:
-        return "<p class=muted>no intervals written yet</p>"
+        return ("<p class='muted no-intervals'>no interval matches the filters</p>" if m.get("filters")
+                else "<p class=muted>no intervals written yet</p>")
     head = "".join(
         f"<th><a href='{base}/pipelines/{quote(dag_id)}/intervals/{quote(k)}'>{esc(k)}</a></th>" for k in m["intervals"]
     )
@@ -95,8 +105,8 @@ def render_matrix(base: str, m: dict[str, Any]) -> str:
                 f"<span class=reason>{esc(c['reason'])}</span></a></td>"
             )
         rows.append(f"<tr><th>{esc(region)}</th>{''.join(tds)}</tr>")
-    return (f"<table class=matrix id='matrix-{esc(dag_id)}'><tr><th>region \\ interval</th>{head}</tr>"
-            f"{''.join(rows)}</table>")
+    return (f"<div class=scroll><table class=matrix id='matrix-{esc(dag_id)}'><tr><th>region \\ interval</th>"
+            f"{head}</tr>{''.join(rows)}</table></div>")
 
 
 def _why(d: dict[str, Any]) -> str:
@@ -118,8 +128,8 @@ def render_history(dag_id: str, log: list[dict[str, Any]]) -> str:
         f"<td>{_run_link(dag_id, d['run_id'])}</td></tr>"
         for d in log
     )
-    return ("<table class=history><tr><th>when</th><th>interval</th><th>kind</th><th>status</th><th>who</th>"
-            f"<th>why</th><th>expires</th><th>generation</th><th>run</th></tr>{rows}</table>")
+    return ("<div class=scroll><table class=history><tr><th>when</th><th>interval</th><th>kind</th><th>status</th>"
+            f"<th>who</th><th>why</th><th>expires</th><th>generation</th><th>run</th></tr>{rows}</table></div>")
 
 
 def _release_line(r: dict[str, Any]) -> str:
@@ -169,10 +179,11 @@ def render_releases(rel: dict[str, Any] | None) -> str:
     return "".join(out)
 
 
-def render_pipeline(base: str, m: dict[str, Any], *, history: bool) -> str:
+def render_pipeline(base: str, m: dict[str, Any], *, history: bool, controls: str = "") -> str:
+    """A pipeline's section; ``controls``: the filters and paging links shown above its matrix."""
     dag_id = m["pipeline"]
     out = [f"<h2 id='{esc(dag_id)}'><a href='{base}/pipelines/{quote(dag_id)}'>{esc(dag_id)}</a></h2>",
-           render_in_force(dag_id, m["in_force"]), render_matrix(base, m)]
+           render_in_force(dag_id, m["in_force"]), controls, render_matrix(base, m)]
     if history:
         out += ["<h3>generation in force: members</h3>"]
         members = (m["in_force"] or {}).get("members") or {}
@@ -185,8 +196,56 @@ def render_pipeline(base: str, m: dict[str, Any], *, history: bool) -> str:
     return "".join(out)
 
 
+def _missing(value: Any) -> bool:
+    """No number to show: none at all, or a NaN (a statistic over no rows)."""
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
 def _fmt(value: Any) -> str:
+    if isinstance(value, float) and math.isnan(value):
+        return "<span class=muted>no data</span>"
     return esc(json.dumps(value, default=str)) if value is not None else "-"
+
+
+def _check_row(f: dict[str, Any], tag: str) -> str:
+    keys, cols = _keys_and_columns(f)
+    return (f"<tr id='{esc(f['region'])}' class=failed><td>{tag}</td><td><code>{esc(f['check_id'])}</code></td>"
+            f"<td>{esc(f['region'])}</td><td>{esc(f['table'])}</td><td class=keys>{keys}</td><td>{cols}</td>"
+            f"<td>{_fmt(f['observed'])}</td><td>{_fmt(f['threshold'])}</td><td class=msg>{esc(f['message'])}</td></tr>")
+
+
+_CHECKS_HEAD = ("<tr><th></th><th>check</th><th>region</th><th>table</th><th>keys</th><th>columns</th>"
+                "<th>observed</th><th>threshold</th><th>message</th></tr>")
+
+
+def render_checks(failed: list[dict[str, Any]], *, certified: bool) -> str:
+    """The checks that failed: what blocks first (a table), then the warnings folded, one
+    ``<details>`` per check with its count; a certified interval's are warnings only."""
+    blocking = [f for f in failed if f["blocking"]]
+    warnings: dict[str, list[dict[str, Any]]] = {}
+    for f in failed:
+        if not f["blocking"]:
+            warnings.setdefault(str(f["check_id"]), []).append(f)
+    out = ["<section class=checks>"]
+    if blocking:
+        rows = "".join(_check_row(f, "<span class='pill bad'>block</span>") for f in blocking)
+        out.append(f"<h2 class=blocking>blocking checks ({len(blocking)})</h2>"
+                   f"<div class=scroll><table class=failed-checks>{_CHECKS_HEAD}{rows}</table></div>")
+    elif not certified and failed:
+        out.append("<p class=muted>no check blocks in the latest run</p>")
+    if warnings:
+        n = sum(len(v) for v in warnings.values())
+        out.append(f"<h2 class=warnings>warnings ({n})</h2>")
+        for check_id, group in sorted(warnings.items()):
+            where = ", ".join(sorted({str(f["region"]) for f in group}))
+            rows = "".join(_check_row(f, f"<span class='pill warn'>{esc(f['policy'])}</span>") for f in group)
+            out.append(f"<details class=warning data-check='{esc(check_id, quote=True)}'><summary><code>"
+                       f"{esc(check_id)}</code> <span class=count>({len(group)})</span> <span class=muted>{esc(where)}"
+                       f"</span></summary><div class=scroll><table class=warning-checks>{_CHECKS_HEAD}{rows}</table>"
+                       "</div></details>")
+    if not failed:
+        out.append("<p class=muted>no failed checks in the latest run</p>")
+    return "".join(out) + "</section>"
 
 
 def _keys_and_columns(f: dict[str, Any]) -> tuple[str, str]:
@@ -203,9 +262,10 @@ def _keys_and_columns(f: dict[str, Any]) -> tuple[str, str]:
 
 
 def render_drill_down(base: str, spec: Any, ex: dict[str, Any], requests: str = "",
-                      regions: list[str] | None = None) -> str:
+                      regions: list[str] | None = None, *, note: str = "") -> str:
     """The interval's page; ``requests``: its requests section (HTML), shown below its decisions;
-    ``regions``: those the reader may see (their Data Docs are linked; default every region)."""
+    ``regions``: those the reader may see (their Data Docs are linked; default every region);
+    ``note``: shown under the title (the DAG-run tab names its run)."""
     dag_id = spec.name
     key = ex["interval"]
     state = (f"<span class='pill ok'>in force: {esc(ex['in_force'])}</span>" if ex["in_force"]
@@ -213,28 +273,14 @@ def render_drill_down(base: str, spec: Any, ex: dict[str, Any], requests: str = 
     docs = " ".join(f"<a href='{base}/pipelines/{quote(dag_id)}/docs/{quote(r)}/index.html'>{esc(r)}</a>"
                     for r in (spec.regions if regions is None else regions))
     out = [f"<div class=crumbs><a href='{base}/'>Lockstep</a> / <a href='{base}/pipelines/{quote(dag_id)}'>"
-           f"{esc(dag_id)}</a> / {esc(key)}</div><h1>{esc(dag_id)} · {esc(key)}</h1>",
+           f"{esc(dag_id)}</a> / {esc(key)}</div><h1>{esc(dag_id)} · {esc(key)}</h1>{note}",
            f"<p>{state} · run {_run_link(dag_id, ex['run_id'] or '')} · "
            f"Data Docs: {docs}</p>"]
     out.append("<h2>decisions</h2>" + (render_history(dag_id, [
         {**d, "interval": key, "reasons": d["blocking_reasons"]} for d in reversed(ex["decisions"])
     ]) if ex["decisions"] else "<p class=muted>no decision about this interval</p>") + requests)
 
-    out.append(f"<h2>failed checks ({len(ex['failed'])})</h2>")
-    if ex["failed"]:
-        rows = []
-        for f in ex["failed"]:
-            keys, cols = _keys_and_columns(f)
-            tag = "<span class='pill bad'>block</span>" if f["blocking"] else f"<span class='pill warn'>{esc(f['policy'])}</span>"
-            rows.append(
-                f"<tr id='{esc(f['region'])}' class=failed><td>{tag}</td><td><code>{esc(f['check_id'])}</code></td>"
-                f"<td>{esc(f['region'])}</td><td>{esc(f['table'])}</td><td class=keys>{keys}</td><td>{cols}</td>"
-                f"<td>{_fmt(f['observed'])}</td><td>{_fmt(f['threshold'])}</td><td>{esc(f['message'])}</td></tr>"
-            )
-        out.append("<table class=failed-checks><tr><th></th><th>check</th><th>region</th><th>table</th><th>keys</th>"
-                   "<th>columns</th><th>observed</th><th>threshold</th><th>message</th></tr>" + "".join(rows) + "</table>")
-    else:
-        out.append("<p class=muted>no failed checks in the latest run</p>")
+    out.append(render_checks(ex["failed"], certified=bool(ex["in_force"])))
 
     out.append("<h2>drift: PSI vs pooled other regions</h2>")
     if ex["drift"]:
@@ -250,15 +296,18 @@ def render_drill_down(base: str, spec: Any, ex: dict[str, Any], requests: str = 
                     tds.append("<td></td>")
                     continue
                 psi = v.get("psi_pooled")
+                if _missing(psi):  # nothing to compare: the region holds no rows for the column
+                    tds.append("<td class='h no-data'>no data</td>")
+                    continue
                 # heat: white at 0, full red at PSI 0.5 and above
                 alpha = min(1.0, (psi or 0) / 0.5)
                 bg = f"rgba(207,34,46,{alpha:.2f})" if v["fail"] else f"rgba(207,34,46,{alpha * 0.5:.2f})"
-                txt = "-" if psi is None else f"{psi:.3f}"
+                txt = f"{psi:.3f}"
                 ks = v.get("ks_pooled")
-                tds.append(f"<td class=h style='background:{bg}' title='KS {ks if ks is None else round(ks, 3)}'>"
+                tds.append(f"<td class=h style='background:{bg}' title='KS {'-' if _missing(ks) else round(ks, 3)}'>"
                            f"{'<b>' + txt + '</b>' if v['fail'] else txt}</td>")
             rows.append(f"<tr><th>{esc(region)}</th>{''.join(tds)}</tr>")
-        out.append(f"<table class=heat><tr><th>region</th>{head}</tr>{''.join(rows)}</table>")
+        out.append(f"<div class=scroll><table class=heat><tr><th>region</th>{head}</tr>{''.join(rows)}</table></div>")
     else:
         out.append("<p class=muted>no drift checks ran</p>")
 

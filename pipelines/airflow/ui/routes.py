@@ -7,18 +7,22 @@ its DAG and DAG-run pages). Pages (server-rendered HTML):
 
 * ``GET /lockstep/`` — per pipeline the user may read: the generation in force and the
   region x interval certification matrix;
-* ``GET /lockstep/pipelines/{dag_id}`` — one pipeline: matrix, generation in force and the
-  decision history (who, why, when, expiry); with a ``models:`` section, the release in force,
+* ``GET /lockstep/pipelines/{dag_id}`` — one pipeline: the filters (``region``, ``state``,
+  ``start``, ``end``, ``size``), one page of the matrix on a calendar axis with links to the
+  older and newer intervals (``page``), the generation in force and the decision history (who, why, when, expiry); with a ``models:`` section, the release in force,
   the release history and each candidate's per-region shadow evaluations;
 * ``GET /lockstep/pipelines/{dag_id}/intervals/{interval}`` — the drill-down: every failed
   check (region, table, keys, columns, observed vs threshold), the drift heatmap region x
   column, quarantine counts (the rows stay in their region), links to Data Docs and the Airflow run,
   and the requests about the interval with the buttons that request an override or a rollback
   and approve or reject (:mod:`~pipelines.airflow.ui.approvals`, behind the spec's governance);
+* ``GET /lockstep/pipelines/{dag_id}?run_id=<run>`` — Airflow's DAG-run tab: the drill-down of
+  the interval that run processes (:mod:`~pipelines.airflow.ui.runs`);
 * ``GET /lockstep/pipelines/{dag_id}/docs/{region}/{path}`` — a region's static Data Docs.
 
 JSON: ``/lockstep/api/pipelines``, ``.../{dag_id}/status`` (what ``lockstep status --json``
-prints), ``.../decisions`` (newest first), ``.../matrix``, ``.../intervals/{interval}``
+prints), ``.../decisions`` (newest first), ``.../matrix`` (one page, the same filters as the
+page; a bad one is a 422 naming the parameter), ``.../intervals/{interval}``
 (what ``lockstep explain --json`` prints), ``.../releases`` (the model's releases, 404
 without a ``models:`` section).
 
@@ -32,7 +36,8 @@ list show only the pipelines the user may read (403 when there are pipelines but
 readable). OpenAPI docs are off: the app describes no route to anyone unauthenticated.
 
 It reads the same control tables as the CLI (:mod:`pipelines.certify`, :mod:`pipelines.status`,
-:mod:`pipelines.matrix`), and nothing else: the api-server needs the control plane's key
+:mod:`pipelines.matrix`), and nothing else (but a DAG-run tab whose run recorded nothing yet,
+which asks Airflow's API about the run with the caller's token): the api-server needs the control plane's key
 alone, never a region's; data libraries are imported per request, never when the api-server
 loads plugins. The specs are the ``*.yaml`` files in Airflow's configured DAGs folder
 (``[core] dags_folder``).
@@ -43,13 +48,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import yaml
 from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_dag
 from airflow.configuration import conf
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pipelines.airflow.ui.pages import INTRO, esc, page, render_drill_down, render_pipeline
@@ -187,12 +194,45 @@ def decision_log(dag_id: str, user: GetUserDep, limit: int = 50) -> list[dict[st
     return list(_scoped(spec, user, list(reversed(rows))[:limit]))
 
 
-@app.get("/api/pipelines/{dag_id}/matrix", dependencies=CAN_READ_DAG)
-def matrix(dag_id: str, user: GetUserDep, last: int = 7) -> dict[str, Any]:
-    from pipelines.matrix import certification_matrix
+class MatrixQuery(BaseModel):
+    """The matrix's filters and page (:func:`pipelines.matrix_page.matrix_page`); ``last``:
+    the page size's older name."""
 
-    spec = load_pipeline(dag_id)
-    return dict(_scoped(spec, user, certification_matrix(spec, last=last)))
+    region: list[str] = []
+    state: list[str] = []
+    start: str | None = None
+    end: str | None = None
+    before: str | None = None
+    page: int = 0
+    size: int | None = None
+    last: int | None = None
+
+
+def _matrix_query(region: list[str] = Query([]), state: list[str] = Query([]), start: str | None = None,
+                  end: str | None = None, before: str | None = None, page: int = 0, size: int | None = None,
+                  last: int | None = None) -> MatrixQuery:
+    return MatrixQuery(region=region, state=state, start=start, end=end, before=before, page=page, size=size,
+                       last=last)
+
+
+def matrix_of(spec: Any, user: Any, q: MatrixQuery) -> dict[str, Any]:
+    """One page of ``spec``'s matrix as ``user`` may see it; a bad filter is a 422 naming it."""
+    from pipelines.errors import QueryError
+    from pipelines.matrix_page import matrix_page
+
+    allowed = None if spec.governance is None else _visible(spec, user)
+    try:
+        m = matrix_page(spec, regions=q.region, states=q.state, start=q.start or None, end=q.end or None,
+                        before=q.before or None, page=q.page, size=q.size if q.size is not None else q.last,
+                        allowed=allowed)
+    except QueryError as exc:
+        raise HTTPException(422, exc.message) from None
+    return dict(_scoped(spec, user, m))
+
+
+@app.get("/api/pipelines/{dag_id}/matrix", dependencies=CAN_READ_DAG)
+def matrix(dag_id: str, user: GetUserDep, q: MatrixQuery = Depends(_matrix_query)) -> dict[str, Any]:
+    return matrix_of(load_pipeline(dag_id), user, q)
 
 
 @app.get("/api/pipelines/{dag_id}/releases", dependencies=CAN_READ_DAG)
@@ -237,41 +277,77 @@ def _base(request: Request) -> str:
 
 @app.get("/", response_class=HTMLResponse)
 def index(request: Request, user: GetUserDep) -> str:
-    from pipelines.matrix import certification_matrix
-
     base = _base(request)
     sections = []
     for name in _readable_or_403(user):
         try:
             spec = load_pipeline(name)
-            sections.append(render_pipeline(base, _scoped(spec, user, certification_matrix(spec)), history=False))
+            sections.append(render_pipeline(base, matrix_of(spec, user, MatrixQuery()), history=False))
         except HTTPException as exc:
             sections.append(f"<h2>{esc(name)}</h2><p class=bad>{esc(str(exc.detail))}</p>")
     return page("Lockstep", INTRO + ("".join(sections) or "<p>no pipelines found</p>"))
 
 
 @app.get("/pipelines/{dag_id}", response_class=HTMLResponse, dependencies=CAN_READ_DAG)
-def pipeline_page(request: Request, dag_id: str, user: GetUserDep, last: int = 7) -> str:
+def pipeline_page(request: Request, dag_id: str, user: GetUserDep, run_id: str | None = None,
+                  q: MatrixQuery = Depends(_matrix_query)) -> Response:
+    """The pipeline's page: filters, one page of the matrix, the generation in force, the
+    history; with ``run_id`` (Airflow's DAG-run tab) the drill-down of the run's interval."""
+    from pipelines.airflow.ui.filters import render_filters, render_paging
     from pipelines.release_flow import model_releases as releases_of
 
     base = _base(request)
     spec = load_pipeline(dag_id)
-    m = {**matrix(dag_id, user, last=last), "releases": _scoped(spec, user, releases_of(spec))}
+    if run_id:
+        return HTMLResponse(run_page(request, spec, user, run_id))
     crumbs = f"<div class=crumbs><a href='{base}/'>Lockstep</a> / {esc(dag_id)}</div>"
-    return page(f"Lockstep · {dag_id}", crumbs + render_pipeline(base, m, history=True))
+    try:
+        m = matrix_of(spec, user, q)
+    except HTTPException as exc:
+        if exc.status_code != 422:
+            raise
+        shown = {"pipeline": dag_id, "filters": {**q.model_dump(), "regions": q.region, "states": q.state}}
+        body = crumbs + f"<h2>{esc(dag_id)}</h2>" + render_filters(base, shown, list(spec.regions), str(exc.detail))
+        return HTMLResponse(page(f"Lockstep · {dag_id}", body), status_code=422)
+    m["releases"] = _scoped(spec, user, releases_of(spec))
+    regions = list(spec.regions) if spec.governance is None else _visible(spec, user)
+    controls = render_filters(base, m, regions) + render_paging(base, m)
+    return HTMLResponse(page(f"Lockstep · {dag_id}", crumbs + render_pipeline(base, m, history=True, controls=controls)))
+
+
+def _visible(spec: Any, user: Any) -> list[str]:
+    from pipelines.airflow.ui.governed import visible
+
+    return list(visible(spec, user))
+
+
+def run_page(request: Request, spec: Any, user: Any, run_id: str) -> str:
+    """Airflow's DAG-run tab: the drill-down of the interval run ``run_id`` processed."""
+    from pipelines.airflow.ui.runs import run_interval
+
+    key, source = run_interval(request, spec, run_id)
+    base = _base(request)
+    note = (f"<p class=run-interval>Airflow run <code>{esc(run_id)}</code> processes interval "
+            f"<b>{esc(key)}</b> <span class=muted>(as {esc(source)} records it)</span> · "
+            f"<a href='{base}/pipelines/{quote(spec.name)}'>all intervals</a></p>")
+    return _interval_html(request, spec, user, key, note)
 
 
 @app.get("/pipelines/{dag_id}/intervals/{interval}", response_class=HTMLResponse, dependencies=CAN_READ_DAG)
 def interval_page(request: Request, dag_id: str, interval: str, user: GetUserDep) -> str:
+    return _interval_html(request, load_pipeline(dag_id), user, interval)
+
+
+def _interval_html(request: Request, spec: Any, user: Any, interval: str, note: str = "") -> str:
     from pipelines.airflow.ui.approvals import render_requests
     from pipelines.airflow.ui.governed import panel, visible
 
-    spec = load_pipeline(dag_id)
     iv = parse_interval(spec, interval)
     ex = _scoped(spec, user, drill_down(spec, iv))
     requests = render_requests(_base(request), panel(spec, user, iv))
     regions = None if spec.governance is None else visible(spec, user)
-    return page(f"Lockstep · {dag_id} · {interval}", render_drill_down(_base(request), spec, ex, requests, regions))
+    return page(f"Lockstep · {spec.name} · {iv.key}",
+                render_drill_down(_base(request), spec, ex, requests, regions, note=note))
 
 
 @app.get("/pipelines/{dag_id}/docs/{path:path}", dependencies=CAN_READ_DAG)
