@@ -112,10 +112,18 @@ def _payload(spec_path: str, step: str, context: dict[str, Any], region: str | N
         from pipelines.preflight import latest_closed
 
         iv = latest_closed(spec) or spec.interval_at(datetime.now(UTC))
-    user = getattr(context.get("dag_run"), "triggering_user_name", None)
+    user = getattr(dag_run, "triggering_user_name", None)
     return StepPayload(spec=spec_path, step=step, region=region, interval_start=iv.start, interval_end=iv.end,
-                       run_id=context["run_id"], actor=f"airflow:{user or 'scheduler'}",
+                       run_id=lockstep_run_id(context), actor=f"airflow:{user or 'scheduler'}",
                        root=settings().root)
+
+
+def lockstep_run_id(context: Mapping[str, Any]) -> str:
+    """The run id a task's step records: Airflow's run id, and ``<run id>.clear<n>`` once the
+    run was cleared ``n`` times (a region re-run: :func:`region_task_ids`). Each pass of a run's
+    reconcile and gate then judges its own results and failures, not an earlier pass's too."""
+    cleared = getattr(context.get("dag_run"), "clear_number", 0) or 0
+    return f"{context['run_id']}.clear{cleared}" if cleared else str(context["run_id"])
 
 
 def region_task_ids(spec: PipelineSpec, region: str) -> list[tuple[str, int]]:
