@@ -101,6 +101,11 @@ KNOWN_SECONDS = {
     "tests/test_soak.py::test_soak_thirty_days": 110,
     "tests/models/test_release_race.py::test_soak_96_quarter_hours_three_promotions_and_a_rollback_while_scoring": 400,
     "tests/models/test_release_race.py::test_promotions_racing_scorers_never_mix_releases": 200,
+    "tests/airflow/test_fab_users.py::test_the_deployments_init_creates_the_users_files_users_and_roles": 80,
+    "tests/airflow/test_lineage.py::test_the_gate_exports_its_decision_when_it_decides": 65,
+    # the module's failed run of the interval (its fixture), then the region's re-run
+    "tests/airflow/test_rerun_region.py::test_a_region_outside_the_callers_scope_or_unknown_is_refused": 55,
+    "tests/airflow/test_rerun_region.py::test_rerun_clears_the_regions_tasks_in_the_intervals_run_and_the_gate_decides_again": 25,
 }
 
 
