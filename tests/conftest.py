@@ -106,6 +106,11 @@ KNOWN_SECONDS = {
     "tests/test_erasure.py::test_a_governed_erasure_needs_two_approvals_and_the_same_values": 45,
     "tests/test_erasure.py::test_an_erasure_killed_after_a_rewrite_is_finished_by_running_it_again": 40,
     "tests/airflow/test_browser.py::test_an_operator_reads_the_matrix_and_drills_down": 110,
+    "tests/airflow/test_fab_users.py::test_the_deployments_init_creates_the_users_files_users_and_roles": 80,
+    "tests/airflow/test_lineage.py::test_the_gate_exports_its_decision_when_it_decides": 65,
+    # the module's failed run of the interval (its fixture), then the region's re-run
+    "tests/airflow/test_rerun_region.py::test_a_region_outside_the_callers_scope_or_unknown_is_refused": 55,
+    "tests/airflow/test_rerun_region.py::test_rerun_clears_the_regions_tasks_in_the_intervals_run_and_the_gate_decides_again": 25,
 }
 
 

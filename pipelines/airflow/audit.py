@@ -18,7 +18,10 @@ output the control log as a dataset, and its run facet ``lockstep_decision``
 reason, interval, generation, from and to, release, digest and the id of the decision.
 :func:`timeline_from_events` rebuilds the timeline from exported events alone.
 
-Enable it (``lockstep airflow up`` needs nothing more than the transport)::
+Inside Airflow, a decision is exported when it is made (:func:`export_decided`: the gate task,
+the Lockstep API's write routes, the release DAG's promotion), once a transport is configured;
+``lockstep audit`` then sends only what that could not. Enable it (``lockstep airflow up`` needs
+nothing more than the transport)::
 
     AIRFLOW__OPENLINEAGE__TRANSPORT='{"type": "file", "log_file_path": "audit.jsonl", "append": true}'
     lockstep audit fraud_features --date 2026-01-02
@@ -37,6 +40,7 @@ import attr
 from openlineage.client.event_v2 import Job, OutputDataset, Run, RunEvent, RunState
 from openlineage.client.generated.base import RunFacet
 
+from pipelines.airflow.datasets import dataset_name
 from pipelines.control.tables import (
     APPROVALS_TABLE,
     AUDIT_EXPORTS_TABLE,
@@ -47,7 +51,10 @@ from pipelines.control.tables import (
 from pipelines.errors import LockstepError
 from pipelines.spec import PipelineSpec
 
-__all__ = ["FACET", "LockstepDecisionRunFacet", "audit_rows", "export_audit", "timeline_from_events"]
+__all__ = ["FACET", "LockstepDecisionRunFacet", "audit_rows", "export_audit", "export_decided",
+           "timeline_from_events"]
+
+log = logging.getLogger(__name__)
 
 #: the run facet's key on every exported event
 FACET = "lockstep_decision"
@@ -134,8 +141,6 @@ def audit_rows(spec: PipelineSpec, *, root: str | None = None, day: date | None 
 
 
 def _event(spec: PipelineSpec, row: dict[str, Any], root: str | None) -> RunEvent:
-    from pipelines.airflow.lineage import dataset_name
-
     run_id = uuid.uuid5(uuid.NAMESPACE_URL, f"lockstep://{spec.name}/{row['log']}/{row['log_version']}")
     namespace, name = dataset_name(spec.lockstep_uri(row["log"], root))
     facet = LockstepDecisionRunFacet(**row, producer=PRODUCER)
@@ -153,7 +158,8 @@ def _client() -> Any:
 
     if conf.is_disabled():
         raise AuditError("OpenLineage is disabled in Airflow's configuration ([openlineage] disabled, or no "
-                         "transport): set AIRFLOW__OPENLINEAGE__TRANSPORT to export the audit trail", retryable=False)
+                         "transport): set AIRFLOW__OPENLINEAGE__TRANSPORT to export the audit trail", retryable=False,
+                         unconfigured=True)
     # the client announces its transport at INFO, which Airflow's logging prints on stdout
     # (where `lockstep audit --json` writes its one document): the export says what it sent itself
     logging.getLogger("openlineage.client").setLevel(logging.WARNING)
@@ -161,7 +167,7 @@ def _client() -> Any:
     if client.transport is None or client.transport.kind == NoopTransport.kind:
         raise AuditError("no OpenLineage transport is configured ([openlineage] transport): nothing would be sent; "
                          "set AIRFLOW__OPENLINEAGE__TRANSPORT",
-                         retryable=False)
+                         retryable=False, unconfigured=True)
     return client
 
 
@@ -188,6 +194,27 @@ def export_audit(spec: PipelineSpec, *, root: str | None = None, day: date | Non
         if sent:
             AUDIT_EXPORTS_TABLE.append(uri, sent, opts)
     return todo
+
+
+def export_decided(spec: PipelineSpec, *, root: str | None = None) -> list[dict[str, Any]]:
+    """At decision time (the gate task, the governed write routes, the release DAG): send what
+    :func:`export_audit` has not sent yet; the rows sent. It never fails the decision, already
+    recorded: without a transport it logs one line at INFO, on any other failure one WARNING
+    (``lockstep audit`` sends the rest later, each row once)."""
+    try:
+        return export_audit(spec, root=root)
+    except AuditError as exc:
+        if exc.context.get("unconfigured"):
+            log.info("%s: decisions not exported to OpenLineage now: %s", spec.name, exc.message)
+        else:
+            log.warning("%s: %s; `lockstep audit` sends them later", spec.name, exc.message)
+    except LockstepError as exc:
+        log.warning("%s: decisions not exported to OpenLineage now: %s; `lockstep audit` sends them later",
+                    spec.name, exc.message)
+    except Exception as exc:  # noqa: BLE001 - the decision stands; the export is caught up later
+        log.warning("%s: decisions not exported to OpenLineage now (%s: %s); `lockstep audit` sends them later",
+                    spec.name, type(exc).__name__, exc)
+    return []
 
 
 def timeline_from_events(events: Iterable[dict[str, Any]], pipeline: str) -> list[dict[str, Any]]:

@@ -164,7 +164,8 @@ class AirflowClient:
         return list(self.lockstep("GET", f"/pipelines/{pipeline}/requests"))
 
     def rerun_region(self, pipeline: str, region: str, interval: str) -> dict[str, Any]:
-        """Re-run one region's interval through Airflow (a new DAG run of the interval)."""
+        """Re-run one region's interval through Airflow: its run's tasks of the region cleared
+        (``"action": "cleared"``), or a new run of the interval when it has none (``"triggered"``)."""
         return dict(self.lockstep("POST", f"/pipelines/{pipeline}/regions/{region}/intervals/{interval}/run"))
 
     def health(self) -> dict[str, Any]:
@@ -280,6 +281,19 @@ class AirflowClient:
         return self.wait_for(probe, timeout=timeout, what=f"a run of {dag_id!r} matching {params}")
 
     # -- task instances ----------------------------------------------------------------
+    def clear_tasks(self, dag_id: str, run_id: str, task_ids: Iterable[str | tuple[str, int]], *,
+                    include_downstream: bool = True, note: str | None = None) -> list[dict[str, Any]]:
+        """``POST /dags/{dag_id}/clearTaskInstances`` for one run: its ``task_ids`` (a task id, or
+        a mapped task's ``(task id, map index)``) and, with ``include_downstream``, what depends
+        on them, whatever their state; the run goes back to queued. The task instances cleared."""
+        body: dict[str, Any] = {
+            "dry_run": False, "dag_run_id": run_id, "only_failed": False, "reset_dag_runs": True,
+            "include_downstream": include_downstream,
+            "task_ids": [list(t) if isinstance(t, tuple) else t for t in task_ids]}
+        if note:
+            body["note"] = note
+        return list(self.api("POST", f"/dags/{dag_id}/clearTaskInstances", body)["task_instances"])
+
     def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
         path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances"
         return list(self.api("GET", path, params={"limit": 1000})["task_instances"])

@@ -26,9 +26,10 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, task, task_group
 from airflow.sdk.exceptions import AirflowFailException
@@ -41,6 +42,9 @@ from pipelines.airflow.queues import (
 )
 from pipelines.spec import PipelineSpec, load_spec
 from pipelines.spec.settings import settings
+
+if TYPE_CHECKING:
+    from pipelines.spec import Interval
 
 log = logging.getLogger(__name__)
 
@@ -75,36 +79,62 @@ def _queue(queue: str | None) -> dict[str, Any]:
     return {"queue": queue} if queue else {}
 
 
-def _payload(spec_path: str, step: str, context: dict[str, Any], region: str | None = None) -> Any:
-    from pipelines.runner import StepPayload
+def run_interval_of(spec: PipelineSpec, conf: Mapping[str, Any] | None, start: datetime | None,
+                    end: datetime | None, logical_date: datetime | None) -> Interval | None:
+    """The interval a DAG run of ``spec`` processes, from the run's conf and dates (``None``:
+    a run without any date, whose interval is the newest closed one when it runs).
+
+    ``conf["interval"]`` (a run the landing DAG started, or one triggered with it) wins over
+    the run's dates; a run without a data interval (asset-triggered, or manual on a trigger
+    timetable) processes the interval, of the pipeline's granularity, its logical date falls in.
+    """
     from pipelines.spec import Interval
 
-    start, end = context.get("data_interval_start"), context.get("data_interval_end")
+    if conf and "interval" in conf:
+        return spec.interval_at(str(conf["interval"]))
+    if start is not None and end is not None and start != end:
+        return Interval(start=start, end=end)
+    when = start or logical_date
+    return None if when is None else spec.interval_at(Interval(start=when, end=when).start)
+
+
+def _payload(spec_path: str, step: str, context: dict[str, Any], region: str | None = None) -> Any:
+    from pipelines.runner import StepPayload
+
     dag_run = context.get("dag_run")
     conf = dag_run.conf if dag_run is not None and dag_run.conf else {}
-    if "interval" in conf:
-        # a run the landing DAG started for one landed interval (or one triggered with
-        # conf {"interval": "<key>"}): that interval, whatever the run's dates
-        iv = load_spec(spec_path).interval_at(str(conf["interval"]))
-        start, end = iv.start, iv.end
-    elif start is None or end is None or start == end:
-        # a run without a data interval (asset-triggered, or manual on a trigger timetable):
-        # process the interval (of the pipeline's granularity) its logical date falls in
-        when = start or context.get("logical_date")
-        spec = load_spec(spec_path)
-        if when is None:
-            # no date at all: the newest interval that closed plus the late allowance (the one
-            # open now would be refused: runs wait for an interval to close)
-            from pipelines.preflight import latest_closed
+    spec = load_spec(spec_path)
+    iv = run_interval_of(spec, conf, context.get("data_interval_start"), context.get("data_interval_end"),
+                         context.get("logical_date"))
+    if iv is None:
+        # no date at all: the newest interval that closed plus the late allowance (the one
+        # open now would be refused: runs wait for an interval to close)
+        from pipelines.preflight import latest_closed
 
-            iv = latest_closed(spec) or spec.interval_at(datetime.now(UTC))
-        else:
-            iv = spec.interval_at(Interval(start=when, end=when).start)
-        start, end = iv.start, iv.end
-    user = getattr(context.get("dag_run"), "triggering_user_name", None)
-    return StepPayload(spec=spec_path, step=step, region=region, interval_start=start, interval_end=end,  # type: ignore[arg-type]
-                       run_id=context["run_id"], actor=f"airflow:{user or 'scheduler'}",
+        iv = latest_closed(spec) or spec.interval_at(datetime.now(UTC))
+    user = getattr(dag_run, "triggering_user_name", None)
+    return StepPayload(spec=spec_path, step=step, region=region, interval_start=iv.start, interval_end=iv.end,
+                       run_id=lockstep_run_id(context), actor=f"airflow:{user or 'scheduler'}",
                        root=settings().root)
+
+
+def lockstep_run_id(context: Mapping[str, Any]) -> str:
+    """The run id a task's step records: Airflow's run id, and ``<run id>.clear<n>`` once the
+    run was cleared ``n`` times (a region re-run: :func:`region_task_ids`). Each pass of a run's
+    reconcile and gate then judges its own results and failures, not an earlier pass's too."""
+    cleared = getattr(context.get("dag_run"), "clear_number", 0) or 0
+    return f"{context['run_id']}.clear{cleared}" if cleared else str(context["run_id"])
+
+
+def region_task_ids(spec: PipelineSpec, region: str) -> list[tuple[str, int]]:
+    """The task instances, ``(task id, map index)``, of ``region``'s steps in the pipeline's
+    DAG (its queue's mapped task group, at the region's place in the group)."""
+    steps = REGION_STEPS if spec.airflow.task_granularity == "step" else ("region",)
+    for group in region_groups(spec):
+        if region in group.regions:
+            index = group.regions.index(region)
+            return [(f"{group.group_id}.{step}", index) for step in steps]
+    raise KeyError(f"{spec.name}: no region {region!r}")
 
 
 def _pipeline_name(spec_path: str) -> str:
@@ -243,8 +273,11 @@ def build_dag(spec_or_path: PipelineSpec | str | Path, *, dag_id: str | None = N
 
         @task(task_id="gate", outlets=[asset], retries=0, multiple_outputs=False, trigger_rule="all_done")
         def gate(**context: Any) -> dict[str, Any]:
+            from pipelines.airflow.audit import export_decided
+
             payload = _payload(spec_path, "gate", context)
             result = _run(payload)
+            export_decided(spec, root=payload.root)  # the decision's audit event, now (when a transport is set)
             if spec.alerts:
                 from pipelines.airflow.alerts import after_gate
 

@@ -51,7 +51,6 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlparse
 
 from airflow.providers.openlineage.extractors.base import OperatorLineage
 from airflow.providers.openlineage.extractors.python import PythonExtractor
@@ -66,6 +65,7 @@ from openlineage.client.facet_v2 import (
     symlinks_dataset,
 )
 
+from pipelines.airflow.datasets import dataset_name
 from pipelines.spec import Interval, PipelineSpec, load_spec
 from pipelines.spec.settings import settings
 
@@ -81,21 +81,6 @@ _LOADED_IN = os.getpid()
 #: the module whose ``@task`` functions are Lockstep steps
 DAG_MODULE = "pipelines.airflow.dag"
 REGION_STEPS = ("ingest", "validate_inputs", "transform", "validate", "region")
-
-
-def dataset_name(uri: str) -> tuple[str, str]:
-    """OpenLineage (namespace, name) of a storage URI.
-
-    >>> dataset_name("/lake/p/eu-west/raw/transactions")
-    ('file', '/lake/p/eu-west/raw/transactions')
-    >>> dataset_name("s3://lake-eu/lockstep/p/eu-west/raw/transactions")
-    ('s3://lake-eu', 'lockstep/p/eu-west/raw/transactions')
-    """
-    parsed = urlparse(uri)
-    if parsed.scheme in ("", "file") or len(parsed.scheme) == 1:  # a local path (or C:\...)
-        return "file", os.path.abspath(parsed.path if parsed.scheme == "file" else uri)
-    scheme = {"gcs": "gs", "s3a": "s3"}.get(parsed.scheme, parsed.scheme)
-    return f"{scheme}://{parsed.netloc}", parsed.path.lstrip("/")
 
 
 @dataclass

@@ -124,8 +124,11 @@ def build_release_dag(spec_or_path: PipelineSpec | str | Path, *, dag_id: str | 
 
             who = f"airflow:{getattr(context.get('dag_run'), 'triggering_user_name', None) or 'scheduler'}"
             why = _conf(context).get("why") or f"{dag.dag_id} run {context['run_id']}"
+            from pipelines.airflow.audit import export_decided
+
             out = _call(release, load_spec(spec_path), evaluation["version"], ReleasePlan(**the_plan),
                         why=why, who=who, root=settings().root)
+            export_decided(load_spec(spec_path), root=settings().root)
             context["outlet_events"][asset].extra = {
                 "pipeline": spec.name, "release_id": out["release_id"], "model_version": out["model_version"],
                 "effective_from": out["effective_from"]}

@@ -70,3 +70,55 @@ def test_the_cli_refuses_a_bad_users_file_before_anything_starts(tmp_path: Path)
     with pytest.raises(SpecError, match="'nobody' is neither a FAB role"):
         EmbeddedAirflow(home, dags_folder=DOCKER_DAGS, auth="fab", users_file=bad).start()
     assert not home.exists()
+
+
+@pytest.mark.slow
+def test_the_deployments_init_creates_the_users_files_users_and_roles(tmp_path: Path) -> None:
+    """docker/compose.yaml's airflow-init command, as compose runs it (its paths in the
+    containers mapped to folders here, SQLite for PostgreSQL): the FAB auth manager's tables
+    migrated, docker/users.yaml's users created with their roles, the admin with
+    AIRFLOW_ADMIN_PASSWORD; the other passwords generated into the secrets folder."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    compose = yaml.safe_load((REPO / "docker" / "compose.yaml").read_text())
+    env_of = compose["x-airflow-env"]
+    init = compose["services"]["airflow-init"]
+    assert env_of["AIRFLOW__CORE__AUTH_MANAGER"].endswith("FabAuthManager")
+    assert not [k for k in env_of if "SIMPLE_AUTH_MANAGER" in k]
+    secrets_dir = tmp_path / "secrets"
+    secrets_dir.mkdir()
+    command = init["command"][-1]
+    for container, here in (("/opt/airflow/users.yaml", REPO / "docker" / "users.yaml"),
+                            ("/opt/airflow/secrets", secrets_dir), ("/opt/airflow/dags", DOCKER_DAGS)):
+        assert container in command and any(v.endswith(f":{container}") or f":{container}:" in v
+                                            for v in init["volumes"]), container
+        command = command.replace(container, str(here))
+    venv_bin = str(Path(sys.executable).parent)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "LOCKSTEP_"))}
+    env.update({
+        "PATH": f"{venv_bin}:{env.get('PATH', '')}", "PYTHONPATH": str(REPO), "AIRFLOW_HOME": str(tmp_path / "home"),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{tmp_path / 'airflow.db'}",
+        "AIRFLOW__CORE__AUTH_MANAGER": env_of["AIRFLOW__CORE__AUTH_MANAGER"],
+        "AIRFLOW__FAB__UPDATE_FAB_PERMS": env_of["AIRFLOW__FAB__UPDATE_FAB_PERMS"],
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "AIRFLOW_ADMIN_PASSWORD": "admin-secret-for-test",
+    })
+    done = subprocess.run(["sh", "-c", command], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
+    listed = subprocess.run(["airflow", "users", "list", "-o", "json"], env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert listed.returncode == 0, listed.stderr[-3000:]
+    start = listed.stdout.index("[")
+    users = {u["username"]: u["roles"] for u in json.loads(listed.stdout[start:])}
+    expected = {u.username: u.roles for u in load_users_file(REPO / "docker" / "users.yaml").users}
+    assert users == {**expected, "admin": ["Admin"]}
+    passwords = json.loads((secrets_dir / "lockstep-fab-passwords.json").read_text())
+    assert set(passwords) == set(users) and passwords["admin"] == "admin-secret-for-test"
+    # a misspelt role in the users file stops the init with one line naming it
+    typo = users_file(tmp_path, {"users": [{"username": "ana", "roles": ["eu-west-operater"]}]})
+    failed = subprocess.run(["sh", "-c", command.replace(str(REPO / "docker" / "users.yaml"), str(typo))], env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert failed.returncode != 0 and "Traceback" not in failed.stderr
+    assert "error:" in failed.stderr and "'eu-west-operater' is neither a FAB role" in failed.stderr

@@ -120,8 +120,10 @@ def test_rerun_of_a_region_goes_through_airflow_as_the_caller(embedded_airflow: 
     assert call(af, "carol", "POST", f"/regions/eu-central/intervals/{BLOCKED}/run").status_code == 403
     done = call(af, "alice", "POST", f"/regions/eu-central/intervals/{BLOCKED}/run")
     assert done.status_code == 200, done.text
+    assert done.json()["action"] == "triggered"  # the interval had no run (its lake was built without Airflow)
     run = af.client.dag_run(PIPELINE, done.json()["dag_run_id"])
     assert run["triggering_user_name"] == "alice" and run["conf"]["regions"] == ["eu-central"]
+    assert run["conf"]["interval"] == BLOCKED
 
 
 def test_cli_via_airflow_decides_as_the_signed_in_user(embedded_airflow: EmbeddedAirflow, governed: PipelineSpec,

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
+from pipelines.airflow.audit import FACET
 from pipelines.airflow.lineage import AIRFLOW_ENV, assertion, dataset_name
 from pipelines.control.results import CheckResult
 from tests.conftest import small_spec_data
@@ -67,8 +68,15 @@ def run_with_lineage(tmp_path: Path, faults: list[dict[str, Any]], name: str) ->
     return state, events
 
 
+def decided(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The audit events among them: one per decision (:mod:`pipelines.airflow.audit`)."""
+    return [e for e in events if FACET in e["run"].get("facets", {})]
+
+
 def completed(events: list[dict[str, Any]], task: str) -> list[dict[str, Any]]:
-    return [e for e in events if e["eventType"] in ("COMPLETE", "FAIL") and e["job"]["name"].endswith(f".{task}")]
+    """The task's lineage events that ended it (its decision's audit event is not one)."""
+    return [e for e in events if e["eventType"] in ("COMPLETE", "FAIL") and e["job"]["name"].endswith(f".{task}")
+            and e not in decided(events)]
 
 
 def names(datasets: list[dict[str, Any]]) -> set[str]:
@@ -83,7 +91,7 @@ def test_dag_run_emits_delta_datasets_per_region_and_checks_as_assertions(airflo
                                      "ol_fraud")
     lake = tmp_path / "lake" / "ol_fraud"
     regions = ["eu-west", "eu-central"]
-    assert {e["job"]["namespace"] for e in events} == {"lockstep-test"}
+    assert {e["job"]["namespace"] for e in events if e not in decided(events)} == {"lockstep-test"}
     assert not [e for e in events if "extractionError" in e["run"].get("facets", {})]
 
     # ingest: one event per region, writing that region's raw and reference Delta tables
@@ -151,6 +159,29 @@ def test_dag_run_emits_delta_datasets_per_region_and_checks_as_assertions(airflo
     assert gate["eventType"] == "FAIL"
     assert names(gate["outputs"]) == {str(lake / "_lockstep" / "certifications")}
     assert len(gate["inputs"]) == len(judged)
+
+
+@pytest.mark.slow
+def test_the_gate_exports_its_decision_when_it_decides(airflow_db: None, tmp_path: Path) -> None:
+    """With a transport configured, the gate task sends its decision's audit event itself: no
+    `lockstep audit` is needed, and the one that follows has nothing left to send."""
+    from pipelines.certify import decisions
+    from pipelines.spec import load_spec
+    from tests.governance.test_audit import _export
+
+    state, events = run_with_lineage(tmp_path, [], "ol_decided")
+    assert state == "success"
+    spec = load_spec(tmp_path / "ol_decided.yaml")
+    [decision] = decisions(spec)
+    assert decision.kind == "gate" and decision.certified
+    [event] = decided(events)
+    facet = event["run"]["facets"][FACET]
+    assert (facet["log"], facet["kind"], facet["status"], facet["decision_id"], facet["generation"]) == \
+        ("certifications", "gate", decision.status, decision.decision_id, decision.generation_id)
+    assert (event["job"]["namespace"], event["job"]["name"]) == ("lockstep://ol_decided",
+                                                                 "ol_decided.certifications.gate")
+    assert _export(spec.path, str(tmp_path / "lake"), tmp_path / "later.jsonl")["exported"] == []
+    assert not (tmp_path / "later.jsonl").exists() or not (tmp_path / "later.jsonl").read_text().strip()
 
 
 def test_dataset_names_follow_openlineage_naming() -> None:

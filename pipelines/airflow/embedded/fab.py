@@ -8,6 +8,10 @@ roles, creates each role of the file FAB does not ship with the permissions of i
 ``airflow_role``, and creates (or updates: roles, password) every user, plus the home's
 ``admin`` as ``Admin``. Passwords are generated on first use and kept in the home
 (``lockstep-fab-passwords.json``, mode 0600), never in the users file; the admin's is the home's.
+
+A deployment's init container does the same in its own Airflow (:func:`deploy`:
+``python -m pipelines.airflow.embedded.fab deploy USERS HOME DAGS`` with the admin's password
+on stdin), after ``airflow db migrate`` and ``airflow fab-db migrate``.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from typing import Any
 
 from pipelines.airflow.secrets import ADMIN_USER, home_secrets
 
-__all__ = ["FAB_AUTH_MANAGER", "FAB_PASSWORDS_FILE", "check_roles", "fab_env", "fab_passwords", "provision"]
+__all__ = ["FAB_AUTH_MANAGER", "FAB_PASSWORDS_FILE", "check_roles", "deploy", "fab_env", "fab_passwords", "provision"]
 
 FAB_AUTH_MANAGER = "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"
 #: in the home: username -> password of every user of the users file (and the admin)
@@ -36,13 +40,14 @@ def fab_env() -> dict[str, str]:
     return {"AIRFLOW__CORE__AUTH_MANAGER": FAB_AUTH_MANAGER, "AIRFLOW__FAB__UPDATE_FAB_PERMS": "True"}
 
 
-def fab_passwords(home: Path, usernames: list[str]) -> dict[str, str]:
+def fab_passwords(home: Path, usernames: list[str], *, admin_password: str | None = None) -> dict[str, str]:
     """Username -> password for ``usernames``: kept in ``<home>/lockstep-fab-passwords.json``
-    (mode 0600), generated for a user met for the first time; the admin's is the home's."""
+    (mode 0600), generated for a user met for the first time; the admin's is ``admin_password``,
+    else the home's."""
     path = Path(home) / FAB_PASSWORDS_FILE
     known: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
     wanted = {u: known.get(u) or secrets.token_urlsafe(12) for u in usernames}
-    wanted[ADMIN_USER] = home_secrets(home)["admin_password"]
+    wanted[ADMIN_USER] = admin_password or home_secrets(home)["admin_password"]
     if wanted != known:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
@@ -137,5 +142,30 @@ def _create(plan: Path, home: Path) -> None:  # runs in Airflow's Python, with i
                 print(f"user {u.username}: updated to {', '.join(u.roles)}")
 
 
+def deploy(users_file: Path, home: Path, dags_folder: Path, admin_password: str) -> None:
+    """A deployment's init container (docker/compose.yaml's ``airflow-init``): check the users
+    file's roles against the specs in ``dags_folder``, then create its roles and users, and the
+    admin with ``admin_password``, in this process's Airflow; the other users' passwords are
+    generated once and kept in ``home`` (``lockstep-fab-passwords.json``, mode 0600)."""
+    from pipelines.spec import load_users_file
+
+    if not admin_password:
+        raise SystemExit("error: no admin password on stdin (AIRFLOW_ADMIN_PASSWORD)")
+    check_roles(users_file, dags_folder)
+    users = load_users_file(users_file)
+    fab_passwords(home, [u.username for u in users.users], admin_password=admin_password)
+    plan = Path(home) / "lockstep-fab-users.json"
+    plan.write_text(users.model_dump_json())
+    _create(plan, home)
+
+
 if __name__ == "__main__":
-    _create(Path(sys.argv[1]), Path(sys.argv[2]))
+    if sys.argv[1] == "deploy":  # deploy USERS_FILE HOME DAGS_FOLDER, the admin's password on stdin
+        from pipelines.errors import LockstepError
+
+        try:
+            deploy(Path(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4]), sys.stdin.readline().strip())
+        except LockstepError as exc:
+            raise SystemExit(f"error: {exc.message}") from None
+    else:
+        _create(Path(sys.argv[1]), Path(sys.argv[2]))

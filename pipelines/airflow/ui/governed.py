@@ -12,8 +12,10 @@ Airflow's edit permission on the DAG (``requires_access_dag("PUT")``).
 * ``POST /lockstep/api/pipelines/{dag_id}/requests/{request_id}/approve`` — approve or
   (``"reject": true``) reject; the decision is recorded with the last approval it needs;
 * ``POST /lockstep/api/pipelines/{dag_id}/regions/{region}/intervals/{interval}/run`` — re-run
-  the interval through Airflow's API, as the calling user (the run records who triggered it,
-  and its gate decides as ``airflow:<user>``).
+  the region's interval through Airflow's API, as the calling user: the interval's run has the
+  region's tasks and the cross-region ones after them cleared (a new run is triggered when
+  the interval has none, which records who triggered it and whose gate decides as
+  ``airflow:<user>``).
 
 A refusal is the governance error's status (403 not allowed, 404 unknown, 409 a conflict with
 the log, 422 a malformed request) with its one-line message as ``detail``.
@@ -30,6 +32,7 @@ from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_da
 from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel, ConfigDict
 
+from pipelines.airflow.client import TERMINAL_RUN_STATES
 from pipelines.airflow.ui.routes import load_pipeline, parse_interval
 
 __all__ = ["panel", "principal_of", "router", "scoped", "visible"]
@@ -184,7 +187,9 @@ def create_request(dag_id: str, body: RequestBody, user: GetUserDep) -> dict[str
 
     spec = load_pipeline(dag_id)
     me = principal_of(user)
-    return _governed(lambda: submit(spec, me, **body.model_dump()).as_json())
+    made = _governed(lambda: submit(spec, me, **body.model_dump()).as_json())
+    _export(spec)
+    return made
 
 
 @router.post("/api/pipelines/{dag_id}/requests/{request_id}/approve", dependencies=CAN_EDIT_DAG)
@@ -194,32 +199,80 @@ def approve_request(dag_id: str, request_id: str, body: ApprovalBody, user: GetU
     spec = load_pipeline(dag_id)
     me = principal_of(user)
     req, _ = _governed(lambda: approve(spec, me, request_id, reason=body.reason, reject=body.reject))
+    _export(spec)
     return req.as_json()
+
+
+def _export(spec: Any) -> None:
+    """The audit events of what a route just decided (a request, an approval, the decision)."""
+    from pipelines.airflow.audit import export_decided
+
+    export_decided(spec)
 
 
 @router.post("/api/pipelines/{dag_id}/regions/{region}/intervals/{interval}/run", dependencies=CAN_EDIT_DAG)
 def rerun_region(dag_id: str, region: str, interval: str, request: Request, user: GetUserDep) -> dict[str, Any]:
-    """Re-run ``region``'s ``interval``: a new DAG run of the interval, triggered through
-    Airflow's API with the caller's own token (unchanged regions are not written again)."""
+    """Re-run ``region``'s ``interval`` through Airflow's API with the caller's own token.
+
+    When the interval has a run (its newest), that run's task instances of the region and
+    everything downstream of them (reconcile, gate) are cleared, whatever their state, and
+    Airflow runs them again (``"action": "cleared"``); a run still going is a 409. Without a
+    run, a new one of the interval is triggered (``"triggered"``). Unchanged regions are not
+    written again (the runner's rule)."""
     from pipelines.airflow.client import AirflowClient, AirflowError
+    from pipelines.airflow.dag import region_task_ids
     from pipelines.governance import authorize
 
     spec = load_pipeline(dag_id)
     if region not in spec.regions:
         raise HTTPException(404, f"{spec.name}: no region {region!r}")
     iv = parse_interval(spec, interval)
-    _governed(lambda: authorize(spec, principal_of(user), "run", [region]))
-    token = _token(request)
-    client = AirflowClient.with_token(str(request.base_url).rstrip("/"), token)
-    run_id = f"rerun__{region}__{iv.key}__{datetime.now().strftime('%Y%m%dT%H%M%S%f')}"
+    me = principal_of(user)
+    _governed(lambda: authorize(spec, me, "run", [region]))
+    client = AirflowClient.with_token(str(request.base_url).rstrip("/"), _token(request))
+    out: dict[str, Any] = {"dag_id": dag_id, "region": region, "interval": iv.key, "triggered_by": me.identity}
     try:
-        made = client.trigger(dag_id, iv.start, conf={"regions": [region], "rerun": region}, run_id=run_id)
+        run = _run_of(client, spec, dag_id, iv)
+        if run is None:
+            run_id = f"rerun__{region}__{iv.key}__{datetime.now().strftime('%Y%m%dT%H%M%S%f')}"
+            made = client.trigger(dag_id, iv.start, conf={"regions": [region], "rerun": region, "interval": iv.key},
+                                  run_id=run_id)
+            return {**out, "action": "triggered", "dag_run_id": made}
+        if run["state"] not in TERMINAL_RUN_STATES:
+            raise HTTPException(409, f"{spec.name} {iv.key}: run {run['dag_run_id']} is {run['state']}; "
+                                     "re-run the region once it has finished")
+        cleared = client.clear_tasks(dag_id, run["dag_run_id"], region_task_ids(spec, region),
+                                     note=f"Lockstep: re-run of {region} by {me.identity}")
+        if not cleared:
+            raise HTTPException(409, f"{spec.name} {iv.key}: run {run['dag_run_id']} has no task of {region} "
+                                     "to clear (a DAG parsed from another spec?)")
     except AirflowError as exc:
         raise HTTPException(int(exc.context.get("status") or 502), exc.message) from None
     finally:
         client.close()
-    return {"dag_id": dag_id, "dag_run_id": made, "region": region, "interval": iv.key,
-            "triggered_by": principal_of(user).identity}
+    return {**out, "action": "cleared", "dag_run_id": run["dag_run_id"],
+            "cleared": sorted({(t["task_id"], t.get("map_index", -1)) for t in cleared})}
+
+
+def _run_of(client: Any, spec: Any, dag_id: str, iv: Any) -> dict[str, Any] | None:
+    """The newest DAG run of ``dag_id`` that processes ``iv`` (as its tasks resolve their
+    interval: :func:`~pipelines.airflow.dag.run_interval_of`), ``None`` when it has none."""
+    from pipelines.airflow.dag import run_interval_of
+
+    def when(value: str | None) -> datetime | None:
+        return datetime.fromisoformat(value) if value else None
+
+    offset = 0
+    while True:
+        page = client.dag_runs(dag_id, order_by="-id", limit=100, offset=offset)
+        for run in page:
+            found = run_interval_of(spec, run.get("conf"), when(run.get("data_interval_start")),
+                                    when(run.get("data_interval_end")), when(run.get("logical_date")))
+            if found is not None and found.key == iv.key:
+                return dict(run)
+        if len(page) < 100:
+            return None
+        offset += len(page)
 
 
 def _token(request: Request) -> str:
