@@ -1,0 +1,107 @@
+"""Classification in the spec: personal columns are declared, checked by ``lockstep check``, and
+hashed under the deployment's key."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from pipelines.errors import SpecError
+from pipelines.privacy import KEY_FILE, Masker
+from pipelines.spec import load_spec, parse_spec
+from tests.conftest import small_spec_data
+from tests.test_bad_input import cli, one_clear_line
+
+
+def _spec(tmp_path: Path, mutate: Any = None) -> Path:
+    data = small_spec_data(regions=2, rows=100)
+    data["storage"] = {"root": str(tmp_path / "lake")}
+    if mutate:
+        mutate(data)
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def _table(data: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(t for t in data["tables"] if t["name"] == name)
+
+
+def test_the_flagship_classifies_card_and_transaction_ids() -> None:
+    for name in ("fraud_features", "card_spend"):
+        spec = load_spec(name)
+        assert {"card_id", "txn_id"} <= spec.table("transactions").personal, name
+    spec = load_spec("fraud_features")
+    assert spec.table("card_features").classification["card_id"] == ["personal", "identifier"]
+    assert spec.table("merchant_risk").personal == frozenset()
+
+
+def test_check_passes_the_classified_flagship(tmp_path: Path) -> None:
+    out = cli("check", str(_spec(tmp_path)), "--json")
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.stdout)["ok"] is True
+    assert not (tmp_path / "lake").exists(), "check writes nothing"
+
+
+def test_check_refuses_a_feature_table_copying_a_personal_column_undeclared(tmp_path: Path) -> None:
+    def undeclare(data: dict[str, Any]) -> None:
+        _table(data, "card_features")["classification"] = {"txn_id": ["personal", "identifier"]}
+
+    line = one_clear_line(cli("check", str(_spec(tmp_path, undeclare))), "card_features", "'card_id'",
+                          "transactions.card_id", "personal")
+    assert "classification" in line
+    out = cli("check", str(_spec(tmp_path, undeclare)), "--json")
+    assert out.exit_code == 2 and "card_id" in out.output
+
+
+def test_check_refuses_a_classified_column_the_table_does_not_have(tmp_path: Path) -> None:
+    def typo(data: dict[str, Any]) -> None:
+        _table(data, "transactions")["classification"]["card_idd"] = ["personal"]
+
+    one_clear_line(cli("check", str(_spec(tmp_path, typo))), "transactions", "'card_idd'", "not a column")
+
+
+def test_a_classification_outside_the_declared_columns_is_a_spec_error() -> None:
+    data = small_spec_data(regions=2)
+    t = _table(data, "transactions")
+    t["columns"] = [{"name": "txn_id", "dtype": "String"}, {"name": "amount", "dtype": "Float64"}]
+    t["classification"] = {"txn_id": ["personal"], "card_id": ["personal"]}
+    with pytest.raises(SpecError, match=r"transactions.*\['card_id'\]"):
+        parse_spec(data, "test")
+    t["classification"] = {"txn_id": []}
+    with pytest.raises(SpecError, match=r"classification.txn_id: name at least one"):
+        parse_spec(data, "test")
+
+
+def test_a_control_root_in_a_bucket_needs_the_hash_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def in_buckets(data: dict[str, Any]) -> None:
+        data["storage"] = {"root": "s3://lake-{region}/p", "control_root": "s3://lake-control/p"}
+
+    path = _spec(tmp_path, in_buckets)
+    monkeypatch.delenv("LOCKSTEP_HASH_KEY", raising=False)
+    one_clear_line(cli("check", str(path)), "LOCKSTEP_HASH_KEY is unset", "transactions: card_id, txn_id",
+                   "s3://lake-control/p")
+    monkeypatch.setenv("LOCKSTEP_HASH_KEY", "k" * 64)
+    out = cli("check", str(path))
+    assert "LOCKSTEP_HASH_KEY" not in out.output, out.output
+
+
+def test_hashes_are_keyed_and_the_quickstart_key_stays_out_of_the_control_plane(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    spec = parse_spec(small_spec_data(regions=2), "test")
+    root = str(tmp_path / "lake")
+    monkeypatch.delenv("LOCKSTEP_HASH_KEY", raising=False)
+    a = Masker(spec, root).value("eu-west:2026-01-01:00000001")
+    key = tmp_path / "lake" / KEY_FILE
+    assert key.is_file() and stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert Masker(spec, root).value("eu-west:2026-01-01:00000001") == a  # another process: the same key
+    assert a.startswith("hmac:") and len(a) == 5 + 16 and "00000001" not in a
+    assert Masker(spec, root).value(1000000001) != a and Masker(spec, root).value(None) is None
+    monkeypatch.setenv("LOCKSTEP_HASH_KEY", "another deployment")
+    assert Masker(spec, root).value("eu-west:2026-01-01:00000001") != a
