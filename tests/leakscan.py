@@ -18,6 +18,7 @@ any count or timestamp).
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -70,14 +71,22 @@ class Personal:
         return hits
 
 
+def _cell_text(value: object) -> str:
+    """A cell as text; a cell holding a Parquet file (a profile's keyed digest) by its rows."""
+    if isinstance(value, bytes) and value[:4] == b"PAR1":
+        embedded = pl.read_parquet(io.BytesIO(value))
+        return "\n".join(repr(row) for row in embedded.iter_rows())
+    return repr(value)
+
+
 def _table_text(path: Path) -> str:
-    """A Delta table's rows, every column as text."""
+    """A Delta table's rows, every column as text (nested and binary values by their Python
+    repr, an embedded Parquet file by its rows)."""
     import deltalake
 
     frame = pl.from_arrow(deltalake.DeltaTable(str(path)).to_pyarrow_table())
     assert isinstance(frame, pl.DataFrame)
-    # every column as text: scalars cast, nested and binary values by their Python repr
-    return "\n".join(repr(row) for row in frame.iter_rows())
+    return "\n".join(" ".join(_cell_text(v) for v in row) for row in frame.iter_rows())
 
 
 def control_tables(control_root: Path) -> list[Path]:

@@ -105,3 +105,24 @@ def test_hashes_are_keyed_and_the_quickstart_key_stays_out_of_the_control_plane(
     assert Masker(spec, root).value(1000000001) != a and Masker(spec, root).value(None) is None
     monkeypatch.setenv("LOCKSTEP_HASH_KEY", "another deployment")
     assert Masker(spec, root).value("eu-west:2026-01-01:00000001") != a
+
+
+def test_parity_of_a_personal_keyed_table_names_its_keys_only_as_hashes(tmp_path: Path) -> None:
+    """Parity over transactions (keyed by txn_id, personal): the keyed digest the regions
+    publish and the differing keys the check names carry hashes, never the raw ids."""
+    from pipelines.runner import run_interval
+    from pipelines.spec import Interval
+    from tests.leakscan import Personal, scan
+
+    data = small_spec_data(regions=2, rows=100)
+    data["reconcile"]["parity"] = [{"table": "transactions", "keys": ["txn_id"], "columns": ["amount"]}]
+    spec = parse_spec(data, "test").with_path(Path(__file__).resolve().parents[1] / "dags" / "fraud_features.yaml")
+    root = str(tmp_path / "lake")
+    day = Interval.for_date("2026-01-01")
+    run = run_interval(spec, day, root=root)
+    parity = [c for c in run.checks if c.check_id == "parity.transactions" and not c.success]
+    assert parity, "the regions' transactions differ"
+    shown = json.dumps(parity[0].details, default=str)
+    assert "hmac:" in shown and parity[0].details["only_in_region"], shown[:500]
+    leaks = scan(Personal.of_source(spec, [day]), control_root=root)
+    assert not leaks, {place: sorted(v)[:3] for place, v in leaks.items()}
