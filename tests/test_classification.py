@@ -126,3 +126,36 @@ def test_parity_of_a_personal_keyed_table_names_its_keys_only_as_hashes(tmp_path
     assert "hmac:" in shown and parity[0].details["only_in_region"], shown[:500]
     leaks = scan(Personal.of_source(spec, [day]), control_root=root)
     assert not leaks, {place: sorted(v)[:3] for place, v in leaks.items()}
+
+
+@pytest.mark.parametrize("engine", ["auto", "gx"])
+def test_results_on_a_personal_column_show_hashes_and_keep_counts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, engine: str,
+) -> None:
+    """Results of both engines: unexpected values, their counts' values and a non-aggregate
+    observed value of a personal column are hashed; counts and other columns' values stay."""
+    import polars as pl
+
+    from pipelines.validation import run_suite
+    from pipelines.validation.suites import Expectation
+
+    monkeypatch.setenv("LOCKSTEP_HASH_KEY", "test-key")
+    spec = parse_spec(small_spec_data(regions=2), "test")
+    frame = pl.DataFrame({"txn_id": ["a:2026-01-01:00000001", "a:2026-01-01:00000001", "a:2026-01-01:00000002"],
+                          "card_id": [3000000001, 3000000001, 3000000007], "amount": [1.0, -5.0, 3.0]})
+    exps = [Expectation(0, "expect_column_values_to_be_unique", {"column": "txn_id"}, {}, "warn"),
+            Expectation(1, "expect_column_max_to_be_between", {"column": "card_id", "max_value": 0}, {}, "warn"),
+            Expectation(2, "expect_column_values_to_be_between", {"column": "amount", "min_value": 0}, {}, "warn"),
+            Expectation(3, "expect_column_unique_value_count_to_be_between", {"column": "txn_id", "max_value": 1},
+                        {}, "warn")]
+    results = run_suite(frame, exps, engine)
+    masker, personal = Masker(spec, str(tmp_path)), spec.table("transactions").personal
+    shown = [masker.result(e.type, e.kwargs, r, personal) for e, r in zip(exps, results, strict=True)]
+    text = json.dumps(shown, default=str)
+    assert "00000001" not in text and "00000002" not in text and "3000000007" not in text, text[:800]
+    unique = shown[0]["result"]
+    assert unique["unexpected_count"] == 2 and unique["partial_unexpected_list"][0].startswith("hmac:")
+    assert shown[1]["result"]["observed_value"].startswith("hmac:")
+    assert shown[2]["result"]["partial_unexpected_list"] == [-5.0]  # amount is not classified
+    assert shown[3]["result"]["observed_value"] == 2  # a count stays a count
+    assert results[0]["result"]["partial_unexpected_list"][0] == "a:2026-01-01:00000001"  # the region's own copy
