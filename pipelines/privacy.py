@@ -91,18 +91,23 @@ def hash_key(spec: PipelineSpec, root: str | None = None) -> bytes:
     path = folder / KEY_FILE
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass
-        else:  # first on this root: one writer wins (O_EXCL), the others read its key
+        if not path.exists():  # first on this root: written aside, then linked in (one wins, never half-written)
+            tmp = folder / f"{KEY_FILE}.{secrets.token_hex(8)}"
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as f:
                 f.write(secrets.token_hex(32))
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                pass
+            finally:
+                tmp.unlink()
         key = path.read_text().strip()
     except OSError as exc:
         raise StorageError(f"{path}: cannot read or create the hash key: {exc.strerror or exc}", path=str(path)) from None
     if not key:
-        raise StorageError(f"{path}: the hash key file is empty (another process is creating it?)", path=str(path))
+        raise StorageError(f"{path}: the hash key file is empty; remove it or set LOCKSTEP_HASH_KEY", path=str(path),
+                           retryable=False)
     return key.encode()
 
 
