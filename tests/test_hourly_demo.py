@@ -151,3 +151,16 @@ def test_measure_close_to_certification_under_the_real_scheduler(tmp_path) -> No
         "median_overhead_share_of_interval": statistics.median(overhead) / length.total_seconds(),
         "median_overhead_share_of_15m": statistics.median(overhead) / 900,
     }, indent=1))
+
+
+def test_no_raw_personal_value_in_the_hourly_demos_outputs(hourly: tuple[str, list[DemoStep]]) -> None:
+    """The leak scan (tests/leakscan.py) over every output the hourly demo wrote."""
+    from pipelines.demo import HOURLY_FAULTS, with_faults
+    from pipelines.spec import Interval
+    from tests.leakscan import Personal, scan
+
+    root, _ = hourly
+    spec = with_faults(hourly_flagship(), HOURLY_FAULTS, ROWS)
+    hours = [Interval.containing(f"2026-01-01T{h:02d}", "hour") for h in range(HOURS)]
+    leaks = scan(Personal.of_source(spec, hours), control_root=root)
+    assert not leaks, {place: sorted(v)[:3] for place, v in leaks.items()}

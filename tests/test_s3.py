@@ -16,6 +16,7 @@ of the control bucket alone in the environment (no regional credential at all).
 from __future__ import annotations
 
 import importlib.util
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -85,6 +86,8 @@ def spec(s3: object, monkeypatch: pytest.MonkeyPatch) -> PipelineSpec:
         {"kind": "stale_reference", "regions": [data["regions"][1]], "dates": [D2.ds]}]
     monkeypatch.delenv("LOCKSTEP_ROOT", raising=False)
     monkeypatch.setenv("LOCKSTEP_S3_ENDPOINT", s3.endpoint)
+    # a control root in a bucket has no local place for the hash key: the deployment sets one
+    monkeypatch.setenv("LOCKSTEP_HASH_KEY", secrets.token_hex(32))
     for name, creds in s3.credentials.items():
         if name == "admin":
             continue

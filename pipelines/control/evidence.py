@@ -175,7 +175,7 @@ def publish_write(
     schema = table_schema(ref.uri, ref.version, spec.region_options(region))
     p = build_profile(spec, region, table, layer, interval.key, frame, version=ref.version, schema=schema,
                       fingerprint=fingerprint, run_id=run_id, source=source, quarantine=quarantine, inputs=inputs,
-                      files=ref.files)
+                      files=ref.files, root=root)
     publish(spec, [p], root=root)
     return p
 

@@ -40,6 +40,7 @@ import numpy as np
 import polars as pl
 
 from pipelines.errors import EvidenceError
+from pipelines.privacy import Masker
 from pipelines.spec import PipelineSpec, TableSpec
 
 PROFILE_VERSION = "lockstep-profile-1"
@@ -201,7 +202,8 @@ def _hist(frame: pl.DataFrame, column: str) -> tuple[np.ndarray, np.ndarray]:
     return uniq.astype(np.int64), cnt.astype(np.int64)
 
 
-def _digest(frame: pl.DataFrame, keys: list[str], columns: list[str], buckets: int) -> tuple[dict[str, Any], pl.DataFrame | None]:
+def _digest(frame: pl.DataFrame, keys: list[str], columns: list[str], buckets: int,
+            masker: Masker | None = None, personal: frozenset[str] = frozenset()) -> tuple[dict[str, Any], pl.DataFrame | None]:
     from pipelines.evidence.digest import first_level_bits, level_sums
     from pipelines.evidence.hashing import column_hash, hashes
     from pipelines.evidence.rowhash import HASH_VERSION
@@ -222,6 +224,9 @@ def _digest(frame: pl.DataFrame, keys: list[str], columns: list[str], buckets: i
             pl.Series("_kh", kh, dtype=pl.UInt64), pl.Series("_rh", rh, dtype=pl.UInt64),
             *[pl.Series(f"_c_{c}", column_hash(frame[c]), dtype=pl.UInt64) for c in columns],
         )
+        if masker is not None and personal & set(keys):
+            # the key values that name a differing row leave the region: a personal key only as its keyed hash
+            keyed = masker.frame(keyed, personal & set(keys))
     return digest, keyed
 
 
@@ -229,7 +234,7 @@ def build_profile(
     spec: PipelineSpec, region: str, table: TableSpec, layer: str, interval_key: str, frame: pl.DataFrame, *,
     version: int, schema: list[list[Any]], fingerprint: int | None = None, run_id: str = "",
     source: dict[str, float] | None = None, quarantine: dict[str, Any] | None = None,
-    inputs: dict[str, Any] | None = None, files: dict[str, dict[str, Any]] | None = None,
+    inputs: dict[str, Any] | None = None, files: dict[str, dict[str, Any]] | None = None, root: str | None = None,
 ) -> Profile:
     """The profile of ``frame`` (one interval's rows of ``table`` at Delta ``version``).
     ``files``: the interval's data files at that version with their hashes (the write's
@@ -254,6 +259,6 @@ def build_profile(
         if plan["parity"] is not None:
             par = plan["parity"]
             cols = par["columns"] or [c for c in frame.columns if c not in par["keys"]]
-            p.digest, keyed = _digest(frame, par["keys"], cols, par["buckets"])
+            p.digest, keyed = _digest(frame, par["keys"], cols, par["buckets"], Masker(spec, root), table.personal)
             p.keyed_raw = b"" if keyed is None else _parquet(keyed)
     return p

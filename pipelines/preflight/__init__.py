@@ -15,6 +15,9 @@ probe is created and removed). It checks:
   and names only columns the table has, where the table's columns are known (declared
   columns, a synthetic source, an input file's header, an existing table, or the schema a
   transform returns);
+* classified columns are the table's, a feature table declares personal what it carries from a
+  personal column of its inputs, and a non-local control root has its hash key
+  (:mod:`pipelines.preflight.classification`);
 * with an interval: every input file is present (a symlink loop is reported as such) and
   readable, has the declared columns, values that parse as the table's types (declared, else
   those of the stored table, else those of the first region's file), and a partition column
@@ -36,6 +39,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from pipelines.errors import FeatureError
+from pipelines.preflight.classification import check_classification
 from pipelines.preflight.clock import (
     duration_text,
     first_interval,
@@ -90,6 +94,7 @@ def preflight(
             for src, t, region in files:
                 check_mistyped_values(src, t, region, interval)
         raise
+    check_classification(spec, schemas, root)
     check_suites(spec, schemas)
     if interval is not None:
         check_control_file(spec, interval, root)

@@ -8,9 +8,11 @@ region-local step for a table too large to carry one. One result per region.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
-from pipelines.reconcile.descent import compare
+from pipelines.privacy import Masker
+from pipelines.reconcile.descent import ParityReport, compare
 from pipelines.reconcile.sides import EvidenceSide, Side
 
 
@@ -28,6 +30,14 @@ def _side(ctx: Any, region: str, table: Any, profile: Any, keys: list[str]) -> S
                        partition=ctx.interval.partition(table.partition_by),
                        storage_options=ctx.spec.region_options(region)).collect()
     return Side(frame.drop([c for c in table.partition_by if c in frame.columns]), keys, digest["columns"], name=region)
+
+
+def _masked(report: ParityReport, masker: Masker, personal: frozenset[str]) -> ParityReport:
+    """The report with the personal columns of its keys and samples hashed."""
+    return replace(report, only_in_a=masker.frame(report.only_in_a, personal),
+                   only_in_b=masker.frame(report.only_in_b, personal),
+                   changed=masker.frame(report.changed, personal),
+                   samples=masker.tree(report.samples, personal))
 
 
 def check_parity(ctx: Any, check: Any) -> list[Any]:
@@ -87,6 +97,8 @@ def check_parity(ctx: Any, check: Any) -> list[Any]:
         b.columns = list(a.columns)
         report = compare(a, b, buckets=check.buckets, strict=check.residency == "strict",
                          what=f"{table.path} ({check_id})")
+        if table.personal:  # a personal key or value is shown only as its keyed hash
+            report = _masked(report, Masker(spec, ctx.root), table.personal)
         s = report.summary(limit=1000)
         differing = report.differing
         cols = ", ".join(f"{c} ({n})" for c, n in sorted(report.changed_columns.items()))

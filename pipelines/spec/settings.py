@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     #: the Airflow user the CLI signs in as (``--via airflow``)
     airflow_username: str | None = None
     airflow_password: SecretStr | None = None
+    #: the deployment's secret that keys the hashes of personal values (HMAC-SHA256) wherever
+    #: Lockstep's own outputs would show one; every region's workers need the same one
+    hash_key: SecretStr | None = None
 
     def user(self) -> str:
         """The user acting from this process: ``LOCKSTEP_ACTOR``, else the operating-system user

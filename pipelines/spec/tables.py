@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import Field, PrivateAttr
+from pydantic import Field, PrivateAttr, model_validator
 
 from pipelines.spec.base import CheckPolicy, Layer, Name, _Model
 from pipelines.spec.interval import Duration
@@ -16,6 +16,11 @@ class ColumnSpec(_Model):
     name: str
     dtype: str = Field(description="polars dtype name, e.g. Int64, Float64, String, Datetime")
     nullable: bool = True
+
+
+#: what a column's values are: ``personal`` (a value tied to a person: shown outside the region
+#: only as a keyed hash), ``identifier`` (the value identifies a row or a subject)
+ColumnClass = Literal["personal", "identifier"]
 
 
 class TableSpec(_Model):
@@ -41,6 +46,32 @@ class TableSpec(_Model):
         examples=[False])
     replicated: bool = Field(False, description="every region must hold it identically")
     columns: list[ColumnSpec] = Field(default_factory=list, description="optional declared schema")
+    classification: dict[str, list[ColumnClass]] = Field(
+        default_factory=dict,
+        description="per column, what its values are: 'personal' values appear in Lockstep's own outputs "
+        "(check results, evidence, Data Docs, explain, alerts, lineage, logs) only as keyed hashes; "
+        "'identifier' marks a column that identifies a subject or row",
+        examples=[{"card_id": ["personal", "identifier"], "txn_id": ["personal", "identifier"]}])
+
+    @model_validator(mode="after")
+    def _classified_columns(self) -> TableSpec:
+        """A classified column is one the table has, where its columns are declared."""
+        for col, classes in self.classification.items():
+            if not classes:
+                raise ValueError(f"tables ({self.name}): classification.{col}: name at least one of personal, identifier")
+        declared = {c.name for c in self.columns} | set(self.keys) | set(self.partition_by)
+        if self.event_time:
+            declared.add(self.event_time)
+        unknown = sorted(set(self.classification) - declared) if self.columns else []
+        if unknown:
+            raise ValueError(f"tables ({self.name}): classification names column(s) {unknown} the table does not "
+                             f"declare; its columns: {sorted(declared)}")
+        return self
+
+    @property
+    def personal(self) -> frozenset[str]:
+        """The columns whose values are personal."""
+        return frozenset(c for c, classes in self.classification.items() if "personal" in classes)
 
     @property
     def path(self) -> str:

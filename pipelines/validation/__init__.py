@@ -25,6 +25,7 @@ import polars as pl
 
 from pipelines.control.results import CheckResult, record_results
 from pipelines.errors import ValidationStepError
+from pipelines.privacy import Masker
 from pipelines.spec import Interval, PipelineSpec, TableSpec
 from pipelines.storage import interval_app_id, open_table, read_table, write_interval
 from pipelines.text import shown
@@ -105,6 +106,13 @@ def validate_frame(
     return results, mask
 
 
+def _shown(masker: Masker, table: TableSpec, suite: Suite, results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``results`` as outputs may show them: a personal column's values hashed."""
+    if not table.personal:
+        return results
+    return [masker.result(e.type, e.kwargs, r, table.personal) for e, r in zip(suite.expectations, results, strict=True)]
+
+
 def _raised(r: dict[str, Any]) -> bool:
     info = r.get("exception_info") or {}
     return bool(info.get("raised_exception"))
@@ -181,6 +189,7 @@ def validate_region(
     from pipelines.control import evidence as store
 
     opts = spec.region_options(region)
+    masker = Masker(spec, root)
     checks: list[CheckResult] = []
     docs: list[dict[str, Any]] = []
     todo: list[tuple[TableSpec, Suite]] = []
@@ -207,7 +216,9 @@ def validate_region(
         frame = read_table(uri, version=version, partition=interval.partition(table.partition_by),
                            storage_options=opts).collect()
         results, mask = validate_frame(frame, suite, engine=spec.validation.engine)
-        table_checks = [_check(table, region, e, r) for e, r in zip(suite.expectations, results, strict=True)]
+        # what the check results and Data Docs show: personal values as keyed hashes only
+        shown = _shown(masker, table, suite, results)
+        table_checks = [_check(table, region, e, r) for e, r in zip(suite.expectations, shown, strict=True)]
         # a raw row whose event time lies beyond its delivery interval's tolerance
         late = outside_delivery_interval(spec, table, interval, region, frame)
         if late is not None:
@@ -237,7 +248,7 @@ def validate_region(
             c.table_version, c.suite_sha, c.batch = final, suite.sha, batch
         checks += table_checks
         docs.append({"table": table.path, "suite": suite.name, "suite_sha": suite.sha, "rows": frame.height,
-                     "quarantined": moved, "results": results})
+                     "quarantined": moved, "results": shown})
     record_results(spec.control_root(root), spec.name, interval.key, run_id, checks, spec.control_options(),
                    region=region)
     if spec.validation.data_docs and docs:

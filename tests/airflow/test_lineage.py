@@ -62,6 +62,7 @@ def run_with_lineage(tmp_path: Path, faults: list[dict[str, Any]], name: str) ->
     env.pop("LOCKSTEP_ROOT", None)
     proc = subprocess.run([sys.executable, "-c", RUN, str(dag_file), name], env=env, capture_output=True,
                           text=True, timeout=600)
+    (tmp_path / "run.log").write_text(proc.stdout + proc.stderr)  # what the run logged: the leak scan reads it
     state = next((line.split()[1] for line in proc.stdout.splitlines() if line.startswith("STATE ")), None)
     assert state is not None, proc.stdout[-3000:] + proc.stderr[-5000:]
     events = [json.loads(line) for line in events_file.read_text().splitlines() if line.strip()]
@@ -159,6 +160,17 @@ def test_dag_run_emits_delta_datasets_per_region_and_checks_as_assertions(airflo
     assert gate["eventType"] == "FAIL"
     assert names(gate["outputs"]) == {str(lake / "_lockstep" / "certifications")}
     assert len(gate["inputs"]) == len(judged)
+
+    # the failed uniqueness check's transaction ids appear in no event, no log line, no control table
+    from pipelines.spec import Interval, parse_spec
+    from tests.leakscan import Personal, scan
+
+    data = small_spec_data(regions=2, rows=200, name="ol_fraud")
+    data["sources"]["transactions"]["faults"] = [{"kind": "duplicates", "regions": ["eu-west"], "magnitude": 5}]
+    values = Personal.of_source(parse_spec(data, "ol_fraud"), [Interval.for_date(d) for d in ("2026-01-01", "2026-01-02")])
+    task_logs = [f for f in (Path(os.environ["AIRFLOW_HOME"]) / "logs").rglob("*") if "ol_fraud" in str(f)]
+    leaks = scan(values, control_root=tmp_path / "lake", files=[tmp_path / "lineage.jsonl", tmp_path / "run.log", *task_logs])
+    assert not leaks, {place: sorted(v)[:3] for place, v in leaks.items()}
 
 
 @pytest.mark.slow

@@ -23,6 +23,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
+import secrets
 import time
 import uuid
 from collections.abc import Iterator
@@ -171,9 +172,10 @@ def deployment(services: None, tmp_path_factory: pytest.TempPathFactory) -> Iter
                 "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
                 **REPARSE_UNCHANGED,  # new DAG files parsed within 2 s, unchanged ones not every 2 s
             })
+            hash_key = secrets.token_hex(32)  # one deployment: every worker hashes personal values alike
             with af:
                 def own(group: str | None) -> dict[str, str]:
-                    env = {"LOCKSTEP_S3_ENDPOINT": s3.endpoint}
+                    env = {"LOCKSTEP_S3_ENDPOINT": s3.endpoint, "LOCKSTEP_HASH_KEY": hash_key}
                     grant = s3.credentials[f"group-{group}" if group else "control"]
                     env.update({"LOCKSTEP_S3_CONTROL_KEY_ID": grant.key_id, "LOCKSTEP_S3_CONTROL_SECRET": grant.secret})
                     for r in groups.get(group or "", []):

@@ -188,6 +188,7 @@ def test_compose_deployment_certifies_an_interval_and_runs_the_consumer(dockerd:
         "AIRFLOW_FERNET_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode(),
         "AIRFLOW_JWT_SECRET": secrets.token_urlsafe(32),
         "AIRFLOW_API_SECRET_KEY": secrets.token_urlsafe(32),
+        "LOCKSTEP_HASH_KEY": secrets.token_hex(32),
         "POSTGRES_PASSWORD": secrets.token_urlsafe(12),
         "AIRFLOW_PUBLISH": f"127.0.0.1:{port}",
         "WORKER_CONCURRENCY": "1",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -152,3 +153,24 @@ def test_explain_names_the_region_and_the_merchant_keys(demo) -> None:  # type: 
     res = CliRunner().invoke(app, ["status", "fraud_features", "--root", root, "--json"])
     assert json.loads(res.stdout)["certified"]["generation_id"] == first
     assert not Path(root, "fraud_features", "eu-north", "raw", "transactions", "_delta_log").is_file()
+
+
+def test_no_raw_personal_value_in_the_demos_outputs(demo) -> None:  # type: ignore[no-untyped-def]
+    """The leak scan (tests/leakscan.py) over the five days: quarantined duplicates, failed
+    checks, blocks, explain and status leave no raw card or transaction id in any output."""
+    from pipelines.cli import _register, app
+    from pipelines.demo import DEMO_FAULTS, DEMO_START, with_faults
+    from pipelines.spec import Interval
+    from tests.leakscan import Personal, scan
+
+    root, _, _ = demo
+    _register()
+    texts = {}
+    for args in (["explain", "fraud_features", "--date", "2026-01-05", "--json"], ["status", "fraud_features", "--json"]):
+        res = CliRunner().invoke(app, [*args, "--root", root])
+        assert res.exit_code == 0, res.output
+        texts[" ".join(args)] = res.output
+    spec = with_faults(load_spec("fraud_features"), DEMO_FAULTS, ROWS)
+    days = [Interval.for_date(date.fromordinal(DEMO_START.toordinal() + i)) for i in range(5)]
+    leaks = scan(Personal.of_source(spec, days), control_root=root, texts=texts)
+    assert not leaks, {place: sorted(v)[:3] for place, v in leaks.items()}
