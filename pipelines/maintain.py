@@ -19,7 +19,7 @@ quarantine tables and the ``_lockstep`` bookkeeping tables) and:
    may be about to commit them).
 
 An erasure (:mod:`pipelines.erasure`) overrides all of it: no version older than its
-``DELETE`` of a table stays, whatever protected it; such a table is vacuumed without
+rewrite of a table stays, whatever protected it; such a table is vacuumed without
 compaction and without ``min_file_age``, and the erasure log gets a ``removal`` row per region.
 
 Versions that lost their files are recorded in ``_lockstep/maintenance`` (one row per table
@@ -131,7 +131,7 @@ def protected_versions(spec: PipelineSpec, *, root: str | None = None, now: date
             for member, version in d.generation.members.items():
                 if member.split("/", 2)[2] in pinned:
                     protect(member, version)
-    # an erasure overrides all of it: no version older than its DELETE of a table may stay
+    # an erasure overrides all of it: no version older than its rewrite of a table may stay
     for uri, (clean, _) in erased_versions(spec, root=root).items():
         if uri in out:
             out[uri] = {v for v in out[uri] if v >= clean}

@@ -1,13 +1,13 @@
 """The erasure log: ``<control_root>/<pipeline>/_lockstep/erasures``.
 
 ``lockstep erase`` appends one ``erase`` row per region (who, why, the approvals, per table
-the rows deleted and the Delta versions before and after the ``DELETE``), then one
+the rows deleted and the Delta versions before and after its rewrite), then one
 ``recertify`` row (the affected intervals' new decisions); ``lockstep maintain`` appends one
 ``removal`` row per region once the older files holding the rows are deleted. The subject's
 values never enter the control plane: rows carry their digest (:func:`values_digest`).
 
 :func:`erased_versions` tells maintenance which table versions may no longer be kept (every
-version older than an erasure's ``DELETE`` of that table), and :func:`erasure_of` tells a
+version older than an erasure's rewrite of that table), and :func:`erasure_of` tells a
 reader which erasure removed a version.
 
 Example::
@@ -19,6 +19,7 @@ Example::
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -30,11 +31,13 @@ from pipelines.spec import PipelineSpec
 ERASURES = ERASURES_TABLE.name
 
 
-def values_digest(column: str, values: Iterable[Any]) -> str:
-    """What binds an erasure to its subject without recording it: a hash of the column and the
-    sorted values."""
+def values_digest(column: str, values: Iterable[Any], key: bytes) -> str:
+    """What binds an erasure to its subject without recording it: a keyed hash (HMAC-SHA256
+    under the deployment's hash key, :func:`pipelines.privacy.hash_key`) of the column and the
+    sorted values. Keyed, because card ids are few enough to enumerate: an unkeyed hash of
+    one would give the erased value back to anyone who reads the log."""
     body = json.dumps([column, sorted(str(v) for v in values)])
-    return hashlib.sha256(body.encode()).hexdigest()[:32]
+    return hmac.new(key, body.encode(), hashlib.sha256).hexdigest()[:32]
 
 
 def record_erasure_event(spec: PipelineSpec, *, root: str | None = None, **fields: Any) -> int:
@@ -82,7 +85,7 @@ def erased_versions(spec: PipelineSpec, *, root: str | None = None,
 
 def erasure_of(control_root: str, pipeline: str, uri: str, version: int,
                storage_options: dict[str, str] | None = None) -> dict[str, Any] | None:
-    """The ``erase`` event whose ``DELETE`` made ``version`` of the table at ``uri`` hold erased
+    """The ``erase`` event whose rewrite made ``version`` of the table at ``uri`` hold erased
     rows (the oldest such erasure), or None."""
     for e in _events(ERASURES_TABLE.uri(control_root, pipeline), storage_options):
         if e["event"] != "erase":

@@ -2,7 +2,7 @@
 
 * :mod:`~pipelines.erasure.subject`: the subject (a column and its values) and the tables
   holding the column, checked before anything is written;
-* :mod:`~pipelines.erasure.apply`: the ``DELETE`` in every region, one ``erase`` row per
+* :mod:`~pipelines.erasure.apply`: the rows removed in every region, one ``erase`` row per
   region in the erasure log, the affected intervals re-certified as new generations;
 * :mod:`~pipelines.erasure.status`: pending and completed erasures, request to removal.
 

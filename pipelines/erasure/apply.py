@@ -1,8 +1,9 @@
-"""Carrying out an erasure: ``DELETE`` in every region, one audited row per region, then the
+"""Carrying out an erasure: the rows removed in every region, one audited row per region, then the
 affected intervals re-validated and re-certified as new generations.
 
 Per region, each table holding the column (raw, features, their quarantine) loses the
-subject's rows in one Delta ``DELETE`` commit (every interval at once); the region's ``erase``
+subject's rows in one overwrite commit of the partitions holding them (every interval at
+once; see :func:`_delete`); the region's ``erase``
 row in the erasure log records who, why, the approvals, and per table the rows deleted, the
 versions before and after and the intervals touched. A raw table's profile is published again
 for every interval touched (its rows, and its source totals less the rows erased, so control

@@ -45,16 +45,11 @@ class Subject:
     values: list[Any]
     dtype: str
     targets: list[Target] = field(default_factory=list)
+    key: bytes = field(default=b"", repr=False)  # the deployment's hash key: the digest is keyed
 
     @property
     def digest(self) -> str:
-        return values_digest(self.column, self.values)
-
-    def predicate(self) -> str:
-        """The Delta ``DELETE`` predicate (SQL): ``"<column>" IN (...)``."""
-        def lit(v: Any) -> str:
-            return str(v) if isinstance(v, int | float) else "'" + str(v).replace("'", "''") + "'"
-        return f'"{self.column}" IN ({", ".join(lit(v) for v in self.values)})'
+        return values_digest(self.column, self.values, self.key)
 
     def matches(self) -> pl.Expr:
         return pl.col(self.column).is_in(self.values)
@@ -122,4 +117,6 @@ def find_subject(spec: PipelineSpec, column: str, values: list[str], *, root: st
         listed = "; ".join(f"{name}: {', '.join(cols)}" for name, cols in raw_columns.items())
         raise SpecError(f"--column {column!r}: no raw table of {spec.name} has this column (raw tables: {listed})")
     dtype = next(d for target, d in found if target.layer == "raw")
-    return Subject(column, _typed(column, dtype, values), str(dtype), [t for t, _ in found])
+    from pipelines.privacy import hash_key
+
+    return Subject(column, _typed(column, dtype, values), str(dtype), [t for t, _ in found], key=hash_key(spec, root))
