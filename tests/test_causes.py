@@ -40,7 +40,7 @@ def test_a_certification_on_inputs_changed_since_is_stale_until_backfill_recerti
     assert all(c["newer_version"] > c["bound_version"] for c in changes)
     text = cli("status", path).output
     assert f"stale {D2.key}: raw/transactions {D1.key} changed since certification" in text
-    assert f"lockstep backfill {spec.name} --start {D2.ds} --end {D2.ds}" in text
+    assert f"lockstep backfill {path} --start {D2.ds} --end {D2.ds}" in text  # named as the user named it
     cell = certification_matrix(spec)["cells"][D2.key][spec.regions[0]]
     assert cell["state"] == "stale" and cell["stale"] and D1.key in cell["reason"]
     assert certification_matrix(spec)["cells"][D1.key][spec.regions[0]]["state"] == "certified"

@@ -279,7 +279,7 @@ def test_status_explain_and_the_view_need_a_read_only_control_key_alone(
     assert rows[(spec.regions[1], "raw/transactions")]["latest_rows"] == 300
     assert rows[(spec.regions[1], "raw/transactions")]["latest_interval"] == D2.key
     assert st["certified"]["interval"] == D1.key and [b["interval"] for b in st["blocked"]] == [D2.key]
-    m = routes.matrix(spec.name, None)
+    m = routes.matrix(spec.name, None, routes.MatrixQuery())
     assert m["cells"][D1.key][spec.regions[0]]["state"] == "certified"
     blocked = m["cells"][D2.key][spec.regions[1]]
     assert blocked["state"] == "blocked" and "parity.merchant_risk" in blocked["reason"], blocked
