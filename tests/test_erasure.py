@@ -117,6 +117,33 @@ def busiest_card(spec: PipelineSpec, root: str) -> tuple[int, str]:
     raise AssertionError("no card fits")
 
 
+def assert_evidence_as_if_never_delivered(spec: PipelineSpec, lake: str, keys: list[str], card: int) -> None:
+    from pipelines.control.evidence import load
+    from pipelines.evidence import profile_plan, totals_of
+
+    ev = load(spec, keys, root=lake)
+    for region in spec.regions:
+        for t in spec.tables:
+            if t.layer not in ("raw", "features"):
+                continue
+            for key in keys:
+                prof = ev.newest(region, t.layer, t.name, key)
+                assert prof is not None, (region, t.name, key)
+                part = spec.interval_at(key).partition(t.partition_by)
+                now = pl.read_delta(spec.table_uri(region, t.layer, t.name, lake), version=prof.version).filter(
+                    *[pl.col(c).cast(pl.Utf8) == v for c, v in part.items()])
+                assert now.filter(pl.col("card_id") == card).is_empty() if "card_id" in now.columns else True
+                cols = profile_plan(spec, t)["totals"]
+                expect = totals_of(now, cols)
+                assert prof.rows == now.height and prof.totals == pytest.approx(expect), (region, t.name, key)
+                if t.layer == "raw" and prof.source is not None:
+                    q_uri = spec.table_uri(region, "quarantine", t.name, lake)
+                    q = pl.read_delta(q_uri).filter(*[pl.col(c).cast(pl.Utf8) == v for c, v in part.items()]) \
+                        if Path(q_uri, "_delta_log").is_dir() else now.clear()
+                    delivered = totals_of(pl.concat([now, q.select(now.columns)]), cols)
+                    assert prof.source == pytest.approx(delivered), (region, t.name, key, prof.source, delivered)
+
+
 def test_erase_deletes_recertifies_and_maintain_removes_every_older_file(history: tuple[str, Path]) -> None:
     lake, path = history
     spec = load_spec(path)
@@ -169,6 +196,9 @@ def test_erase_deletes_recertifies_and_maintain_removes_every_older_file(history
     for key, d in done["intervals"].items():
         assert d["status"] == "certified" and active[key].generation_id == d["generation_id"]
         assert d["generation_id"] not in [x.generation_id for x in log if x.interval == key][:-1]
+    # and their evidence is what a run that never had the rows publishes: every profile is that of
+    # the partition as it is now (the card's rows absent), the raw tables' source totals included
+    assert_evidence_as_if_never_delivered(spec, lake, sorted(done["intervals"]), card)
 
     # the older versions still hold the rows until maintain deletes their files (pin, window and age notwithstanding)
     assert card_rows(lake, card) > 0
