@@ -145,6 +145,9 @@ def assert_evidence_as_if_never_delivered(spec: PipelineSpec, lake: str, keys: l
 
 
 def test_erase_deletes_recertifies_and_maintain_removes_every_older_file(history: tuple[str, Path]) -> None:
+    from pipelines.airflow.ui import render_erasures  # the Lockstep view's section
+    from pipelines.erasure import erasure_status
+
     lake, path = history
     spec = load_spec(path)
     card, untouched = busiest_card(spec, lake)
@@ -204,6 +207,8 @@ def test_erase_deletes_recertifies_and_maintain_removes_every_older_file(history
     assert card_rows(lake, card) > 0
     status = json.loads(cli("erase", str(path), "--status", "--root", lake, "--json").stdout)
     assert [s["state"] for s in status] == ["pending: awaiting `lockstep maintain`"]
+    view = render_erasures(erasure_status(spec, root=lake))  # the view's section, from the same status
+    assert done["erasure_id"] in view and "pending: awaiting" in view and str(card) not in view
     res = cli("maintain", str(path), "--root", lake, "--json")
     assert res.exit_code == 0, res.output
     assert card_rows(lake, card) == 0
@@ -213,6 +218,8 @@ def test_erase_deletes_recertifies_and_maintain_removes_every_older_file(history
     status = json.loads(cli("erase", str(path), "--status", "--root", lake, "--json").stdout)
     assert len(status) == 1 and status[0]["state"] == "completed" and status[0]["seconds_to_removal"] > 0
     assert status[0]["erasure_id"] == done["erasure_id"] and status[0]["rows"] == done["rows"]
+    view = render_erasures(erasure_status(spec, root=lake))
+    assert "<td>completed</td>" in view and f"{status[0]['seconds_to_removal']:,.0f} s" in view
 
     # a read of a removed generation names the erasure
     with pytest.raises(CertificationError, match=done["erasure_id"]):

@@ -13,6 +13,7 @@ from __future__ import annotations
 from pipelines.airflow.ui.governed import router, scoped
 from pipelines.airflow.ui.pages import (
            render_drill_down,
+           render_erasures,
            render_matrix,
            render_pipeline,
            render_releases,
@@ -21,5 +22,5 @@ from pipelines.airflow.ui.routes import app, drill_down, readable
 
 app.include_router(router)
 
-__all__ = ["app", "drill_down", "readable", "render_drill_down", "render_matrix", "render_pipeline",
+__all__ = ["app", "drill_down", "readable", "render_drill_down", "render_erasures", "render_matrix", "render_pipeline",
            "render_releases", "scoped"]

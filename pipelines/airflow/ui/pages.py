@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import quote
 
 __all__ = ["INTRO", "esc", "page", "render_checks", "render_drill_down", "render_history", "render_in_force",
-           "render_matrix", "render_pipeline", "render_releases"]
+           "render_erasures", "render_matrix", "render_pipeline", "render_releases"]
 
 esc = html.escape
 
@@ -179,6 +179,31 @@ def render_releases(rel: dict[str, Any] | None) -> str:
     return "".join(out)
 
 
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f} s"
+
+
+def render_erasures(rows: list[dict[str, Any]] | None) -> str:
+    """The erasures section of a pipeline page (``lockstep erase --status``): pending and
+    completed, with the time from request to the physical removal of the older files."""
+    if rows is None:
+        return ""
+    out = ["<h3 id=erasures>erasures</h3>"]
+    if not rows:
+        return out[0] + "<p class=muted>none</p>"
+    body = "".join(
+        f"<tr class='{'ok' if r['state'] == 'completed' else 'pending'}'><td>{esc(r['erasure_id'] or r['request_id'])}</td>"
+        f"<td>{esc(r['state'])}</td><td>{esc(r['column'])}</td><td>{_num(r['values_count'])}</td><td>{_num(r['rows'])}</td>"
+        f"<td>{esc(', '.join(r['regions']) or '-')}</td><td>{esc(r['who'])}</td><td>{esc(r['reason'])}</td>"
+        f"<td>{_when(r['requested_at'])}</td><td>{_when(r['removed_at'])}</td>"
+        f"<td>{_seconds(r['seconds_to_removal'])}</td></tr>"
+        for r in rows)
+    out.append("<table class=erasures><tr><th>erasure / request</th><th>state</th><th>column</th><th>values</th>"
+               "<th>rows</th><th>regions</th><th>who</th><th>why</th><th>requested</th><th>removed</th>"
+               f"<th>request to removal</th></tr>{body}</table>")
+    return "".join(out)
+
+
 def render_pipeline(base: str, m: dict[str, Any], *, history: bool, controls: str = "") -> str:
     """A pipeline's section; ``controls``: the filters and paging links shown above its matrix."""
     dag_id = m["pipeline"]
@@ -193,6 +218,7 @@ def render_pipeline(base: str, m: dict[str, Any], *, history: bool, controls: st
                    + "</table>")
         out += ["<h3>decision history</h3>", render_history(dag_id, m["decisions"])]
         out.append(render_releases(m.get("releases")))
+        out.append(render_erasures(m.get("erasures")))
     return "".join(out)
 
 

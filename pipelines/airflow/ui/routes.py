@@ -235,6 +235,14 @@ def matrix(dag_id: str, user: GetUserDep, q: MatrixQuery = Depends(_matrix_query
     return matrix_of(load_pipeline(dag_id), user, q)
 
 
+@app.get("/api/pipelines/{dag_id}/erasures", dependencies=CAN_READ_DAG)
+def erasures(dag_id: str, user: GetUserDep) -> list[dict[str, Any]]:
+    """``lockstep erase --status``: pending and completed erasures (digests, never values)."""
+    from pipelines.erasure import erasure_status
+
+    return list(erasure_status(load_pipeline(dag_id)))
+
+
 @app.get("/api/pipelines/{dag_id}/releases", dependencies=CAN_READ_DAG)
 def model_releases(dag_id: str, user: GetUserDep) -> dict[str, Any]:
     from pipelines.release_flow import model_releases as releases_of
@@ -310,6 +318,7 @@ def pipeline_page(request: Request, dag_id: str, user: GetUserDep, run_id: str |
         body = crumbs + f"<h2>{esc(dag_id)}</h2>" + render_filters(base, shown, list(spec.regions), str(exc.detail))
         return HTMLResponse(page(f"Lockstep · {dag_id}", body), status_code=422)
     m["releases"] = _scoped(spec, user, releases_of(spec))
+    m["erasures"] = erasures(dag_id, user)
     regions = list(spec.regions) if spec.governance is None else _visible(spec, user)
     controls = render_filters(base, m, regions) + render_paging(base, m)
     return HTMLResponse(page(f"Lockstep · {dag_id}", crumbs + render_pipeline(base, m, history=True, controls=controls)))
