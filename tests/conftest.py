@@ -80,10 +80,15 @@ WATCHDOG_GRACE = 300.0
 
 
 def xdist_group(item: pytest.Item) -> str | None:
-    """The tests that must run on one worker: those of the suite-wide Airflow, and each
-    module whose tests share a module-scoped fixture (built once, not once per worker)."""
+    """The tests that must run on one worker: those of the suite-wide Airflow, the distributed
+    deployments (never two at once), and each module whose tests share a module-scoped fixture
+    (built once, not once per worker)."""
     if "embedded_airflow" in getattr(item, "fixturenames", ()):
         return AIRFLOW_GROUP
+    if item.nodeid.startswith("tests/distributed/"):
+        # the compose deployment and the Celery workers, one after the other: side by side on
+        # two cores, a killed Celery task waited minutes for its retry (810 s against 150 s alone)
+        return "distributed"
     info = getattr(item, "_fixtureinfo", None)
     for defs in (info.name2fixturedefs.values() if info else ()):
         if defs and defs[-1].scope == "module":
