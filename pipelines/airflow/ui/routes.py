@@ -240,7 +240,7 @@ def erasures(dag_id: str, user: GetUserDep) -> list[dict[str, Any]]:
     """``lockstep erase --status``: pending and completed erasures (digests, never values)."""
     from pipelines.erasure import erasure_status
 
-    return list(erasure_status(load_pipeline(dag_id)))
+    return erasure_status(load_pipeline(dag_id))
 
 
 @app.get("/api/pipelines/{dag_id}/releases", dependencies=CAN_READ_DAG)
@@ -302,6 +302,7 @@ def pipeline_page(request: Request, dag_id: str, user: GetUserDep, run_id: str |
     """The pipeline's page: filters, one page of the matrix, the generation in force, the
     history; with ``run_id`` (Airflow's DAG-run tab) the drill-down of the run's interval."""
     from pipelines.airflow.ui.filters import render_filters, render_paging
+    from pipelines.erasure import erasure_status
     from pipelines.release_flow import model_releases as releases_of
 
     base = _base(request)
@@ -318,7 +319,7 @@ def pipeline_page(request: Request, dag_id: str, user: GetUserDep, run_id: str |
         body = crumbs + f"<h2>{esc(dag_id)}</h2>" + render_filters(base, shown, list(spec.regions), str(exc.detail))
         return HTMLResponse(page(f"Lockstep · {dag_id}", body), status_code=422)
     m["releases"] = _scoped(spec, user, releases_of(spec))
-    m["erasures"] = erasures(dag_id, user)
+    m["erasures"] = erasure_status(spec)
     regions = list(spec.regions) if spec.governance is None else _visible(spec, user)
     controls = render_filters(base, m, regions) + render_paging(base, m)
     return HTMLResponse(page(f"Lockstep · {dag_id}", crumbs + render_pipeline(base, m, history=True, controls=controls)))
