@@ -202,10 +202,13 @@ def _build_site(out: DocsWriter, interval_prefix: str = "",
     keys = {(suite, run, stamp, batch) for (suite, run, batch), stamp in newest.items()}
     keys |= set(render or ())
     with tempfile.TemporaryDirectory(prefix="lockstep-docs-") as tmp:
-        context = gx.get_context(mode="file", project_root_dir=tmp)
-        _use_cached_views(context)
+        # an in-memory context: a file context scaffolds a project and re-reads its YAML at
+        # every lookup of a setting, which cost more than the rendering itself
+        context = gx.get_context(mode="ephemeral")
+        site = Path(tmp, "site")
+        _use_cached_views(context, site)
+        _scaffold_styles(context, Path(tmp, "plugins"))
         store = context.validation_results_store
-        site = Path(tmp, "gx", "uncommitted", "data_docs", "local_site")
         present = set(out.files())
         kept: set[str] = set()
         for key in sorted(keys):
@@ -220,20 +223,35 @@ def _build_site(out: DocsWriter, interval_prefix: str = "",
                 kept.add(page)
         context.build_data_docs(resource_identifiers=None if render is None else [identifier(*k) for k in render])
         for f in sorted(site.rglob("*")):
-            if f.is_file() and f.relative_to(site).as_posix() not in kept:
-                rel = f.relative_to(site).as_posix()
+            rel = f.relative_to(site).as_posix()
+            # GX's stylesheets, scripts and images are the same in every build: written once
+            if f.is_file() and rel not in kept and not (rel.startswith("static/") and rel in present):
                 if rel.endswith((".html", ".css", ".js", ".json", ".svg", ".map", ".txt")):
                     out.write_text(rel, f.read_text(encoding="utf-8"))
                 else:
                     out.write_bytes(rel, f.read_bytes())
 
 
-def _use_cached_views(context: Any) -> None:
+def _scaffold_styles(context: Any, plugins: Path) -> None:
+    """The custom-styles stylesheet a file context's project holds (GX's own scaffold, its
+    template copied), so the pages are those of GX's default project, file for file."""
+    from great_expectations.data_context.data_context.serializable_data_context import (
+        SerializableDataContext,
+    )
+
+    (plugins / "custom_data_docs" / "styles").mkdir(parents=True)
+    SerializableDataContext._scaffold_custom_data_docs(plugins)
+    context.variables.plugins_directory = str(plugins)
+
+
+def _use_cached_views(context: Any, base_directory: Path) -> None:
     """GX's page views for every site of ``context``, their compiled Jinja templates kept for the
-    process (:mod:`pipelines.validation.docs_views`): GX compiled ~36 templates per build."""
+    process (:mod:`pipelines.validation.docs_views`): GX compiled ~36 templates per build; the
+    site built in ``base_directory``."""
     from pipelines.validation.docs_views import VIEWS
 
     for name, site in (context.variables.data_docs_sites or {}).items():
+        site["store_backend"] = {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(base_directory)}
         site["site_section_builders"] = {s: {"view": VIEWS["page"]} for s in ("expectations", "validations", "profiling")}
         site["site_index_builder"] = {**(site.get("site_index_builder") or {"class_name": "DefaultSiteIndexBuilder"}),
                                       "view": VIEWS["index"]}
