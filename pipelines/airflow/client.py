@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import date, datetime
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 from pipelines.errors import LockstepError
 
@@ -43,6 +44,13 @@ def _iso(value: datetime | date | str) -> str:
     if isinstance(value, date):
         return f"{value.isoformat()}T00:00:00Z"
     return value
+
+
+
+def _path(*segments: object) -> str:
+    """An API path of ``segments``, each percent-encoded whole: a run id holds ``+`` and
+    ``:`` (``manual__2026-01-02T00:00:00+00:00``), and may hold ``/``, ``?`` or ``#``."""
+    return "/" + "/".join(quote(str(s), safe="") for s in segments)
 
 
 class AirflowClient:
@@ -202,7 +210,7 @@ class AirflowClient:
 
         def probe() -> dict[str, Any] | None:
             try:
-                return dict(self.api("GET", f"/dags/{dag_id}"))
+                return dict(self.api("GET", _path("dags", dag_id)))
             except AirflowError as exc:
                 if exc.context.get("status") != 404:
                     raise
@@ -215,11 +223,11 @@ class AirflowClient:
 
     def dag(self, dag_id: str) -> dict[str, Any]:
         """``GET /dags/{dag_id}``."""
-        return dict(self.api("GET", f"/dags/{dag_id}"))
+        return dict(self.api("GET", _path("dags", dag_id)))
 
     def set_paused(self, dag_id: str, paused: bool) -> dict[str, Any]:
         """``PATCH /dags/{dag_id}`` with ``is_paused``."""
-        return dict(self.api("PATCH", f"/dags/{dag_id}", {"is_paused": paused}))
+        return dict(self.api("PATCH", _path("dags", dag_id), {"is_paused": paused}))
 
     def trigger(self, dag_id: str, logical_date: datetime | str | None = None,
                 conf: Mapping[str, Any] | None = None, *, run_id: str | None = None,
@@ -238,15 +246,15 @@ class AirflowClient:
             body["dag_run_id"] = run_id
         if partition_key:
             body["partition_key"] = partition_key
-        return str(self.api("POST", f"/dags/{dag_id}/dagRuns", body)["dag_run_id"])
+        return str(self.api("POST", _path("dags", dag_id, "dagRuns"), body)["dag_run_id"])
 
     def dag_run(self, dag_id: str, run_id: str) -> dict[str, Any]:
-        return dict(self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}"))
+        return dict(self.api("GET", _path("dags", dag_id, "dagRuns", run_id)))
 
     def dag_runs(self, dag_id: str, **params: Any) -> list[dict[str, Any]]:
         """``GET /dags/{dag_id}/dagRuns`` (filters as query parameters, e.g. ``run_type``)."""
         params = {"order_by": "id", "limit": 100, **params}
-        return list(self.api("GET", f"/dags/{dag_id}/dagRuns", params=params)["dag_runs"])
+        return list(self.api("GET", _path("dags", dag_id, "dagRuns"), params=params)["dag_runs"])
 
     def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 300.0, *, poll: float = 1.0) -> str:
         """Poll the run until it is ``success`` or ``failed``; that state.
@@ -292,15 +300,15 @@ class AirflowClient:
             "task_ids": [list(t) if isinstance(t, tuple) else t for t in task_ids]}
         if note:
             body["note"] = note
-        return list(self.api("POST", f"/dags/{dag_id}/clearTaskInstances", body)["task_instances"])
+        return list(self.api("POST", _path("dags", dag_id, "clearTaskInstances"), body)["task_instances"])
 
     def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
-        path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances"
+        path = _path("dags", dag_id, "dagRuns", run_id, "taskInstances")
         return list(self.api("GET", path, params={"limit": 1000})["task_instances"])
 
     def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int = 1) -> str:
         """A task attempt's log as text (``.../taskInstances/{task_id}/logs/{try_number}``)."""
-        path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}"
+        path = _path("dags", dag_id, "dagRuns", run_id, "taskInstances", task_id, "logs", try_number)
         content = self.api("GET", path, params={"full_content": "true"}).get("content", [])
         lines = []
         for item in content:
@@ -313,7 +321,7 @@ class AirflowClient:
         return "\n".join(lines)
 
     def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> Any:
-        path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}"
+        path = _path("dags", dag_id, "dagRuns", run_id, "taskInstances", task_id, "xcomEntries", key)
         return self.api("GET", path, params={"deserialize": "true"})["value"]
 
     def describe_run(self, dag_id: str, run_id: str) -> str:
@@ -341,7 +349,7 @@ class AirflowClient:
 
     def upstream_asset_events(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
         """The asset events that triggered an asset-triggered run."""
-        path = f"/dags/{dag_id}/dagRuns/{run_id}/upstreamAssetEvents"
+        path = _path("dags", dag_id, "dagRuns", run_id, "upstreamAssetEvents")
         return list(self.api("GET", path)["asset_events"])
 
     # -- backfills ---------------------------------------------------------------------
