@@ -62,7 +62,8 @@ def distinct_merchants(tx: pl.DataFrame, period: timedelta, queries: pl.Series |
             tx = tx.clear()
         else:
             keep = (t_all >= int(first) - period_us).fill_null(False)  # type: ignore[arg-type]
-            tx, queries = tx.filter(keep), queries.filter(keep)
+            if not keep.all():
+                tx, queries = tx.filter(keep), queries.filter(keep)
     if tx.height == 0:
         return pl.Series("distinct_merchants_24h", [], dtype=pl.Int32)
     t = tx["event_time"].dt.epoch("us")
@@ -71,7 +72,9 @@ def distinct_merchants(tx: pl.DataFrame, period: timedelta, queries: pl.Series |
     card = (tx["card_id"] != tx["card_id"].shift(1)).fill_null(True).cast(pl.Int64).cum_sum()
     if int(card.max()) * span >= 2**62:  # type: ignore[arg-type]
         raise FeatureError("distinct_merchants: too many cards x too long a history for 64-bit keys")
-    pairs = pl.DataFrame({"c": card, "m": tx["merchant_id"], "t": t}).sort("c", "m", "t")
+    # (card, merchant, time) order from the frame's (card, time) one: two stable one-key sorts
+    pairs = pl.DataFrame({"c": card, "m": tx["merchant_id"], "t": t}).sort("m", maintain_order=True).sort(
+        "c", maintain_order=True)
     same_pair = (pl.col("c") == pl.col("c").shift(-1)) & (pl.col("m") == pl.col("m").shift(-1))
     ends = pairs.select(
         key=pl.col("c") * span
@@ -89,8 +92,8 @@ def history_of_queries(tx: pl.DataFrame, queries: pl.Series) -> pl.Series:
     (a window looks back only). Rolling aggregates start afresh with each card, so over
     these rows a query's sums, means and deviations are bit for bit those over the whole
     frame, and the rows of cards without a query are never aggregated."""
-    if tx.height == 0:
-        return pl.Series("history", [], dtype=pl.Boolean)
+    if tx.height == 0 or queries.all():
+        return pl.Series("history", [True] * tx.height, dtype=pl.Boolean)
     run = tx["card_id"].rle_id()
     idx = pl.int_range(tx.height, dtype=pl.Int64, eager=True)
     nxt = idx.filter(queries)  # the query rows' positions, ascending
@@ -129,18 +132,23 @@ def card_features(inputs: dict[str, pl.LazyFrame], ctx: FeatureContext) -> pl.La
     whole lookback gives."""
     names = inputs["transactions"].collect_schema().names()
     parts = [c for c in ("hour", "minute") if c in names]
-    # every window reads the same sorted frame: materialise it once
+    # every window reads the same sorted frame: materialise it once. Two stable one-key sorts
+    # (time, then card) give exactly the order of one stable sort by (card, time), ties in
+    # input order, at a quarter of the cost of the two-key sort
     sorted_tx = (
         inputs["transactions"]
         .select("txn_id", "card_id", "merchant_id", "amount", "event_time", "is_fraud", "ds", *parts)
-        .sort("card_id", "event_time", maintain_order=True)
         .collect()
+        .sort("event_time", maintain_order=True)
+        .sort("card_id", maintain_order=True)
     )
     queries = sorted_tx.select(
         delivered_in(ctx.interval, ["event_time", "ds", *parts]).fill_null(False).alias("q")
     ).to_series()
     history = history_of_queries(sorted_tx, queries)
-    tx, queries = sorted_tx.filter(history), queries.filter(history)
+    tx = sorted_tx
+    if not history.all():
+        tx, queries = sorted_tx.filter(history), queries.filter(history)
     distinct = distinct_merchants(tx, timedelta(hours=24), queries)
     lf = tx.lazy()
     w1h = _window(lf, "1h", [pl.len().alias("txn_count_1h"), pl.col("amount").sum().alias("amount_sum_1h")])
