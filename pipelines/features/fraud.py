@@ -72,18 +72,33 @@ def distinct_merchants(tx: pl.DataFrame, period: timedelta, queries: pl.Series |
     card = (tx["card_id"] != tx["card_id"].shift(1)).fill_null(True).cast(pl.Int64).cum_sum()
     if int(card.max()) * span >= 2**62:  # type: ignore[arg-type]
         raise FeatureError("distinct_merchants: too many cards x too long a history for 64-bit keys")
-    # (card, merchant, time) order from the frame's (card, time) one: two stable one-key sorts
-    pairs = pl.DataFrame({"c": card, "m": tx["merchant_id"], "t": t}).sort("m", maintain_order=True).sort(
-        "c", maintain_order=True)
-    same_pair = (pl.col("c") == pl.col("c").shift(-1)) & (pl.col("m") == pl.col("m").shift(-1))
-    ends = pairs.select(
-        key=pl.col("c") * span
-        + pl.min_horizontal(pl.col("t") + period_us, pl.when(same_pair).then(pl.col("t").shift(-1)))
-    )["key"].sort()
+    ends = _pair_ends(card, tx["merchant_id"], t, period_us, span)
     keys = card * span + t  # sorted, as tx is
     asked = keys if queries is None else keys.filter(queries)
     counts = keys.search_sorted(asked, side="left") - ends.search_sorted(asked, side="left")
     return counts.cast(pl.Int32).alias("distinct_merchants_24h")
+
+
+def _pair_ends(card: pl.Series, merchant: pl.Series, t: pl.Series, period_us: int, span: int) -> pl.Series:
+    """card * span + end_j of every occurrence j, sorted (see :func:`distinct_merchants`).
+    The occurrences of a pair are put in (card, merchant, time) order from the frame's
+    (card, time) one by a stable sort on one key: (card, merchant) packed into an integer
+    when the merchant ids are integers without nulls, else two stable one-key sorts."""
+    pairs = pl.DataFrame({"c": card, "m": merchant, "t": t})
+    lo, hi = (merchant.min(), merchant.max()) if merchant.dtype.is_integer() else (None, None)
+    width = None if lo is None or hi is None else int(hi) - int(lo) + 1  # type: ignore[arg-type]
+    if (merchant.null_count() == 0 and width is not None and width < 2**31
+            and int(card.max()) * width < 2**62 and merchant.dtype != pl.UInt64):  # type: ignore[arg-type]
+        pairs = pairs.with_columns(m=pl.col("c") * width + (pl.col("m").cast(pl.Int64) - int(lo)))  # type: ignore[arg-type]
+        pairs = pairs.select(pl.all().gather(pl.arg_sort_by("m", maintain_order=True)))
+        same_pair = pl.col("m") == pl.col("m").shift(-1)
+    else:
+        pairs = pairs.sort("m", maintain_order=True).sort("c", maintain_order=True)
+        same_pair = (pl.col("c") == pl.col("c").shift(-1)) & (pl.col("m") == pl.col("m").shift(-1))
+    return pairs.select(
+        key=pl.col("c") * span
+        + pl.min_horizontal(pl.col("t") + period_us, pl.when(same_pair).then(pl.col("t").shift(-1)))
+    )["key"].sort()
 
 
 def history_of_queries(tx: pl.DataFrame, queries: pl.Series) -> pl.Series:

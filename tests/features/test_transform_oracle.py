@@ -242,3 +242,21 @@ def test_distinct_merchants_for_queries_equals_every_row() -> None:
     mask = pl.Series([random.Random(3).random() < 0.3 for _ in range(tx.height)])
     every = distinct_merchants(tx, timedelta(hours=24))
     assert distinct_merchants(tx, timedelta(hours=24), mask).equals(every.filter(mask))
+
+
+@pytest.mark.parametrize("merchants", ["int", "int-with-nulls", "string", "int32-negative"])
+def test_merchant_id_types_and_nulls(merchants: str) -> None:
+    """The (card, merchant) pairs are ordered through a packed integer key for integer ids
+    without nulls, through two stable sorts otherwise: both give the old counts."""
+    tx = adversarial(11, "day")
+    m = pl.col("merchant_id")
+    tx = tx.with_columns(merchant_id={
+        "int": m,
+        "int-with-nulls": pl.when(pl.col("txn_id").str.ends_with("7")).then(None).otherwise(m),
+        "string": pl.format("m{}", m),
+        "int32-negative": (m * 1_000_003 - 2_000_000).cast(pl.Int32),
+    }[merchants])
+    both(tx, Interval.for_date(DAY.date()))
+    both(tx, Interval.for_date(DAY.date(), "hour", 9))
+    ordered = tx.sort("card_id", "event_time", maintain_order=True)
+    assert distinct_merchants(ordered, timedelta(hours=24)).equals(_old_distinct(ordered, timedelta(hours=24)))
