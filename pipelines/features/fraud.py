@@ -42,34 +42,81 @@ def _window(lf: pl.LazyFrame, period: str, aggs: list[pl.Expr]) -> pl.LazyFrame:
     return lf.rolling(index_column="event_time", period=period, closed="left", group_by="card_id").agg(aggs)
 
 
-def distinct_merchants(tx: pl.DataFrame, period: timedelta) -> pl.Series:
+def distinct_merchants(tx: pl.DataFrame, period: timedelta, queries: pl.Series | None = None) -> pl.Series:
     """Distinct merchants of the same card in [t - period, t), for each row of ``tx`` (sorted
-    by card, time): two binary searches per row instead of a set per window.
+    by card, time), or only for the rows where the boolean mask ``queries`` is true: two
+    binary searches per query instead of a set per window.
 
     Occurrence j of a (card, merchant) pair is the one that counts for a query at t exactly
     when t_j < t <= end_j = min(t_j + period, t_next), t_next being the pair's next
     occurrence. So the answer is #{j of the card: t_j < t} - #{j of the card: end_j < t}.
     With (card, time) packed into one sortable integer key, both counts are ``search_sorted``
-    on sorted keys, and the card's offset cancels out of the difference.
+    on sorted keys, and the card's offset cancels out of the difference. Rows older than the
+    earliest query's window are in no query's window and change no count: they are left out.
     """
+    period_us = int(period.total_seconds() * 1_000_000)
+    if queries is not None and tx.height:
+        t_all = tx["event_time"].dt.epoch("us")
+        first = t_all.filter(queries).min()
+        if first is None:
+            tx = tx.clear()
+        else:
+            keep = (t_all >= int(first) - period_us).fill_null(False)  # type: ignore[arg-type]
+            if not keep.all():
+                tx, queries = tx.filter(keep), queries.filter(keep)
     if tx.height == 0:
         return pl.Series("distinct_merchants_24h", [], dtype=pl.Int32)
-    period_us = int(period.total_seconds() * 1_000_000)
     t = tx["event_time"].dt.epoch("us")
     t = t - t.min()
     span = int(t.max()) + period_us + 1  # type: ignore[arg-type]
     card = (tx["card_id"] != tx["card_id"].shift(1)).fill_null(True).cast(pl.Int64).cum_sum()
     if int(card.max()) * span >= 2**62:  # type: ignore[arg-type]
         raise FeatureError("distinct_merchants: too many cards x too long a history for 64-bit keys")
-    pairs = pl.DataFrame({"c": card, "m": tx["merchant_id"], "t": t}).sort("c", "m", "t")
-    same_pair = (pl.col("c") == pl.col("c").shift(-1)) & (pl.col("m") == pl.col("m").shift(-1))
-    ends = pairs.select(
+    ends = _pair_ends(card, tx["merchant_id"], t, period_us, span)
+    keys = card * span + t  # sorted, as tx is
+    asked = keys if queries is None else keys.filter(queries)
+    counts = keys.search_sorted(asked, side="left") - ends.search_sorted(asked, side="left")
+    return counts.cast(pl.Int32).alias("distinct_merchants_24h")
+
+
+def _pair_ends(card: pl.Series, merchant: pl.Series, t: pl.Series, period_us: int, span: int) -> pl.Series:
+    """card * span + end_j of every occurrence j, sorted (see :func:`distinct_merchants`).
+    The occurrences of a pair are put in (card, merchant, time) order from the frame's
+    (card, time) one by a stable sort on one key: (card, merchant) packed into an integer
+    when the merchant ids are integers without nulls, else two stable one-key sorts."""
+    pairs = pl.DataFrame({"c": card, "m": merchant, "t": t})
+    lo, hi = (merchant.min(), merchant.max()) if merchant.dtype.is_integer() else (None, None)
+    width = None if lo is None or hi is None else int(hi) - int(lo) + 1  # type: ignore[arg-type]
+    if (merchant.null_count() == 0 and width is not None and width < 2**31
+            and int(card.max()) * width < 2**62 and merchant.dtype != pl.UInt64):  # type: ignore[arg-type]
+        pairs = pairs.with_columns(m=pl.col("c") * width + (pl.col("m").cast(pl.Int64) - int(lo)))  # type: ignore[arg-type]
+        pairs = pairs.select(pl.all().gather(pl.arg_sort_by("m", maintain_order=True)))
+        same_pair = pl.col("m") == pl.col("m").shift(-1)
+    else:
+        pairs = pairs.sort("m", maintain_order=True).sort("c", maintain_order=True)
+        same_pair = (pl.col("c") == pl.col("c").shift(-1)) & (pl.col("m") == pl.col("m").shift(-1))
+    return pairs.select(
         key=pl.col("c") * span
         + pl.min_horizontal(pl.col("t") + period_us, pl.when(same_pair).then(pl.col("t").shift(-1)))
     )["key"].sort()
-    queries = card * span + t  # sorted, as tx is
-    counts = queries.search_sorted(queries, side="left") - ends.search_sorted(queries, side="left")
-    return counts.cast(pl.Int32).alias("distinct_merchants_24h")
+
+
+def history_of_queries(tx: pl.DataFrame, queries: pl.Series) -> pl.Series:
+    """Which rows of ``tx`` (sorted by card, time) the windows of the rows ``queries`` (a
+    boolean mask) need: every row of a card that has a query, up to the card's last query
+    (a window looks back only). Rolling aggregates start afresh with each card, so over
+    these rows a query's sums, means and deviations are bit for bit those over the whole
+    frame, and the rows of cards without a query are never aggregated."""
+    if tx.height == 0 or queries.all():
+        return pl.Series("history", [True] * tx.height, dtype=pl.Boolean)
+    run = tx["card_id"].rle_id()
+    idx = pl.int_range(tx.height, dtype=pl.Int64, eager=True)
+    nxt = idx.filter(queries)  # the query rows' positions, ascending
+    # the first query at or after each row, and whether it is the same card's
+    at = nxt.search_sorted(idx, side="left")
+    has = at < nxt.len()
+    target = nxt.gather(at.clip(upper_bound=max(nxt.len() - 1, 0))) if nxt.len() else idx
+    return (has & (run.gather(target) == run)).alias("history")
 
 
 def delivered_in(interval: Interval, columns: list[str]) -> pl.Expr:
@@ -91,20 +138,37 @@ def card_features(inputs: dict[str, pl.LazyFrame], ctx: FeatureContext) -> pl.La
     """Per transaction delivered in the interval (see the module's note): counts and sums of
     the card's prior events over 1 h / 24 h / 7 d, distinct merchants in 24 h, the amount's
     z-score against the card's prior 7 days, and whether the card is new here (no event in 7
-    days)."""
+    days).
+
+    The windows are computed for the interval's rows (the queries) only, against the sorted
+    lookback: distinct merchants by binary search over the history their windows reach, the
+    rolling sums over the rows of the queries' cards up to each card's last query
+    (:func:`history_of_queries`), so that every value is bit for bit what rolling over the
+    whole lookback gives."""
     names = inputs["transactions"].collect_schema().names()
     parts = [c for c in ("hour", "minute") if c in names]
-    # every window reads the same sorted frame: materialise it once
+    # every window reads the same sorted frame: materialise it once. Two stable one-key sorts
+    # (time, then card) give exactly the order of one stable sort by (card, time), ties in
+    # input order, at a quarter of the cost of the two-key sort
     sorted_tx = (
         inputs["transactions"]
         .select("txn_id", "card_id", "merchant_id", "amount", "event_time", "is_fraud", "ds", *parts)
-        .sort("card_id", "event_time", maintain_order=True)
         .collect()
+        .sort("event_time", maintain_order=True)
+        .sort("card_id", maintain_order=True)
     )
-    tx = sorted_tx.with_columns(distinct_merchants(sorted_tx, timedelta(hours=24))).lazy()
-    w1h = _window(tx, "1h", [pl.len().alias("txn_count_1h"), pl.col("amount").sum().alias("amount_sum_1h")])
+    queries = sorted_tx.select(
+        delivered_in(ctx.interval, ["event_time", "ds", *parts]).fill_null(False).alias("q")
+    ).to_series()
+    history = history_of_queries(sorted_tx, queries)
+    tx = sorted_tx
+    if not history.all():
+        tx, queries = sorted_tx.filter(history), queries.filter(history)
+    distinct = distinct_merchants(tx, timedelta(hours=24), queries)
+    lf = tx.lazy()
+    w1h = _window(lf, "1h", [pl.len().alias("txn_count_1h"), pl.col("amount").sum().alias("amount_sum_1h")])
     w24 = _window(
-        tx,
+        lf,
         "24h",
         [
             pl.len().alias("txn_count_24h"),
@@ -112,7 +176,7 @@ def card_features(inputs: dict[str, pl.LazyFrame], ctx: FeatureContext) -> pl.La
         ],
     )
     w7d = _window(
-        tx,
+        lf,
         "7d",
         [
             pl.len().alias("txn_count_7d"),
@@ -122,10 +186,15 @@ def card_features(inputs: dict[str, pl.LazyFrame], ctx: FeatureContext) -> pl.La
         ],
     )
     keys = ["card_id", "event_time"]
-    out = pl.concat(
-        # rolling keeps the frame's (card, time) order, so the windows line up row by row
-        [tx, w1h.drop(keys), w24.drop(keys), w7d.drop(keys)],
-        how="horizontal",
+    out = (
+        pl.concat(
+            # rolling keeps the frame's (card, time) order, so the windows line up row by row
+            [lf, w1h.drop(keys), w24.drop(keys), w7d.drop(keys)],
+            how="horizontal",
+        )
+        .filter(queries)
+        .collect()
+        .with_columns(distinct)
     )
     out = out.with_columns(
         # an empty window has no rows: rolling yields count 0 and a null sum
@@ -138,12 +207,9 @@ def card_features(inputs: dict[str, pl.LazyFrame], ctx: FeatureContext) -> pl.La
         first_seen_in_region=pl.col("txn_count_7d") == 0,
         feature_version=pl.lit(ctx.version),
     )
-    return (
-        out.filter(delivered_in(ctx.interval, ["event_time", "ds", *parts]))
-        .select(
-            "txn_id", "card_id", "merchant_id", "event_time", "amount", "is_fraud",
-            *CARD_FEATURE_COLUMNS, "feature_version", "ds",
-        )
+    return out.lazy().select(
+        "txn_id", "card_id", "merchant_id", "event_time", "amount", "is_fraud",
+        *CARD_FEATURE_COLUMNS, "feature_version", "ds",
     )
 
 

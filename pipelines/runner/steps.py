@@ -143,7 +143,7 @@ def _outside_interval(data: pl.DataFrame, table: TableSpec, interval: Interval,
         start, end = (lo, hi) if tz else (lo.replace(tzinfo=None), hi.replace(tzinfo=None))
         times = data.get_column(et).drop_nulls()
         close = interval.end if tz else interval.end.replace(tzinfo=None)
-        snapshot = times.len() > 0 and times.n_unique() == 1 and times[0] == close
+        snapshot = times.len() > 0 and times.min() == times.max() == close  # every row stamped at the close
         n = 0 if snapshot else times.filter(~times.is_between(start, end, closed="left")).len()
         if n:
             out.append(f"{n} row(s) with {et} outside [{lo:%Y-%m-%d %H:%M:%S}, {hi:%Y-%m-%d %H:%M:%S})")
