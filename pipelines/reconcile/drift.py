@@ -222,7 +222,8 @@ def dense(hists: list[list[tuple[np.ndarray, np.ndarray]]]) -> np.ndarray:
 def window_intervals(ctx: Context, check: DriftCheck) -> tuple[list[tuple[Interval, Any]], str]:
     """The region-independent trailing window: up to ``window`` certified intervals before this
     one, past the warm-up. Returns ([(interval, decision)], why-empty)."""
-    from pipelines.certify import active_certifications
+    from pipelines.certify.read import active_entries
+    from pipelines.control.decisions import decisions_by_id
 
     spec = ctx.spec
     fs = spec.feature_set_for(check.table)
@@ -230,13 +231,18 @@ def window_intervals(ctx: Context, check: DriftCheck) -> tuple[list[tuple[Interv
     first_steady = spec.start_date.toordinal() + lookback.days
     if ctx.interval.start.date().toordinal() < first_steady:
         return [], "warm-up (within the feature lookback of the pipeline start)"
-    active = active_certifications(spec, root=ctx.root)
+    # what is in force, folded from a few columns of the log; only the window's decisions read whole
+    active = active_entries(spec, root=ctx.root)
     past = sorted(
         (d for d in active.values()
          if d.interval_start < ctx.interval.start and d.interval_start.date().toordinal() >= first_steady),
         key=lambda d: d.interval_start,
     )[-check.window:]
-    out = [(spec.interval_at(d.interval_start), d) for d in past]
+    whole = decisions_by_id(spec, [d.decision_id for d in past], root=ctx.root)
+    missing = [d.decision_id for d in past if d.decision_id not in whole]
+    if missing:  # cannot happen in an append-only log; never judge on a window half read
+        raise LookupError(f"decisions {missing} of the drift window vanished from the decision log")
+    out = [(spec.interval_at(d.interval_start), whole[d.decision_id]) for d in past]
     return out, "" if out else "no certified history past the warm-up"
 
 
