@@ -209,14 +209,16 @@ def binned_many(populations: dict[str, list[np.ndarray]]) -> dict[str, np.ndarra
 def dense(hists: list[list[tuple[np.ndarray, np.ndarray]]]) -> np.ndarray:
     """Populations given as sums of sparse (cells, counts) histograms -> P x C counts over the
     union of non-empty cells, in cell order (what :func:`binned` returns for the values)."""
-    parts = [c for pop in hists for c, _ in pop]
-    nz = np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
-    out = np.zeros((len(hists), max(1, len(nz))), dtype=np.int64)
-    for i, pop in enumerate(hists):
-        for cells_, counts in pop:
-            if len(cells_):  # cells are unique within one histogram: a plain scatter-add
-                out[i, np.searchsorted(nz, cells_)] += counts
-    return out
+    parts = [(i, c, n) for i, pop in enumerate(hists) for c, n in pop if len(c)]
+    if not parts:
+        return np.zeros((len(hists), 1), dtype=np.int64)
+    # one pass: every (population, cell) pair numbered over the union of cells, then summed
+    nz, where = np.unique(np.concatenate([c for _, c, _ in parts]), return_inverse=True)
+    pop = np.concatenate([np.full(len(c), i, dtype=np.int64) for i, c, _ in parts])
+    counts = np.concatenate([np.asarray(n, dtype=np.int64) for _, _, n in parts])
+    out = np.zeros(len(hists) * len(nz), dtype=np.int64)
+    np.add.at(out, pop * len(nz) + where.ravel(), counts)
+    return out.reshape(len(hists), len(nz))
 
 
 def window_intervals(ctx: Context, check: DriftCheck) -> tuple[list[tuple[Interval, Any]], str]:
