@@ -6,8 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import polars as pl
+import pytest
 from deltalake import DeltaTable, write_deltalake
 
+from pipelines.errors import StorageError
 from pipelines.storage import (
     CONTROL_TABLE_CONFIGURATION,
     OpenTables,
@@ -54,3 +56,19 @@ def test_scan_partition_reads_one_partition_in_the_table_schema(tmp_path: Path) 
     assert scan_partition(dt, {"interval": "c"}).collect().height == 0
     whole = scan_partition(dt, {}).collect()  # every partition: each row keeps its own
     assert sorted(zip(whole["interval"], whole["v"], strict=True)) == [("a", 1), ("a", 3), ("a", 4), ("b", 2)]
+
+
+def test_prefetched_tables_are_read_as_opened_then_brought_up_to_date(tmp_path: Path) -> None:
+    uris = [str(tmp_path / f"region-{i}") for i in range(3)]
+    for i, uri in enumerate(uris[:2]):
+        append_rows(uri, pl.DataFrame({"interval": ["a"], "x": [i]}), partition_by=["interval"])
+    broken = tmp_path / "broken" / "_delta_log"
+    broken.mkdir(parents=True)
+    (broken / "00000000000000000000.json").write_text("not a delta log\n")
+    tables = OpenTables()
+    tables.prefetch([*uris, str(tmp_path / "broken")])
+    assert [tables.get(u) is not None for u in uris] == [True, True, False]  # the absent one is absent
+    append_rows(uris[0], pl.DataFrame({"interval": ["a"], "x": [9]}))  # another writer, after the prefetch
+    assert tables.get(uris[0]).version() == 1  # type: ignore[union-attr]  # the next read brings it up to date
+    with pytest.raises(StorageError, match="broken"):  # a table that fails to open fails as it always did
+        tables.get(str(tmp_path / "broken"))

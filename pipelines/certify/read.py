@@ -19,17 +19,21 @@ Example::
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import polars as pl
 
-from pipelines.control.decisions import Decision, decisions, log_order
+from pipelines.control.decisions import Decision, LogEntry, decisions, log_entries, log_order
 from pipelines.control.erasures import erasure_of
 from pipelines.control.maintenance import maintenance_after
 from pipelines.errors import CertificationError
 from pipelines.spec import PipelineSpec
 from pipelines.storage import read_table
+
+#: a decision of the log, whole or as its :class:`LogEntry`
+F = TypeVar("F", Decision, LogEntry)
 
 
 def active_certifications(
@@ -42,9 +46,24 @@ def active_certifications(
     rollback re-instates its target generation for its interval; a pipeline-wide one
     (:attr:`Decision.pipeline_wide`) also revokes every later interval certified before it.
     """
+    return fold(log if log is not None else decisions(spec, root=root), now)
+
+
+def active_entries(spec: PipelineSpec, *, root: str | None = None, now: datetime | None = None
+                   ) -> dict[str, LogEntry]:
+    """:func:`active_certifications` from a few columns of the log (:func:`log_entries`):
+    interval -> the entry of the decision in force, whose :class:`Decision` a caller reads
+    by id (:func:`decisions_by_id`) where it needs it. What a decision asks about the
+    intervals before its own, without decoding the whole log's generations and bindings."""
+    return fold(log_entries(spec, root=root), now)
+
+
+def fold(log: Iterable[F], now: datetime | None = None) -> dict[str, F]:
+    """Interval -> the certifying decision in force, from the log in its order (see
+    :func:`active_certifications`)."""
     now = now or datetime.now(UTC)
-    stacks: dict[str, list[Decision]] = {}
-    for d in log if log is not None else decisions(spec, root=root):
+    stacks: dict[str, list[F]] = {}
+    for d in log:
         if d.pipeline_wide:
             for key in [k for k, st in stacks.items() if st[0].interval_start > d.interval_start]:
                 del stacks[key]

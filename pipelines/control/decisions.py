@@ -148,25 +148,105 @@ def record_decision(spec: PipelineSpec, decision: Decision, *, root: str | None 
     return decision
 
 
-def decisions(spec: PipelineSpec, *, root: str | None = None) -> list[Decision]:
-    """Every decision, oldest first."""
+@dataclass(frozen=True)
+class LogEntry:
+    """What folding "in force" needs of one decision of the log (:func:`log_entries`), without
+    its generation, reasons or bindings: read from a few columns, cheap at any log length. It
+    answers :attr:`certified`, :attr:`pipeline_wide` and :meth:`live` as its :class:`Decision`
+    does; :func:`decisions_by_id` reads the decisions themselves."""
+
+    decision_id: str
+    interval: str
+    interval_start: datetime
+    status: str
+    kind: str
+    expires_at: datetime | None
+    log_version: int | None
+    #: a rollback's scope as its bindings record it (``reviewed.scope``; a rollback recorded
+    #: before rollbacks carried one was pipeline-wide); None for any other kind
+    scope: str | None = None
+
+    @property
+    def certified(self) -> bool:
+        return self.status == "certified"
+
+    @property
+    def pipeline_wide(self) -> bool:
+        return self.kind == "rollback" and self.scope == "pipeline"
+
+    def live(self, now: datetime | None = None) -> bool:
+        return self.expires_at is None or self.expires_at > (now or datetime.now(UTC))
+
+
+#: the columns :func:`log_entries` reads (bindings only of rollbacks, for their scope)
+ENTRY_COLUMNS = ("decision_id", "interval", "interval_start", "status", "kind", "expires_at", "log_version",
+                 "decided_at")
+
+
+def _log_frame(spec: PipelineSpec, root: str | None, columns: list[str] | None = None,
+               where: pl.Expr | None = None) -> pl.DataFrame | None:
+    """The decision log's rows (``columns`` of them, ``where`` they match) in the log's
+    order, after checking the log's numbering; None when there is no log yet."""
     uri = spec.lockstep_uri(CERTIFICATIONS, root)
     opts = spec.control_options()
     dt = CERTIFICATIONS_TABLE.open(uri, opts)  # the newest version, opened once per decision
     if dt is None:
-        return []
-    df = CERTIFICATIONS_TABLE.scan(dt, opts).collect()
-    if "log_version" not in df.columns:
-        df = df.with_columns(log_version=pl.lit(None, pl.Int64))
+        return None
+    lf = CERTIFICATIONS_TABLE.scan(dt, opts)
+    names = lf.collect_schema().names()
+    if "log_version" not in names:
+        lf = lf.with_columns(log_version=pl.lit(None, pl.Int64))
+    if columns is not None:
+        lf = lf.select([c for c in columns if c in names or c == "log_version"])
+    if where is None:
+        df = numbers = lf.collect()
+    else:  # the numbering is checked over the whole log, whatever rows are read
+        numbers, df = pl.collect_all([lf.select("log_version"), lf.filter(where)])
+    _check_numbering(uri, numbers, dt.version())
+    # commit order; rows written before decisions carried their log version keep their old order, first
+    return df.sort(pl.col("log_version").is_not_null(), "log_version", "decided_at", nulls_last=False)
+
+
+def _check_numbering(uri: str, df: pl.DataFrame, version: int) -> None:
     numbered = df.filter(pl.col("log_version").is_not_null())
     dupes = numbered.filter(pl.col("log_version").is_duplicated())["log_version"].unique().sort().to_list()
-    if dupes or (numbered.height and int(numbered["log_version"].max()) > dt.version()):  # type: ignore[arg-type]
+    if dupes or (numbered.height and int(numbered["log_version"].max()) > version):  # type: ignore[arg-type]
         raise CertificationError(
             f"{uri}: the decision log is inconsistent (log versions {dupes or 'beyond the table version'} are "
             "claimed by more than one decision or by no commit): it was written outside Lockstep; nothing can be "
             "read through it until it is repaired", retryable=False)
-    # commit order; rows written before decisions carried their log version keep their old order, first
-    df = df.sort(pl.col("log_version").is_not_null(), "log_version", "decided_at", nulls_last=False)
+
+
+def log_entries(spec: PipelineSpec, *, root: str | None = None) -> list[LogEntry]:
+    """Every decision as a :class:`LogEntry`, oldest first (the log's order, as
+    :func:`decisions`): a few columns of each row, and the bindings of rollbacks alone."""
+    df = _log_frame(spec, root, [*ENTRY_COLUMNS, "bindings"])
+    if df is None:
+        return []
+    df = df.with_columns(bindings=pl.when(pl.col("kind") == "rollback").then(pl.col("bindings")))
+    out = []
+    for r in df.iter_rows(named=True):
+        scope = None
+        if r["kind"] == "rollback":
+            scope = (json.loads(r["bindings"] or "{}").get("reviewed") or {}).get("scope", "pipeline")
+        out.append(LogEntry(r["decision_id"], r["interval"], r["interval_start"], r["status"], r["kind"],
+                            r.get("expires_at"), r["log_version"], scope))
+    return out
+
+
+def decisions_by_id(spec: PipelineSpec, ids: list[str], *, root: str | None = None) -> dict[str, Decision]:
+    """The decisions ``ids`` names (those of :func:`log_entries`), read whole, by id."""
+    if not ids:
+        return {}
+    df = _log_frame(spec, root, where=pl.col("decision_id").is_in(list(ids)))
+    return {} if df is None else {r["decision_id"]: Decision.from_row(r) for r in df.iter_rows(named=True)}
+
+
+def decisions(spec: PipelineSpec, *, root: str | None = None) -> list[Decision]:
+    """Every decision, oldest first."""
+    df = _log_frame(spec, root)
+    if df is None:
+        return []
     return [Decision.from_row(r) for r in df.iter_rows(named=True)]
 
 

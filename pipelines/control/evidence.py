@@ -94,8 +94,9 @@ def load(spec: PipelineSpec, intervals: list[str], *, root: str | None = None,
     if not intervals:
         return EvidenceSet([])
     opened: dict[str, Any] = {}
-    frames = []
+    scans: list[tuple[str, pl.LazyFrame]] = []
     where: dict[str, str | int] = {"table": table} if table is not None else {}
+    columns = [c for c in EVIDENCE_SCHEMA.names() if c != "keyed"]
     for r in [region] if region is not None else spec.regions:
         uri = evidence_uri(spec, r, root)
         try:
@@ -105,11 +106,20 @@ def load(spec: PipelineSpec, intervals: list[str], *, root: str | None = None,
             opened[r] = dt
             for interval in dict.fromkeys(intervals):
                 lf = EVIDENCE_TABLE.scan(dt, opts, partition={"interval": interval}, where=where)
-                frames.append(lf.select([c for c in EVIDENCE_SCHEMA.names() if c != "keyed"]).collect())
+                scans.append((r, lf.select(columns)))
         except Exception as exc:  # a broken evidence store must block, with its reason
             raise EvidenceError(f"{uri}: cannot read {r}'s evidence: {exc}") from exc
-    if not frames:
+    if not scans:
         return EvidenceSet([])
+    try:  # every region's partition read side by side
+        frames = pl.collect_all([lf for _, lf in scans])
+    except Exception:  # name the region whose evidence cannot be read: read them one by one
+        for r, lf in scans:
+            try:
+                lf.collect()
+            except Exception as exc:
+                raise EvidenceError(f"{evidence_uri(spec, r, root)}: cannot read {r}'s evidence: {exc}") from exc
+        raise
     df = pl.concat(frames, how="vertical_relaxed")
 
     def fetch_keyed(p: Profile) -> bytes:

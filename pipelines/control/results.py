@@ -104,9 +104,8 @@ def load_results(
         dt = table.open(uri, storage_options, tables=tables)
         if dt is None:
             continue
-        lf = table.scan(dt, storage_options, partition=part)
-        if run_id is not None:
-            lf = lf.filter(pl.col("run_id") == run_id)
+        # one run's results: the files of other runs are skipped by their logged run_id statistics
+        lf = table.scan(dt, storage_options, partition=part, where=None if run_id is None else {"run_id": run_id})
         if stage is not None:
             lf = lf.filter(pl.col("stage").is_in([stage] if isinstance(stage, str) else list(stage)))
         frames.append(lf)
@@ -125,14 +124,23 @@ def run_results(
                                         regions=regions, control=control))
 
 
+def _loads(text: str | None, empty: Any) -> Any:
+    """A recorded JSON value (``empty`` when none); the common trivial values without the parser."""
+    if not text or text == "null":
+        return None if empty is None else type(empty)()
+    if text == "{}":
+        return {}
+    return json.loads(text)
+
+
 def rows_to_results(df: pl.DataFrame) -> list[CheckResult]:
     """Recorded rows back into :class:`CheckResult` objects."""
     return [
         CheckResult(
             stage=r["stage"], check_id=r["check_id"], check_type=r["check_type"], region=r["region"],
-            table=r["table"], policy=r["policy"], success=r["success"], observed=json.loads(r["observed"] or "null"),
-            threshold=json.loads(r["threshold"] or "null"), unexpected_count=r["unexpected_count"],
-            element_count=r["element_count"], message=r["message"] or "", details=json.loads(r["details"] or "{}"),
+            table=r["table"], policy=r["policy"], success=r["success"], observed=_loads(r["observed"], None),
+            threshold=_loads(r["threshold"], None), unexpected_count=r["unexpected_count"],
+            element_count=r["element_count"], message=r["message"] or "", details=_loads(r["details"], {}),
             table_version=r.get("table_version"), suite_sha=r.get("suite_sha") or "", batch=r.get("batch") or "",
         )
         for r in df.iter_rows(named=True)

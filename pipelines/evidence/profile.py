@@ -127,8 +127,15 @@ class Profile:
             self.hist_data = {}
             if self.hist_raw:
                 h = pl.read_parquet(io.BytesIO(self.hist_raw))
-                for (col,), part in h.group_by(["column"], maintain_order=True):
-                    self.hist_data[str(col)] = (part["cell"].to_numpy(), part["count"].to_numpy())
+                col = h["column"]
+                starts = (col != col.shift(1)).fill_null(True).arg_true().to_list()
+                if h.height and len(starts) == col.n_unique():  # each column's cells in one run, as written: slice them
+                    cells, counts = h["cell"].to_numpy(), h["count"].to_numpy()
+                    for s, e in zip(starts, [*starts[1:], h.height], strict=True):
+                        self.hist_data[str(col[s])] = (cells[s:e], counts[s:e])
+                elif h.height:
+                    for (name,), part in h.group_by(["column"], maintain_order=True):
+                        self.hist_data[str(name)] = (part["cell"].to_numpy(), part["count"].to_numpy())
         return self.hist_data
 
     def hist_bytes(self) -> bytes:

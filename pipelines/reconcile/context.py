@@ -15,8 +15,9 @@ from typing import Any
 
 import polars as pl
 
-from pipelines.control.evidence import EvidenceSet, load
+from pipelines.control.evidence import EvidenceSet, evidence_uri, load
 from pipelines.control.results import CheckResult, load_results, rows_to_results
+from pipelines.control.tables import CHECK_RESULTS_TABLE, REGION_RESULTS_TABLE
 from pipelines.errors import ValidationStepError
 from pipelines.evidence import Profile, plan_hash, profile_plan
 from pipelines.generation import Generation, member_key
@@ -44,6 +45,8 @@ class Context:
     failures: dict[str, CheckResult] = field(default_factory=dict)
     #: table -> the suite it is validated under now, or why it cannot be (missing, unreadable)
     _suites: dict[str, Suite | ValidationStepError] | None = None
+    #: (region, table) -> its judged batches (the evidence and rollup checks both ask)
+    _batches: dict[tuple[str, str], Batches] = field(default_factory=dict)
 
     @classmethod
     def build(cls, spec: PipelineSpec, interval: Interval, *, root: str | None = None, run_id: str = "",
@@ -52,6 +55,14 @@ class Context:
         a single check such as "in sync?" needs). Each control table is opened once, and read
         at its newest version."""
         tables = decision_tables(spec.control_options())
+        # every table this read needs, opened side by side: each region's evidence (and its own
+        # check results, and the control plane's, unless one table's evidence alone is asked)
+        uris = [evidence_uri(spec, r, root) for r in spec.regions]
+        if table is None:
+            croot = spec.control_root(root)
+            uris += [CHECK_RESULTS_TABLE.uri(croot, spec.name)]
+            uris += [REGION_RESULTS_TABLE.region_uri(croot, spec.name, r) for r in spec.regions]
+        tables.prefetch(uris)
         ev = load(spec, [interval.key], root=root, table=table, tables=tables)
         members: dict[str, int] = {}
         profiles: dict[str, Profile] = {}
@@ -124,7 +135,13 @@ class Context:
 
     def batches(self, region: str, table: TableSpec) -> Batches:
         """The validation batches at exactly the generation's version of ``region``'s ``table``,
-        judged against its current suite (see :class:`Batches`)."""
+        judged against its current suite (see :class:`Batches`); judged once per decision."""
+        key = (region, table.name)
+        if key not in self._batches:
+            self._batches[key] = self._judge(region, table)
+        return self._batches[key]
+
+    def _judge(self, region: str, table: TableSpec) -> Batches:
         p = self.profile(region, table)
         suite = self.suites.get(table.name)
         out = Batches(region, table, None if p is None else p.version,

@@ -209,20 +209,23 @@ def binned_many(populations: dict[str, list[np.ndarray]]) -> dict[str, np.ndarra
 def dense(hists: list[list[tuple[np.ndarray, np.ndarray]]]) -> np.ndarray:
     """Populations given as sums of sparse (cells, counts) histograms -> P x C counts over the
     union of non-empty cells, in cell order (what :func:`binned` returns for the values)."""
-    parts = [c for pop in hists for c, _ in pop]
-    nz = np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
-    out = np.zeros((len(hists), max(1, len(nz))), dtype=np.int64)
-    for i, pop in enumerate(hists):
-        for cells_, counts in pop:
-            if len(cells_):  # cells are unique within one histogram: a plain scatter-add
-                out[i, np.searchsorted(nz, cells_)] += counts
-    return out
+    parts = [(i, c, n) for i, pop in enumerate(hists) for c, n in pop if len(c)]
+    if not parts:
+        return np.zeros((len(hists), 1), dtype=np.int64)
+    # one pass: every (population, cell) pair numbered over the union of cells, then summed
+    nz, where = np.unique(np.concatenate([c for _, c, _ in parts]), return_inverse=True)
+    pop = np.concatenate([np.full(len(c), i, dtype=np.int64) for i, c, _ in parts])
+    counts = np.concatenate([np.asarray(n, dtype=np.int64) for _, _, n in parts])
+    out = np.zeros(len(hists) * len(nz), dtype=np.int64)
+    np.add.at(out, pop * len(nz) + where.ravel(), counts)
+    return out.reshape(len(hists), len(nz))
 
 
 def window_intervals(ctx: Context, check: DriftCheck) -> tuple[list[tuple[Interval, Any]], str]:
     """The region-independent trailing window: up to ``window`` certified intervals before this
     one, past the warm-up. Returns ([(interval, decision)], why-empty)."""
-    from pipelines.certify import active_certifications
+    from pipelines.certify.read import active_entries
+    from pipelines.control.decisions import decisions_by_id
 
     spec = ctx.spec
     fs = spec.feature_set_for(check.table)
@@ -230,13 +233,18 @@ def window_intervals(ctx: Context, check: DriftCheck) -> tuple[list[tuple[Interv
     first_steady = spec.start_date.toordinal() + lookback.days
     if ctx.interval.start.date().toordinal() < first_steady:
         return [], "warm-up (within the feature lookback of the pipeline start)"
-    active = active_certifications(spec, root=ctx.root)
+    # what is in force, folded from a few columns of the log; only the window's decisions read whole
+    active = active_entries(spec, root=ctx.root)
     past = sorted(
         (d for d in active.values()
          if d.interval_start < ctx.interval.start and d.interval_start.date().toordinal() >= first_steady),
         key=lambda d: d.interval_start,
     )[-check.window:]
-    out = [(spec.interval_at(d.interval_start), d) for d in past]
+    whole = decisions_by_id(spec, [d.decision_id for d in past], root=ctx.root)
+    missing = [d.decision_id for d in past if d.decision_id not in whole]
+    if missing:  # cannot happen in an append-only log; never judge on a window half read
+        raise LookupError(f"decisions {missing} of the drift window vanished from the decision log")
+    out = [(spec.interval_at(d.interval_start), whole[d.decision_id]) for d in past]
     return out, "" if out else "no certified history past the warm-up"
 
 

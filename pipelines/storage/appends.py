@@ -72,6 +72,10 @@ def append_rows(uri: str, rows: pa.Table | pl.DataFrame, storage_options: dict[s
     return _append(uri, arrow, storage_options, partition_by, table).version()
 
 
+#: how many control tables :meth:`OpenTables.prefetch` opens at once
+PREFETCH_THREADS = 4
+
+
 class OpenTables:
     """Control-plane tables opened once for one decision, by URI.
 
@@ -88,6 +92,7 @@ class OpenTables:
     def __init__(self, storage_options: dict[str, str] | None = None) -> None:
         self.storage_options = dict(storage_options or {})
         self._tables: dict[str, DeltaTable] = {}
+        self._fresh: set[str] = set()  # opened by prefetch, not read yet
         self._tokens: list[Token[OpenTables | None]] = []
 
     def __enter__(self) -> OpenTables:
@@ -97,9 +102,36 @@ class OpenTables:
     def __exit__(self, *exc: object) -> None:
         _DECISION_TABLES.reset(self._tokens.pop())
         self._tables.clear()
+        self._fresh.clear()
+
+    def prefetch(self, uris: list[str]) -> None:
+        """Open the tables of ``uris`` not open yet side by side (delta-rs replays each log
+        without holding the GIL): what a decision reads from every region's prefix costs about
+        one open's time, not one per table. The next :meth:`get` of each returns it as opened
+        here (no second look at its log); a table that is absent or fails to open is left to
+        :meth:`get`, which opens it again and reports it as it always does."""
+        todo = [u for u in dict.fromkeys(uris) if u not in self._tables]
+        if len(todo) < 2:
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        def one(uri: str) -> DeltaTable | None:
+            try:
+                return open_table(uri, self.storage_options)
+            except StorageError:
+                return None
+
+        with ThreadPoolExecutor(max_workers=min(len(todo), PREFETCH_THREADS)) as pool:
+            for uri, dt in zip(todo, pool.map(one, todo), strict=True):
+                if dt is not None:
+                    self._tables[uri] = dt
+                    self._fresh.add(uri)
 
     def get(self, uri: str) -> DeltaTable | None:
         """The table at ``uri`` at its newest committed version, or None when there is none."""
+        if uri in self._fresh:  # opened by prefetch for this read: already at its newest version
+            self._fresh.discard(uri)
+            return self._tables[uri]
         dt = self._tables.get(uri)
         if dt is None:
             dt = open_table(uri, self.storage_options)
@@ -115,6 +147,7 @@ class OpenTables:
     def append(self, uri: str, rows: pa.Table | pl.DataFrame, partition_by: list[str] | None = None) -> int:
         """:func:`append_rows` through the open table; returns the new version."""
         arrow = rows.to_arrow() if isinstance(rows, pl.DataFrame) else rows
+        self._fresh.discard(uri)
         dt = _append(uri, arrow, self.storage_options, partition_by, self._tables.get(uri))
         self._tables[uri] = dt
         return dt.version()
