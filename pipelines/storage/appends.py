@@ -18,13 +18,13 @@ from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import DeltaError
 
 from pipelines.errors import StorageError
-from pipelines.storage.conflicts import create_table, retry_on_conflict
+from pipelines.storage.conflicts import TABLE_CONFIGURATION, create_table, retry_on_conflict
 from pipelines.storage.tables import open_table
 
 #: table properties every control-plane table (evidence, check results, decisions, maintenance
 #: log) is created with: a checkpoint every 10 commits, so opening one replays at most 10 JSON
 #: commits however long its history grows (delta-rs writes the checkpoint after the commit)
-CONTROL_TABLE_CONFIGURATION: dict[str, str | None] = {"delta.checkpointInterval": "10"}
+CONTROL_TABLE_CONFIGURATION: dict[str, str | None] = TABLE_CONFIGURATION
 
 
 def _append(uri: str, arrow: pa.Table, storage_options: dict[str, str] | None, partition_by: list[str] | None,
