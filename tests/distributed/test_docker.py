@@ -155,16 +155,20 @@ def test_deployed_spec_is_the_flagship_with_buckets_and_queues() -> None:
     """docker/dags/fraud_features.yaml differs from dags/fraud_features.yaml only where a
     deployment must: storage, airflow (queues), where the suites are mounted and governance
     (the quickstart is ungoverned; the deployment decides through Airflow only, with two
-    approvals, 12 region operators and an admin)."""
+    approvals, 12 region operators and an admin), alerts (the deployment's alert sink) and
+    the retry delay (a killed worker's task is retried within a minute)."""
     deployed = yaml.safe_load((REPO / "docker" / "dags" / "fraud_features.yaml").read_text())
     flagship = yaml.safe_load((REPO / "dags" / "fraud_features.yaml").read_text())
     governance = deployed.pop("governance")
-    assert "governance" not in flagship
+    assert "governance" not in flagship and "alerts" not in flagship
+    assert deployed.pop("alerts") == [{"kind": "webhook", "conn_id": "lockstep_alerts"}]
     assert governance["allow_local"] is False and governance["approvals"] == 2
     assert sorted(governance["roles"]) == sorted(["Admin", *(f"{r}-operator" for r in deployed["regions"])])
     for d in (deployed, flagship):
         d.pop("storage")
         d["validation"].pop("suites_dir", None)
+    assert deployed["airflow"].pop("retry_delay") == "20s"
+    flagship["airflow"].pop("retry_delay")
     assert {k: v for k, v in deployed.pop("airflow").items() if k not in ("queues", "task_granularity")} == \
         flagship.pop("airflow")
     assert deployed == flagship
