@@ -28,11 +28,12 @@ from typing import Any
 from urllib.parse import urlparse
 
 import boto3
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from pipelines.airflow.queues import region_groups
 from pipelines.control.policies import s3_policies
-from pipelines.spec import load_spec, settings
+from pipelines.errors import SpecError
+from pipelines.spec import load_spec
 
 LOGS_PREFIX = "logs"  # task logs (Airflow remote logging) under the control bucket
 
@@ -82,7 +83,6 @@ def main(spec_path: str, keys_dir: str) -> int:
     region = os.environ.get("LOCKSTEP_S3_REGION") or "us-east-1"
     keys = Path(keys_dir)
     spec = load_spec(spec_path)
-    settings()  # a bad LOCKSTEP_* value fails here, before anything is created
 
     admin_dir = keys / "admin"
     admin = _read_keys(admin_dir)
@@ -130,4 +130,11 @@ if __name__ == "__main__":
     if len(sys.argv) != 3:
         print(__doc__, file=sys.stderr)
         sys.exit(2)
-    sys.exit(main(sys.argv[1], sys.argv[2]))
+    try:
+        sys.exit(main(sys.argv[1], sys.argv[2]))
+    except SpecError as exc:
+        print(f"s3-init: {exc}", file=sys.stderr)
+        sys.exit(1)
+    except (ClientError, BotoCoreError, OSError, KeyError) as exc:  # refused, unreachable, a variable unset
+        print(f"s3-init: {type(exc).__name__}: {exc}", file=sys.stderr)
+        sys.exit(1)
