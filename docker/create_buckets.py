@@ -49,7 +49,7 @@ def _write_keys(folder: Path, key_id: str, secret: str) -> None:
                         ("credentials", f"[default]\naws_access_key_id = {key_id}\naws_secret_access_key = {secret}\n")):
         path = folder / name
         path.write_text(value if name == "credentials" else value + "\n")
-        path.chmod(0o640)  # owner root, group 0: the airflow user (uid 50000, gid 0) reads it
+        path.chmod(0o640)  # the airflow user (uid 50000, gid 0) of every Lockstep container reads it
 
 
 def _read_keys(folder: Path) -> tuple[str, str] | None:
@@ -107,12 +107,11 @@ def main(spec_path: str, keys_dir: str) -> int:
     roots = [spec.region_root(r) for r in spec.regions] + [spec.control_root()]
     for bucket in sorted({urlparse(root).netloc for root in roots if root.startswith("s3://")}):
         try:
-            s3.create_bucket(Bucket=bucket)
-            print(f"created {bucket}")
+            s3.create_bucket(Bucket=bucket)  # (us-east-1 answers 200 for a bucket you own already)
         except ClientError as exc:
             if exc.response["Error"]["Code"] not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
                 raise
-            print(f"exists  {bucket}")
+        print(f"bucket {bucket} ready")
 
     policies = s3_policies(spec)
     ctl_bucket = urlparse(spec.control_root()).netloc
