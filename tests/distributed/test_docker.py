@@ -172,7 +172,9 @@ def test_compose_deployment_certifies_an_interval_and_runs_the_consumer(dockerd:
     port, s3_port, statsd_port = free_port(), free_port(), free_port()
     env_file = tmp_path / ".env"   # README: cp docker/.env.example docker/.env, then its ports
     env_file.write_text((REPO / "docker" / ".env.example").read_text() + "\n".join([
-        "", f"AIRFLOW_PUBLISH=127.0.0.1:{port}", f"S3_PUBLISH=127.0.0.1:{s3_port}",
+        # the api-server listens on the port it is published on: the view's re-run route calls
+        # the api-server back at the address it was reached on
+        "", f"AIRFLOW_PORT={port}", f"AIRFLOW_PUBLISH=127.0.0.1:{port}", f"S3_PUBLISH=127.0.0.1:{s3_port}",
         f"STATSD_PUBLISH=127.0.0.1:{statsd_port}", "WORKER_CONCURRENCY=1", ""]))
     project = f"lockstep-test-{uuid.uuid4().hex[:8]}"
     compose = _compose_cmd(project, env_file)
