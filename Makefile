@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.lockstep-installed
 
-.PHONY: install demo test test-fast lint bench up clean
+.PHONY: install demo test test-fast lint bench up images clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,11 @@ bench: $(STAMP)
 ## embedded Airflow 3 (SQLite, LocalExecutor) on http://127.0.0.1:8080
 up: $(STAMP)
 	$(BIN)/lockstep airflow up
+
+## the deployment's images (docker/compose.yaml): official bases where a registry answers,
+## else built from Debian's packages (LOCKSTEP_OFFLINE_IMAGES=1 forces that)
+images:
+	docker/build-images.sh
 
 clean:
 	rm -rf lockstep-data .airflow .pytest_cache

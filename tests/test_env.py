@@ -47,6 +47,30 @@ def test_unset_variable_is_a_spec_error_naming_field_and_variable(tmp_path: Path
     assert "secret" not in spec.model_dump_json(), "credentials are read at run time, never stored"
 
 
+def test_unset_variable_reads_its_file_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Docker's convention for secrets: ``${VAR}`` with VAR unset reads the file ``$VAR_FILE``
+    names (a compose secret, a key volume); the variable itself wins when set; a file that
+    cannot be read is one error naming the field, the variable and the path."""
+    secret = tmp_path / "secret"
+    secret.write_text("s3cr3t\n")
+    monkeypatch.delenv("ENVP_KEY", raising=False)
+    monkeypatch.setenv("ENVP_KEY_FILE", str(secret))
+    spec = load_spec(write(tmp_path))
+    assert spec.storage.resolved_options() == {"KEY": "s3cr3t", "PLAIN": "x"}
+    monkeypatch.setenv("ENVP_KEY", "from-env")
+    assert spec.storage.resolved_options()["KEY"] == "from-env"
+    monkeypatch.delenv("ENVP_KEY")
+    monkeypatch.setenv("ENVP_KEY_FILE", str(tmp_path / "missing"))
+    with pytest.raises(SpecError) as err:
+        spec.storage.resolved_options()
+    assert "storage.options.KEY" in str(err.value) and "ENVP_KEY_FILE" in str(err.value) \
+        and "missing" in str(err.value)
+    secret.write_text("")  # an empty file is an unset variable: never an empty credential
+    monkeypatch.setenv("ENVP_KEY_FILE", str(secret))
+    with pytest.raises(SpecError, match="ENVP_KEY"):
+        spec.storage.resolved_options()
+
+
 def test_relative_paths_resolve_against_the_spec_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("LOCKSTEP_ROOT", raising=False)
     monkeypatch.delenv("ENVP_ROOT", raising=False)

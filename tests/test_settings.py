@@ -61,6 +61,24 @@ def test_secrets_never_print_and_an_unreadable_value_is_a_spec_error(monkeypatch
         settings()
 
 
+def test_hash_key_from_its_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """``LOCKSTEP_HASH_KEY_FILE`` (a Docker secret) stands in for an unset ``LOCKSTEP_HASH_KEY``;
+    the variable wins when both are set; an unreadable file is one error naming it."""
+    key = tmp_path / "hash_key"
+    key.write_text("ab" * 32 + "\n")
+    monkeypatch.delenv("LOCKSTEP_HASH_KEY", raising=False)
+    monkeypatch.setenv("LOCKSTEP_HASH_KEY_FILE", str(key))
+    got = settings().hash_key
+    assert got is not None and got.get_secret_value() == "ab" * 32
+    monkeypatch.setenv("LOCKSTEP_HASH_KEY", "cd" * 32)
+    got = settings().hash_key
+    assert got is not None and got.get_secret_value() == "cd" * 32
+    monkeypatch.delenv("LOCKSTEP_HASH_KEY")
+    monkeypatch.setenv("LOCKSTEP_HASH_KEY_FILE", str(tmp_path / "missing"))
+    with pytest.raises(SpecError, match="LOCKSTEP_HASH_KEY_FILE=.*missing: cannot read it"):
+        settings()
+
+
 def test_debug_flag_leaves_the_environment_unchanged(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("LOCKSTEP_DEBUG", raising=False)
     before = dict(os.environ)

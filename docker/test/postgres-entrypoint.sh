@@ -1,6 +1,8 @@
 #!/bin/sh
 set -eu
 PGDATA=${PGDATA:-/var/lib/postgresql/data}
+# as the official image: POSTGRES_PASSWORD_FILE (a Docker secret) instead of POSTGRES_PASSWORD
+if [ -n "${POSTGRES_PASSWORD_FILE:-}" ]; then POSTGRES_PASSWORD=$(cat "$POSTGRES_PASSWORD_FILE"); fi
 if [ ! -s "$PGDATA/PG_VERSION" ]; then
   pw=$(mktemp)
   printf '%s\n' "$POSTGRES_PASSWORD" > "$pw"

@@ -31,7 +31,9 @@ def expand_env(value: str, field: str) -> str:
     """Replace every ``${VAR}`` and ``${VAR:-default}`` in ``value`` from the environment.
 
     An unset (or empty) variable without a default is a :class:`SpecError` naming ``field``
-    and the variable: a spec never runs with an empty credential or a half-built path.
+    and the variable: a spec never runs with an empty credential or a half-built path. An
+    unset ``VAR`` with ``VAR_FILE`` set reads that file (Docker's convention for secrets:
+    ``LOCKSTEP_EU_SECRET_FILE=/run/lockstep/s3/secret``), its trailing newline dropped.
 
     >>> os.environ["BUCKET"] = "lake"
     >>> expand_env("s3://${BUCKET}/eu-${REGION:-west}", "storage.root")
@@ -40,7 +42,7 @@ def expand_env(value: str, field: str) -> str:
 
     def sub(m: re.Match[str]) -> str:
         name, default = m.group(1), m.group(2)
-        got = os.environ.get(name)
+        got = os.environ.get(name) or _from_file(name, field)
         if got:
             return got
         if default is not None:
@@ -51,6 +53,18 @@ def expand_env(value: str, field: str) -> str:
         )
 
     return _ENV_RE.sub(sub, value)
+
+
+def _from_file(name: str, field: str) -> str | None:
+    """The contents of the file ``$<name>_FILE`` names (None when that is unset)."""
+    path = os.environ.get(f"{name}_FILE")
+    if not path:
+        return None
+    try:
+        return Path(path).read_text().rstrip("\r\n") or None
+    except OSError as exc:
+        raise SpecError(f"{field}: {name}_FILE={path}: cannot read it ({exc.strerror})",
+                        field=field, variable=name) from None
 
 
 def is_local_path(value: str) -> bool:

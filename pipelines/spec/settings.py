@@ -21,9 +21,10 @@ from __future__ import annotations
 import getpass
 import os
 from functools import lru_cache
+from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, SecretStr, ValidationError
+from pydantic import BeforeValidator, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pipelines.errors import SpecError
@@ -55,6 +56,20 @@ class Settings(BaseSettings):
     #: the deployment's secret that keys the hashes of personal values (HMAC-SHA256) wherever
     #: Lockstep's own outputs would show one; every region's workers need the same one
     hash_key: SecretStr | None = None
+    #: a file holding the hash key (Docker's ``_FILE`` convention for secrets), read when
+    #: ``LOCKSTEP_HASH_KEY`` is unset
+    hash_key_file: str | None = None
+
+    @model_validator(mode="after")
+    def _hash_key_from_file(self) -> Settings:
+        if self.hash_key is None and self.hash_key_file:
+            try:
+                text = Path(self.hash_key_file).read_text().strip()
+            except OSError as exc:
+                raise ValueError(f"LOCKSTEP_HASH_KEY_FILE={self.hash_key_file}: cannot read it ({exc.strerror})") from None
+            if text:
+                object.__setattr__(self, "hash_key", SecretStr(text))
+        return self
 
     def user(self) -> str:
         """The user acting from this process: ``LOCKSTEP_ACTOR``, else the operating-system user
@@ -88,5 +103,6 @@ def _read(variables: tuple[tuple[str, str], ...]) -> Settings:
     try:
         return Settings()
     except ValidationError as exc:
-        lines = [f"LOCKSTEP_{str(err['loc'][0]).upper()}: {err['msg']}" for err in exc.errors()]
+        lines = [f"LOCKSTEP_{str(err['loc'][0]).upper()}: {err['msg']}" if err["loc"]
+                 else str(err["msg"]).removeprefix("Value error, ") for err in exc.errors()]
         raise SpecError("environment: " + "; ".join(lines), errors=lines) from None

@@ -76,8 +76,8 @@ def test_the_cli_refuses_a_bad_users_file_before_anything_starts(tmp_path: Path)
 def test_the_deployments_init_creates_the_users_files_users_and_roles(tmp_path: Path) -> None:
     """docker/compose.yaml's airflow-init command, as compose runs it (its paths in the
     containers mapped to folders here, SQLite for PostgreSQL): the FAB auth manager's tables
-    migrated, docker/users.yaml's users created with their roles, the admin with
-    AIRFLOW_ADMIN_PASSWORD; the other passwords generated into the secrets folder."""
+    migrated, docker/users.yaml's users created with their roles, the admin with the password
+    of the admin_password secret; the other passwords generated into the secrets folder."""
     import json
     import os
     import subprocess
@@ -96,6 +96,10 @@ def test_the_deployments_init_creates_the_users_files_users_and_roles(tmp_path: 
         assert container in command and any(v.endswith(f":{container}") or f":{container}:" in v
                                             for v in init["volumes"]), container
         command = command.replace(container, str(here))
+    # the admin's password: the compose secret admin_password (a file under /run/secrets)
+    assert "admin_password" in init["secrets"] and "/run/secrets/admin_password" in command
+    (tmp_path / "admin_password").write_text("admin-secret-for-test")
+    command = command.replace("/run/secrets/admin_password", str(tmp_path / "admin_password"))
     venv_bin = str(Path(sys.executable).parent)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "LOCKSTEP_"))}
     env.update({
@@ -103,7 +107,7 @@ def test_the_deployments_init_creates_the_users_files_users_and_roles(tmp_path: 
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{tmp_path / 'airflow.db'}",
         "AIRFLOW__CORE__AUTH_MANAGER": env_of["AIRFLOW__CORE__AUTH_MANAGER"],
         "AIRFLOW__FAB__UPDATE_FAB_PERMS": env_of["AIRFLOW__FAB__UPDATE_FAB_PERMS"],
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "AIRFLOW_ADMIN_PASSWORD": "admin-secret-for-test",
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
     })
     done = subprocess.run(["sh", "-c", command], env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]

@@ -1,13 +1,11 @@
-"""docker/ for real: build the image, ``compose up`` the whole deployment (PostgreSQL, Redis,
-the S3 stand-in with its buckets, airflow-init, api-server, scheduler, dag-processor,
-triggerer, a Celery worker per region group and one for the control plane), trigger a
-12-region interval over REST, see it certified and the consumer run, ``compose down -v``.
+"""docker/ for real, as README's Deploy section runs it: ``docker/init-secrets.sh``, ``make
+images`` (``docker/build-images.sh``), ``compose up -d``; then issue 22's Done-when on one
+interval (see the test's docstring) and ``compose down -v``.
 
-No container registry is reachable on the test machines, so the images the compose file
-takes from Docker Hub by default are built here from Debian's packages: a ``debootstrap``
-root file system imported with ``docker import``, then ``docker/test/*.Dockerfile`` on top
-(the official images' contracts); users keep the official images. pip inside the build
-reaches PyPI through the host's network and CA bundle (``$PIP_CERT``).
+No container registry is reachable on the test machines, so ``build-images.sh`` builds the
+bases from Debian's packages (``debootstrap`` + ``docker import``, then
+``docker/test/*.Dockerfile``); users with a registry get the official images. pip inside
+the build reaches PyPI through the host's network and CA bundle.
 
 Needs dockerd (started here when it is installed but not running, and stopped again),
 docker-compose (v1) or the compose plugin, and debootstrap for the first build. With
@@ -16,9 +14,8 @@ docker-compose (v1) or the compose plugin, and debootstrap for the first build. 
 
 from __future__ import annotations
 
-import base64
+import json
 import os
-import secrets
 import shutil
 import subprocess
 import time
@@ -32,14 +29,12 @@ import yaml
 from pipelines.airflow.embedded import free_port
 from tests.conftest import REPO, services_required
 
-ROOTFS_IMAGE = "lockstep-test/debian-rootfs:bookworm"
-ROOTFS_CACHE = Path(os.environ.get("LOCKSTEP_ROOTFS_CACHE", "/var/tmp/lockstep-rootfs/bookworm"))
-DEBIAN_MIRROR = os.environ.get("LOCKSTEP_DEBIAN_MIRROR", "http://deb.debian.org/debian")
-ROOTFS_PACKAGES = "python3,python3-venv,ca-certificates,postgresql,redis-server,procps"
-# Fixed image names (the layer cache makes a rebuild cheap; one test builds them, whichever
-# xdist worker runs it); containers, networks and volumes are the compose project's, named
-# per run (lockstep-test-<uuid>), so two runs on one dockerd do not meet.
-TAG = "test"
+# the image tag the test builds and runs (fixed: the layer cache makes a rebuild cheap; one test
+# builds them, whichever xdist worker runs it); containers, networks and volumes are the compose
+# project's, named per run (lockstep-test-<uuid>), so two runs on one dockerd do not meet
+TAG = "docker-test"
+PIPELINE = "fraud_features"
+DOWN = "eu-west"          # the region whose bucket goes dark, then comes back
 
 
 def _run(*args: str, timeout: float = 1800, env: dict[str, str] | None = None, cwd: Path | None = None,
@@ -89,8 +84,8 @@ def dockerd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
                 time.sleep(1)
     if problem is None and _compose() is None:
         problem = "neither docker-compose nor the docker compose plugin is installed"
-    if problem is None and not _image_exists(ROOTFS_IMAGE) and not ROOTFS_CACHE.is_dir() \
-            and shutil.which("debootstrap") is None:
+    if problem is None and not _image_exists(f"lockstep:{TAG}") and shutil.which("debootstrap") is None \
+            and os.environ.get("LOCKSTEP_OFFLINE_IMAGES", "1") != "0":
         problem = "debootstrap is not installed: apt-get install -y debootstrap"
     try:
         if problem:
@@ -113,149 +108,232 @@ def _image_exists(name: str) -> bool:
         ["docker", "image", "inspect", name], capture_output=True, check=False).returncode == 0
 
 
-def _build_context(dest: Path) -> Path:
-    """What the image needs (the repo's root .dockerignore keeps the same set), plus the
-    host's CA bundle as docker/pip-ca.pem when pip needs one."""
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pem")
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in ("pyproject.toml", "README.md", "constraints.txt"):
-        shutil.copy2(REPO / name, dest / name)
-    shutil.copytree(REPO / "pipelines", dest / "pipelines", ignore=ignore)
-    shutil.copytree(REPO / "docker", dest / "docker", ignore=ignore)
-    ca = os.environ.get("PIP_CERT") or os.environ.get("REQUESTS_CA_BUNDLE")
-    if ca and Path(ca).is_file():
-        shutil.copy2(ca, dest / "docker" / "pip-ca.pem")
-    return dest
-
-
-def _build_images(workdir: Path, log: Path) -> dict[str, str]:
-    if not _image_exists(ROOTFS_IMAGE):
-        if not ROOTFS_CACHE.is_dir():
-            tmp = ROOTFS_CACHE.with_name(ROOTFS_CACHE.name + f".tmp{os.getpid()}")
-            _run("debootstrap", "--variant=minbase", f"--include={ROOTFS_PACKAGES}", "bookworm", str(tmp),
-                 DEBIAN_MIRROR, log=log)
-            tmp.rename(ROOTFS_CACHE)
-        tar = subprocess.Popen(["tar", "-C", str(ROOTFS_CACHE), "-c", "."], stdout=subprocess.PIPE)
-        subprocess.run(["docker", "import", "-", ROOTFS_IMAGE], stdin=tar.stdout, check=True, capture_output=True)
-        tar.wait()
-    ctx = _build_context(workdir / "context")
-    images = {"BASE_IMAGE": f"lockstep-test/base:{TAG}", "POSTGRES_IMAGE": f"lockstep-test/postgres:{TAG}",
-              "REDIS_IMAGE": f"lockstep-test/redis:{TAG}", "LOCKSTEP_IMAGE": f"lockstep:{TAG}",
-              "LOCKSTEP_S3_IMAGE": f"lockstep-s3:{TAG}"}
-    for key, dockerfile in (("BASE_IMAGE", "base"), ("POSTGRES_IMAGE", "postgres"), ("REDIS_IMAGE", "redis")):
-        _run("docker", "build", "-f", str(ctx / "docker" / "test" / f"{dockerfile}.Dockerfile"),
-             "--build-arg", f"ROOTFS_IMAGE={ROOTFS_IMAGE}", "-t", images[key], str(ctx), log=log)
-    for key, target in (("LOCKSTEP_S3_IMAGE", "s3"), ("LOCKSTEP_IMAGE", "lockstep")):
-        _run("docker", "build", "--network", "host", "-f", str(ctx / "docker" / "Dockerfile"), "--target", target,
-             "--build-arg", f"BASE_IMAGE={images['BASE_IMAGE']}", "-t", images[key], str(ctx), log=log)
-    return images
-
-
 def test_deployed_spec_is_the_flagship_with_buckets_and_queues() -> None:
     """docker/dags/fraud_features.yaml differs from dags/fraud_features.yaml only where a
     deployment must: storage, airflow (queues), where the suites are mounted and governance
     (the quickstart is ungoverned; the deployment decides through Airflow only, with two
-    approvals, 12 region operators and an admin)."""
+    approvals, 12 region operators and an admin), alerts (the deployment's alert sink) and
+    the retry delay (a killed worker's task is retried within a minute)."""
     deployed = yaml.safe_load((REPO / "docker" / "dags" / "fraud_features.yaml").read_text())
     flagship = yaml.safe_load((REPO / "dags" / "fraud_features.yaml").read_text())
     governance = deployed.pop("governance")
-    assert "governance" not in flagship
+    assert "governance" not in flagship and "alerts" not in flagship
+    assert deployed.pop("alerts") == [{"kind": "webhook", "conn_id": "lockstep_alerts"}]
     assert governance["allow_local"] is False and governance["approvals"] == 2
     assert sorted(governance["roles"]) == sorted(["Admin", *(f"{r}-operator" for r in deployed["regions"])])
     for d in (deployed, flagship):
         d.pop("storage")
         d["validation"].pop("suites_dir", None)
+    assert deployed["airflow"].pop("retry_delay") == "20s"
+    flagship["airflow"].pop("retry_delay")
     assert {k: v for k, v in deployed.pop("airflow").items() if k not in ("queues", "task_granularity")} == \
         flagship.pop("airflow")
     assert deployed == flagship
 
 
+def _compose_cmd(project: str, env_file: Path) -> list[str]:
+    """README's compose command, with a project of the test's own (isolation) and its env file."""
+    return [*(_compose() or []), "-p", project, "--env-file", str(env_file), "-f", str(REPO / "docker" / "compose.yaml")]
+
+
 @pytest.mark.slow
 @pytest.mark.docker
 def test_compose_deployment_certifies_an_interval_and_runs_the_consumer(dockerd: None, tmp_path: Path) -> None:
+    """README's Deploy section, verbatim (init-secrets, build-images, compose up), then issue 22's
+    Done-when on one deployment and one interval:
+
+    * the interval runs with ``eu-west``'s bucket unreachable (a deny policy on its group's key):
+      a blocked decision naming the region, an alert at the alert sink;
+    * access restored, the region is re-run through the Lockstep view's route; its worker is
+      SIGKILLed mid-task (a crash: Docker restarts it) and the task is retried within 90 s;
+      the interval certifies, no row duplicated, the consumer runs;
+    * the view and ``lockstep status`` answer from the control plane; a region key cannot forge
+      a certification and a bogus key gets nothing; task logs are in object storage; a Lockstep
+      metric reached the StatsD receiver; ``--scale worker-eu=2`` works after the run.
+    """
+    import boto3
+    import httpx
+    from botocore.exceptions import ClientError
+
     from pipelines.airflow.client import AirflowClient
+    from pipelines.spec import load_spec
+    from pipelines.storage import read_table
 
     log = tmp_path / "docker.log"
+    secrets_dir = tmp_path / "secrets"
+    host_env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "LOCKSTEP_", "S3_", "POSTGRES",
+                                                                          "COMPOSE_", "AWS_"))}
+    env = {**host_env, "LOCKSTEP_SECRETS": str(secrets_dir), "LOCKSTEP_IMAGE_TAG": TAG}
     t0 = time.monotonic()
-    images = _build_images(tmp_path, log)
+    # README: docker/init-secrets.sh; make images (docker/build-images.sh)
+    _run(str(REPO / "docker" / "init-secrets.sh"), env=env, log=log)
+    _run(str(REPO / "docker" / "build-images.sh"), env=env, log=log, timeout=3600)
     built = time.monotonic() - t0
-    port = free_port()
-    password = secrets.token_urlsafe(12)
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "LOCKSTEP_", "S3_", "POSTGRES"))},
-        **images,
-        "AIRFLOW_ADMIN_PASSWORD": password,
-        "AIRFLOW_FERNET_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode(),
-        "AIRFLOW_JWT_SECRET": secrets.token_urlsafe(32),
-        "AIRFLOW_API_SECRET_KEY": secrets.token_urlsafe(32),
-        "LOCKSTEP_HASH_KEY": secrets.token_hex(32),
-        "POSTGRES_PASSWORD": secrets.token_urlsafe(12),
-        "AIRFLOW_PUBLISH": f"127.0.0.1:{port}",
-        "WORKER_CONCURRENCY": "1",
-    }
-    compose = [*(_compose() or []), "-p", f"lockstep-test-{uuid.uuid4().hex[:8]}", "-f", str(REPO / "docker" / "compose.yaml")]
+    port, s3_port, statsd_port = free_port(), free_port(), free_port()
+    env_file = tmp_path / ".env"   # README: cp docker/.env.example docker/.env, then its ports
+    env_file.write_text((REPO / "docker" / ".env.example").read_text() + "\n".join([
+        # the api-server listens on the port it is published on: the view's re-run route calls
+        # the api-server back at the address it was reached on
+        "", f"AIRFLOW_PORT={port}", f"AIRFLOW_PUBLISH=127.0.0.1:{port}", f"S3_PUBLISH=127.0.0.1:{s3_port}",
+        f"STATSD_PUBLISH=127.0.0.1:{statsd_port}", "WORKER_CONCURRENCY=1", ""]))
+    project = f"lockstep-test-{uuid.uuid4().hex[:8]}"
+    compose = _compose_cmd(project, env_file)
+    password = (secrets_dir / "admin_password").read_text().strip()
+    s3_url = f"http://127.0.0.1:{s3_port}"
+
+    def keys(volume: str) -> tuple[str, str]:
+        out = _run("docker", "run", "--rm", "--entrypoint", "cat", "-v", f"{project}_{volume}:/k:ro",
+                   f"lockstep-s3:{TAG}", "/k/key_id", "/k/secret")
+        key_id, secret = out.split()
+        return key_id, secret
+
+    def s3(service: str, key: tuple[str, str]) -> object:
+        return boto3.client(service, endpoint_url=s3_url, region_name="us-east-1",
+                            aws_access_key_id=key[0], aws_secret_access_key=key[1])
+
+    def diagnose() -> str:
+        ps = subprocess.run([*compose, "ps"], env=env, capture_output=True, text=True, check=False)
+        logs = subprocess.run([*compose, "logs", "--tail", "30"], env=env, capture_output=True, text=True, check=False)
+        return f"{ps.stdout}\n{logs.stdout[-15000:]}"
+
+    def wait(what: str, probe, timeout: float = 600, poll: float = 2):  # type: ignore[no-untyped-def]
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                value = probe()
+            except Exception:  # not up yet: connection refused, 404, a half-written answer
+                value = None
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {what}\n{diagnose()}")
+            time.sleep(poll)
+
     try:
+        # README: docker-compose -p lockstep -f docker/compose.yaml up -d
         _run(*compose, "up", "-d", env=env, log=log, timeout=900)
+        # the region goes dark before the first interval runs (s3-init has finished when `up`
+        # returns, the DAG is not parsed yet): a deny on its bucket for its group's key
+        admin, eu = keys("s3-keys-admin"), keys("s3-keys-regions-eu")
+        iam = s3("iam", admin)
+        outage = {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "s3:*", "Resource": [
+            f"arn:aws:s3:::lockstep-{DOWN}", f"arn:aws:s3:::lockstep-{DOWN}/*"]}]}
+        iam.put_user_policy(UserName="lockstep-regions-eu", PolicyName="outage",  # type: ignore[attr-defined]
+                            PolicyDocument=json.dumps(outage))
         client = AirflowClient(f"http://127.0.0.1:{port}", "admin", password)
 
-        def wait(what: str, probe, timeout: float = 600):  # type: ignore[no-untyped-def]
-            deadline = time.monotonic() + timeout
-            while True:
-                try:
-                    value = probe()
-                except Exception:  # not up yet: connection refused, 404, a half-written answer
-                    value = None
-                if value:
-                    return value
-                if time.monotonic() > deadline:
-                    ps = subprocess.run([*compose, "ps"], env=env, capture_output=True, text=True, check=False)
-                    logs = subprocess.run([*compose, "logs", "--tail", "40"], env=env, capture_output=True,
-                                          text=True, check=False)
-                    raise AssertionError(f"timed out waiting for {what}\n{ps.stdout}\n{logs.stdout[-12000:]}")
-                time.sleep(3)
-
         def healthy() -> bool:
-            import httpx
-
             health = httpx.get(f"http://127.0.0.1:{port}/api/v2/monitor/health", timeout=5).json()
             return all((health.get(c) or {}).get("status") == "healthy"
                        for c in ("metadatabase", "scheduler", "dag_processor", "triggerer"))
 
-        wait("the deployment to be healthy", healthy, timeout=600)
-        wait("the DAGs to be parsed", lambda: client.api("GET", "/dags/fraud_features")
-             and client.api("GET", "/dags/fraud_model_scoring"), timeout=300)
+        wait("the deployment to be healthy", healthy)
+        up = time.monotonic() - t0 - built
+
+        # keys: S3 denies a bogus key and a region key writing the decision log
+        with pytest.raises(ClientError) as denied:
+            s3("s3", ("AKIABOGUSBOGUSBOGUS0", "bogus")).list_buckets()  # type: ignore[attr-defined]
+        assert denied.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+        forged = f"lake/{PIPELINE}/_lockstep/certifications/forged.json"
+        with pytest.raises(ClientError) as denied:
+            s3("s3", eu).put_object(Bucket="lockstep-control", Key=forged, Body=b"{}")  # type: ignore[attr-defined]
+        assert denied.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+
+        # the one interval: the run the scheduler makes of the latest day when the DAG appears
+        # (unpaused, catchup off); with the region dark it fails, blocked, naming the region
         started = time.monotonic()
-        # a manual run at D processes the daily interval that ended at D: 2026-01-01
-        run_id = client.api("POST", "/dags/fraud_features/dagRuns",
-                            {"logical_date": "2026-01-02T00:00:00+00:00", "conf": {}})["dag_run_id"]
+        run_id = wait("the scheduled run", lambda: client.dag_runs(PIPELINE, run_type="scheduled")[0]["dag_run_id"],
+                      timeout=600)
+        assert wait(f"run {run_id}", lambda: client.dag_run(PIPELINE, run_id)["state"] in ("success", "failed")
+                    and client.dag_run(PIPELINE, run_id)["state"], timeout=1800) == "failed", \
+            client.describe_run(PIPELINE, run_id)
+        blocked_s = time.monotonic() - started
+        decisions = client.lockstep("GET", f"/pipelines/{PIPELINE}/decisions")
+        [blocked] = [d for d in decisions if d["status"] == "blocked"]
+        interval = str(blocked["interval"])[:10]
+        assert DOWN in json.dumps(blocked["reasons"]), blocked
+        alerts = wait("the blocked alert", lambda: [a for a in httpx.get(
+            f"http://127.0.0.1:{statsd_port}/alerts", timeout=5).json() if a.get("event") == "blocked"], timeout=120)
+        assert alerts[0]["interval"] == interval and DOWN in json.dumps(alerts[0]), alerts
 
-        def finished() -> str | None:
-            state = client.api("GET", f"/dags/fraud_features/dagRuns/{run_id}")["state"]
-            return state if state in ("success", "failed") else None
+        # access restored: the region re-run from the view, its worker crashing mid-task
+        iam.delete_user_policy(UserName="lockstep-regions-eu", PolicyName="outage")  # type: ignore[attr-defined]
+        restarted = time.monotonic()
+        rerun = client.rerun_region(PIPELINE, DOWN, interval)
+        assert rerun["action"] == "cleared" and rerun["dag_run_id"] == run_id, rerun
 
-        state = wait(f"run {run_id}", finished, timeout=1800)
-        interval_s = time.monotonic() - started
-        tis = client.api("GET", f"/dags/fraud_features/dagRuns/{run_id}/taskInstances")["task_instances"]
-        assert state == "success", [(t["task_id"], t["map_index"], t["state"]) for t in tis]
-        assert {t["queue"] for t in tis} == {"regions-eu", "regions-am", "regions-ap", "control"}
-        events = client.api("GET", "/assets/events", params={"source_dag_id": "fraud_features",
-                                                              "source_run_id": run_id})["asset_events"]
-        assert len(events) == 1 and events[0]["extra"]["interval"] == "2026-01-01", events
+        def running_eu() -> dict | None:  # type: ignore[type-arg]
+            return next((t for t in client.task_instances(PIPELINE, run_id)
+                         if t["queue"] == "regions-eu" and t["state"] == "running"), None)
 
+        victim = wait(f"a running task of {DOWN}", running_eu, timeout=600, poll=0.3)
+        worker = _run("docker", "ps", "-q", "--filter", f"label=com.docker.compose.project={project}",
+                      "--filter", "label=com.docker.compose.service=worker-eu").split()[0]
+        pid = _run("docker", "inspect", "-f", "{{.State.Pid}}", worker).strip()
+        os.kill(int(pid), 9)   # a crash (`docker kill` is an operator's stop: Docker does not restart that)
+        killed = time.monotonic()
+        wait("worker-eu restarted by Docker", lambda: _run(
+            "docker", "inspect", "-f", "{{.RestartCount}} {{.State.Running}}", worker).split() == ["1", "true"],
+            timeout=90, poll=1)
+
+        def retried() -> dict | None:  # type: ignore[type-arg]
+            ti = next(t for t in client.task_instances(PIPELINE, run_id)
+                      if (t["task_id"], t["map_index"]) == (victim["task_id"], victim["map_index"]))
+            return ti if ti["try_number"] > victim["try_number"] and ti["state"] in ("running", "success") else None
+
+        wait("the killed task's retry", retried, timeout=90, poll=1)
+        retry_s = time.monotonic() - killed
+        assert wait(f"run {run_id} again", lambda: client.dag_run(PIPELINE, run_id)["state"] in ("success", "failed")
+                    and client.dag_run(PIPELINE, run_id)["state"], timeout=900) == "success", \
+            client.describe_run(PIPELINE, run_id)
+        recovered_s = time.monotonic() - restarted
+        decisions = client.lockstep("GET", f"/pipelines/{PIPELINE}/decisions")
+        assert [d["status"] for d in decisions if str(d["interval"])[:10] == interval][0] == "certified", decisions
+        opts = {"AWS_ENDPOINT_URL": s3_url, "AWS_ALLOW_HTTP": "true", "AWS_REGION": "us-east-1",
+                "AWS_ACCESS_KEY_ID": admin[0], "AWS_SECRET_ACCESS_KEY": admin[1]}
+        spec = load_spec(REPO / "docker" / "dags" / "fraud_features.yaml")
+        for layer, table in (("raw", "transactions"), ("features", "card_features")):
+            rows = read_table(spec.table_uri(DOWN, layer, table), partition={"ds": interval},
+                              storage_options=opts).select("txn_id").collect()
+            assert rows.height == rows["txn_id"].n_unique() > 0, (layer, table, rows.height)
+
+        # the view and `lockstep status` from the control plane
+        token = client.token()
+        for path in ("/lockstep/", f"/lockstep/pipelines/{PIPELINE}"):
+            page = httpx.get(f"http://127.0.0.1:{port}{path}", headers={"Authorization": f"Bearer {token}"}, timeout=60)
+            assert page.status_code == 200, (path, page.text[:500])
+        control = _run("docker", "ps", "-q", "--filter", f"label=com.docker.compose.project={project}",
+                       "--filter", "label=com.docker.compose.service=worker-control").split()[0]
+        status = json.loads(_run("docker", "exec", control, "lockstep", "status", "--json",
+                                 "/opt/airflow/dags/fraud_features.yaml"))
+        assert interval in json.dumps(status), status
+
+        # task logs in object storage, under each queue's prefix; a Lockstep metric at the receiver
+        listed = s3("s3", admin).list_objects_v2(Bucket="lockstep-control",  # type: ignore[attr-defined]
+                                                 Prefix=f"logs/regions-eu/dag_id={PIPELINE}/run_id={run_id}/")
+        assert listed.get("KeyCount", 0) > 0, listed
+        metrics = httpx.get(f"http://127.0.0.1:{statsd_port}/metrics", timeout=10).text
+        assert f"airflow_lockstep_{PIPELINE}_gate_certified_total" in metrics, metrics[:3000]
+
+        # the consumer ran on the certified interval
         def consumed() -> dict | None:  # type: ignore[type-arg]
-            # the consumer run our run's Asset event triggered (a scheduled run of the latest
-            # day, made when the DAG appeared unpaused, may have certified and triggered one too)
-            runs = client.api("GET", "/dags/fraud_model_scoring/dagRuns",
-                              params={"run_type": "asset_triggered"})["dag_runs"]
-            for r in runs:
-                events = client.api("GET", f"/dags/fraud_model_scoring/dagRuns/{r['dag_run_id']}/upstreamAssetEvents")
-                if any(e.get("source_run_id") == run_id for e in events["asset_events"]):
+            for r in client.dag_runs("fraud_model_scoring", run_type="asset_triggered"):
+                events = client.upstream_asset_events("fraud_model_scoring", r["dag_run_id"])
+                if any(e.get("source_run_id") == run_id for e in events):
                     return r if r["state"] in ("success", "failed") else None
             return None
 
-        run = wait("the consumer's run", consumed, timeout=900)
-        assert run["state"] == "success", run
-        print(f"\nimages built in {built:.0f} s; 12-region interval certified in {interval_s:.0f} s")
+        consumer = wait("the consumer's run", consumed, timeout=600)
+        assert consumer["state"] == "success", client.describe_run("fraud_model_scoring", consumer["dag_run_id"])
+
+        # scale out after the run (s3-init runs again and keeps its keys)
+        _run(*compose, "up", "-d", "--scale", "worker-eu=2", env=env, log=log, timeout=600)
+        workers = _run("docker", "ps", "-q", "--filter", f"label=com.docker.compose.project={project}",
+                       "--filter", "label=com.docker.compose.service=worker-eu").split()
+        assert len(workers) == 2, workers
+        print(f"\nimages {built:.0f} s; up {up:.0f} s; interval with {DOWN} down blocked in {blocked_s:.0f} s; "
+              f"re-run certified in {recovered_s:.0f} s (killed task retried {retry_s:.0f} s after the crash); "
+              f"total {time.monotonic() - t0:.0f} s")
     finally:
         subprocess.run([*compose, "down", "-v", "--remove-orphans"], env=env, capture_output=True, timeout=600,
                        check=False)

@@ -28,6 +28,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Literal, TypeVar
 
+import httpx
 from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_dag
 from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel, ConfigDict
@@ -248,6 +249,8 @@ def rerun_region(dag_id: str, region: str, interval: str, request: Request, user
                                      "to clear (a DAG parsed from another spec?)")
     except AirflowError as exc:
         raise HTTPException(int(exc.context.get("status") or 502), exc.message) from None
+    except httpx.HTTPError as exc:  # Airflow's API not reachable at the address the caller used
+        raise HTTPException(502, f"cannot reach Airflow's API at {client.base_url}: {exc}") from None
     finally:
         client.close()
     return {**out, "action": "cleared", "dag_run_id": run["dag_run_id"],
