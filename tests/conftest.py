@@ -99,14 +99,14 @@ def xdist_group(item: pytest.Item) -> str | None:
 #: seconds the slowest tests took alone (CI, two cores); any other test counts 60 when slow, 1
 #: otherwise. Only the order in which xdist hands out work follows from them.
 KNOWN_SECONDS = {
-    "tests/distributed/test_docker.py::test_compose_deployment_certifies_an_interval_and_runs_the_consumer": 600,
+    "tests/distributed/test_docker.py::test_compose_deployment_certifies_an_interval_and_runs_the_consumer": 700,
     "tests/test_hourly_demo.py::test_story": 516,
     "tests/distributed/test_celery.py::test_celery_workers_per_region_group_certify_block_and_survive_a_kill": 401,
     "tests/airflow/test_e2e_pipeline.py::test_pipeline_certifies_and_triggers_the_consumer": 158,
     "tests/test_soak.py::test_soak_thirty_days": 110,
     "tests/airflow/test_leaks.py::test_no_raw_personal_value_in_any_output_of_a_demo_day": 50,
     "tests/reconcile/test_demo.py::test_no_raw_personal_value_in_the_demos_outputs": 21,
-    "tests/models/test_release_race.py::test_soak_96_quarter_hours_three_promotions_and_a_rollback_while_scoring": 400,
+    "tests/models/test_release_race.py::test_soak_96_quarter_hours_three_promotions_and_a_rollback_while_scoring": 330,
     "tests/models/test_release_race.py::test_promotions_racing_scorers_never_mix_releases": 200,
     # its own 12-region, 10-day history; the module's 3-region, 4-day one is built by whichever
     # of the other tests runs first
