@@ -235,6 +235,7 @@ def _build_site(out: DocsWriter, interval_prefix: str = "",
 def _scaffold_styles(context: Any, plugins: Path) -> None:
     """The custom-styles stylesheet a file context's project holds (GX's own scaffold, its
     template copied), so the pages are those of GX's default project, file for file."""
+    import_gx()
     from great_expectations.data_context.data_context.serializable_data_context import (
         SerializableDataContext,
     )
