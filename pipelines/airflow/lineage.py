@@ -66,6 +66,7 @@ from openlineage.client.facet_v2 import (
 )
 
 from pipelines.airflow.datasets import dataset_name
+from pipelines.runner.payload import REGION_STEPS
 from pipelines.spec import Interval, PipelineSpec, load_spec
 from pipelines.spec.settings import settings
 
@@ -80,7 +81,6 @@ AIRFLOW_ENV = {
 _LOADED_IN = os.getpid()
 #: the module whose ``@task`` functions are Lockstep steps
 DAG_MODULE = "pipelines.airflow.dag"
-REGION_STEPS = ("ingest", "validate_inputs", "transform", "validate", "region")
 
 
 @dataclass
