@@ -17,6 +17,7 @@ import resource
 import statistics
 import time
 from collections.abc import Callable
+from queue import Empty
 from typing import Any
 
 _BASELINE: list[float] = []
@@ -56,7 +57,20 @@ def in_subprocess(fn: Callable[..., Any], *args: Any) -> dict[str, Any]:
     queue = ctx.Queue()
     proc = ctx.Process(target=_child, args=(fn, args, queue))
     proc.start()
-    out = queue.get()
+    while True:  # a child that dies without reporting (killed, out of memory) is an error, not a hang
+        try:
+            out = queue.get(timeout=1.0)
+            break
+        except Empty:
+            if proc.is_alive():
+                continue
+            try:  # it may have reported just before it ended
+                out = queue.get(timeout=1.0)
+                break
+            except Empty:
+                raise RuntimeError(f"{getattr(fn, '__name__', fn)}: its benchmark process ended without a result "
+                                   f"(exit code {proc.exitcode}{', killed by a signal' if (proc.exitcode or 0) < 0 else ''})"
+                                   ) from None
     proc.join()
     if not out["ok"]:
         raise RuntimeError(out["error"])
