@@ -110,7 +110,7 @@ def _image_exists(name: str) -> bool:
 
 def test_deployed_spec_is_the_flagship_with_buckets_and_queues() -> None:
     """docker/dags/fraud_features.yaml differs from dags/fraud_features.yaml only where a
-    deployment must: storage, airflow (queues), where the suites are mounted and governance
+    deployment must: storage, the model registry, airflow (queues), where the suites are mounted and governance
     (the quickstart is ungoverned; the deployment decides through Airflow only, with two
     approvals, 12 region operators and an admin), alerts (the deployment's alert sink) and
     the retry delay (a killed worker's task is retried within a minute)."""
@@ -124,6 +124,9 @@ def test_deployed_spec_is_the_flagship_with_buckets_and_queues() -> None:
     for d in (deployed, flagship):
         d.pop("storage")
         d["validation"].pop("suites_dir", None)
+    # the registry: the deployment's PostgreSQL and control bucket (the quickstart: SQLite under the control root)
+    assert deployed["models"].pop("registry_uri").endswith("@${LOCKSTEP_POSTGRES_HOST:-postgres}:5432/mlflow")
+    assert deployed["models"].pop("artifact_location") == "s3://${LOCKSTEP_BUCKET_PREFIX:-lockstep}-control/mlflow"
     assert deployed["airflow"].pop("retry_delay") == "20s"
     flagship["airflow"].pop("retry_delay")
     assert {k: v for k, v in deployed.pop("airflow").items() if k not in ("queues", "task_granularity")} == \
