@@ -134,6 +134,26 @@ def test_deployed_spec_is_the_flagship_with_buckets_and_queues() -> None:
     assert deployed == flagship
 
 
+def test_deployed_model_dags_write_the_control_plane_from_the_control_queue() -> None:
+    """docker/dags holds the release DAG and the scoring DAG built from the deployed spec: what
+    writes the control plane (train, evaluate, promote, the scoring claim) runs on `control`,
+    each region group's shadow and scoring tasks on its own queue (keys that only read it)."""
+    from pipelines.airflow import build_release_dag, build_scoring_dag
+
+    spec = REPO / "docker" / "dags" / "fraud_features.yaml"
+    assert "pipelines.airflow import build_scoring_dag" in (REPO / "docker" / "dags" / "fraud_model_scoring.py").read_text()
+    assert "build_release_dag" in (REPO / "docker" / "dags" / "fraud_features_release.py").read_text()
+    scoring = build_scoring_dag(spec, dag_id="fraud_model_scoring")
+    assert {t.task_id: t.queue for t in scoring.tasks} == {
+        "release_in_force": "control", "score_regions_eu": "regions-eu", "score_regions_am": "regions-am",
+        "score_regions_ap": "regions-ap", "scored": "control"}
+    release = build_release_dag(spec)
+    assert release.dag_id == "fraud_features_release"
+    assert {t.task_id: t.queue for t in release.tasks} == {
+        "plan": "control", "train": "control", "shadow_regions_eu": "regions-eu", "shadow_regions_am": "regions-am",
+        "shadow_regions_ap": "regions-ap", "evaluate": "control", "promote": "control"}
+
+
 def _compose_cmd(project: str, env_file: Path) -> list[str]:
     """README's compose command, with a project of the test's own (isolation) and its env file."""
     return [*(_compose() or []), "-p", project, "--env-file", str(env_file), "-f", str(REPO / "docker" / "compose.yaml")]
