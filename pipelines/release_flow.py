@@ -28,6 +28,7 @@ The promotion itself (its gate, what it records), shadow scores and scoring are
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
@@ -35,8 +36,8 @@ from typing import Any
 from pipelines.errors import CertificationError
 from pipelines.spec import PipelineSpec
 
-__all__ = ["ReleasePlan", "evaluate", "model_releases", "plan_release", "release", "release_model",
-           "scoring_interval", "score_region", "shadow_score", "train_candidate"]
+__all__ = ["ReleasePlan", "evaluate", "model_releases", "plan_release", "registered_candidate", "release",
+           "release_model", "scoring_interval", "score_region", "shadow_score", "train_candidate"]
 
 @dataclass(frozen=True)
 class ReleasePlan:
@@ -99,6 +100,21 @@ def train_candidate(spec: PipelineSpec, plan: ReleasePlan, *, exclude: list[str]
     return {"model": trained.name, "version": trained.version, "run_id": trained.run_id,
             "feature_version": trained.feature_version, "generations": trained.generations,
             "metrics": trained.metrics}
+
+
+def registered_candidate(spec: PipelineSpec, version: str, *, root: str | None = None) -> dict[str, Any]:
+    """A version registered already (trained where every region's certified features may be
+    read: ``lockstep release train`` with their read keys) as :func:`train_candidate` returns
+    one, from its tags in the registry; one Lockstep did not train is refused by name."""
+    from pipelines.models.train import TAG, version_tags
+
+    tags = version_tags(spec, str(version), root)
+    if tags.get(f"{TAG}pipeline") != spec.name:
+        raise CertificationError(f"{spec.name}: model version {version} was not trained by Lockstep on "
+                                 f"{spec.name}'s certified data", retryable=False)
+    return {"model": spec.models.name if spec.models else "", "version": str(version), "run_id": None,
+            "feature_version": tags.get(f"{TAG}feature_version"),
+            "generations": json.loads(tags.get(f"{TAG}generations") or "{}"), "metrics": {}}
 
 
 def shadow_score(spec: PipelineSpec, version: str, interval: str, region: str, *, root: str | None = None,

@@ -10,7 +10,9 @@ schedule given here), one candidate per run::
 A run's conf may name ``interval`` (the certified interval the candidate is evaluated on;
 default the newest certified), ``until`` (the training window's last interval; default the
 one before ``interval``), ``exclude`` (intervals left out of the training window, recorded
-in the model's tags), ``effective_from`` and ``why``. The promotion's refusals (the models'
+in the model's tags), ``version`` (a version registered already, e.g. by ``lockstep release
+train`` where every region's features may be read: ``train`` takes it instead of training),
+``effective_from`` and ``why``. The promotion's refusals (the models'
 gate, with every reason) fail ``promote`` and emit nothing. A shadow task only reads the
 control plane and returns its region's metrics; ``evaluate`` records them there.
 
@@ -117,10 +119,13 @@ def build_release_dag(spec_or_path: PipelineSpec | str | Path, *, dag_id: str | 
 
         @task(task_id="train", **control)
         def train(the_plan: dict[str, Any], **context: Any) -> dict[str, Any]:
-            from pipelines.release_flow import ReleasePlan, train_candidate
+            from pipelines.release_flow import ReleasePlan, registered_candidate, train_candidate
 
+            conf = _conf(context)
+            if conf.get("version"):  # trained elsewhere (where every region may be read): that version
+                return _call(registered_candidate, load_spec(spec_path), str(conf["version"]), root=settings().root)
             return _call(train_candidate, load_spec(spec_path), ReleasePlan(**the_plan),
-                         exclude=_conf(context).get("exclude"), root=settings().root)
+                         exclude=conf.get("exclude"), root=settings().root)
 
         @task(task_id="evaluate", **control)
         def evaluate(the_plan: dict[str, Any], candidate: dict[str, Any], shadows: Any) -> dict[str, Any]:

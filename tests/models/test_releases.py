@@ -204,6 +204,12 @@ def test_shadow_metrics_write_nothing_and_are_recorded_on_the_control_plane(lake
     assert sorted(recorded["region"].to_list()) == sorted(spec.regions)
     assert recorded["score_hash"].to_list() == [r["score_hash"] for r in rows]
     assert set(evaluation["regions"]) == set(spec.regions)
+    # a version trained elsewhere, taken by the release DAG's conf `version` instead of training
+    from pipelines.release_flow import registered_candidate
+
+    taken = registered_candidate(spec, trained.version, root=root)
+    assert (taken["version"], taken["generations"], taken["feature_version"]) == (
+        trained.version, trained.generations, trained.feature_version)
 
 
 def test_gate_metrics_psi_and_auc_against_the_release_in_force(lake: tuple[PipelineSpec, str]) -> None:
