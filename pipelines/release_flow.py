@@ -11,9 +11,15 @@ one call here and the same calls run in-process (``lockstep demo``, tests)::
     plan = plan_release(spec)                                   # the newest certified interval
     cand = train_candidate(spec, plan)
     shadows = [shadow_score(spec, cand["version"], plan.evaluate_on, r) for r in spec.regions]
-    evaluate(spec, cand["version"], shadows)                    # every region shadow-scored
+    evaluate(spec, cand["version"], shadows)                    # records them, then the gate
     release(spec, cand["version"], plan, why="weekly retrain")
-    score_region(spec, "2026-01-06", "eu-west")                 # with the release in force for it
+    chosen = scoring_interval(spec, "2026-01-06", claim=True)   # the one release, claimed once
+    score_region(spec, "2026-01-06", "eu-west", release_id=chosen["release_id"])
+
+Steps a region's worker runs (``shadow_score``, ``score_region`` with ``release_id``) only
+read the control plane: a deployment's region keys may not write it. What they found goes
+back to a control-queue step that records it (``evaluate``), and the interval's release is
+claimed by one (``scoring_interval(..., claim=True)``).
 
 The promotion itself (its gate, what it records), shadow scores and scoring are
 :mod:`pipelines.models`'s; what is here decides nothing they do not check again.
@@ -22,6 +28,7 @@ The promotion itself (its gate, what it records), shadow scores and scoring are
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
@@ -29,8 +36,8 @@ from typing import Any
 from pipelines.errors import CertificationError
 from pipelines.spec import PipelineSpec
 
-__all__ = ["ReleasePlan", "evaluate", "model_releases", "plan_release", "release", "release_model",
-           "scoring_interval", "score_region", "shadow_score", "train_candidate"]
+__all__ = ["ReleasePlan", "evaluate", "model_releases", "plan_release", "registered_candidate", "release",
+           "release_model", "scoring_interval", "score_region", "shadow_score", "train_candidate"]
 
 @dataclass(frozen=True)
 class ReleasePlan:
@@ -95,23 +102,44 @@ def train_candidate(spec: PipelineSpec, plan: ReleasePlan, *, exclude: list[str]
             "metrics": trained.metrics}
 
 
+def registered_candidate(spec: PipelineSpec, version: str, *, root: str | None = None) -> dict[str, Any]:
+    """A version registered already (trained where every region's certified features may be
+    read: ``lockstep release train`` with their read keys) as :func:`train_candidate` returns
+    one, from its tags in the registry; one Lockstep did not train is refused by name."""
+    from pipelines.models.train import TAG, version_tags
+
+    tags = version_tags(spec, str(version), root)
+    if tags.get(f"{TAG}pipeline") != spec.name:
+        raise CertificationError(f"{spec.name}: model version {version} was not trained by Lockstep on "
+                                 f"{spec.name}'s certified data", retryable=False)
+    return {"model": spec.models.name if spec.models else "", "version": str(version), "run_id": None,
+            "feature_version": tags.get(f"{TAG}feature_version"),
+            "generations": json.loads(tags.get(f"{TAG}generations") or "{}"), "metrics": {}}
+
+
 def shadow_score(spec: PipelineSpec, version: str, interval: str, region: str, *, root: str | None = None,
                  who: str | None = None) -> dict[str, Any]:
     """Score ``region``'s certified ``interval`` with the candidate ``version`` beside the release
-    in force for it, without writing a score; recorded for the promotion gate
-    (:func:`pipelines.models.shadow_score`). Returns the recorded row."""
-    from pipelines.models import shadow_score as record
+    in force for it, writing nothing (:func:`pipelines.models.shadow_metrics`): the row
+    :func:`evaluate` records for the promotion gate, as JSON."""
+    from pipelines.models import shadow_metrics
 
-    return _plain(record(spec, version, interval, region, root=root, who=who))
+    return _plain(shadow_metrics(spec, version, interval, region, root=root, who=who))
 
 
 def evaluate(spec: PipelineSpec, version: str, shadows: list[dict[str, Any]], *, until: str | None = None,
              root: str | None = None) -> dict[str, Any]:
-    """The candidate's evaluation by the promotion gate over the window ending with ``until``:
-    per region what its shadow scores showed, and every reason it may not be promoted
-    (``shadows``: what this run's shadow tasks returned, for the task's log)."""
-    from pipelines.models import evaluate_promotion
+    """Record ``shadows`` (what this run's :func:`shadow_score` steps returned, every one of
+    candidate ``version``) in ``release_evaluations``, then the candidate's evaluation by the
+    promotion gate over the window ending with ``until``: per region what its shadow scores
+    showed, and every reason it may not be promoted."""
+    from pipelines.models import evaluate_promotion, record_shadows
 
+    other = sorted({str(s.get("model_version")) for s in shadows} - {str(version)})
+    if other:
+        raise CertificationError(f"{spec.name}: shadow evaluations of version(s) {other} handed to the evaluation "
+                                 f"of version {version}", retryable=False)
+    record_shadows(spec, shadows, root=root)
     return dict(evaluate_promotion(spec, str(version), until=until, root=root).to_json())
 
 
@@ -141,11 +169,14 @@ def release_model(spec: PipelineSpec, interval: str | None = None, *, why: str, 
     return {"plan": plan.to_json(), "candidate": candidate, "evaluation": evaluation, "release": chosen}
 
 
-def scoring_interval(spec: PipelineSpec, interval: str | None = None, *, root: str | None = None
-                     ) -> dict[str, Any]:
+def scoring_interval(spec: PipelineSpec, interval: str | None = None, *, claim: bool = False,
+                     who: str | None = None, root: str | None = None) -> dict[str, Any]:
     """The certified interval to score (default: the newest) and the release in force for it;
-    refused, saying so, when the interval is not certified or no release is in force for it."""
+    refused, saying so, when the interval is not certified or no release is in force for it.
+    ``claim``: claim the interval for every region (one commit to the release log, decided
+    on the log it lands on) and return the release it is claimed with."""
     from pipelines.certify import current_certified
+    from pipelines.models import claim as claim_
     from pipelines.models import release_in_force
 
     if interval is None:
@@ -162,17 +193,22 @@ def scoring_interval(spec: PipelineSpec, interval: str | None = None, *, root: s
             f"{spec.name}: no release in force for {key}: nothing scores it until a model is released "
             f"(the {spec.name}_release DAG, or `lockstep release train` then `lockstep release promote`)",
             retryable=False)
+    if claim:
+        in_force = claim_(spec, key, root=root, who=who)
     return {"interval": key, "release_id": in_force.release_id, "model_version": in_force.model_version}
 
 
-def score_region(spec: PipelineSpec, interval: str, region: str, *, root: str | None = None) -> dict[str, Any]:
-    """Score ``region``'s certified ``interval`` with the release in force for it: rows, the
-    release and model version every row carries, and the hash of the score column. Written to
-    the region's scores table through :func:`pipelines.models.score_interval`."""
+def score_region(spec: PipelineSpec, interval: str, region: str, *, release_id: str | None = None,
+                 root: str | None = None) -> dict[str, Any]:
+    """Score ``region``'s certified ``interval`` with the release it is scored with in every
+    region (``release_id``: the one :func:`scoring_interval` claimed, the release log only read;
+    without it the first scorer claims it): rows, the release and model version every row
+    carries, and the hash of the score column. Written to the region's scores table through
+    :func:`pipelines.models.score_interval`."""
     from pipelines.models import read_scores, score_hash, score_interval
 
     key, by = spec.interval_at(interval).key, spec.models.key if spec.models else "txn_id"
-    ref = score_interval(spec, key, region, root=root)
+    ref = score_interval(spec, key, region, claimed=release_id, root=root)
     frame = read_scores(spec, region, key, root=root).sort(by)
     out: dict[str, Any] = {"region": region, "interval": key, "uri": ref.uri, "version": ref.version}
     empty = not frame.height

@@ -99,7 +99,7 @@ def xdist_group(item: pytest.Item) -> str | None:
 #: seconds the slowest tests took alone (CI, two cores); any other test counts 60 when slow, 1
 #: otherwise. Only the order in which xdist hands out work follows from them.
 KNOWN_SECONDS = {
-    "tests/distributed/test_docker.py::test_compose_deployment_certifies_an_interval_and_runs_the_consumer": 700,
+    "tests/distributed/test_docker.py::test_compose_deployment_certifies_an_interval_and_runs_the_consumer": 950,
     "tests/test_hourly_demo.py::test_story": 516,
     "tests/distributed/test_celery.py::test_celery_workers_per_region_group_certify_block_and_survive_a_kill": 401,
     "tests/airflow/test_e2e_pipeline.py::test_pipeline_certifies_and_triggers_the_consumer": 158,

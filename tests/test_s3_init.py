@@ -23,6 +23,7 @@ pytestmark = pytest.mark.skipif(importlib.util.find_spec("moto") is None or impo
 
 SPEC = REPO / "docker" / "dags" / "fraud_features.yaml"
 EVIDENCE = "lake/fraud_features/_lockstep/regions/{region}/evidence/x.json"
+ARTIFACT = "mlflow/1/models/m-1/artifacts/model.pkl"  # under the spec's models.artifact_location
 
 
 def _init(endpoint: str, keys: Path) -> subprocess.CompletedProcess[str]:
@@ -84,6 +85,21 @@ def test_s3_init_makes_buckets_and_a_key_per_role_that_iam_holds_to_its_policy(t
         assert status("regions-eu", "lockstep-control", "lake/fraud_features/_lockstep/certifications/x") == 403
         assert status("regions-eu", "lockstep-control", "logs/regions-am/dag_id=x/attempt=1.log") == 403
         assert status("regions-am", "lockstep-sa-east", "lake/x") == 200  # sa-east is on the am queue
+        # the model: a region may not write the release log, the shadow evaluations or the artifacts
+        for key in ("lake/fraud_features/_lockstep/releases/x", "lake/fraud_features/_lockstep/release_evaluations/x",
+                    ARTIFACT):
+            assert status("regions-eu", "lockstep-control", key) == 403, key
+        assert status("control", "lockstep-control", ARTIFACT) == 200  # the control worker registers models
+        # ... and reads what it scores with: the release log and the model's artifacts (listing them too)
+        for key in ("lake/fraud_features/_lockstep/releases/x", ARTIFACT):
+            client("admin").put_object(Bucket="lockstep-control", Key=key, Body=b"{}")
+            assert client("regions-ap").get_object(Bucket="lockstep-control", Key=key)["Body"].read() == b"{}", key
+        listed = client("regions-ap").list_objects_v2(Bucket="lockstep-control", Prefix="mlflow/")
+        assert [o["Key"] for o in listed["Contents"]] == [ARTIFACT]
+        client("admin").put_object(Bucket="lockstep-control", Key="logs/regions-eu/x", Body=b"{}")
+        with pytest.raises(ClientError) as denied:  # nothing else of the control bucket is theirs to read
+            client("regions-ap").get_object(Bucket="lockstep-control", Key="logs/regions-eu/x")
+        assert denied.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
         # the control plane: the control bucket, no region's
         assert status("control", "lockstep-control", "lake/fraud_features/_lockstep/certifications/x") == 200
         assert status("control", "lockstep-eu-west", "lake/x") == 403

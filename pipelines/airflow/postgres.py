@@ -17,7 +17,7 @@ from typing import Any
 
 from pipelines.airflow.client import AirflowError
 
-__all__ = ["DEFAULT_POSTGRES_ADMIN_URL", "check_postgres", "create_database", "drop_database"]
+__all__ = ["DEFAULT_POSTGRES_ADMIN_URL", "check_postgres", "create_database", "drop_database", "ensure_database"]
 
 #: where :func:`create_database` connects to create and drop databases
 DEFAULT_POSTGRES_ADMIN_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
@@ -86,6 +86,30 @@ def create_database(name: str | None = None, admin_url: str = DEFAULT_POSTGRES_A
     _pg_execute(admin_url, f'CREATE DATABASE "{name}"')
     url = _pg_url(admin_url).set(drivername="postgresql+psycopg2", database=name)
     return str(url.render_as_string(hide_password=False))
+
+
+def ensure_database(url: str) -> bool:
+    """Create the database ``url`` names unless it exists (a deployment's own database, such as
+    the model registry's), connecting to the server's ``postgres`` database as ``url``'s user,
+    who may create databases. Returns whether it was created.
+
+    >>> ensure_database("postgresql://airflow:pw@postgres:5432/mlflow")  # doctest: +SKIP
+    True
+    """
+    name = _pg_url(url).database or ""
+    if not name.replace("_", "").isalnum():
+        raise AirflowError(f"invalid database name {name!r}: use letters, digits and _")
+    admin = _pg_url(url).set(database="postgres").render_as_string(hide_password=False)
+    conn = _pg_connect(admin)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+            if cur.fetchone() is not None:
+                return False
+    finally:
+        conn.close()
+    create_database(name, admin_url=admin)
+    return True
 
 
 def drop_database(url_or_name: str, admin_url: str = DEFAULT_POSTGRES_ADMIN_URL) -> None:

@@ -8,13 +8,20 @@ schedule given here), one candidate per run::
                      ...             ┘        (outlet: lockstep://<pipeline>/release)
 
 A run's conf may name ``interval`` (the certified interval the candidate is evaluated on;
-default the newest certified), ``effective_from`` and ``why``. The promotion's refusals
-(the models' gate, with every reason) fail ``promote`` and emit nothing.
+default the newest certified), ``until`` (the training window's last interval; default the
+one before ``interval``), ``exclude`` (intervals left out of the training window, recorded
+in the model's tags), ``version`` (a version registered already, e.g. by ``lockstep release
+train`` where every region's features may be read: ``train`` takes it instead of training),
+``effective_from`` and ``why``. The promotion's refusals (the models'
+gate, with every reason) fail ``promote`` and emit nothing. A shadow task only reads the
+control plane and returns its region's metrics; ``evaluate`` records them there.
 
 ``<pipeline>`` scoring (:func:`build_scoring_dag`), on the certified Asset: the interval the
-event certified, the release in force *for that interval* (none: the run fails saying so),
-then each region scored on its own queue, and a check that every region carried the one
-release. Tasks call :mod:`pipelines.release_flow` and pass its small dicts only.
+event certified and the release in force *for that interval* (none: the run fails saying
+so), claimed for every region by the control task ``release_in_force`` (one commit to the
+release log); then each region scored on its own queue with exactly the claimed release (the
+log only read), and a check that every region carried it. Tasks call
+:mod:`pipelines.release_flow` and pass its small dicts only.
 """
 
 from __future__ import annotations
@@ -68,6 +75,11 @@ def _conf(context: dict[str, Any]) -> dict[str, Any]:
     return dict(run.conf) if run is not None and run.conf else {}
 
 
+def _who(context: dict[str, Any]) -> str:
+    """Who a task acts for: the user who triggered the run (else the scheduler), as Airflow knows them."""
+    return f"airflow:{getattr(context.get('dag_run'), 'triggering_user_name', None) or 'scheduler'}"
+
+
 def _defaults(spec: PipelineSpec) -> dict[str, Any]:
     af = spec.airflow
     return {"owner": "lockstep", "retries": af.retries, "retry_delay": af.retry_delay,
@@ -102,13 +114,18 @@ def build_release_dag(spec_or_path: PipelineSpec | str | Path, *, dag_id: str | 
 
             conf = _conf(context)
             return _call(plan_release, load_spec(spec_path), conf.get("interval"),
-                         effective_from=conf.get("effective_from"), root=settings().root).to_json()
+                         effective_from=conf.get("effective_from"), until=conf.get("until"),
+                         root=settings().root).to_json()
 
         @task(task_id="train", **control)
-        def train(the_plan: dict[str, Any]) -> dict[str, Any]:
-            from pipelines.release_flow import ReleasePlan, train_candidate
+        def train(the_plan: dict[str, Any], **context: Any) -> dict[str, Any]:
+            from pipelines.release_flow import ReleasePlan, registered_candidate, train_candidate
 
-            return _call(train_candidate, load_spec(spec_path), ReleasePlan(**the_plan), root=settings().root)
+            conf = _conf(context)
+            if conf.get("version"):  # trained elsewhere (where every region may be read): that version
+                return _call(registered_candidate, load_spec(spec_path), str(conf["version"]), root=settings().root)
+            return _call(train_candidate, load_spec(spec_path), ReleasePlan(**the_plan),
+                         exclude=conf.get("exclude"), root=settings().root)
 
         @task(task_id="evaluate", **control)
         def evaluate(the_plan: dict[str, Any], candidate: dict[str, Any], shadows: Any) -> dict[str, Any]:
@@ -122,7 +139,7 @@ def build_release_dag(spec_or_path: PipelineSpec | str | Path, *, dag_id: str | 
         def promote(the_plan: dict[str, Any], evaluation: dict[str, Any], **context: Any) -> dict[str, Any]:
             from pipelines.release_flow import ReleasePlan, release
 
-            who = f"airflow:{getattr(context.get('dag_run'), 'triggering_user_name', None) or 'scheduler'}"
+            who = _who(context)
             why = _conf(context).get("why") or f"{dag.dag_id} run {context['run_id']}"
             from pipelines.airflow.audit import export_decided
 
@@ -151,9 +168,8 @@ def _shadow(spec_path: str, candidate: dict[str, Any], the_plan: dict[str, Any],
             **context: Any) -> dict[str, Any]:
     from pipelines.release_flow import shadow_score
 
-    who = f"airflow:{getattr(context.get('dag_run'), 'triggering_user_name', None) or 'scheduler'}"
     return _call(shadow_score, load_spec(spec_path), candidate["version"], the_plan["evaluate_on"], region,
-                 root=settings().root, who=who)
+                 root=settings().root, who=_who(context))
 
 
 def build_scoring_dag(spec_or_path: PipelineSpec | str | Path, *, dag_id: str | None = None) -> DAG:
@@ -176,7 +192,8 @@ def build_scoring_dag(spec_or_path: PipelineSpec | str | Path, *, dag_id: str | 
             from pipelines.release_flow import scoring_interval
 
             interval = _conf(context).get("interval") or certified_interval(context)
-            return _call(scoring_interval, load_spec(spec_path), interval, root=settings().root)
+            return _call(scoring_interval, load_spec(spec_path), interval, claim=True, who=_who(context),
+                         root=settings().root)
 
         @task(task_id="scored", **control)
         def scored(chosen: dict[str, Any], results: Any) -> dict[str, Any]:
@@ -201,4 +218,5 @@ def build_scoring_dag(spec_or_path: PipelineSpec | str | Path, *, dag_id: str | 
 def _score(spec_path: str, chosen: dict[str, Any], region: str) -> dict[str, Any]:
     from pipelines.release_flow import score_region
 
-    return _call(score_region, load_spec(spec_path), chosen["interval"], region, root=settings().root)
+    return _call(score_region, load_spec(spec_path), chosen["interval"], region, release_id=chosen["release_id"],
+                 root=settings().root)

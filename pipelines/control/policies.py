@@ -10,8 +10,10 @@ deployment runs, derived from the spec's storage, so the policies and the layout
   root, its own prefix ``<pipeline>/_lockstep/regions/<region>/`` read and write (where it
   publishes evidence, its check results and Data Docs), and the decision log, the release
   log, the maintenance log and the model registry read only (consumers read certified data
-  through them). Never ``certifications``, ``check_results``, ``releases`` or approvals for
-  writing: a region cannot forge a decision.
+  through them), and so the model artifacts (``models.artifact_location``, when it is an
+  ``s3://`` prefix: a region's worker loads the model it scores with). Never
+  ``certifications``, ``check_results``, ``releases``, ``release_evaluations``, artifacts or
+  approvals for writing: a region cannot forge a decision, a release or a model.
 
 Example::
 
@@ -57,8 +59,9 @@ def s3_policies(spec: PipelineSpec) -> dict[str, dict[str, Any]]:
     ctl_bucket, ctl_prefix = _split(spec.control_root(), "storage.control_root")
     lockstep = _key(ctl_prefix, spec.name, LOCKSTEP_DIR)
     ctl = f"arn:aws:s3:::{ctl_bucket}"
+    artifacts = _artifacts(spec)
     docs: dict[str, dict[str, Any]] = {
-        "control": _doc(_statement("ControlPlane", "s3:*", [ctl, f"{ctl}/*"])),
+        "control": _doc(_statement("ControlPlane", "s3:*", [ctl, f"{ctl}/*", *artifacts])),
         "viewer": _doc(_statement("ReadControlPlane", ["s3:GetObject", "s3:ListBucket", "s3:GetBucketLocation"],
                                   [ctl, f"{ctl}/*"])),
     }
@@ -76,4 +79,20 @@ def s3_policies(spec: PipelineSpec) -> dict[str, dict[str, Any]]:
                        [f"{ctl}/{lockstep}/{name}/*" for name in REGION_READS]),
             _statement(f"List{tag}", ["s3:ListBucket", "s3:GetBucketLocation"], [f"arn:aws:s3:::{bucket}", ctl]),
         )
+        if artifacts:
+            docs[f"region:{region}"]["Statement"] += [
+                _statement(f"ReadModelArtifacts{tag}", "s3:GetObject", artifacts[1:]),
+                _statement(f"ListModelArtifacts{tag}", ["s3:ListBucket", "s3:GetBucketLocation"], artifacts[:1])]
     return docs
+
+
+def _artifacts(spec: PipelineSpec) -> list[str]:
+    """[the bucket, its objects under the prefix] of an ``s3://`` ``models.artifact_location``
+    (its ``${VAR}`` values read); [] for none or another store."""
+    if spec.models is None or not spec.models.artifact_location:
+        return []
+    uri = spec.resolve_path(spec.models.artifact_location, "models.artifact_location")
+    if not uri.startswith("s3://"):
+        return []
+    bucket, prefix = _split(uri, "models.artifact_location")
+    return [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/{_key(prefix, '*')}"]

@@ -23,7 +23,15 @@ Example::
 
 from __future__ import annotations
 
-from pipelines.models.evaluate import Evaluation, evaluate_promotion, evaluations, psi, shadow_score
+from pipelines.models.evaluate import (
+    Evaluation,
+    evaluate_promotion,
+    evaluations,
+    psi,
+    record_shadows,
+    shadow_metrics,
+    shadow_score,
+)
 from pipelines.models.log import (
     Release,
     claims,
@@ -40,6 +48,7 @@ from pipelines.models.registry import CHAMPION, artifact_location, load_model, r
 from pipelines.models.releases import PromotionRefused, load_check, promote, releases, rollback
 from pipelines.models.score import (
     claim,
+    claimed_release,
     read_scores,
     score,
     score_hash,
@@ -59,6 +68,7 @@ __all__ = [
     "WindowState",
     "artifact_location",
     "claim",
+    "claimed_release",
     "claims",
     "evaluate_promotion",
     "evaluations",
@@ -73,6 +83,7 @@ __all__ = [
     "psi",
     "read_log",
     "read_scores",
+    "record_shadows",
     "registry_uri",
     "release_in_force",
     "releases",
@@ -81,6 +92,7 @@ __all__ = [
     "score_hash",
     "score_interval",
     "scores_uri",
+    "shadow_metrics",
     "shadow_score",
     "train",
     "training_window",

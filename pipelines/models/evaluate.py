@@ -4,7 +4,10 @@
 release in force (the newest release: the one the candidate would replace), and appends one
 row to the control table ``release_evaluations``: both ROC AUCs (when the interval holds both
 classes), the score means and the PSI between the two score distributions. The rows are the
-evidence the gate decides on; :func:`evaluations` returns them (the view shows them).
+evidence the gate decides on; :func:`evaluations` returns them (the view shows them). The two
+halves apart: :func:`shadow_metrics` computes the row where the region's data is (a region
+worker, which may not write the control plane), :func:`record_shadows` appends rows on the
+control plane (the release DAG's ``evaluate`` task).
 
 :func:`evaluate_promotion` is the gate, from control tables only (the decision log, the
 evidence store, the release log, ``release_evaluations``) plus the load check of the artifact.
@@ -31,7 +34,7 @@ import polars as pl
 
 from pipelines.certify import active_certifications, current_certified, decisions, read_certified
 from pipelines.control.tables import RELEASE_EVALUATIONS_TABLE
-from pipelines.errors import CertificationError, LockstepError
+from pipelines.errors import CertificationError, LockstepError, SpecError
 from pipelines.models.log import Release, newest_release, read_log
 from pipelines.models.registry import load_model, models_spec
 from pipelines.models.train import (
@@ -72,6 +75,37 @@ def shadow_score(spec: PipelineSpec, version: str | int, interval: str, region: 
                  who: str | None = None) -> dict[str, Any]:
     """Score ``region``'s certified ``interval`` with candidate ``version`` beside the release
     in force, and record the comparison in ``release_evaluations``. Returns the row."""
+    row = shadow_metrics(spec, version, interval, region, root=root, who=who)
+    record_shadows(spec, [row], root=root)
+    return row
+
+
+def record_shadows(spec: PipelineSpec, rows: list[dict[str, Any]], *, root: str | None = None) -> int:
+    """Append shadow evaluations (what :func:`shadow_metrics` returned, or their JSON form:
+    ``recorded_at`` an ISO time) to ``release_evaluations``, in one commit; checked first, so a
+    bad row writes nothing. Returns how many."""
+    ms, columns = models_spec(spec), RELEASE_EVALUATIONS_TABLE.schema.names()
+    out = []
+    for i, row in enumerate(rows):
+        missing = sorted(set(columns) - set(row))
+        if missing or row.get("pipeline") != spec.name or row.get("model_name") != ms.name \
+                or row.get("region") not in spec.regions:
+            what = (f"missing {', '.join(missing)}" if missing else
+                    f"pipeline {row.get('pipeline')!r}, model {row.get('model_name')!r}, region {row.get('region')!r}")
+            raise SpecError(f"{spec.name}: shadow evaluation {i} is not one of {ms.name} in this pipeline's regions "
+                            f"({what})", field="shadows")
+        at = row["recorded_at"]
+        out.append({c: row[c] for c in columns} | {"recorded_at": datetime.fromisoformat(at) if isinstance(at, str) else at})
+    if out:
+        RELEASE_EVALUATIONS_TABLE.append(_uri(spec, root), out, spec.control_options())
+    return len(out)
+
+
+def shadow_metrics(spec: PipelineSpec, version: str | int, interval: str, region: str, *, root: str | None = None,
+                   who: str | None = None) -> dict[str, Any]:
+    """The shadow evaluation of candidate ``version`` on ``region``'s certified ``interval``
+    beside the release in force, computed without writing anything (one row of
+    ``release_evaluations``; :func:`record_shadows` records it)."""
     from pipelines.models.score import score_hash
 
     version, ms = str(version), models_spec(spec)
@@ -99,7 +133,6 @@ def shadow_score(spec: PipelineSpec, version: str | int, interval: str, region: 
         "psi": None if base is None else psi(base, proba, ms.promotion.psi_bins),
         "who": who or settings().who(), "recorded_at": datetime.now(UTC),
     }
-    RELEASE_EVALUATIONS_TABLE.append(_uri(spec, root), [row], spec.control_options())
     return row
 
 

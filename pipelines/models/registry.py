@@ -2,12 +2,18 @@
 
 The registry and tracking URI is ``models.registry_uri``, else a SQLite file beside the
 control tables (``<control root>/<pipeline>/_lockstep/mlflow.db``); artifacts go to
-``models.artifact_location``, else the folder ``mlflow-artifacts`` there. Nothing here reads
-an alias back: the release log is the truth, MLflow's ``champion`` alias only mirrors it.
+``models.artifact_location``, else the folder ``mlflow-artifacts`` there. Both may hold
+``${VAR}`` references (a password: ``postgresql://lockstep:${DB_PASSWORD}@db/mlflow``), read
+when used. Nothing here reads an alias back: the release log is the truth, MLflow's
+``champion`` alias only mirrors it.
 
-MLflow reads its telemetry switch from the process environment only:
-:func:`use_registry` sets ``MLFLOW_DISABLE_TELEMETRY`` there (unless the user has) before
-MLflow is imported, the one write to the environment outside the Airflow glue.
+MLflow reads its telemetry switch, and its S3 artifact store its endpoint and credentials,
+from the process environment only: :func:`use_registry` sets ``MLFLOW_DISABLE_TELEMETRY``
+there (unless the user has) before MLflow is imported and, for an ``s3://`` artifact
+location, ``MLFLOW_S3_ENDPOINT_URL`` and the AWS key from the spec's control-plane storage
+options (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_REGION``:
+the key of the role this process runs as). These are the writes to the environment outside
+the Airflow glue.
 """
 
 from __future__ import annotations
@@ -44,20 +50,44 @@ def _local_control(spec: PipelineSpec, root: str | None) -> Path:
 
 
 def registry_uri(spec: PipelineSpec, root: str | None = None) -> str:
-    """The registry (and tracking) URI: the spec's, else a SQLite file under the control root."""
+    """The registry (and tracking) URI: the spec's (its ``${VAR}`` values read), else a SQLite
+    file under the control root."""
     ms = models_spec(spec)
-    return ms.registry_uri or f"sqlite:///{_local_control(spec, root) / 'mlflow.db'}"
+    if ms.registry_uri:
+        return spec.resolve_path(ms.registry_uri, "models.registry_uri")
+    return f"sqlite:///{_local_control(spec, root) / 'mlflow.db'}"
 
 
 def artifact_location(spec: PipelineSpec, root: str | None = None) -> str:
-    """Where model artifacts go: the spec's, else a folder under the control root."""
+    """Where model artifacts go: the spec's (its ``${VAR}`` values read), else a folder under
+    the control root."""
     ms = models_spec(spec)
-    return ms.artifact_location or (_local_control(spec, root) / "mlflow-artifacts").as_uri()
+    if ms.artifact_location:
+        return spec.resolve_path(ms.artifact_location, "models.artifact_location")
+    return (_local_control(spec, root) / "mlflow-artifacts").as_uri()
+
+
+#: MLflow's S3 artifact store's settings (it reads them from the environment) <- the storage
+#: option of the spec's control plane each is taken from
+S3_ENVIRONMENT = {"MLFLOW_S3_ENDPOINT_URL": "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID": "AWS_ACCESS_KEY_ID",
+                  "AWS_SECRET_ACCESS_KEY": "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION": "AWS_REGION"}
+
+
+def s3_environment(spec: PipelineSpec, root: str | None = None) -> dict[str, str]:
+    """What MLflow's S3 artifact store is handed for an ``s3://`` artifact location: the
+    control plane's endpoint and key (the role's: a region worker's key reads artifacts only);
+    nothing for another location."""
+    if not artifact_location(spec, root).startswith("s3://"):
+        return {}
+    options = {k.upper(): v for k, v in spec.control_options().items()}
+    return {name: options[option] for name, option in S3_ENVIRONMENT.items() if options.get(option)}
 
 
 def use_registry(spec: PipelineSpec, root: str | None = None) -> Any:
-    """Point MLflow at the spec's registry; returns an ``MlflowClient`` on it."""
+    """Point MLflow at the spec's registry (and, for an ``s3://`` artifact location, its S3
+    store at the control plane's endpoint and key); returns an ``MlflowClient`` on it."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.update(s3_environment(spec, root))
     import mlflow
 
     logging.getLogger("mlflow").setLevel(logging.ERROR)

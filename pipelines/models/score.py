@@ -7,6 +7,11 @@ interval, in any region and process, then uses the claimed release. A promotion 
 takes effect only after every claimed interval (checked against the log at its commit), so
 an interval is never scored with two releases, however the commits interleave.
 
+Where region workers may not write the control plane (a deployment's IAM), the claim is made
+once on the control queue (:func:`claim`, the scoring DAG's ``release_in_force`` task) and
+each region scores with ``claimed=<release id>``: the log is only read, and the interval must
+be claimed with exactly that release (:func:`claimed_release`), else nothing is scored.
+
 :func:`score` returns the scores (one row per key, each with ``release_id`` and
 ``model_version``); :func:`score_interval` also writes them to the region's scores table
 ``<root>/<pipeline>/<region>/scores/<model>``, partitioned by interval (an idempotent
@@ -31,7 +36,14 @@ import polars as pl
 
 from pipelines.certify import read_certified
 from pipelines.errors import CertificationError
-from pipelines.models.log import Release, append_decision, claims, find_release, release_in_force
+from pipelines.models.log import (
+    Release,
+    append_decision,
+    claims,
+    find_release,
+    read_log,
+    release_in_force,
+)
 from pipelines.models.registry import load_model, models_spec
 from pipelines.models.train import features_frame
 from pipelines.spec import PipelineSpec, partition_columns
@@ -42,11 +54,13 @@ from pipelines.storage import TableRef, fingerprint, read_table, write_interval
 SCORES_LAYER = "scores"
 
 
-def claim(spec: PipelineSpec, interval: str, region: str, *, root: str | None = None) -> Release:
+def claim(spec: PipelineSpec, interval: str, region: str = "", *, root: str | None = None,
+          who: str | None = None) -> Release:
     """The release ``interval`` is scored with in every region: the claimed one, else the
-    release in force for it, claimed now (one commit, decided on the log it lands on)."""
+    release in force for it, claimed now (one commit, decided on the log it lands on).
+    ``region``: the region claiming it ('' when one control task claims it for every region)."""
     key = spec.interval_at(interval).key
-    who = settings().who()
+    who = who or settings().who()
 
     def build(log: list[Release], v: int) -> dict[str, Any] | None:
         if key in claims(log):
@@ -58,7 +72,7 @@ def claim(spec: PipelineSpec, interval: str, region: str, *, root: str | None = 
         iv = spec.interval_at(key)
         return {"release_id": chosen.release_id, "model_version": chosen.model_version,
                 "feature_version": chosen.feature_version, "plan_hash": chosen.plan_hash, "effective_from": key,
-                "effective_start": iv.start, "who": who, "why": f"{region} scores {key}", "kind": "claim",
+                "effective_start": iv.start, "who": who, "why": f"{region or 'every region'} scores {key}", "kind": "claim",
                 "target": chosen.release_id, "released_at": datetime.now(UTC), "interval": key, "region": region}
 
     row, before = append_decision(spec, build, root=root)
@@ -66,16 +80,38 @@ def claim(spec: PipelineSpec, interval: str, region: str, *, root: str | None = 
     return find_release(spec, chosen_id, log=before, root=root)
 
 
+def claimed_release(spec: PipelineSpec, interval: str, release_id: str, *, root: str | None = None) -> Release:
+    """The release ``interval`` was claimed with, which must be ``release_id`` (the release log
+    read, never written): a region scoring what its control task claimed."""
+    key = spec.interval_at(interval).key
+    log = read_log(spec, root=root)
+    found = claims(log).get(key)
+    if found is None:
+        raise CertificationError(f"{spec.name}: {key} is not claimed: its release is claimed once for every region "
+                                 "(the scoring DAG's release_in_force task) before a region scores it",
+                                 retryable=False)
+    if found.release_id != release_id:
+        raise CertificationError(f"{spec.name}: {key} is claimed with {found.release_id}, not {release_id}: "
+                                 "an interval is scored with one release", retryable=False)
+    return find_release(spec, release_id, log=log)
+
+
 def score(spec: PipelineSpec, interval: str, region: str, *, release: str | None = None,
-          root: str | None = None) -> pl.DataFrame:
+          claimed: str | None = None, root: str | None = None) -> pl.DataFrame:
     """Score ``region``'s certified ``interval`` with the release it is scored with in every
-    region (:func:`claim`), or replay it with ``release`` (no claim)."""
+    region (:func:`claim`; ``claimed``: the release it was claimed with, the log only read),
+    or replay it with ``release`` (no claim)."""
     ms = models_spec(spec)
     key = spec.interval_at(interval).key
     # certified first: an interval is claimed only once it can be scored. Rows in the order of
     # the certified version's files (listed sorted): a replay meets them in the same order
     data = read_certified(spec, ms.feature_table, region, at=key, root=root).collect()
-    chosen = find_release(spec, release, root=root) if release else claim(spec, key, region, root=root)
+    if release:
+        chosen = find_release(spec, release, root=root)
+    elif claimed:
+        chosen = claimed_release(spec, key, claimed, root=root)
+    else:
+        chosen = claim(spec, key, region, root=root)
     found = sorted(str(v) for v in data["feature_version"].unique()) if "feature_version" in data.columns else []
     if found and found != [chosen.feature_version]:
         raise CertificationError(f"{spec.name}: {region} {key} holds feature version(s) {found}; release "
@@ -93,10 +129,12 @@ def scores_uri(spec: PipelineSpec, region: str, root: str | None = None) -> str:
     return spec.table_uri(region, SCORES_LAYER, models_spec(spec).name, root)
 
 
-def score_interval(spec: PipelineSpec, interval: str, region: str, *, root: str | None = None) -> TableRef:
-    """Score ``region``'s certified ``interval`` through its release and replace its partition
-    of the scores table (idempotent: the same release and scores are not written again)."""
-    return write_scores(spec, score(spec, interval, region, root=root), root=root)
+def score_interval(spec: PipelineSpec, interval: str, region: str, *, claimed: str | None = None,
+                   root: str | None = None) -> TableRef:
+    """Score ``region``'s certified ``interval`` through its release (``claimed``: the one it
+    was claimed with, see :func:`score`) and replace its partition of the scores table
+    (idempotent: the same release and scores are not written again)."""
+    return write_scores(spec, score(spec, interval, region, claimed=claimed, root=root), root=root)
 
 
 def write_scores(spec: PipelineSpec, frame: pl.DataFrame, *, root: str | None = None) -> TableRef:

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from pipelines.models import release_in_force, releases
+from pipelines.models import evaluations, read_log, release_in_force, releases
 from pipelines.runner import run_interval
 from pipelines.spec import Interval, PipelineSpec, load_spec
 from tests.airflow.test_dag_run import asset_events
@@ -112,6 +112,9 @@ def test_release_dag_promotes_and_scoring_uses_the_release_in_force(lake: Pipeli
     shadows = returned(dr, "shadow")
     assert sorted(s["region"] for s in shadows) == sorted(lake.regions)
     assert all(s["interval"] == DAYS[-1] and s["rows"] > 0 and 0 < s["score_mean"] < 1 for s in shadows), shadows
+    # the shadow tasks returned their metrics; the control task `evaluate` recorded them, once each
+    recorded = evaluations(lake, version=first.model_version)
+    assert sorted(recorded["score_hash"].to_list()) == sorted(s["score_hash"] for s in shadows)
 
     # the next day certifies; the scoring DAG scores it with the release in force for it
     assert run_interval(lake, Interval.for_date(NEXT)).decision.certified  # type: ignore[union-attr]
@@ -122,6 +125,9 @@ def test_release_dag_promotes_and_scoring_uses_the_release_in_force(lake: Pipeli
     assert summary["interval"] == NEXT and summary["release_id"] == first.release_id
     assert set(summary["regions"]) == set(lake.regions) and summary["rows"] > 0
     assert {tuple(r["release_id"]) for r in summary["regions"].values()} == {(first.release_id,)}
+    # claimed once, by the control task for every region (region tasks only read the log)
+    [claimed] = [r for r in read_log(lake) if r.kind == "claim" and r.interval == NEXT]
+    assert claimed.region == "" and claimed.release_id == first.release_id and claimed.who.startswith("airflow:")
     # a second release run evaluates on NEXT, shadow-scores beside the release in force, promotes from the 5th
     dr = release_dag.test(logical_date=datetime(2026, 1, 5, 1, tzinfo=UTC), run_conf={"why": "retrained"})
     assert dr.state == "success"

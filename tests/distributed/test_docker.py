@@ -21,6 +21,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -110,7 +111,7 @@ def _image_exists(name: str) -> bool:
 
 def test_deployed_spec_is_the_flagship_with_buckets_and_queues() -> None:
     """docker/dags/fraud_features.yaml differs from dags/fraud_features.yaml only where a
-    deployment must: storage, airflow (queues), where the suites are mounted and governance
+    deployment must: storage, the model registry, airflow (queues), where the suites are mounted and governance
     (the quickstart is ungoverned; the deployment decides through Airflow only, with two
     approvals, 12 region operators and an admin), alerts (the deployment's alert sink) and
     the retry delay (a killed worker's task is retried within a minute)."""
@@ -124,11 +125,34 @@ def test_deployed_spec_is_the_flagship_with_buckets_and_queues() -> None:
     for d in (deployed, flagship):
         d.pop("storage")
         d["validation"].pop("suites_dir", None)
+    # the registry: the deployment's PostgreSQL and control bucket (the quickstart: SQLite under the control root)
+    assert deployed["models"].pop("registry_uri").endswith("@${LOCKSTEP_POSTGRES_HOST:-postgres}:5432/mlflow")
+    assert deployed["models"].pop("artifact_location") == "s3://${LOCKSTEP_BUCKET_PREFIX:-lockstep}-control/mlflow"
     assert deployed["airflow"].pop("retry_delay") == "20s"
     flagship["airflow"].pop("retry_delay")
     assert {k: v for k, v in deployed.pop("airflow").items() if k not in ("queues", "task_granularity")} == \
         flagship.pop("airflow")
     assert deployed == flagship
+
+
+def test_deployed_model_dags_write_the_control_plane_from_the_control_queue() -> None:
+    """docker/dags holds the release DAG and the scoring DAG built from the deployed spec: what
+    writes the control plane (train, evaluate, promote, the scoring claim) runs on `control`,
+    each region group's shadow and scoring tasks on its own queue (keys that only read it)."""
+    from pipelines.airflow import build_release_dag, build_scoring_dag
+
+    spec = REPO / "docker" / "dags" / "fraud_features.yaml"
+    assert "pipelines.airflow import build_scoring_dag" in (REPO / "docker" / "dags" / "fraud_model_scoring.py").read_text()
+    assert "build_release_dag" in (REPO / "docker" / "dags" / "fraud_features_release.py").read_text()
+    scoring = build_scoring_dag(spec, dag_id="fraud_model_scoring")
+    assert {t.task_id: t.queue for t in scoring.tasks} == {
+        "release_in_force": "control", "score_regions_eu": "regions-eu", "score_regions_am": "regions-am",
+        "score_regions_ap": "regions-ap", "scored": "control"}
+    release = build_release_dag(spec)
+    assert release.dag_id == "fraud_features_release"
+    assert {t.task_id: t.queue for t in release.tasks} == {
+        "plan": "control", "train": "control", "shadow_regions_eu": "regions-eu", "shadow_regions_am": "regions-am",
+        "shadow_regions_ap": "regions-ap", "evaluate": "control", "promote": "control"}
 
 
 def _compose_cmd(project: str, env_file: Path) -> list[str]:
@@ -149,7 +173,14 @@ def test_compose_deployment_certifies_an_interval_and_runs_the_consumer(dockerd:
       the interval certifies, no row duplicated, the consumer runs;
     * the view and ``lockstep status`` answer from the control plane; a region key cannot forge
       a certification and a bogus key gets nothing; task logs are in object storage; a Lockstep
-      metric reached the StatsD receiver; ``--scale worker-eu=2`` works after the run.
+      metric reached the StatsD receiver; ``--scale worker-eu=2`` works after the run;
+    * issue 20's deployment: the scoring DAG refuses the interval (no release in force); a model
+      trained on it (the control worker's CLI, handed the regions' read keys) is shadow-scored in
+      every region on its queue and promoted by the release DAG; the interval's scoring run,
+      cleared, scores every region with that one release (every score row carries it); the
+      version is in the PostgreSQL database ``mlflow`` and its artifact in the control bucket.
+      The DAGs folder is docker/dags with the promotion gate's window at one day (the test
+      certifies one; the deployed spec wants five).
     """
     import boto3
     import httpx
@@ -170,12 +201,20 @@ def test_compose_deployment_certifies_an_interval_and_runs_the_consumer(dockerd:
     _run(str(REPO / "docker" / "build-images.sh"), env=env, log=log, timeout=3600)
     built = time.monotonic() - t0
     port, s3_port, statsd_port = free_port(), free_port(), free_port()
+    # docker/dags as they are, but for the promotion gate's evaluation window: the deployed spec
+    # wants 5 certified days, the test certifies one (its DAGs folder: LOCKSTEP_DAGS, as .env may set)
+    dags = tmp_path / "dags"
+    shutil.copytree(REPO / "docker" / "dags", dags, ignore=shutil.ignore_patterns("__pycache__"))
+    deployed = (dags / "fraud_features.yaml").read_text()
+    gate = "  promotion:\n    window: 5 "
+    assert deployed.count(gate) == 1
+    (dags / "fraud_features.yaml").write_text(deployed.replace(gate, "  promotion:\n    window: 1 "))
     env_file = tmp_path / ".env"   # README: cp docker/.env.example docker/.env, then its ports
     env_file.write_text((REPO / "docker" / ".env.example").read_text() + "\n".join([
         # the api-server listens on the port it is published on: the view's re-run route calls
         # the api-server back at the address it was reached on
         "", f"AIRFLOW_PORT={port}", f"AIRFLOW_PUBLISH=127.0.0.1:{port}", f"S3_PUBLISH=127.0.0.1:{s3_port}",
-        f"STATSD_PUBLISH=127.0.0.1:{statsd_port}", "WORKER_CONCURRENCY=1", ""]))
+        f"STATSD_PUBLISH=127.0.0.1:{statsd_port}", "WORKER_CONCURRENCY=1", f"LOCKSTEP_DAGS={dags}", ""]))
     project = f"lockstep-test-{uuid.uuid4().hex[:8]}"
     compose = _compose_cmd(project, env_file)
     password = (secrets_dir / "admin_password").read_text().strip()
@@ -315,7 +354,7 @@ def test_compose_deployment_certifies_an_interval_and_runs_the_consumer(dockerd:
         metrics = httpx.get(f"http://127.0.0.1:{statsd_port}/metrics", timeout=10).text
         assert f"airflow_lockstep_{PIPELINE}_gate_certified_total" in metrics, metrics[:3000]
 
-        # the consumer ran on the certified interval
+        # the consumer (the scoring DAG) ran on the certified interval: no release in force yet, it says so
         def consumed() -> dict | None:  # type: ignore[type-arg]
             for r in client.dag_runs("fraud_model_scoring", run_type="asset_triggered"):
                 events = client.upstream_asset_events("fraud_model_scoring", r["dag_run_id"])
@@ -324,7 +363,60 @@ def test_compose_deployment_certifies_an_interval_and_runs_the_consumer(dockerd:
             return None
 
         consumer = wait("the consumer's run", consumed, timeout=600)
-        assert consumer["state"] == "success", client.describe_run("fraud_model_scoring", consumer["dag_run_id"])
+        scoring_run = consumer["dag_run_id"]
+        assert consumer["state"] == "failed", client.describe_run("fraud_model_scoring", scoring_run)
+        assert f"no release in force for {interval}" in client.task_log("fraud_model_scoring", scoring_run,
+                                                                       "release_in_force")
+
+        # the model: trained where every region's certified features may be read (the control
+        # worker's CLI, handed the region groups' keys for it: its own reads no regional bucket),
+        # on the one certified day; then the release DAG shadow-scores it in every region on the
+        # region's queue, evaluates and promotes it on the control queue, in force from that day
+        model_started = time.monotonic()
+        readers: list[str] = []
+        for group in ("eu", "am", "ap"):
+            key_id, secret = keys(f"s3-keys-regions-{group}")
+            readers += ["-e", f"LOCKSTEP_{group.upper()}_KEY_ID={key_id}", "-e", f"LOCKSTEP_{group.upper()}_SECRET={secret}"]
+        # the spec's training window (3 days) ends with the one certified day: the two before it excluded
+        window = [(date.fromisoformat(interval) - timedelta(days=d)).isoformat() for d in (2, 1)]
+        trained = json.loads(_run("docker", "exec", *readers, control, "lockstep", "release", "train",  # (keys: no log)
+                                  "/opt/airflow/dags/fraud_features.yaml", "--until", interval,
+                                  *(a for day in window for a in ("--exclude", day)), "--json"))
+        release_run = client.trigger("fraud_features_release", conf={
+            "version": trained["version"], "interval": interval, "effective_from": interval, "why": "docker test"})
+        assert wait(f"release run {release_run}", lambda: client.dag_run("fraud_features_release", release_run)[
+            "state"] in ("success", "failed") and client.dag_run("fraud_features_release", release_run)["state"],
+            timeout=900) == "success", client.describe_run("fraud_features_release", release_run)
+        released = client.xcom("fraud_features_release", release_run, "promote")
+        assert released["model_version"] == trained["version"] and released["effective_from"] == interval, released
+        shadows = [t for t in client.task_instances("fraud_features_release", release_run)
+                   if t["task_id"].startswith("shadow_")]
+        assert len(shadows) == len(spec.regions) and {t["queue"] for t in shadows} == {
+            "regions-eu", "regions-am", "regions-ap"}, shadows
+
+        # the interval scored again (its failed run cleared): one release claimed on the control
+        # queue, every region scored with it on its own queue, every score row carrying it
+        client.clear_tasks("fraud_model_scoring", scoring_run, ["release_in_force"])
+        assert wait(f"scoring run {scoring_run} again", lambda: client.dag_run(
+            "fraud_model_scoring", scoring_run)["state"] in ("success", "failed") and client.dag_run(
+            "fraud_model_scoring", scoring_run)["state"], timeout=900) == "success", \
+            client.describe_run("fraud_model_scoring", scoring_run)
+        scored = client.xcom("fraud_model_scoring", scoring_run, "scored")
+        assert scored["interval"] == interval and scored["release_id"] == released["release_id"], scored
+        assert set(scored["regions"]) == set(spec.regions) and scored["rows"] > 0
+        for region in spec.regions:
+            rows = read_table(spec.table_uri(region, "scores", "fraud_model"), partition={"ds": interval},
+                              storage_options=opts).select("release_id", "model_version").collect()
+            assert rows.height > 0 and rows.unique().rows() == [(released["release_id"], trained["version"])], region
+        # the version in the deployment's PostgreSQL (database mlflow), its artifact in the control bucket
+        postgres = _run("docker", "ps", "-q", "--filter", f"label=com.docker.compose.project={project}",
+                        "--filter", "label=com.docker.compose.service=postgres").split()[0]
+        versions = _run("docker", "exec", postgres, "psql", "-U", "airflow", "-d", "mlflow", "-tAc",
+                        "SELECT name, version FROM model_versions").split()
+        assert versions == [f"fraud_model|{trained['version']}"], versions
+        artifacts = s3("s3", admin).list_objects_v2(Bucket="lockstep-control", Prefix="mlflow/")  # type: ignore[attr-defined]
+        assert any(o["Key"].endswith("/model.pkl") for o in artifacts.get("Contents", [])), artifacts
+        model_s = time.monotonic() - model_started
 
         # scale out after the run (s3-init runs again and keeps its keys)
         _run(*compose, "up", "-d", "--scale", "worker-eu=2", env=env, log=log, timeout=600)
@@ -333,6 +425,7 @@ def test_compose_deployment_certifies_an_interval_and_runs_the_consumer(dockerd:
         assert len(workers) == 2, workers
         print(f"\nimages {built:.0f} s; up {up:.0f} s; interval with {DOWN} down blocked in {blocked_s:.0f} s; "
               f"re-run certified in {recovered_s:.0f} s (killed task retried {retry_s:.0f} s after the crash); "
+              f"model trained, released and the interval scored in {model_s:.0f} s; "
               f"total {time.monotonic() - t0:.0f} s")
     finally:
         subprocess.run([*compose, "down", "-v", "--remove-orphans"], env=env, capture_output=True, timeout=600,

@@ -159,6 +159,58 @@ def test_releases_promote_score_rollback_and_replay(lake: tuple[PipelineSpec, st
     assert replayed.equals(scored_t3.select(replayed.columns))
     assert score_hash(score(spec, DAYS[3], region, release=r1.release_id, root=root)) != score_hash(scored_t4)
 
+    # a region scoring what one control task claimed (a deployment's region keys only read the
+    # log): exactly the claimed release, no commit; an unclaimed interval or another release: refused
+    before = len(read_log(spec, root=root))
+    claimed = score(spec, DAYS[2], spec.regions[1], claimed=r1.release_id, root=root)
+    assert claimed["release_id"].unique().to_list() == [r1.release_id]
+    assert score_hash(claimed.sort("txn_id")) == score_hash(
+        score(spec, DAYS[2], spec.regions[1], release=r1.release_id, root=root).sort("txn_id"))
+    with pytest.raises(CertificationError, match=f"{DAYS[2]} is claimed with {r1.release_id}, not {r2.release_id}"):
+        score_interval(spec, DAYS[2], region, claimed=r2.release_id, root=root)
+    with pytest.raises(CertificationError, match=f"{DAYS[0]} is not claimed: its release is claimed once"):
+        score_interval(spec, DAYS[0], region, claimed=r1.release_id, root=root)
+    assert len(read_log(spec, root=root)) == before
+    # the control task's claim: one commit for every region ('' region), the claimed release returned
+    from pipelines.release_flow import scoring_interval
+
+    assert scoring_interval(spec, DAYS[3], claim=True, root=root)["release_id"] == r2.release_id  # claimed already
+    assert len(read_log(spec, root=root)) == before
+
+
+def test_shadow_metrics_write_nothing_and_are_recorded_on_the_control_plane(lake: tuple[PipelineSpec, str]) -> None:
+    """What a region's shadow task computes (nothing written) and what the control task records
+    (checked first: a row of another region or model writes nothing)."""
+    from pipelines.errors import SpecError
+    from pipelines.models import record_shadows, shadow_metrics
+    from pipelines.release_flow import evaluate
+    from pipelines.release_flow import shadow_score as shadow_step
+
+    spec, root = lake
+    trained = train(spec, until=DAYS[1], root=root)
+    rows = [shadow_step(spec, trained.version, DAYS[3], region, root=root) for region in spec.regions]
+    assert evaluations(spec, version=trained.version, root=root).height == 0
+    again = shadow_metrics(spec, trained.version, DAYS[3], spec.regions[0], root=root)
+    assert {k: v for k, v in rows[0].items() if k != "recorded_at"} == {k: v for k, v in again.items()
+                                                                         if k != "recorded_at"}
+    bad = [rows[0], {**rows[1], "region": "mars"}]
+    with pytest.raises(SpecError, match="shadow evaluation 1 is not one of .* region 'mars'"):
+        record_shadows(spec, bad, root=root)
+    with pytest.raises(CertificationError, match="shadow evaluations of version"):
+        evaluate(spec, "999", rows, until=DAYS[3], root=root)
+    assert evaluations(spec, version=trained.version, root=root).height == 0
+    evaluation = evaluate(spec, trained.version, rows, until=DAYS[3], root=root)
+    recorded = evaluations(spec, version=trained.version, root=root)
+    assert sorted(recorded["region"].to_list()) == sorted(spec.regions)
+    assert recorded["score_hash"].to_list() == [r["score_hash"] for r in rows]
+    assert set(evaluation["regions"]) == set(spec.regions)
+    # a version trained elsewhere, taken by the release DAG's conf `version` instead of training
+    from pipelines.release_flow import registered_candidate
+
+    taken = registered_candidate(spec, trained.version, root=root)
+    assert (taken["version"], taken["generations"], taken["feature_version"]) == (
+        trained.version, trained.generations, trained.feature_version)
+
 
 def test_gate_metrics_psi_and_auc_against_the_release_in_force(lake: tuple[PipelineSpec, str]) -> None:
     spec, root = lake
