@@ -22,6 +22,7 @@ from pipelines.validation.native.plan import (
     _number,
     _Plan,
 )
+from pipelines.validation.native.strings import few_distinct
 from pipelines.validation.suites import Expectation
 
 
@@ -117,7 +118,7 @@ def _agg_plan(frame: pl.DataFrame, e: Expectation, kw: dict[str, Any], tag: str)
     if t == "expect_column_values_to_be_of_type":
         return _of_type_plan(frame, c, kw)
     if t == "expect_column_distinct_values_to_be_in_set":
-        return _distinct_plan(c, kw, tag)
+        return _distinct_plan(frame, c, kw, tag)
     _need(c.kind in (INT, FLOAT), f"column {c.name!r} ({c.dtype}) is not numeric as pandas sees it")
     if t == "expect_column_quantile_values_to_be_between":
         qr = kw["quantile_ranges"]
@@ -171,17 +172,18 @@ def _agg_plan(frame: pl.DataFrame, e: Expectation, kw: dict[str, Any], tag: str)
     return _Plan([expr.alias(tag)], finish)
 
 
-def _distinct_plan(c: _Col, kw: dict[str, Any], tag: str) -> _Plan:
+def _distinct_plan(frame: pl.DataFrame, c: _Col, kw: dict[str, Any], tag: str) -> _Plan:
     _need(c.kind in (INT, FLOAT, STR), f"column {c.name!r} ({c.dtype}) is not run natively")
     value_set = kw.get("value_set")
     _need(isinstance(value_set, list), "value_set is not a list")
     v = c.value.cast(pl.Float64) if c.kind == FLOAT else c.value
+    few = few_distinct(frame, c)  # a string column with few values: known without a hash of every row
 
     def finish(row: dict[str, Any]) -> dict[str, Any]:
         import_gx()
         from great_expectations.constants import MAX_DISTINCT_VALUES
 
-        column_set = set(row[tag] or [])
+        column_set = set(row[tag] or []) if few is None else set(few.to_list())
         not_in = list(column_set - set(value_set or []))
         try:
             not_in = sorted(not_in)
@@ -190,7 +192,7 @@ def _distinct_plan(c: _Col, kw: dict[str, Any], tag: str) -> _Plan:
         return {"success": not not_in, "result": {"observed_value": None, "unexpected_count": len(not_in),
                                                   "partial_unexpected_list": not_in[:MAX_DISTINCT_VALUES]}}
 
-    return _Plan([v.drop_nulls().unique(maintain_order=True).implode().alias(tag)], finish)
+    return _Plan([] if few is not None else [v.drop_nulls().unique(maintain_order=True).implode().alias(tag)], finish)
 
 
 def _of_type_plan(frame: pl.DataFrame, c: _Col, kw: dict[str, Any]) -> _Plan:
