@@ -81,13 +81,22 @@ def _ranked(c: _Col, n: int, k: int) -> pl.Expr:
 
 def _ranks(n: int, qs: list[float], method: str) -> list[int]:
     """The positions in the sorted values numpy's ``quantile(method=...)`` (what pandas and
-    so GX call) picks for ``qs`` over ``n`` values: numpy's own index arithmetic, run on
-    ``0..n-1`` so the value it returns is the index itself."""
+    so GX call) picks for ``qs`` over ``n`` values: numpy's own index function for the method
+    (its ``_QuantileMethods`` table: the rank is the "virtual index" numpy takes), else numpy's
+    quantile run on ``0..n-1`` so the value it returns is the index itself (O(n))."""
     import numpy as np
 
     if n == 0:
         return [0 for _ in qs]
-    picked = np.quantile(np.arange(n, dtype=np.float64), np.asarray(qs, dtype=np.float64), method=method)  # type: ignore[call-overload]  # method is one of numpy's names
+    quantiles = np.asarray(qs, dtype=np.float64)
+    try:
+        from numpy.lib._function_base_impl import _QuantileMethods  # type: ignore[attr-defined]
+
+        picked = np.asanyarray(_QuantileMethods[method]["get_virtual_index"](n, quantiles))
+        if not np.issubdtype(picked.dtype, np.integer):
+            raise TypeError(picked.dtype)
+    except (ImportError, KeyError, TypeError):
+        picked = np.quantile(np.arange(n, dtype=np.float64), quantiles, method=method)  # type: ignore[call-overload]  # method is one of numpy's names
     return [int(i) for i in np.atleast_1d(picked)]
 
 
