@@ -22,7 +22,7 @@ from pipelines.validation.native.plan import (
     _number,
     _Plan,
 )
-from pipelines.validation.native.strings import few_distinct
+from pipelines.validation.native.strings import candidates, covers
 from pipelines.validation.suites import Expectation
 
 
@@ -186,13 +186,21 @@ def _distinct_plan(frame: pl.DataFrame, c: _Col, kw: dict[str, Any], tag: str) -
     value_set = kw.get("value_set")
     _need(isinstance(value_set, list), "value_set is not a list")
     v = c.value.cast(pl.Float64) if c.kind == FLOAT else c.value
-    few = few_distinct(frame, c)  # a string column with few values: known without a hash of every row
+    # a string column whose first rows hold few values: they are all its values when every
+    # row equals one of them (equalities, no hash of every row); else its distinct values
+    seen = candidates(frame, c)
+    distinct = v.drop_nulls().unique(maintain_order=True).implode()
 
     def finish(row: dict[str, Any]) -> dict[str, Any]:
         import_gx()
         from great_expectations.constants import MAX_DISTINCT_VALUES
 
-        column_set = set(row[tag] or []) if few is None else set(few.to_list())
+        if seen is None:
+            column_set = set(row[tag] or [])
+        elif row[tag]:
+            column_set = set(seen.to_list())
+        else:
+            column_set = set(frame.select(distinct).item().to_list())
         not_in = list(column_set - set(value_set or []))
         try:
             not_in = sorted(not_in)
@@ -201,7 +209,7 @@ def _distinct_plan(frame: pl.DataFrame, c: _Col, kw: dict[str, Any], tag: str) -
         return {"success": not not_in, "result": {"observed_value": None, "unexpected_count": len(not_in),
                                                   "partial_unexpected_list": not_in[:MAX_DISTINCT_VALUES]}}
 
-    return _Plan([] if few is not None else [v.drop_nulls().unique(maintain_order=True).implode().alias(tag)], finish)
+    return _Plan([(distinct if seen is None else covers(c, seen)).alias(tag)], finish)
 
 
 def _of_type_plan(frame: pl.DataFrame, c: _Col, kw: dict[str, Any]) -> _Plan:

@@ -37,7 +37,7 @@ from pipelines.validation.native.plan import (
     _within,
     conditioned,
 )
-from pipelines.validation.native.strings import STRING_TYPES, string_test
+from pipelines.validation.native.strings import STRING_TYPES, StringTest, string_test
 from pipelines.validation.suites import Expectation
 
 
@@ -94,13 +94,17 @@ def _duplicated_count(frame: pl.DataFrame, c: _Col) -> int:
 def _bad_expr(frame: pl.DataFrame, e: Expectation, kw: dict[str, Any]) -> tuple[pl.Expr, pl.Expr | None]:
     """(rows the expectation rejects, rows it does not consider) - the second is None for
     the null expectations, which consider every row."""
-    return _rejected(frame, e, kw)[:2]
+    bad, out, test = _rejected(frame, e, kw)
+    if test is not None:
+        c = test.c
+        return test.exact().mask & ~c.missing, out
+    return bad, out
 
 
 def _rejected(frame: pl.DataFrame, e: Expectation,
-              kw: dict[str, Any]) -> tuple[pl.Expr, pl.Expr | None, list[pl.Expr] | None]:
-    """:func:`_bad_expr`, and for a string expectation the count of rejected rows as one
-    expression per part of the column (parts run side by side; None: ``mask.sum()``)."""
+              kw: dict[str, Any]) -> tuple[pl.Expr, pl.Expr | None, StringTest | None]:
+    """:func:`_bad_expr`, except that a string expectation's rows come as its
+    :class:`StringTest` (its mask exact only when its guard holds)."""
     if e.type == "expect_compound_columns_to_be_unique":
         cols = [_col(frame, n) for n in kw["column_list"]]
         for c in cols:
@@ -140,7 +144,7 @@ def _rejected(frame: pl.DataFrame, e: Expectation,
         bad = inside if e.type == "expect_column_values_to_not_be_in_set" else ~inside
     elif e.type in STRING_TYPES:
         test = string_test(frame, c, e.type, kw)
-        return test.mask & ~c.missing, c.missing, test.counts
+        return test.mask & ~c.missing, c.missing, test
     else:  # pragma: no cover - guarded by supports()
         raise NotNative(e.type)
     return bad.fill_null(False) & ~c.missing, c.missing, None
@@ -176,14 +180,16 @@ def _summary() -> dict[str, Any]:
 
 def _map_plan(frame: pl.DataFrame, e: Expectation, kw: dict[str, Any], tag: str,
               positions: list[int] | None = None) -> _Plan:
-    bad, considered_out, counts = _rejected(frame, e, kw)
+    bad, considered_out, test = _rejected(frame, e, kw)
     unique_col = _col(frame, kw["column"]) if e.type == "expect_column_values_to_be_unique" else None
     # uniqueness is proven first by one comparison per row; counted only when that fails
     if unique_col is not None:
         exprs = [_strictly_monotonic(frame, unique_col).alias(f"{tag}_bad")]
     else:
-        exprs = [x.alias(f"{tag}_bad{i}") for i, x in enumerate(counts or [bad.sum()])]
+        exprs = [x.alias(f"{tag}_bad{i}") for i, x in enumerate(test.counts if test else [bad.sum()])]
     n_parts = len(exprs)
+    if test is not None and test.guard is not None:
+        exprs.append(test.guard.alias(f"{tag}_guard"))
     if considered_out is not None:
         exprs.append(considered_out.sum().alias(f"{tag}_out"))
     mostly = kw.get("mostly")
@@ -194,17 +200,23 @@ def _map_plan(frame: pl.DataFrame, e: Expectation, kw: dict[str, Any], tag: str,
         import_gx()
         from great_expectations.expectations.expectation import _format_map_output, _mostly_success
 
-        if unique_col is None:
-            unexpected = sum(int(row[f"{tag}_bad{i}"]) for i in range(n_parts))
-        else:
+        rejected = bad
+        if unique_col is not None:
             unexpected = 0 if row[f"{tag}_bad"] else _duplicated_count(frame, unique_col)
+        elif test is not None and test.guard is not None and not row[f"{tag}_guard"]:
+            # a value the first rows did not show: this expectation on every row
+            direct = test.direct()
+            rejected = direct.mask & ~direct.c.missing
+            unexpected = int(frame.select(rejected.sum()).item())
+        else:
+            unexpected = sum(int(row[f"{tag}_bad{i}"]) for i in range(n_parts))
         nonnull = None if considered_out is None else n - int(row[f"{tag}_out"])
         considered = n if nonnull is None else nonnull
         success = considered == 0 or _mostly_success(considered, unexpected, mostly)
         values: list[Any] = []
         index: list[int] = []
         if unexpected:
-            values, index = _partial(frame, e, kw, bad)
+            values, index = _partial(frame, e, kw, rejected)
             if positions is not None:  # rows a row_condition kept: GX reports their original index
                 index = [positions[i] for i in index]
         return _format_map_output(result_format=_summary(), success=success, element_count=n, nonnull_count=nonnull,

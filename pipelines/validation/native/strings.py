@@ -5,9 +5,10 @@ the rows split in as many parts as polars has threads so that the parts run side
 in the executor's one ``select``.
 
 A column has *few distinct values* when the first :data:`SAMPLE` rows hold at most
-:data:`SMALL_SET` of them and every other row equals one of those (a few equality passes,
-no hash of every row); a regex then runs once per distinct value and each row costs a few
-equalities.
+:data:`SMALL_SET` of them and every other row equals one of those: the regex runs once per
+distinct value, each row costs a few equalities, and the check that no other value occurs
+(a few equality passes, no hash of every row) is one more aggregate of the same ``select``;
+when it fails, that expectation alone is re-run on every row.
 """
 
 from __future__ import annotations
@@ -41,21 +42,21 @@ def one_of(c: _Col, values: pl.Series | list[Any]) -> pl.Expr:
                             pl.when(c.raw.is_null()).then(None).otherwise(pl.lit(False)))
 
 
-def few_distinct(frame: pl.DataFrame, c: _Col) -> pl.Series | None:
-    """The distinct present values of a string column that has at most ``SMALL_SET`` of them,
-    else None. The values of the first ``SAMPLE`` rows are taken as the candidates and every
-    row is checked to equal one of them (equalities, not a hash of every row); only when a
-    later row holds another value is the column hashed whole."""
+def candidates(frame: pl.DataFrame, c: _Col) -> pl.Series | None:
+    """The distinct present values of the first ``SAMPLE`` rows of a string column, when
+    there are at most ``SMALL_SET`` of them and the column is long enough for that to pay;
+    else None. They are all of the column's values when :func:`covers` holds."""
     s = frame.get_column(c.name)
     if c.kind != STR or s.len() < 4 * SAMPLE:
         return None
     seen = s.head(SAMPLE).drop_nulls().unique()
-    if seen.len() > SMALL_SET:
-        return None
-    if seen.len() and frame.select(one_of(c, seen).all()).item():  # nulls ignored: they are no value
-        return seen
-    distinct = s.unique().drop_nulls()
-    return distinct if distinct.len() <= SMALL_SET else None
+    return seen if 0 < seen.len() <= SMALL_SET else None
+
+
+def covers(c: _Col, seen: pl.Series) -> pl.Expr:
+    """Whether every present value of the column is one of ``seen`` (equalities, not a hash
+    of every row; nulls are ignored by ``all``)."""
+    return one_of(c, seen).all()
 
 
 def patterns(c: _Col, e_type: str, kw: dict[str, Any]) -> list[str]:
@@ -109,18 +110,34 @@ def parts(n: int) -> list[tuple[int, int]]:
 
 
 class StringTest:
-    """A string expectation's rejected rows: ``mask`` over the whole column, and ``counts``
-    (one expression per part, their sum the number of rejected rows)."""
+    """A string expectation's rejected rows: ``mask`` over the whole column and ``counts``
+    (one expression per part, their sum the number of rejected rows), both exact when
+    ``guard`` (an aggregate, None: always) is true. A guarded test assumes the column holds
+    only the values of its first rows and tests those once each; when the guard is false,
+    :meth:`direct` is the test of every row."""
 
-    def __init__(self, frame: pl.DataFrame, c: _Col, rejects: Callable[[pl.Expr], pl.Expr]) -> None:
-        distinct = few_distinct(frame, c)
-        if distinct is None:
+    def __init__(self, frame: pl.DataFrame, c: _Col, rejects: Callable[[pl.Expr], pl.Expr], *,
+                 sample: bool = True) -> None:
+        self.frame, self.c, self.rejects = frame, c, rejects
+        seen = candidates(frame, c) if sample else None
+        self.guard: pl.Expr | None = None
+        if seen is None:
             self.mask = rejects(c.raw).fill_null(False)
             self.counts = [rejects(c.raw.slice(lo, n)).fill_null(False).sum() for lo, n in parts(frame.height)]
         else:  # the test once per distinct value, then a few equalities per row
-            bad = distinct.to_frame("v").filter(rejects(pl.col("v"))).get_column("v")
+            bad = seen.to_frame("v").filter(rejects(pl.col("v")).fill_null(False)).get_column("v")
+            self.guard = covers(c, seen)
             self.mask = one_of(c, bad).fill_null(False)
             self.counts = [self.mask.sum()]
+
+    def direct(self) -> StringTest:
+        return StringTest(self.frame, self.c, self.rejects, sample=False)
+
+    def exact(self) -> StringTest:
+        """This test with its guard settled now: itself, or the test of every row."""
+        if self.guard is None or self.frame.select(self.guard).item():
+            return self
+        return self.direct()
 
 
 def string_test(frame: pl.DataFrame, c: _Col, e_type: str, kw: dict[str, Any]) -> StringTest:
