@@ -37,6 +37,8 @@ ROW_LEVEL = {
     "expect_column_values_to_not_be_in_set",
     "expect_column_values_to_match_regex",
     "expect_column_values_to_not_match_regex",
+    "expect_column_values_to_match_regex_list",
+    "expect_column_values_to_not_match_regex_list",
     "expect_column_value_lengths_to_be_between",
 }
 

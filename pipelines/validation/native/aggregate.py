@@ -22,6 +22,7 @@ from pipelines.validation.native.plan import (
     _number,
     _Plan,
 )
+from pipelines.validation.native.strings import candidates, covers
 from pipelines.validation.suites import Expectation
 
 
@@ -80,13 +81,22 @@ def _ranked(c: _Col, n: int, k: int) -> pl.Expr:
 
 def _ranks(n: int, qs: list[float], method: str) -> list[int]:
     """The positions in the sorted values numpy's ``quantile(method=...)`` (what pandas and
-    so GX call) picks for ``qs`` over ``n`` values: numpy's own index arithmetic, run on
-    ``0..n-1`` so the value it returns is the index itself."""
+    so GX call) picks for ``qs`` over ``n`` values: numpy's own index function for the method
+    (its ``_QuantileMethods`` table: the rank is the "virtual index" numpy takes), else numpy's
+    quantile run on ``0..n-1`` so the value it returns is the index itself (O(n))."""
     import numpy as np
 
     if n == 0:
         return [0 for _ in qs]
-    picked = np.quantile(np.arange(n, dtype=np.float64), np.asarray(qs, dtype=np.float64), method=method)  # type: ignore[call-overload]  # method is one of numpy's names
+    quantiles = np.asarray(qs, dtype=np.float64)
+    try:
+        from numpy.lib._function_base_impl import _QuantileMethods  # type: ignore[attr-defined]
+
+        picked = np.asanyarray(_QuantileMethods[method]["get_virtual_index"](n, quantiles))
+        if not np.issubdtype(picked.dtype, np.integer):
+            raise TypeError(picked.dtype)
+    except (ImportError, KeyError, TypeError):
+        picked = np.quantile(np.arange(n, dtype=np.float64), quantiles, method=method)  # type: ignore[call-overload]  # method is one of numpy's names
     return [int(i) for i in np.atleast_1d(picked)]
 
 
@@ -117,7 +127,7 @@ def _agg_plan(frame: pl.DataFrame, e: Expectation, kw: dict[str, Any], tag: str)
     if t == "expect_column_values_to_be_of_type":
         return _of_type_plan(frame, c, kw)
     if t == "expect_column_distinct_values_to_be_in_set":
-        return _distinct_plan(c, kw, tag)
+        return _distinct_plan(frame, c, kw, tag)
     _need(c.kind in (INT, FLOAT), f"column {c.name!r} ({c.dtype}) is not numeric as pandas sees it")
     if t == "expect_column_quantile_values_to_be_between":
         qr = kw["quantile_ranges"]
@@ -171,17 +181,26 @@ def _agg_plan(frame: pl.DataFrame, e: Expectation, kw: dict[str, Any], tag: str)
     return _Plan([expr.alias(tag)], finish)
 
 
-def _distinct_plan(c: _Col, kw: dict[str, Any], tag: str) -> _Plan:
+def _distinct_plan(frame: pl.DataFrame, c: _Col, kw: dict[str, Any], tag: str) -> _Plan:
     _need(c.kind in (INT, FLOAT, STR), f"column {c.name!r} ({c.dtype}) is not run natively")
     value_set = kw.get("value_set")
     _need(isinstance(value_set, list), "value_set is not a list")
     v = c.value.cast(pl.Float64) if c.kind == FLOAT else c.value
+    # a string column whose first rows hold few values: they are all its values when every
+    # row equals one of them (equalities, no hash of every row); else its distinct values
+    seen = candidates(frame, c)
+    distinct = v.drop_nulls().unique(maintain_order=True).implode()
 
     def finish(row: dict[str, Any]) -> dict[str, Any]:
         import_gx()
         from great_expectations.constants import MAX_DISTINCT_VALUES
 
-        column_set = set(row[tag] or [])
+        if seen is None:
+            column_set = set(row[tag] or [])
+        elif row[tag]:
+            column_set = set(seen.to_list())
+        else:
+            column_set = set(frame.select(distinct).item().to_list())
         not_in = list(column_set - set(value_set or []))
         try:
             not_in = sorted(not_in)
@@ -190,7 +209,7 @@ def _distinct_plan(c: _Col, kw: dict[str, Any], tag: str) -> _Plan:
         return {"success": not not_in, "result": {"observed_value": None, "unexpected_count": len(not_in),
                                                   "partial_unexpected_list": not_in[:MAX_DISTINCT_VALUES]}}
 
-    return _Plan([v.drop_nulls().unique(maintain_order=True).implode().alias(tag)], finish)
+    return _Plan([(distinct if seen is None else covers(c, seen)).alias(tag)], finish)
 
 
 def _of_type_plan(frame: pl.DataFrame, c: _Col, kw: dict[str, Any]) -> _Plan:

@@ -79,6 +79,8 @@ KWARGS: dict[str, set[str]] = {
     "expect_column_values_to_not_be_in_set": {"column", "mostly", "value_set"},
     "expect_column_values_to_match_regex": {"column", "mostly", "regex"},
     "expect_column_values_to_not_match_regex": {"column", "mostly", "regex"},
+    "expect_column_values_to_match_regex_list": {"column", "mostly", "regex_list", "match_on"},
+    "expect_column_values_to_not_match_regex_list": {"column", "mostly", "regex_list"},
     "expect_column_value_lengths_to_be_between": {"column", "mostly"} | BOUNDS,
     "expect_table_row_count_to_be_between": BOUNDS,
     "expect_column_mean_to_be_between": {"column"} | BOUNDS,

@@ -23,7 +23,6 @@ from pipelines.validation.native.plan import (
     NULL_TYPES,
     OTHER,
     PARTIAL,
-    SAMPLE,
     SMALL_SET,
     STR,
     NotNative,
@@ -38,7 +37,7 @@ from pipelines.validation.native.plan import (
     _within,
     conditioned,
 )
-from pipelines.validation.regex import to_rust
+from pipelines.validation.native.strings import STRING_TYPES, StringTest, string_test
 from pipelines.validation.suites import Expectation
 
 
@@ -57,15 +56,6 @@ def _set_values(c: _Col, values: Any) -> list[Any]:
     return [float(v) + 0.0 for v in values]
 
 
-def _regex(c: _Col, pattern: Any) -> str:
-    _need(c.kind == STR, f"regex on a {c.dtype} column runs on GX (it matches str() of each value)")
-    _need(isinstance(pattern, str), "regex is not a string")
-    rust = to_rust(pattern)
-    _need(rust is not None, f"regex {pattern!r} has no exact polars equivalent")
-    assert rust is not None
-    return rust
-
-
 HASH_SEED = 0x10C57E9
 
 
@@ -75,9 +65,17 @@ def _unique_view(c: _Col) -> pl.Expr:
     return (c.value + 0.0) if c.kind == FLOAT else c.value
 
 
-def _strictly_monotonic(v: pl.Expr) -> pl.Expr:
+def _strictly_monotonic(frame: pl.DataFrame, c: _Col) -> pl.Expr:
     """True when the present values strictly increase or strictly decrease: then no two are
-    equal, which one comparison per row proves (ids generated in order are the usual case)."""
+    equal, which one comparison per row proves (ids generated in order are the usual case).
+    A column with no missing value is compared with itself shifted by one row as two
+    zero-copy slices, in the one direction its first two rows show."""
+    v = _unique_view(c)
+    s = frame.get_column(c.name)
+    n = s.len()
+    if c.kind in (INT, STR) and n >= 2 and not s.null_count():
+        head, tail = v.slice(0, n - 1), v.slice(1, n - 1)
+        return (tail > head).all() if s[1] > s[0] else (tail < head).all()
     present = v.drop_nulls()
     prev = present.shift(1)
     return (present > prev).all() | (present < prev).all()
@@ -93,25 +91,20 @@ def _duplicated_count(frame: pl.DataFrame, c: _Col) -> int:
     return int(frame.select(cand.is_duplicated().sum()).item())
 
 
-def _few_distinct(frame: pl.DataFrame, c: _Col) -> pl.Series | None:
-    """The distinct present values of a string column that has at most ``SMALL_SET`` of them
-    (a sample of its first rows decides whether to look), else None."""
-    s = frame.get_column(c.name)
-    if c.kind != STR or s.len() < 4 * SAMPLE or s.head(SAMPLE).n_unique() > SMALL_SET:
-        return None
-    distinct = s.unique().drop_nulls()
-    return distinct if distinct.len() <= SMALL_SET else None
-
-
-def _one_of(c: _Col, values: pl.Series) -> pl.Expr:
-    """Whether each row equals one of ``values`` (null stays null)."""
-    return functools.reduce(lambda a, b: a | b, [c.raw == pl.lit(v, dtype=c.dtype) for v in values.to_list()],
-                            pl.when(c.raw.is_null()).then(None).otherwise(pl.lit(False)))
-
-
 def _bad_expr(frame: pl.DataFrame, e: Expectation, kw: dict[str, Any]) -> tuple[pl.Expr, pl.Expr | None]:
     """(rows the expectation rejects, rows it does not consider) - the second is None for
     the null expectations, which consider every row."""
+    bad, out, test = _rejected(frame, e, kw)
+    if test is not None:
+        c = test.c
+        return test.exact().mask & ~c.missing, out
+    return bad, out
+
+
+def _rejected(frame: pl.DataFrame, e: Expectation,
+              kw: dict[str, Any]) -> tuple[pl.Expr, pl.Expr | None, StringTest | None]:
+    """:func:`_bad_expr`, except that a string expectation's rows come as its
+    :class:`StringTest` (its mask exact only when its guard holds)."""
     if e.type == "expect_compound_columns_to_be_unique":
         cols = [_col(frame, n) for n in kw["column_list"]]
         for c in cols:
@@ -125,13 +118,13 @@ def _bad_expr(frame: pl.DataFrame, e: Expectation, kw: dict[str, Any]) -> tuple[
         keys = [(c.value + 0.0) if c.kind == FLOAT else c.value for c in cols]
         struct = pl.when(ignored).then(None).otherwise(pl.struct(keys))
         bad = struct.is_duplicated() & ~ignored
-        return bad, ignored
+        return bad, ignored, None
     c = _col(frame, kw.get("column"))
     if e.type in NULL_TYPES:
         native_dtype = c.kind in (INT, FLOAT, STR) or c.dtype in (pl.Boolean, pl.Date) or isinstance(c.dtype, pl.Datetime)
         _need(native_dtype and (c.kind != OTHER or e.type.endswith("not_be_null")),
               f"column {c.name!r} ({c.dtype}) is not run natively")
-        return (c.missing if e.type.endswith("not_be_null") else ~c.missing), None
+        return (c.missing if e.type.endswith("not_be_null") else ~c.missing), None, None
     if e.type == "expect_column_values_to_be_unique":
         v = _unique_view(c)
         if c.kind == STR:  # hash first (cheap); compare the strings only where hashes collide
@@ -149,25 +142,12 @@ def _bad_expr(frame: pl.DataFrame, e: Expectation, kw: dict[str, Any]) -> tuple[
         else:
             inside = v.is_in(pl.Series(values, dtype=pl.Float64 if c.kind == FLOAT else c.dtype))
         bad = inside if e.type == "expect_column_values_to_not_be_in_set" else ~inside
-    elif e.type in ("expect_column_values_to_match_regex", "expect_column_values_to_not_match_regex"):
-        rx = _regex(c, kw.get("regex"))
-        distinct = _few_distinct(frame, c)
-        if distinct is None:
-            matched = c.raw.str.contains(rx)
-        else:  # the regex once per distinct value, then a few equalities per row
-            matched = _one_of(c, distinct.filter(distinct.str.contains(rx)))
-        bad = ~matched if e.type == "expect_column_values_to_match_regex" else matched
-    elif e.type == "expect_column_value_lengths_to_be_between":
-        _need(c.kind == STR, f"lengths of a {c.dtype} column run on GX")
-        distinct = _few_distinct(frame, c)
-        if distinct is None:
-            bad = ~_within(c.raw.str.len_chars(), kw)
-        else:
-            ok = distinct.to_frame("v").filter(_within(pl.col("v").str.len_chars(), kw)).get_column("v")
-            bad = ~_one_of(c, ok)
+    elif e.type in STRING_TYPES:
+        test = string_test(frame, c, e.type, kw)
+        return test.mask & ~c.missing, c.missing, test
     else:  # pragma: no cover - guarded by supports()
         raise NotNative(e.type)
-    return bad.fill_null(False) & ~c.missing, c.missing
+    return bad.fill_null(False) & ~c.missing, c.missing, None
 
 
 def unexpected_rows(frame: pl.DataFrame | pl.LazyFrame, e: Expectation) -> pl.Expr:
@@ -200,10 +180,16 @@ def _summary() -> dict[str, Any]:
 
 def _map_plan(frame: pl.DataFrame, e: Expectation, kw: dict[str, Any], tag: str,
               positions: list[int] | None = None) -> _Plan:
-    bad, considered_out = _bad_expr(frame, e, kw)
+    bad, considered_out, test = _rejected(frame, e, kw)
     unique_col = _col(frame, kw["column"]) if e.type == "expect_column_values_to_be_unique" else None
     # uniqueness is proven first by one comparison per row; counted only when that fails
-    exprs = [(_strictly_monotonic(_unique_view(unique_col)) if unique_col is not None else bad.sum()).alias(f"{tag}_bad")]
+    if unique_col is not None:
+        exprs = [_strictly_monotonic(frame, unique_col).alias(f"{tag}_bad")]
+    else:
+        exprs = [x.alias(f"{tag}_bad{i}") for i, x in enumerate(test.counts if test else [bad.sum()])]
+    n_parts = len(exprs)
+    if test is not None and test.guard is not None:
+        exprs.append(test.guard.alias(f"{tag}_guard"))
     if considered_out is not None:
         exprs.append(considered_out.sum().alias(f"{tag}_out"))
     mostly = kw.get("mostly")
@@ -214,17 +200,23 @@ def _map_plan(frame: pl.DataFrame, e: Expectation, kw: dict[str, Any], tag: str,
         import_gx()
         from great_expectations.expectations.expectation import _format_map_output, _mostly_success
 
-        if unique_col is None:
-            unexpected = int(row[f"{tag}_bad"])
-        else:
+        rejected = bad
+        if unique_col is not None:
             unexpected = 0 if row[f"{tag}_bad"] else _duplicated_count(frame, unique_col)
+        elif test is not None and test.guard is not None and not row[f"{tag}_guard"]:
+            # a value the first rows did not show: this expectation on every row
+            direct = test.direct()
+            rejected = direct.mask & ~direct.c.missing
+            unexpected = int(frame.select(rejected.sum()).item())
+        else:
+            unexpected = sum(int(row[f"{tag}_bad{i}"]) for i in range(n_parts))
         nonnull = None if considered_out is None else n - int(row[f"{tag}_out"])
         considered = n if nonnull is None else nonnull
         success = considered == 0 or _mostly_success(considered, unexpected, mostly)
         values: list[Any] = []
         index: list[int] = []
         if unexpected:
-            values, index = _partial(frame, e, kw, bad)
+            values, index = _partial(frame, e, kw, rejected)
             if positions is not None:  # rows a row_condition kept: GX reports their original index
                 index = [positions[i] for i in index]
         return _format_map_output(result_format=_summary(), success=success, element_count=n, nonnull_count=nonnull,
