@@ -32,7 +32,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from pipelines.bench._measure import in_subprocess, rss_mib
+from pipelines.bench._measure import figure, in_subprocess, rss_mib
 
 D = date(2026, 1, 1)
 SUBJECTS = ("scan", "lockstep", "pandera", "gx")
@@ -194,16 +194,38 @@ def _measure(rows: int, reps: int) -> dict[str, Any]:
     }
 
 
+def _figures(r: dict[str, Any]) -> list[dict[str, Any]]:
+    """The size's figures against issue 25's goals (ratios of medians; the min ratio beside)."""
+    n, med = f"{r['rows'] / 1e6:g}M rows", {s: r[f"{s}_s_median"] for s in SUBJECTS}
+    x_scan, x_gx = med["lockstep"] / med["scan"], med["gx"] / med["lockstep"]
+    x_pandera = med["pandera"] / med["lockstep"]
+    return [
+        figure(f"validation, transactions suite, {n} / one scan", med["lockstep"], "s",
+               f"one polars scan of the same columns ({med['scan']:.3f} s median)", x_scan, "<= 3x", x_scan <= 3.0,
+               min_ratio=round(r["lockstep_s_min"] / r["scan_s_min"], 2)),
+        figure(f"validation, transactions suite, {n}: GX / Lockstep", med["gx"], "s",
+               f"Lockstep ({med['lockstep']:.3f} s median)", x_gx, ">= 10x", x_gx >= 10.0, min_ratio=r["x_gx"],
+               engines_agree=r["engines_agree"]),
+        figure(f"validation, transactions suite, {n}: pandera / Lockstep", med["pandera"], "s",
+               f"Lockstep ({med['lockstep']:.3f} s median)", x_pandera, "> 1x", x_pandera > 1.0,
+               min_ratio=r["x_pandera"]),
+        figure(f"validation peak RSS above imports / the frame, {n}", r["lockstep_rss_over_frame"] * r["frame_mib"],
+               "MiB", f"the frame ({r['frame_mib']:.0f} MiB)", r["lockstep_rss_over_frame"], "<= 1.5x",
+               r["lockstep_rss_over_frame"] <= 1.5),
+    ]
+
+
 def run(*, rows: int, regions: int = 1, console: Console | None = None, sizes: list[int] | None = None,
         reps: int = 5) -> dict[str, Any]:
     """Measure at ``sizes`` (default: ``rows`` and 5x ``rows``); returns one dict per size."""
-    out = {str(n): _measure(n, reps) for n in (sizes or [rows, 5 * rows])}
+    out: dict[str, Any] = {str(n): _measure(n, reps) for n in (sizes or [rows, 5 * rows])}
+    out["figures"] = [f for r in list(out.values()) for f in _figures(r)]
     if console:
         t = Table(title=f"validation: transactions suite (17 expectations), min of {reps} interleaved runs (median)")
         for col in ("rows", "scan", "lockstep", "pandera", "gx", "gx / lockstep", "lockstep / scan",
                     "pandera / lockstep", "frame", "lockstep RSS / frame"):
             t.add_column(col, justify="right")
-        for r in out.values():
+        for r in (v for k, v in out.items() if k != "figures"):
             t.add_row(f"{r['rows']:,}", *(f"{r[f'{s}_s_min']:.3f} s" for s in SUBJECTS),
                       f"[bold]{r['x_gx']}x[/] ({r['x_gx_median']}x)", f"[bold]{r['x_scan']}x[/] ({r['x_scan_median']}x)",
                       f"[bold]{r['x_pandera']}x[/] ({r['x_pandera_median']}x)", f"{r['frame_mib']:.0f} MiB",
