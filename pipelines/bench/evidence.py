@@ -13,6 +13,10 @@ adds above its baseline:
 * **the gate's whole decision** (reconcile from evidence, then the decision commit) for
   ``regions`` regions of the flagship at ``rows`` rows each, against one scan of one
   region's ``card_features`` table.
+
+"in sync?" and the gate are each measured twice in the same rounds: reading the regions'
+interval indexes (:mod:`pipelines.control.index`), and without them (every region's tables
+read, as on an index miss), so the index's gain is a ratio of one run.
 """
 
 from __future__ import annotations

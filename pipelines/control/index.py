@@ -12,8 +12,9 @@ commit file that made it.
 
 The index is never trusted blindly (:func:`read_index`): the object must parse, its body
 must match the sha256 its header states, its header must name this pipeline, region and
-interval, and each table it summarises must still be at exactly the version it names (the
-commit file of that version holds the bytes it hashed, and no later commit exists). Anything
+interval, and each table it summarises must still hold that interval's partition as at the
+version it names (the commit file of that version holds the bytes it hashed, and each later
+commit, up to :data:`FOLLOW_COMMITS`, changed other intervals' partitions only). Anything
 else - no index, an unreadable or corrupt one, one written before the region published
 again, one copied from another run or place - is a miss with its reason, and the reader
 reads the region's tables instead (:func:`load_indexed`): the same inputs, the same decision.
@@ -48,8 +49,12 @@ FORMAT = "lockstep-interval-index/1"
 INDEX_DIR = "index"
 #: the evidence columns an index holds (the keyed digests are fetched from the table on demand)
 EVIDENCE_COLUMNS = [c for c in EVIDENCE_TABLE.schema.names() if c != "keyed"]
+#: how many commits after the version an index names a reader follows, each checked to change
+#: other intervals' partitions only (a region publishes later intervals into the same tables)
+FOLLOW_COMMITS = 32
 #: how many regions' indexes are read at once (object stores answer side by side)
 READ_THREADS = 4
+_NO_CHECKS = REGION_RESULTS_TABLE.empty()
 
 Options = dict[str, str] | None
 
@@ -67,9 +72,8 @@ def _binding(table: ControlTable, uri: str, opts: Options, interval: str,
              columns: list[str] | None) -> tuple[dict[str, Any], pl.DataFrame]:
     """What one table holds of ``interval`` at its newest version, and that version bound."""
     dt = open_table(uri, opts)
-    frame = table.scan(dt, opts, partition={"interval": interval}).collect()
-    if columns is not None:
-        frame = frame.select(columns)
+    lf = table.scan(dt, opts, partition={"interval": interval})
+    frame = (lf if columns is None else lf.select(columns)).collect()  # (the keyed digests never read)
     if dt is None:
         return {"version": None, "commit_sha256": None}, frame
     version = dt.version()
@@ -81,6 +85,15 @@ def _ipc(frame: pl.DataFrame) -> bytes:
     buf = io.BytesIO()
     frame.write_ipc(buf, compression="uncompressed")
     return buf.getvalue()
+
+
+def _frame(data: bytes) -> pl.DataFrame:
+    """A frame from its IPC bytes (through Arrow: no copy, no query plan)."""
+    import pyarrow as pa
+
+    out = pl.from_arrow(pa.ipc.open_file(pa.BufferReader(data)).read_all())
+    assert isinstance(out, pl.DataFrame)
+    return out
 
 
 def refresh_index(control_root: str, pipeline: str, region: str, interval: str, storage_options: Options = None,
@@ -120,10 +133,28 @@ class IndexEntry:
     nbytes: int
 
 
-def _current(uri: str, bound: dict[str, Any], opts: Options) -> str:
-    """Why the table at ``uri`` is no longer what ``bound`` names ("" when it still is)."""
+def _touches(commit: bytes, interval: str) -> bool:
+    """Does a Delta commit change the ``interval`` partition? Any action it cannot place in
+    another partition (metadata, protocol, a remove without its partition values) counts."""
+    for line in commit.splitlines():
+        if not line.strip():
+            continue
+        for kind, body in json.loads(line).items():
+            if kind in ("commitInfo", "txn"):
+                continue
+            values = body.get("partitionValues") if kind in ("add", "remove", "cdc") and isinstance(body, dict) else None
+            if isinstance(values, dict) and values.get("interval") is not None and values["interval"] != interval:
+                continue
+            return True
+    return False
+
+
+def _current(uri: str, bound: dict[str, Any], opts: Options, interval: str) -> str:
+    """Why ``interval``'s partition of the table at ``uri`` may no longer be what ``bound``
+    names ("" when it still is): the commit of the version named must be the one hashed, and
+    every later commit (up to :data:`FOLLOW_COMMITS`) must change other partitions only."""
     version = bound.get("version")
-    if version is None:  # the index says there was no table: there must still be none
+    if version is None:  # the index says there was no table: any commit since is a change
         nxt = 0
     else:
         try:
@@ -133,11 +164,15 @@ def _current(uri: str, bound: dict[str, Any], opts: Options) -> str:
         if got != bound.get("commit_sha256"):
             return f"the commit of version {version} is not the one indexed (the table was replaced)"
         nxt = int(version) + 1
-    try:
-        read_object(uri, _commit_path(nxt), opts)
-    except FileNotFoundError:
-        return ""
-    return f"the table moved past version {version} (published again after the index)"
+    for k in range(nxt, nxt + FOLLOW_COMMITS):
+        try:
+            commit = read_object(uri, _commit_path(k), opts)
+        except FileNotFoundError:
+            return ""
+        if _touches(commit, interval):
+            return (f"version {k} changed {interval} after version {version}, the one indexed "
+                    "(published again after the index)")
+    return f"more than {FOLLOW_COMMITS} commits since version {version}, the one indexed: not followed"
 
 
 def read_index(control_root: str, pipeline: str, region: str, interval: str, storage_options: Options = None,
@@ -164,14 +199,14 @@ def read_index(control_root: str, pipeline: str, region: str, interval: str, sto
             return None, f"{where}: indexes {'/'.join(map(str, named))}, not {pipeline}/{region}/{interval}"
         ev_n = int(header["evidence"]["bytes"])
         ev_uri = EVIDENCE_TABLE.region_uri(control_root, pipeline, region)
-        why = _current(ev_uri, header["evidence"], storage_options)
+        why = _current(ev_uri, header["evidence"], storage_options, interval)
         if not why and checks:
             why = _current(REGION_RESULTS_TABLE.region_uri(control_root, pipeline, region), header["checks"],
-                           storage_options)
+                           storage_options, interval)
         if why:
             return None, f"{where}: stale: {why}"
-        evidence = pl.read_ipc(io.BytesIO(body[:ev_n]))
-        results = pl.read_ipc(io.BytesIO(body[ev_n:])) if checks else REGION_RESULTS_TABLE.empty()
+        evidence = _frame(body[:ev_n])
+        results = _frame(body[ev_n:]) if checks else _NO_CHECKS
     except Exception as exc:  # whatever does not decode is no index
         return None, f"{where}: unreadable ({type(exc).__name__}: {exc})"
     if evidence.columns != EVIDENCE_COLUMNS or (checks and results.columns != REGION_RESULTS_TABLE.schema.names()):
@@ -183,12 +218,12 @@ def read_index(control_root: str, pipeline: str, region: str, interval: str, sto
 
 def read_indexes(control_root: str, pipeline: str, pairs: list[tuple[str, str]], storage_options: Options = None,
                  *, checks: bool = True) -> dict[tuple[str, str], tuple[IndexEntry | None, str]]:
-    """:func:`read_index` of each (region, interval), side by side."""
+    """:func:`read_index` of each (region, interval), side by side on an object store."""
     def one(pair: tuple[str, str]) -> tuple[IndexEntry | None, str]:
         return read_index(control_root, pipeline, pair[0], pair[1], storage_options, checks=checks)
 
-    if len(pairs) < 2:
-        return {p: one(p) for p in pairs}
+    if len(pairs) < 2 or "://" not in control_root or control_root.startswith("file://"):
+        return {p: one(p) for p in pairs}  # local files: threads would only add their start-up
     with ThreadPoolExecutor(max_workers=min(len(pairs), READ_THREADS)) as pool:
         return dict(zip(pairs, pool.map(one, pairs), strict=True))
 
@@ -222,7 +257,7 @@ def load_indexed(control_root: str, pipeline: str, regions: list[str], intervals
     nbytes = 0
     if missed:  # any interval missed: the region's tables answer for all of them
         ev, ck = fallback(missed, intervals)
-        ev_frames.append(ev)
+        ev_frames.append(ev.select(EVIDENCE_COLUMNS))
         ck_frames.append(ck)
     for r in regions:
         if r in missed:
@@ -236,7 +271,8 @@ def load_indexed(control_root: str, pipeline: str, regions: list[str], intervals
             nbytes += entry.nbytes
     for key, why in misses.items():
         log.info("%s: index of %s not used: %s", pipeline, key, why)
-    evidence = pl.concat([f.select(EVIDENCE_COLUMNS) for f in ev_frames], how="vertical_relaxed") if ev_frames \
+    # (an index's frames have the tables' columns in order: read_index checked them)
+    evidence = pl.concat(ev_frames, how="vertical_relaxed") if ev_frames \
         else EVIDENCE_TABLE.empty().select(EVIDENCE_COLUMNS)
     results = pl.concat(ck_frames, how="vertical_relaxed") if ck_frames else REGION_RESULTS_TABLE.empty()
     return Indexed(evidence, results, versions, misses, nbytes)

@@ -25,6 +25,12 @@ CHECKS = {"drift": [{"table": "feats", "columns": {"amount": {"psi": 0.2, "ks": 
           "parity": [{"table": "ref", "keys": ["k"]}]}
 
 
+@pytest.fixture(autouse=True)
+def _index_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests say when the index is off (LOCKSTEP_NO_INDEX), whatever the suite's run set."""
+    monkeypatch.delenv("LOCKSTEP_NO_INDEX", raising=False)
+
+
 def index_file(spec: PipelineSpec, root: str, region: str) -> Path:
     return Path(region_prefix(spec.control_root(root), spec.name, region)) / INDEX_DIR / index_name(DAY.key)
 
@@ -82,6 +88,27 @@ def test_an_index_left_stale_by_a_republish_is_not_used(root: str, monkeypatch: 
     assert verdicts(indexed) == verdicts(tables)
     assert indexed[0].details["generation"]["r2/features/feats"] == ref.version  # the new version, not the indexed one
     assert any(not r.success and r.region == "r2" and r.check_id.startswith("drift.") for r in indexed)
+
+
+def test_an_index_stays_in_use_while_the_region_publishes_other_intervals(
+        root: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The region's tables hold every interval: a later interval's publishes move their versions
+    but not this interval's partition, so its index is still used (each later commit read and
+    seen to change another partition); a commit to this interval is not skipped over."""
+    from pipelines.control import index as index_module
+    from pipelines.spec import Interval
+
+    spec = tiny_spec(CHECKS)
+    fill(spec, root)
+    nxt = Interval.for_date("2026-01-02")
+    put(spec, root, "r1", "features", "feats", feats_frame("r1", interval=nxt), nxt)
+    put(spec, root, "r1", "reference", "ref", ref_frame(), nxt)
+    indexed, tables = with_and_without(spec, root, monkeypatch)
+    assert indexed[0].details["index_misses"] == {}
+    assert verdicts(indexed) == verdicts(tables)
+    monkeypatch.setattr(index_module, "FOLLOW_COMMITS", 1)  # fewer followed than were committed: a miss
+    entry, why = read_index(spec.control_root(root), spec.name, "r1", DAY.key)
+    assert entry is None and "more than 1 commits since version" in why, why
 
 
 def test_a_deleted_index_falls_back_to_the_tables(root: str, monkeypatch: pytest.MonkeyPatch) -> None:
