@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from pipelines.control.results import run_results
 from pipelines.runner import certify, run_interval
 from pipelines.spec import Interval, PipelineSpec, parse_spec
 from pipelines.storage import read_table, table_version
@@ -138,6 +139,11 @@ def test_regions_in_their_buckets_certify_and_a_stale_reference_blocks(spec: Pip
     assert touched and {b for b, _ in touched} == {CONTROL_BUCKET}, touched
     assert {who for _, who in touched} == {"control"}, touched
     assert s3.denied() == []
+    # the gate read every region's interval index of D2 and of the drift window's D1 (each verified
+    # against its tables: D2's publishes changed only D2's partitions), not their logs
+    snapshot = [r for r in run_results(spec.control_root(), spec.name, D2.key, decision.run_id,
+                                       spec.control_options()) if r.check_id == "generation.snapshot"]
+    assert snapshot and snapshot[0].details["index_misses"] == {}, snapshot[0].details["index_misses"]
 
 
 def test_a_credential_outside_its_bucket_is_refused(spec: PipelineSpec, s3: object) -> None:

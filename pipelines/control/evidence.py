@@ -17,12 +17,15 @@ Example::
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import polars as pl
+from deltalake import DeltaTable
 
+from pipelines.control.index import refresh_index
 from pipelines.control.tables import EVIDENCE_TABLE, UTC_TIME
 from pipelines.errors import EvidenceError, LockstepError
 from pipelines.evidence.profile import Profile, build_profile, plan_hash, profile_plan, totals_of
@@ -40,7 +43,8 @@ def evidence_uri(spec: PipelineSpec, region: str, root: str | None = None) -> st
 
 
 def publish(spec: PipelineSpec, profiles: list[Profile], *, root: str | None = None) -> None:
-    """Append profiles to the evidence store, one commit per region (each to its own table)."""
+    """Append profiles to the evidence store, one commit per region (each to its own table),
+    then refresh the region's index of each interval it touched (:mod:`pipelines.control.index`)."""
     now = datetime.now(UTC)
     by_region: dict[str, list[dict[str, Any]]] = {}
     for p in profiles:
@@ -54,6 +58,9 @@ def publish(spec: PipelineSpec, profiles: list[Profile], *, root: str | None = N
             EVIDENCE_TABLE.append(evidence_uri(spec, region, root), rows, spec.control_options())
         except LockstepError as exc:
             raise EvidenceError(f"{spec.name}: {region} cannot publish evidence: {exc}", retryable=True) from exc
+        for interval in dict.fromkeys(str(r["interval"]) for r in rows):  # the gate's index of what changed
+            refresh_index(spec.control_root(root), spec.name, region, interval, spec.control_options(),
+                          run_id=str(rows[-1]["run_id"] or ""))
 
 
 @dataclass
@@ -80,24 +87,17 @@ class EvidenceSet:
         return max(mine, key=lambda p: p.recorded_at or datetime.min.replace(tzinfo=UTC), default=None)
 
 
-def load(spec: PipelineSpec, intervals: list[str], *, root: str | None = None,
-         region: str | None = None, table: str | None = None, tables: OpenTables | None = None) -> EvidenceSet:
-    """Every profile published about ``intervals`` (optionally one region's, one table's).
-
-    Reads only the intervals' partitions (their files, as the log lists them) of each region's
-    table: one open and one scan per region and interval, whatever the number of files. The
-    keyed digests (the largest part of a replicated table's profile) are not read here: a profile
-    fetches its own when a parity descent asks for it, from the same table version, and counts
-    the bytes. ``tables``: the decision's open control tables (each region's store is opened,
-    or brought to its newest version, once per call either way)."""
+def scan_evidence(spec: PipelineSpec, intervals: list[str], *, root: str | None = None,
+                  regions: list[str] | None = None, table: str | None = None, tables: OpenTables | None = None
+                  ) -> tuple[pl.DataFrame, dict[str, DeltaTable]]:
+    """The evidence rows (without keyed digests) of ``intervals`` from each region's table (or
+    those of ``regions``), one open and one scan per region and interval, and the tables opened."""
     opts = spec.control_options()
-    if not intervals:
-        return EvidenceSet([])
-    opened: dict[str, Any] = {}
+    columns = [c for c in EVIDENCE_SCHEMA.names() if c != "keyed"]
+    opened: dict[str, DeltaTable] = {}
     scans: list[tuple[str, pl.LazyFrame]] = []
     where: dict[str, str | int] = {"table": table} if table is not None else {}
-    columns = [c for c in EVIDENCE_SCHEMA.names() if c != "keyed"]
-    for r in [region] if region is not None else spec.regions:
+    for r in spec.regions if regions is None else regions:
         uri = evidence_uri(spec, r, root)
         try:
             dt = EVIDENCE_TABLE.open(uri, opts, tables=tables)
@@ -110,7 +110,7 @@ def load(spec: PipelineSpec, intervals: list[str], *, root: str | None = None,
         except Exception as exc:  # a broken evidence store must block, with its reason
             raise EvidenceError(f"{uri}: cannot read {r}'s evidence: {exc}") from exc
     if not scans:
-        return EvidenceSet([])
+        return EVIDENCE_TABLE.empty().select(columns), opened
     try:  # every region's partition read side by side
         frames = pl.collect_all([lf for _, lf in scans])
     except Exception:  # name the region whose evidence cannot be read: read them one by one
@@ -120,12 +120,19 @@ def load(spec: PipelineSpec, intervals: list[str], *, root: str | None = None,
             except Exception as exc:
                 raise EvidenceError(f"{evidence_uri(spec, r, root)}: cannot read {r}'s evidence: {exc}") from exc
         raise
-    df = pl.concat(frames, how="vertical_relaxed")
+    return pl.concat(frames, how="vertical_relaxed"), opened
+
+
+def decode_profiles(spec: PipelineSpec, df: pl.DataFrame, table_of: Callable[[str], DeltaTable | None], *,
+                    root: str | None = None) -> EvidenceSet:
+    """Evidence rows as profiles; each fetches its keyed digest on demand from the region's
+    table as ``table_of(region)`` opens it (the version its row was read at, or a later one)."""
+    opts = spec.control_options()
 
     def fetch_keyed(p: Profile) -> bytes:
         uri = evidence_uri(spec, p.region, root)
         try:
-            got = (EVIDENCE_TABLE.scan(opened[p.region], opts, partition={"interval": p.interval}, where={
+            got = (EVIDENCE_TABLE.scan(table_of(p.region), opts, partition={"interval": p.interval}, where={
                        "layer": p.layer, "table": p.table, "version": p.version})
                    .filter(pl.col("recorded_at") == p.recorded_at)
                    .select("keyed").collect())
@@ -139,6 +146,24 @@ def load(spec: PipelineSpec, intervals: list[str], *, root: str | None = None,
         p.keyed_loader = fetch_keyed
         profiles.append(p)
     return EvidenceSet(profiles)
+
+
+def load(spec: PipelineSpec, intervals: list[str], *, root: str | None = None,
+         region: str | None = None, table: str | None = None, tables: OpenTables | None = None) -> EvidenceSet:
+    """Every profile published about ``intervals`` (optionally one region's, one table's).
+
+    Reads only the intervals' partitions (their files, as the log lists them) of each region's
+    table: one open and one scan per region and interval, whatever the number of files. The
+    keyed digests (the largest part of a replicated table's profile) are not read here: a profile
+    fetches its own when a parity descent asks for it, from the same table version, and counts
+    the bytes. ``tables``: the decision's open control tables (each region's store is opened,
+    or brought to its newest version, once per call either way). The gate reads the regions'
+    indexes first (:mod:`pipelines.control.index`) and this only where one does not verify."""
+    if not intervals:
+        return EvidenceSet([])
+    df, opened = scan_evidence(spec, intervals, root=root, regions=None if region is None else [region], table=table,
+                               tables=tables)
+    return decode_profiles(spec, df, opened.__getitem__, root=root)
 
 
 def published(spec: PipelineSpec, *, root: str | None = None) -> pl.DataFrame:

@@ -19,6 +19,7 @@ from typing import Any
 
 import polars as pl
 
+from pipelines.control.index import refresh_index
 from pipelines.control.tables import CHECK_RESULTS_TABLE, REGION_RESULTS_TABLE
 from pipelines.storage import OpenTables
 
@@ -76,15 +77,19 @@ def record_results(
 ) -> int | None:
     """Append results to the check-results table in one commit; returns its version.
     ``region``: what that region's own steps found, to its prefix's table (else the control
-    plane's). ``tables``: the decision's open control tables (the append commits through them)."""
+    plane's; and the region's index of the interval is refreshed, :mod:`pipelines.control.index`).
+    ``tables``: the decision's open control tables (the append commits through them)."""
     table = CHECK_RESULTS_TABLE if region is None else REGION_RESULTS_TABLE
     uri = table.uri(root, pipeline) if region is None else table.region_uri(root, pipeline, region)
     if not results:
         dt = table.open(uri, storage_options, tables=tables)
         return None if dt is None else dt.version()
     # partitioned by interval: a decision reads one interval's partition, whatever the history
-    return table.append(uri, [r.to_row(pipeline, interval, run_id) for r in results], storage_options,
-                        tables=tables)
+    version = table.append(uri, [r.to_row(pipeline, interval, run_id) for r in results], storage_options,
+                           tables=tables)
+    if region is not None:  # the gate's index of the region's interval
+        refresh_index(root, pipeline, region, interval, storage_options, run_id=run_id)
+    return version
 
 
 def load_results(

@@ -181,6 +181,8 @@ def run_checks(spec: PipelineSpec, interval: Interval, *, root: str | None = Non
         results += _guard("schema", "schema", sc.policy, f"{pkg}.schema", "check_schema", lambda f: f(ctx, sc))
     results += _guard("rollup", "rollup", "block", f"{pkg}.rollup", "check_rollup", lambda f: f(ctx))
     results[0].details["evidence_bytes"] = ctx.bytes_read
+    # each region's index not used (its tables read instead), with why: stale, missing, corrupt...
+    results[0].details["index_misses"] = dict(ctx.index_misses)
     return results
 
 

@@ -14,15 +14,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import polars as pl
+from deltalake import DeltaTable
 
-from pipelines.control.evidence import EvidenceSet, evidence_uri, load
+from pipelines.control.evidence import EvidenceSet, decode_profiles, evidence_uri, scan_evidence
+from pipelines.control.index import load_indexed
 from pipelines.control.results import CheckResult, load_results, rows_to_results
-from pipelines.control.tables import CHECK_RESULTS_TABLE, REGION_RESULTS_TABLE
+from pipelines.control.tables import REGION_RESULTS_TABLE
 from pipelines.errors import ValidationStepError
 from pipelines.evidence import Profile, plan_hash, profile_plan
 from pipelines.generation import Generation, member_key
 from pipelines.spec import Interval, PipelineSpec, TableSpec
-from pipelines.storage import OpenTables, decision_tables
+from pipelines.spec.settings import settings
+from pipelines.storage import OpenTables, decision_tables, open_table
 from pipelines.validation.suites import Suite, current_suite, validated_tables
 
 
@@ -47,23 +50,24 @@ class Context:
     _suites: dict[str, Suite | ValidationStepError] | None = None
     #: (region, table) -> its judged batches (the evidence and rollup checks both ask)
     _batches: dict[tuple[str, str], Batches] = field(default_factory=dict)
+    #: "region/interval" -> why its index was not used (its tables were read instead)
+    index_misses: dict[str, str] = field(default_factory=dict)
+    use_index: bool = True
 
     @classmethod
     def build(cls, spec: PipelineSpec, interval: Interval, *, root: str | None = None, run_id: str = "",
-              table: str | None = None, undelivered: dict[str, str] | None = None) -> Context:
+              table: str | None = None, undelivered: dict[str, str] | None = None,
+              use_index: bool | None = None) -> Context:
         """The interval's evidence (only ``table``'s, and no validation results, when given: what
-        a single check such as "in sync?" needs). Each control table is opened once, and read
-        at its newest version."""
+        a single check such as "in sync?" needs). Each region's inputs come from its interval
+        index where that verifies against its tables (:mod:`pipelines.control.index`), else
+        from its tables (``use_index=False``, or ``LOCKSTEP_NO_INDEX``: from the tables alone);
+        each control table read is opened once, and read at its newest version."""
+        if use_index is None:
+            use_index = not settings().no_index
         tables = decision_tables(spec.control_options())
-        # every table this read needs, opened side by side: each region's evidence (and its own
-        # check results, and the control plane's, unless one table's evidence alone is asked)
-        uris = [evidence_uri(spec, r, root) for r in spec.regions]
-        if table is None:
-            croot = spec.control_root(root)
-            uris += [CHECK_RESULTS_TABLE.uri(croot, spec.name)]
-            uris += [REGION_RESULTS_TABLE.region_uri(croot, spec.name, r) for r in spec.regions]
-        tables.prefetch(uris)
-        ev = load(spec, [interval.key], root=root, table=table, tables=tables)
+        ev, region_checks, misses = read_evidence(spec, [interval.key], root=root, table=table, tables=tables,
+                                                  checks=table is None, use_index=use_index)
         members: dict[str, int] = {}
         profiles: dict[str, Profile] = {}
         for region in spec.regions:
@@ -83,15 +87,18 @@ class Context:
                         profiles[qkey] = q
         validation: list[CheckResult] = []
         failures: dict[str, CheckResult] = {}
-        if table is None:  # validation results and this run's step failures, one scan per table
+        if table is None:  # validation results and this run's step failures: the control plane's and the regions'
+            stages = ["validation", "delivery"]
             df = load_results(spec.control_root(root), spec.name, interval.key, storage_options=spec.control_options(),
-                              stage=("validation", "delivery"), tables=tables, regions=spec.regions)
+                              stage=tuple(stages), tables=tables)
+            df = pl.concat([df, region_checks.filter(pl.col("stage").is_in(stages))], how="vertical_relaxed")
             df = df.sort("recorded_at")
             validation = rows_to_results(df.filter(pl.col("stage") == "validation"))
             failures = {f.region: f for f in rows_to_results(
                 df.filter(pl.col("stage") == "delivery", pl.col("run_id") == run_id))} if run_id else {}
         return cls(spec, interval, root, Generation(interval.key, members), ev, profiles, validation, run_id,
-                   tables=tables, undelivered=dict(undelivered or {}), failures=failures)
+                   tables=tables, undelivered=dict(undelivered or {}), failures=failures, index_misses=misses,
+                   use_index=use_index)
 
     def profile(self, region: str, table: TableSpec, layer: str | None = None) -> Profile | None:
         """The generation's profile of ``region``'s ``table`` (None when it has none)."""
@@ -109,7 +116,9 @@ class Context:
         """Profiles of earlier intervals (the drift window), read once."""
         key = (table, *intervals)
         if key not in self._window:
-            self._window[key] = load(self.spec, intervals, root=self.root, table=table, tables=self.tables)
+            self._window[key], _, misses = read_evidence(self.spec, intervals, root=self.root, table=table,
+                                                         tables=self.tables, checks=False, use_index=self.use_index)
+            self.index_misses.update(misses)
         return self._window[key]
 
     @property
@@ -154,6 +163,46 @@ class Context:
                 groups.setdefault(v.batch, []).append(v)
         out.judge(groups)
         return out
+
+
+def read_evidence(spec: PipelineSpec, intervals: list[str], *, root: str | None, table: str | None,
+                  tables: OpenTables, checks: bool, use_index: bool = True
+                  ) -> tuple[EvidenceSet, pl.DataFrame, dict[str, str]]:
+    """The evidence of ``intervals`` (``table``'s alone when given) and, with ``checks``, the
+    regions' own check results of the one interval asked: from the regions' indexes where they
+    verify, else (and with ``use_index=False``) from their tables. Returns the profiles, the
+    check rows (all stages) and each index miss with its reason."""
+    croot, opts = spec.control_root(root), spec.control_options()
+    if checks and len(intervals) != 1:
+        raise ValueError("check results are read for one interval at a time")
+    opened: dict[str, DeltaTable] = {}
+
+    def fallback(regions: list[str], ivs: list[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
+        uris = [evidence_uri(spec, r, root) for r in regions]
+        uris += [REGION_RESULTS_TABLE.region_uri(croot, spec.name, r) for r in regions] if checks else []
+        tables.prefetch(uris)  # the missed regions' tables, opened side by side
+        df, got = scan_evidence(spec, ivs, root=root, regions=regions, table=table, tables=tables)
+        opened.update(got)
+        ck = load_results(croot, spec.name, ivs[0], storage_options=opts, tables=tables, regions=regions,
+                          control=False) if checks else REGION_RESULTS_TABLE.empty()
+        return df, ck
+
+    if not use_index:
+        df, ck = fallback(list(spec.regions), intervals)
+        return decode_profiles(spec, df, opened.__getitem__, root=root), ck, {}
+    got = load_indexed(croot, spec.name, list(spec.regions), intervals, fallback, opts, checks=checks)
+    df = got.evidence if table is None else got.evidence.filter(pl.col("table") == table)
+
+    def table_of(region: str) -> DeltaTable | None:  # an indexed region's table at the version verified
+        if region not in opened:
+            version = max((v for v in got.versions.get(region, {}).values() if v is not None), default=None)
+            dt = None if version is None else open_table(evidence_uri(spec, region, root), opts, version)
+            if dt is None:
+                raise LookupError(f"{region} has no evidence table at the version its index named")
+            opened[region] = dt
+        return opened[region]
+
+    return decode_profiles(spec, df, table_of, root=root), got.checks, got.misses
 
 
 @dataclass

@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     run_id: str | None = None
     #: tracebacks instead of one-line errors
     debug: Annotated[bool, BeforeValidator(_flag)] = False
+    #: the gate reads every region's evidence and check-results tables, never the regions'
+    #: interval indexes (which it verifies and falls back from anyway): for comparison
+    no_index: Annotated[bool, BeforeValidator(_flag)] = False
     #: the Airflow user the CLI signs in as (``--via airflow``)
     airflow_username: str | None = None
     airflow_password: SecretStr | None = None
