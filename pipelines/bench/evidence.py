@@ -33,7 +33,7 @@ from typing import Any
 
 from rich.console import Console
 
-from pipelines.bench._measure import measure_table, rss_mib
+from pipelines.bench._measure import figure, measure_table, rss_mib
 
 REPS = 3
 
@@ -100,6 +100,26 @@ def _scan(spec: Any, region: str, layer: str, table: str) -> None:
     import polars as pl
 
     pl.scan_delta(spec.table_uri(region, layer, table)).collect()
+
+
+def _figures(out: dict[str, Any]) -> list[dict[str, Any]]:
+    """The area's figures for ``lockstep bench --json`` (ratios of medians, min beside)."""
+    def one(name: str, m: dict[str, Any], reference: str, **extra: Any) -> dict[str, Any]:
+        goal = float(m["goal"])
+        return figure(name, m["subject_median_s"], "s", f"{reference} ({m['reference_median_s']:.3f} s median)",
+                      m["ratio_median"], f"<= {goal:g}x", m["ratio_median"] <= goal,
+                      min_ratio=round(m["ratio_min"], 3), **extra)
+
+    s, g = out["in_sync"], out["gate"]
+    return [
+        one("in sync? from the published evidence (interval index) / one scan", s,
+            "one scan of the replicated table", evidence_bytes_read=s["evidence_bytes_read"],
+            ratio_without_index=round(s["without_index"]["ratio_median"], 3)),
+        one(f"gate decision ({g['status']}), {out['regions']} regions, from evidence / one scan", g,
+            "one scan of one region's card_features", ratio_without_index=round(g["without_index"]["ratio_median"], 3)),
+        *(one(f"publishing the profile of {key} / its Delta write", p, "its Delta write")
+          for key, p in out["publish"].items()),
+    ]
 
 
 def run(*, rows: int, regions: int, console: Console | None = None) -> dict[str, Any]:
@@ -170,6 +190,7 @@ def run(*, rows: int, regions: int, console: Console | None = None) -> dict[str,
 
             publish[f"{layer}/{name}"] = {**_interleaved(write, profile), "goal": 0.5}
         out["publish"] = publish
+    out["figures"] = _figures(out)
 
     if console is not None:
         table = measure_table(f"evidence: {regions} regions x {rows:,} rows (ratios: min of {REPS} interleaved runs)")
