@@ -106,7 +106,7 @@ KNOWN_SECONDS = {
     "tests/test_soak.py::test_soak_thirty_days": 110,
     "tests/airflow/test_leaks.py::test_no_raw_personal_value_in_any_output_of_a_demo_day": 50,
     "tests/reconcile/test_demo.py::test_no_raw_personal_value_in_the_demos_outputs": 21,
-    "tests/models/test_release_race.py::test_soak_96_quarter_hours_three_promotions_and_a_rollback_while_scoring": 330,
+    "tests/models/test_release_race.py::test_soak_96_quarter_hours_three_promotions_and_a_rollback_while_scoring": 525,
     "tests/models/test_release_race.py::test_promotions_racing_scorers_never_mix_releases": 200,
     # its own 12-region, 10-day history; the module's 3-region, 4-day one is built by whichever
     # of the other tests runs first
