@@ -36,6 +36,13 @@ fail() { say "$*"; exit 1; }
 command -v docker >/dev/null || fail "docker is not installed (apt-get install -y docker.io docker-compose)"
 docker info >/dev/null 2>&1 || fail "the Docker Engine does not answer (is dockerd running, may you use it?)"
 
+# one build at a time on this host: a second one waits for the first, then finds its layers
+# cached (CI starts a build while the project installs; the docker test's own then waits)
+if command -v flock >/dev/null; then
+  exec 9>"${TMPDIR:-/tmp}/lockstep-build-images.lock"
+  flock 9
+fi
+
 # --- the host's CA bundle for pip in the build (never committed: .gitignore)
 ca=${PIP_CERT:-/etc/ssl/certs/ca-certificates.crt}
 if [ -f "$ca" ]; then

@@ -31,8 +31,10 @@ import hashlib
 import io
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,7 +42,7 @@ import polars as pl
 
 from pipelines.control.tables import EVIDENCE_TABLE, REGION_RESULTS_TABLE, ControlTable
 from pipelines.paths import join_uri
-from pipelines.storage import open_table, put_object, read_object, region_prefix
+from pipelines.storage import decision_tables, put_object, read_object, region_prefix
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +72,9 @@ def _commit_path(version: int) -> str:
 
 def _binding(table: ControlTable, uri: str, opts: Options, interval: str,
              columns: list[str] | None) -> tuple[dict[str, Any], pl.DataFrame]:
-    """What one table holds of ``interval`` at its newest version, and that version bound."""
-    dt = open_table(uri, opts)
+    """What one table holds of ``interval`` at its newest version, and that version bound
+    (the table as the step in progress holds it open, brought to its newest commit)."""
+    dt = decision_tables(opts).get(uri)
     lf = table.scan(dt, opts, partition={"interval": interval})
     frame = (lf if columns is None else lf.select(columns)).collect()  # (the keyed digests never read)
     if dt is None:
@@ -96,11 +99,47 @@ def _frame(data: bytes) -> pl.DataFrame:
     return out
 
 
+#: the refreshes a step has asked for, made once each when it ends (:func:`refresh_once`)
+_PENDING: ContextVar[dict[tuple[str, str, str, str, str], tuple[Options, str]] | None] = ContextVar(
+    "lockstep_pending_index_refreshes", default=None)
+
+
+@contextmanager
+def refresh_once() -> Iterator[None]:
+    """Within the block, :func:`refresh_index` only notes what to refresh; when the block ends
+    without an error, each (region, interval) noted is refreshed once, from its tables as they
+    stand then. A step publishes several tables' evidence and its check results: one index
+    write at its end, not one per append. A block that fails leaves the index it found; a
+    reader finds it stale (a later commit changed the interval) and reads the tables."""
+    if _PENDING.get() is not None:  # nested: the outermost block refreshes
+        yield
+        return
+    pending: dict[tuple[str, str, str, str, str], tuple[Options, str]] = {}
+    token = _PENDING.set(pending)
+    try:
+        yield
+    finally:
+        _PENDING.reset(token)
+    for (control_root, pipeline, region, interval, _), (opts, run_id) in pending.items():
+        _refresh(control_root, pipeline, region, interval, opts, run_id)
+
+
 def refresh_index(control_root: str, pipeline: str, region: str, interval: str, storage_options: Options = None,
                   *, run_id: str = "") -> bool:
     """Write ``region``'s index of ``interval`` from its evidence and check-results tables as
-    they stand now. Best effort: the index only saves reads, so a failure is logged and leaves
-    whatever was there, which the reader then finds stale. Returns whether it was written."""
+    they stand now (inside :func:`refresh_once`: when its block ends). Best effort: the index
+    only saves reads, so a failure is logged and leaves whatever was there, which the reader
+    then finds stale. Returns whether it was written (or noted for the block's end)."""
+    pending = _PENDING.get()
+    if pending is not None:
+        key = (control_root, pipeline, region, interval, json.dumps(storage_options or {}, sort_keys=True))
+        pending[key] = (storage_options, run_id)
+        return True
+    return _refresh(control_root, pipeline, region, interval, storage_options, run_id)
+
+
+def _refresh(control_root: str, pipeline: str, region: str, interval: str, storage_options: Options,
+             run_id: str) -> bool:
     prefix = region_prefix(control_root, pipeline, region)
     try:
         ev_bind, ev = _binding(EVIDENCE_TABLE, EVIDENCE_TABLE.region_uri(control_root, pipeline, region),

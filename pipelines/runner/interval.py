@@ -22,6 +22,7 @@ from pipelines.runner.steps import (
     ingest,
     new_run_id,
     reconcile,
+    region_step,
     transform,
     validate,
 )
@@ -53,6 +54,7 @@ def _quiet(region: str, step: str) -> None:
     return None
 
 
+@region_step
 def run_region(spec: PipelineSpec, interval: Interval, region: str, *, root: str | None = None,
                run_id: str = "", force: bool = False, stands: bool = False, on_step: OnStep = _quiet) -> RegionRun:
     """ingest -> validate inputs -> transform -> validate features, for one region.

@@ -3,13 +3,16 @@ step over every region), each writing its tables, profiles and check results."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import polars as pl
 
+from pipelines.control.index import refresh_once
 from pipelines.control.results import CheckResult, record_results
 from pipelines.errors import FeatureError
 from pipelines.features import FeatureContext, load_transform
@@ -17,6 +20,7 @@ from pipelines.sources import read_source
 from pipelines.spec import Interval, PipelineSpec, TableSpec, date_range, partition_key
 from pipelines.storage import (
     TableRef,
+    control_tables,
     fingerprint,
     interval_app_id,
     open_table,
@@ -35,10 +39,31 @@ def new_run_id() -> str:
     return f"lockstep__{datetime.now().strftime('%Y%m%dT%H%M%S')}_{uuid.uuid4().hex[:6]}"
 
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def region_step(step: Callable[_P, _R]) -> Callable[_P, _R]:
+    """A region's step (its first argument the spec): the region's control tables it appends
+    to (evidence, check results) are opened once for the step (or the region's run holding
+    it) and written through, and its interval index is refreshed once, when the step (or the
+    run) ends (:func:`~pipelines.control.index.refresh_once`), however many tables it published."""
+
+    @functools.wraps(step)
+    def run(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        spec = args[0]
+        assert isinstance(spec, PipelineSpec)
+        with control_tables(spec.control_options()), refresh_once():
+            return step(*args, **kwargs)
+
+    return run
+
+
 def _app_id(spec: PipelineSpec, region: str, layer: str, table: str, interval: Interval) -> str:
     return interval_app_id(spec.name, region, layer, table, interval.key)
 
 
+@region_step
 def ingest(spec: PipelineSpec, interval: Interval, region: str, *, root: str | None = None, force: bool = False,
            run_id: str = "") -> list[TableRef]:
     """Land every raw and reference table of one region for one interval, and publish the
@@ -150,6 +175,7 @@ def _outside_interval(data: pl.DataFrame, table: TableSpec, interval: Interval,
     return out
 
 
+@region_step
 def transform(spec: PipelineSpec, interval: Interval, region: str, *, root: str | None = None, force: bool = False,
               run_id: str = "", stands: bool = False) -> list[TableRef]:
     """Compute every feature set of one region for one interval.
@@ -249,6 +275,7 @@ INPUT_LAYERS = ("raw", "reference")
 OUTPUT_LAYERS = ("features",)
 
 
+@region_step
 def validate(
     spec: PipelineSpec, interval: Interval, region: str, *, layers: tuple[str, ...] | None = None,
     root: str | None = None, run_id: str = "",

@@ -41,6 +41,7 @@ from pipelines.storage.appends import (
     OpenTables,
     append_in_order,
     append_rows,
+    control_tables,
     decision_tables,
 )
 from pipelines.storage.conflicts import is_commit_conflict, retry_on_conflict
@@ -81,6 +82,7 @@ __all__ = [
     "TableRef",
     "append_in_order",
     "append_rows",
+    "control_tables",
     "decision_tables",
     "file_digest",
     "fingerprint",

@@ -8,7 +8,8 @@ lost race is retried with the rows rebuilt rather than rebased.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from typing import Any
 
@@ -163,6 +164,18 @@ def decision_tables(storage_options: dict[str, str] | None = None) -> OpenTables
     if current is not None and current.storage_options == dict(storage_options or {}):
         return current
     return OpenTables(storage_options)
+
+
+@contextmanager
+def control_tables(storage_options: dict[str, str] | None = None) -> Iterator[OpenTables]:
+    """The open control tables of the block in progress when it has the same storage options
+    (a step inside a region's run shares the run's), else new ones, open for this block."""
+    current = _DECISION_TABLES.get()
+    if current is not None and current.storage_options == dict(storage_options or {}):
+        yield current
+        return
+    with OpenTables(storage_options) as tables:
+        yield tables
 
 
 def append_in_order(uri: str, build: Callable[[int], pl.DataFrame], storage_options: dict[str, str] | None = None,

@@ -158,8 +158,7 @@ def _write_interval_once(
                 dt = create_table(uri, data.to_arrow().schema, partition_by=list(partition), storage_options=opts)
             written = _overwrite_partition(dt, uri, data, partition, props, opts)
             if written is not None:
-                dt = open_table(uri, storage_options)
-                assert dt is not None
+                dt.update_incremental()  # the commit just made (and any since): what a fresh open reads
                 return TableRef(uri, dt.version(), partition_rows(dt, partition), partition,
                                 files=_written_files(dt, uri, partition, written, storage_options))
     except (DeltaError, OSError, pa.ArrowException, pl.exceptions.PolarsError) as exc:

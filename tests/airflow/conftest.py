@@ -32,11 +32,11 @@ from tests.conftest import BACKEND, TIMINGS
 POSTGRES_ADMIN_URL = os.environ.get("LOCKSTEP_POSTGRES_URL", DEFAULT_POSTGRES_ADMIN_URL)
 
 #: The folder is listed every ``parse_interval`` (2 s): a new DAG file is parsed at once, a
-#: changed one ahead of the others (Airflow's ``file_parsing_sort_mode`` modified_time). Files
-#: that did not change need no re-parse every 2 s: with a dozen DAG files written over the
-#: session, that kept the dag-processor parsing (each parse importing the pipelines) without
-#: pause, on a machine of two cores.
-REPARSE_UNCHANGED = {"AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "60"}
+#: changed one too (Airflow's ``file_parsing_sort_mode`` modified_time lets a file changed
+#: since its last parse skip the interval). Unchanged files need no re-parse: with a dozen DAG
+#: files written over the session, re-parsing each every minute (each parse importing the
+#: pipelines) took the dag-processor a tenth of a core for the whole run.
+REPARSE_UNCHANGED = {"AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "3600"}
 #: the simple auth manager's users (name: role) of the test Airflow; their passwords are in
 #: the home's ``simple_auth_manager_passwords.json.generated``
 #: (alice and bob hold ``op``, carol ``user``: region operators in tests/airflow/test_governance_api.py)
@@ -90,8 +90,11 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 # Every test that uses it is in one xdist group (tests/conftest.py: AIRFLOW_GROUP): one worker
-# runs them, so one Airflow starts per session; its home, DAGs folder and port are the worker's.
-@pytest.fixture(scope="session")
+# runs them, one after another, so one Airflow starts per session; its home, DAGs folder and
+# port are the worker's. Package-scoped: it stops when that worker leaves tests/airflow, not at
+# the session's end (idle, its dag-processor re-parsing the DAGs folder took a core's tenth for
+# the rest of the session, beside the suite's heaviest tests).
+@pytest.fixture(scope="package")
 def embedded_airflow(
     tmp_path_factory: pytest.TempPathFactory,
     airflow_metadata_db: str | None,

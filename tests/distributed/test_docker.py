@@ -214,7 +214,11 @@ def test_compose_deployment_certifies_an_interval_and_runs_the_consumer(dockerd:
         # the api-server listens on the port it is published on: the view's re-run route calls
         # the api-server back at the address it was reached on
         "", f"AIRFLOW_PORT={port}", f"AIRFLOW_PUBLISH=127.0.0.1:{port}", f"S3_PUBLISH=127.0.0.1:{s3_port}",
-        f"STATSD_PUBLISH=127.0.0.1:{statsd_port}", "WORKER_CONCURRENCY=1", f"LOCKSTEP_DAGS={dags}", ""]))
+        f"STATSD_PUBLISH=127.0.0.1:{statsd_port}", "WORKER_CONCURRENCY=1", f"LOCKSTEP_DAGS={dags}",
+        # Docker's probes of the Airflow components every 5 minutes: nothing here waits on them (the
+        # deployment's health is Airflow's own, below), and seven CLI starts a minute took ~10% of
+        # the machine's CPU for the test's whole run
+        "PROBE_INTERVAL=300s", ""]))
     project = f"lockstep-test-{uuid.uuid4().hex[:8]}"
     compose = _compose_cmd(project, env_file)
     password = (secrets_dir / "admin_password").read_text().strip()

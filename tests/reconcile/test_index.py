@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from pipelines.control.index import INDEX_DIR, index_name, read_index
+from pipelines.control.index import INDEX_DIR, index_name, read_index, refresh_once
 from pipelines.control.results import CheckResult
 from pipelines.reconcile import run_checks
 from pipelines.reconcile.context import Context
@@ -87,6 +87,42 @@ def test_an_index_left_stale_by_a_republish_is_not_used(root: str, monkeypatch: 
     assert "published again after the index" in misses[f"r2/{DAY.key}"]
     assert verdicts(indexed) == verdicts(tables)
     assert indexed[0].details["generation"]["r2/features/feats"] == ref.version  # the new version, not the indexed one
+    assert any(not r.success and r.region == "r2" and r.check_id.startswith("drift.") for r in indexed)
+
+
+def test_a_step_writes_its_index_once_at_its_end_from_what_it_published_last(root: str) -> None:
+    """Inside a step (refresh_once) each publish only notes the refresh: the index is written
+    when the step ends, bound to the versions the step left, never to a mid-step one."""
+    spec = tiny_spec(CHECKS)
+    fill(spec, root, regions=["r1", "r3"])
+    with refresh_once():
+        put(spec, root, "r2", "reference", "ref", ref_frame())
+        assert not index_file(spec, root, "r2").exists()  # noted, not written yet
+        ref = put(spec, root, "r2", "features", "feats", feats_frame("r2"))
+        assert not index_file(spec, root, "r2").exists()
+    entry, why = read_index(spec.control_root(root), spec.name, "r2", DAY.key, spec.control_options())
+    assert entry is not None, why
+    assert sorted(entry.evidence["table"]) == ["feats", "ref"]  # both publishes, in one index
+    assert entry.evidence.filter(entry.evidence["table"] == "feats")["version"].to_list() == [ref.version]
+
+
+def test_a_step_killed_after_a_publish_leaves_a_stale_index_the_gate_does_not_use(
+        root: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The attack on deferring the refresh: a step that publishes and then dies never writes
+    its index; the one left from before names a version the step's commit moved past, so the
+    gate reads the region's tables and decides from what was published."""
+    spec = tiny_spec(CHECKS)
+    fill(spec, root)
+    before = index_file(spec, root, "r2").read_bytes()
+    with pytest.raises(RuntimeError, match="killed"), refresh_once():
+        ref = put(spec, root, "r2", "features", "feats", feats_frame("r2", shift=3.0))
+        raise RuntimeError("killed after its publish")
+    assert index_file(spec, root, "r2").read_bytes() == before  # nothing written by the failed step
+    indexed, tables = with_and_without(spec, root, monkeypatch)
+    misses = indexed[0].details["index_misses"]
+    assert list(misses) == [f"r2/{DAY.key}"] and "published again after the index" in misses[f"r2/{DAY.key}"]
+    assert verdicts(indexed) == verdicts(tables)
+    assert indexed[0].details["generation"]["r2/features/feats"] == ref.version
     assert any(not r.success and r.region == "r2" and r.check_id.startswith("drift.") for r in indexed)
 
 

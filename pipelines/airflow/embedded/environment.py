@@ -38,6 +38,9 @@ def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
 
 #: the module whose import warms the processes tasks fork from (:mod:`pipelines.airflow.warm`)
 WARM_MODULE = "pipelines.airflow.warm"
+#: seconds between two parses of an unchanged DAG file (Airflow's default
+#: ``min_file_process_interval``); a new or changed file is parsed when the folder is listed
+REPARSE_SECONDS = 30
 
 
 def airflow_env(
@@ -56,7 +59,9 @@ def airflow_env(
     LocalExecutor; SQLite in ``<home>/airflow.db`` unless ``sql_alchemy_conn`` is given;
     api-server on ``127.0.0.1:<port>``; the simple auth manager with one admin whose
     password is in :func:`~pipelines.airflow.secrets.home_secrets`; new DAGs unpaused; files
-    re-listed and re-parsed every ``parse_interval`` seconds. ``log_server_ports`` (worker,
+    re-listed every ``parse_interval`` seconds (a new or changed file parsed then, an unchanged
+    one every :data:`REPARSE_SECONDS`: a spec's YAML edited beside an unchanged DAG file shows
+    within that). ``log_server_ports`` (worker,
     triggerer) default to free ports, so two embedded Airflows, or one next to a real one, do
     not collide.
 
@@ -109,9 +114,13 @@ def airflow_env(
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
         "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(worker_log_port),
         "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(trigger_log_port),
-        # [dag_processor]: list the folder and re-parse changed files quickly
+        # [dag_processor]: list the folder every parse_interval; a new or changed file is parsed
+        # at once (modified_time: a file changed since its last parse skips the interval), an
+        # unchanged one every REPARSE_SECONDS at the least (each parse imports the pipeline:
+        # re-parsing every few seconds kept an idle Airflow's dag-processor busy)
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": str(parse_interval),
-        "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": str(parse_interval),
+        "AIRFLOW__DAG_PROCESSOR__FILE_PARSING_SORT_MODE": "modified_time",
+        "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": str(max(parse_interval, REPARSE_SECONDS)),
         "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
         "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_STORAGE_PATH": str(home / "dag_bundles"),
         # [scheduler]
