@@ -144,3 +144,21 @@ def test_table_uri_layout(root: str) -> None:
     uri = table_uri(root, "p", "eu-west", "raw", "t")
     assert uri.endswith("relative/dir/p/eu-west/raw/t")
     assert table_uri("s3://bucket/x/", "p", "eu-west", "raw", "t") == "s3://bucket/x/p/eu-west/raw/t"
+
+
+def test_a_version_is_opened_once_in_a_block_and_never_moves(tmp_path: Path) -> None:
+    """versions_once: the same (table, version) is one object for the block's reads; the table
+    moving on does not move it; outside the block every open is its own."""
+    from pipelines.storage import open_table, versions_once
+
+    uri = str(tmp_path / "t")
+    first = write_interval(uri, frame("2026-01-01", 3), partition={"ds": "2026-01-01"}, app_id="a/1", fingerprint=1)
+    with versions_once():
+        a = open_table(uri, version=first.version)
+        later = write_interval(uri, frame("2026-01-02", 4), partition={"ds": "2026-01-02"}, app_id="a/2", fingerprint=1)
+        b = open_table(uri, version=first.version)
+        assert a is b and b is not None and b.version() == first.version
+        assert open_table(uri, version=later.version) is not a
+        assert open_table(uri) is not a  # the newest version is never served from the block
+        assert open_table(str(tmp_path / "none"), version=0) is None
+    assert open_table(uri, version=first.version) is not a

@@ -165,12 +165,20 @@ class Context:
         return out
 
 
+#: up to how many intervals' evidence is read from the regions' interval indexes; a longer
+#: window (a lineage lookback of a day of 15-minute intervals) reads each region's table once:
+#: an index is one interval's, and one verified against 32 later commits before it misses
+#: costs more than the table's one scan
+INDEX_INTERVALS = 8
+
+
 def read_evidence(spec: PipelineSpec, intervals: list[str], *, root: str | None, table: str | None,
                   tables: OpenTables, checks: bool, use_index: bool = True
                   ) -> tuple[EvidenceSet, pl.DataFrame, dict[str, str]]:
     """The evidence of ``intervals`` (``table``'s alone when given) and, with ``checks``, the
     regions' own check results of the one interval asked: from the regions' indexes where they
-    verify, else (and with ``use_index=False``) from their tables. Returns the profiles, the
+    verify, else (and with ``use_index=False``, or more than :data:`INDEX_INTERVALS`) from their
+    tables. Returns the profiles, the
     check rows (all stages) and each index miss with its reason."""
     croot, opts = spec.control_root(root), spec.control_options()
     if checks and len(intervals) != 1:
@@ -187,7 +195,7 @@ def read_evidence(spec: PipelineSpec, intervals: list[str], *, root: str | None,
                           control=False) if checks else REGION_RESULTS_TABLE.empty()
         return df, ck
 
-    if not use_index:
+    if not use_index or len(set(intervals)) > INDEX_INTERVALS:
         df, ck = fallback(list(spec.regions), intervals)
         return decode_profiles(spec, df, opened.__getitem__, root=root), ck, {}
     got = load_indexed(croot, spec.name, list(spec.regions), intervals, fallback, opts, checks=checks)

@@ -28,6 +28,7 @@ from pipelines.storage import (
     read_partitions,
     table_version,
     unchanged,
+    versions_once,
     write_interval,
 )
 from pipelines.version import CODE_VERSION
@@ -47,13 +48,14 @@ def region_step(step: Callable[_P, _R]) -> Callable[_P, _R]:
     """A region's step (its first argument the spec): the region's control tables it appends
     to (evidence, check results) are opened once for the step (or the region's run holding
     it) and written through, and its interval index is refreshed once, when the step (or the
-    run) ends (:func:`~pipelines.control.index.refresh_once`), however many tables it published."""
+    run) ends (:func:`~pipelines.control.index.refresh_once`), however many tables it published;
+    a table version it reads is opened once (:func:`~pipelines.storage.versions_once`)."""
 
     @functools.wraps(step)
     def run(*args: _P.args, **kwargs: _P.kwargs) -> _R:
         spec = args[0]
         assert isinstance(spec, PipelineSpec)
-        with control_tables(spec.control_options()), refresh_once():
+        with control_tables(spec.control_options()), refresh_once(), versions_once():
             return step(*args, **kwargs)
 
     return run

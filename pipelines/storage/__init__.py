@@ -70,6 +70,7 @@ from pipelines.storage.tables import (
     scan_partition,
     table_exists,
     table_version,
+    versions_once,
 )
 from pipelines.storage.writes import Frame, unchanged, write_interval
 
@@ -111,6 +112,7 @@ __all__ = [
     "table_exists",
     "table_uri",
     "table_version",
+    "versions_once",
     "unchanged",
     "write_interval",
 ]

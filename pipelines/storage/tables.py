@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,8 +66,43 @@ def partition_predicate(partition: dict[str, str]) -> str:
     return _predicate(partition)
 
 
+#: the tables opened at a given version in the block in progress (:func:`versions_once`)
+_AT_VERSION: ContextVar[dict[tuple[str, int, str], DeltaTable] | None] = ContextVar(
+    "lockstep_tables_at_version", default=None)
+
+
+@contextmanager
+def versions_once() -> Iterator[None]:
+    """Within the block, :func:`open_table` opens a table at a given version once: a version
+    never changes, so the object serves every later read of it (a step reads the version it
+    wrote for its schema, its validation and its lineage). Reads only: nothing writes through
+    a table opened at a version. Nested blocks share the outermost's tables."""
+    if _AT_VERSION.get() is not None:
+        yield
+        return
+    token = _AT_VERSION.set({})
+    try:
+        yield
+    finally:
+        _AT_VERSION.reset(token)
+
+
 def open_table(uri: str, storage_options: dict[str, str] | None = None, version: int | None = None) -> DeltaTable | None:
     """The Delta table at ``uri`` (at ``version``), or None when there is none yet."""
+    opened = _AT_VERSION.get() if version is not None else None
+    if opened is not None:
+        assert version is not None
+        key = (uri, version, json.dumps(storage_options or {}, sort_keys=True))
+        if key not in opened:
+            dt = _open(uri, storage_options, version)
+            if dt is None:
+                return None
+            opened[key] = dt
+        return opened[key]
+    return _open(uri, storage_options, version)
+
+
+def _open(uri: str, storage_options: dict[str, str] | None, version: int | None) -> DeltaTable | None:
     try:
         return DeltaTable(uri, version=version, storage_options=storage_options or None)
     except TableNotFoundError:

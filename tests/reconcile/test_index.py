@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import pytest
 
 from pipelines.control.index import INDEX_DIR, index_name, read_index, refresh_once
@@ -230,3 +231,25 @@ def test_an_index_written_before_its_check_results_moved_is_not_used(
     misses = indexed[0].details["index_misses"]
     assert list(misses) == [f"r1/{DAY.key}"] and "stale" in misses[f"r1/{DAY.key}"], misses
     assert verdicts(indexed) == verdicts(tables)
+
+
+def test_a_long_window_reads_each_regions_evidence_in_one_scan_with_the_same_rows(root: str) -> None:
+    """More intervals than scan_evidence reads partition by partition: one scan per region of
+    the partitions asked for, the same rows as reading them one by one (another interval's
+    rows and another table's left out)."""
+    from pipelines.control.evidence import PER_PARTITION_SCANS, scan_evidence
+    from pipelines.spec import Interval
+
+    spec = tiny_spec(CHECKS)
+    days = [Interval.for_date(f"2026-01-{d:02d}") for d in range(1, PER_PARTITION_SCANS + 4)]
+    for iv in days:
+        put(spec, root, "r1", "features", "feats", feats_frame("r1", n=50, interval=iv), interval=iv)
+        put(spec, root, "r1", "reference", "ref", ref_frame(), interval=iv)
+    asked = [iv.key for iv in days[1:]]  # the first left out
+    assert len(asked) > PER_PARTITION_SCANS
+    one, _ = scan_evidence(spec, asked, root=root, regions=["r1"], table="feats")
+    each = [scan_evidence(spec, [k], root=root, regions=["r1"], table="feats")[0] for k in asked]
+    order = ["interval", "version", "recorded_at"]
+    expected = pl.concat(each).sort(order)
+    assert one.sort(order).equals(expected) and one.height == len(asked)
+    assert set(one["table"]) == {"feats"} and days[0].key not in set(one["interval"])
