@@ -170,11 +170,11 @@ def decision_tables(storage_options: dict[str, str] | None = None) -> OpenTables
 def control_tables(storage_options: dict[str, str] | None = None) -> Iterator[OpenTables]:
     """The open control tables of the block in progress when it has the same storage options
     (a step inside a region's run shares the run's), else new ones, open for this block."""
-    current = _DECISION_TABLES.get()
-    if current is not None and current.storage_options == dict(storage_options or {}):
-        yield current
+    tables = decision_tables(storage_options)
+    if tables is _DECISION_TABLES.get():  # the block in progress's: it closes them
+        yield tables
         return
-    with OpenTables(storage_options) as tables:
+    with tables:
         yield tables
 
 
