@@ -29,7 +29,7 @@ from pipelines.airflow.postgres import (
 )
 from tests.conftest import REPO, small_spec_data
 from tests.distributed.s3server import MotoS3
-from tests.distributed.workers import CeleryWorker
+from tests.distributed.workers import CeleryWorker, stop_all
 from tests.test_s3 import env_name, s3_storage
 
 NAME = "scale_features"
@@ -101,8 +101,7 @@ def main() -> None:
                         print(f"workers={n} state={state} wall={wall:.1f}s task seconds={dict(durations)} "
                               f"bytes={dict(moved)}", flush=True)
                     finally:
-                        for w in workers:
-                            w.stop()
+                        stop_all(workers)
     finally:
         drop_database(db, admin_url=DEFAULT_POSTGRES_ADMIN_URL)
     print("\nworkers  state    wall s   region task s (sum)   reconcile s   gate s")

@@ -120,7 +120,7 @@ def deployment(services: None, tmp_path_factory: pytest.TempPathFactory) -> Iter
     from pipelines.control.policies import s3_policies
     from pipelines.spec import parse_spec
     from tests.distributed.s3server import MotoS3, merge_policies
-    from tests.distributed.workers import CeleryWorker
+    from tests.distributed.workers import CeleryWorker, stop_all
     from tests.test_s3 import env_name, s3_storage
 
     data = small_spec_data(12, ROWS, name=NAME)
@@ -170,6 +170,12 @@ def deployment(services: None, tmp_path_factory: pytest.TempPathFactory) -> Iter
                 # a killed worker's task is noticed within ~30 s (the default is 5 minutes)
                 "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "30",
                 "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
+                # a task the killed worker had taken from Redis but not yet started stays queued:
+                # Celery acknowledges late, so its message waits out Redis' visibility timeout (6 h);
+                # the scheduler revokes and requeues it after this (the default is 10 minutes,
+                # checked every 2: a run that lost the race took 12 minutes longer)
+                "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "90",
+                "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT_CHECK_INTERVAL": "10",
                 **REPARSE_UNCHANGED,  # new DAG files parsed within 2 s, unchanged ones not every 2 s
             })
             hash_key = secrets.token_hex(32)  # one deployment: every worker hashes personal values alike
@@ -195,8 +201,7 @@ def deployment(services: None, tmp_path_factory: pytest.TempPathFactory) -> Iter
                         w.wait_ready()
                     yield Deployment(af, s3, workers, spec_path, groups, queues)
                 finally:
-                    for w in workers.values():
-                        w.stop()
+                    stop_all(workers.values())
     finally:
         drop_database(db_url, admin_url=DEFAULT_POSTGRES_ADMIN_URL)
 

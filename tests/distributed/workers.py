@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -102,22 +102,29 @@ class CeleryWorker:
 
     def stop(self, timeout: float = 30.0) -> None:
         """SIGTERM (a warm shutdown), then SIGKILL to whatever is left."""
-        if self.proc is None:
-            return
-        family = self.family()
+        stop_all([self], timeout=timeout)
+
+
+def stop_all(workers: Iterable[CeleryWorker], timeout: float = 30.0) -> None:
+    """Stop workers together: SIGTERM to each (a warm shutdown), one wait for all of them,
+    then SIGKILL to whatever is left (one by one, their waits would add up)."""
+    running = [w for w in workers if w.proc is not None]
+    family = [p for w in running for p in w.family()]
+    for w in running:
         try:
-            os.killpg(self.proc.pid, signal.SIGTERM)
+            os.killpg(w.proc.pid, signal.SIGTERM)  # type: ignore[union-attr]
         except ProcessLookupError:
             pass
-        _, alive = psutil.wait_procs(family, timeout=timeout)
-        for p in alive:
-            try:
-                p.kill()
-            except psutil.Error:
-                pass
+    _, alive = psutil.wait_procs(family, timeout=timeout)
+    for p in alive:
         try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
+            p.kill()
+        except psutil.Error:
+            pass
+    for w in running:
+        try:
+            os.killpg(w.proc.pid, signal.SIGKILL)  # type: ignore[union-attr]
         except ProcessLookupError:
             pass
-        self.proc.wait(timeout=10)
-        self.proc = None
+        w.proc.wait(timeout=10)  # type: ignore[union-attr]
+        w.proc = None
