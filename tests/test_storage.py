@@ -162,3 +162,30 @@ def test_a_version_is_opened_once_in_a_block_and_never_moves(tmp_path: Path) -> 
         assert open_table(uri) is not a  # the newest version is never served from the block
         assert open_table(str(tmp_path / "none"), version=0) is None
     assert open_table(uri, version=first.version) is not a
+
+
+def test_a_version_written_or_looked_up_in_the_block_serves_its_reads_and_never_moves(tmp_path: Path) -> None:
+    """Inside versions_once, the table a write committed through (or a lookup of the latest
+    version opened) serves later reads of that version; later writes of the same table (a
+    skip, a new partition, a rewrite) never move it, and reads of it give that version's rows."""
+    from pipelines.storage import open_table, read_table, table_version, unchanged, versions_once
+
+    uri = str(tmp_path / "t")
+    with versions_once():
+        v1 = write_interval(uri, frame("2026-01-01", 3), partition={"ds": "2026-01-01"}, app_id="a/1", fingerprint=1)
+        served = open_table(uri, version=v1.version)
+        assert served is open_table(uri, version=v1.version) and served is not None
+        skipped = write_interval(uri, frame("2026-01-01", 3), partition={"ds": "2026-01-01"}, app_id="a/1",
+                                 fingerprint=1)
+        assert skipped.skipped and skipped.version == v1.version
+        assert unchanged(uri, {"ds": "2026-01-01"}, "a/1", 1) is not None
+        v2 = write_interval(uri, frame("2026-01-01", 5), partition={"ds": "2026-01-01"}, app_id="a/1", fingerprint=2)
+        assert table_version(uri) == v2.version > v1.version
+        v3 = write_interval(uri, frame("2026-01-02", 4), partition={"ds": "2026-01-02"}, app_id="a/2", fingerprint=1)
+        # the object that served v1 is still at v1, and so are its reads
+        assert served.version() == v1.version and open_table(uri, version=v1.version) is served
+        assert read_table(uri, version=v1.version).collect().height == 3
+        assert read_table(uri, version=v2.version).collect().height == 5
+        assert read_table(uri, version=v3.version).collect().height == 5 + 4
+        assert read_table(uri).collect().height == 9
+        assert open_table(uri, version=v3.version) is not open_table(uri)  # the latest is never served from it

@@ -87,12 +87,16 @@ def versions_once() -> Iterator[None]:
         _AT_VERSION.reset(token)
 
 
+def _version_key(uri: str, version: int, storage_options: dict[str, str] | None) -> tuple[str, int, str]:
+    return uri, version, json.dumps(storage_options or {}, sort_keys=True)
+
+
 def open_table(uri: str, storage_options: dict[str, str] | None = None, version: int | None = None) -> DeltaTable | None:
     """The Delta table at ``uri`` (at ``version``), or None when there is none yet."""
     opened = _AT_VERSION.get() if version is not None else None
     if opened is not None:
         assert version is not None
-        key = (uri, version, json.dumps(storage_options or {}, sort_keys=True))
+        key = _version_key(uri, version, storage_options)
         if key not in opened:
             dt = _open(uri, storage_options, version)
             if dt is None:
@@ -100,6 +104,17 @@ def open_table(uri: str, storage_options: dict[str, str] | None = None, version:
             opened[key] = dt
         return opened[key]
     return _open(uri, storage_options, version)
+
+
+def remember_version(uri: str, storage_options: dict[str, str] | None, dt: DeltaTable) -> DeltaTable:
+    """Within :func:`versions_once`, let ``dt`` (opened at the latest version, or just written
+    through and moved to its commit) serve later opens of its version: a step that wrote a
+    version, or looked one up, reads it without opening it again. The caller must not move
+    ``dt`` afterwards (no write through it, no update)."""
+    opened = _AT_VERSION.get()
+    if opened is not None:
+        opened.setdefault(_version_key(uri, dt.version(), storage_options), dt)
+    return dt
 
 
 def _open(uri: str, storage_options: dict[str, str] | None, version: int | None) -> DeltaTable | None:
@@ -119,8 +134,10 @@ def table_exists(uri: str, storage_options: dict[str, str] | None = None) -> boo
 
 
 def table_version(uri: str, storage_options: dict[str, str] | None = None) -> int | None:
+    """The table's latest version (None: no table); within :func:`versions_once` the table
+    opened to look it up serves the reads of that version."""
     dt = open_table(uri, storage_options)
-    return None if dt is None else dt.version()
+    return None if dt is None else remember_version(uri, storage_options, dt).version()
 
 
 def partition_actions(dt: DeltaTable, partition: dict[str, str]) -> pl.DataFrame:
@@ -196,9 +213,15 @@ def read_table(
     partition: dict[str, str] | None = None,
     storage_options: dict[str, str] | None = None,
 ) -> pl.LazyFrame:
-    """A lazy scan of the table at ``uri`` (at ``version``), optionally one partition."""
+    """A lazy scan of the table at ``uri`` (at ``version``), optionally one partition. A
+    version is opened once within :func:`versions_once`."""
     try:
-        lf = pl.scan_delta(uri, version=version, storage_options=storage_options or None)
+        dt = open_table(uri, storage_options, version)
+        if dt is None:
+            raise StorageError(f"{uri}: cannot read Delta table (version {version}): no Delta table there", uri=uri)
+        lf = pl.scan_delta(dt)  # (the table's own storage options read its files)
+    except StorageError:
+        raise
     except Exception as exc:  # polars raises several types for a missing or broken table
         raise StorageError(f"{uri}: cannot read Delta table (version {version}): {exc}", uri=uri) from exc
     for k, v in (partition or {}).items():
@@ -214,9 +237,11 @@ def read_partitions(
     dt = open_table(uri, storage_options, version)
     if dt is None:
         return None
-    return read_table(uri, version=dt.version(), storage_options=storage_options).filter(
-        pl.col(column).is_in(list(values))
-    )
+    try:
+        lf = pl.scan_delta(dt)
+    except Exception as exc:  # polars raises several types for a broken table
+        raise StorageError(f"{uri}: cannot read Delta table (version {dt.version()}): {exc}", uri=uri) from exc
+    return lf.filter(pl.col(column).is_in(list(values)))
 
 
 def history(uri: str, storage_options: dict[str, str] | None = None, limit: int | None = None) -> list[dict[str, Any]]:

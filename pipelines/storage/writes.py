@@ -24,7 +24,13 @@ from deltalake.exceptions import DeltaError
 from pipelines.errors import StorageError
 from pipelines.storage.conflicts import create_table, retry_on_conflict
 from pipelines.storage.objects import _file_hashes, _written_files, file_digest, put_object
-from pipelines.storage.tables import TableRef, _predicate, open_table, partition_rows
+from pipelines.storage.tables import (
+    TableRef,
+    _predicate,
+    open_table,
+    partition_rows,
+    remember_version,
+)
 
 log = logging.getLogger(__name__)
 Frame: TypeAlias = pl.DataFrame | pl.LazyFrame | pa.Table | pa.RecordBatchReader
@@ -146,6 +152,7 @@ def _write_interval_once(
             # when they were written (ensure_published hashes them only when it must re-publish)
             log.info("%s: %s unchanged (app transaction %s at fingerprint %d), skipped at version %d",
                      uri, _predicate(partition) or "table", app_id, fingerprint, dt.version())
+            remember_version(uri, storage_options, dt)  # the step's reads of this version use it
             return TableRef(uri, dt.version(), partition_rows(dt, partition), partition, skipped=True)
     txn = [Transaction(app_id=app_id, version=fingerprint if fingerprint is not None else 0)]
     props = CommitProperties(app_transactions=txn, custom_metadata={"lockstep.app_id": app_id})
@@ -159,6 +166,7 @@ def _write_interval_once(
             written = _overwrite_partition(dt, uri, data, partition, props, opts)
             if written is not None:
                 dt.update_incremental()  # the commit just made (and any since): what a fresh open reads
+                remember_version(uri, storage_options, dt)  # the step reads the version it wrote
                 return TableRef(uri, dt.version(), partition_rows(dt, partition), partition,
                                 files=_written_files(dt, uri, partition, written, storage_options))
     except (DeltaError, OSError, pa.ArrowException, pl.exceptions.PolarsError) as exc:
@@ -179,6 +187,7 @@ def _write_interval_once(
         raise StorageError(f"{uri}: write of {partition} failed: {exc}", uri=uri, partition=partition) from exc
     dt = open_table(uri, storage_options)
     assert dt is not None
+    remember_version(uri, storage_options, dt)
     return TableRef(uri, dt.version(), partition_rows(dt, partition), partition,
                     files=_file_hashes(dt, uri, partition, storage_options))
 
@@ -194,4 +203,5 @@ def unchanged(
         return None
     log.info("%s: %s unchanged (app transaction %s at fingerprint %d), not computed again at version %d",
              uri, _predicate(partition) or "table", app_id, fingerprint, dt.version())
+    remember_version(uri, storage_options, dt)
     return TableRef(uri, dt.version(), partition_rows(dt, partition), partition, skipped=True)
