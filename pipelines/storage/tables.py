@@ -215,15 +215,10 @@ def read_table(
 ) -> pl.LazyFrame:
     """A lazy scan of the table at ``uri`` (at ``version``), optionally one partition. A
     version is opened once within :func:`versions_once`."""
-    try:
-        dt = open_table(uri, storage_options, version)
-        if dt is None:
-            raise StorageError(f"{uri}: cannot read Delta table (version {version}): no Delta table there", uri=uri)
-        lf = pl.scan_delta(dt)  # (the table's own storage options read its files)
-    except StorageError:
-        raise
-    except Exception as exc:  # polars raises several types for a missing or broken table
-        raise StorageError(f"{uri}: cannot read Delta table (version {version}): {exc}", uri=uri) from exc
+    dt = open_table(uri, storage_options, version)
+    if dt is None:
+        raise StorageError(f"{uri}: cannot read Delta table (version {version}): no Delta table there", uri=uri)
+    lf = _scan(uri, dt)
     for k, v in (partition or {}).items():
         lf = lf.filter(pl.col(k) == v)
     return lf
@@ -237,11 +232,16 @@ def read_partitions(
     dt = open_table(uri, storage_options, version)
     if dt is None:
         return None
+    return _scan(uri, dt).filter(pl.col(column).is_in(list(values)))
+
+
+def _scan(uri: str, dt: DeltaTable) -> pl.LazyFrame:
+    """polars' lazy scan of an opened table at the version it holds (its own storage options
+    read the files)."""
     try:
-        lf = pl.scan_delta(dt)
+        return pl.scan_delta(dt)
     except Exception as exc:  # polars raises several types for a broken table
         raise StorageError(f"{uri}: cannot read Delta table (version {dt.version()}): {exc}", uri=uri) from exc
-    return lf.filter(pl.col(column).is_in(list(values)))
 
 
 def history(uri: str, storage_options: dict[str, str] | None = None, limit: int | None = None) -> list[dict[str, Any]]:

@@ -108,11 +108,11 @@ class CeleryWorker:
 def stop_all(workers: Iterable[CeleryWorker], timeout: float = 30.0) -> None:
     """Stop workers together: SIGTERM to each (a warm shutdown), one wait for all of them,
     then SIGKILL to whatever is left (one by one, their waits would add up)."""
-    running = [w for w in workers if w.proc is not None]
-    family = [p for w in running for p in w.family()]
-    for w in running:
+    running = [(w, w.proc) for w in workers if w.proc is not None]
+    family = [p for w, _ in running for p in w.family()]
+    for _, proc in running:
         try:
-            os.killpg(w.proc.pid, signal.SIGTERM)  # type: ignore[union-attr]
+            os.killpg(proc.pid, signal.SIGTERM)
         except ProcessLookupError:
             pass
     _, alive = psutil.wait_procs(family, timeout=timeout)
@@ -121,10 +121,10 @@ def stop_all(workers: Iterable[CeleryWorker], timeout: float = 30.0) -> None:
             p.kill()
         except psutil.Error:
             pass
-    for w in running:
+    for w, proc in running:
         try:
-            os.killpg(w.proc.pid, signal.SIGKILL)  # type: ignore[union-attr]
+            os.killpg(proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-        w.proc.wait(timeout=10)  # type: ignore[union-attr]
+        proc.wait(timeout=10)
         w.proc = None
