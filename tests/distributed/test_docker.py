@@ -218,7 +218,10 @@ def test_compose_deployment_certifies_an_interval_and_runs_the_consumer(dockerd:
         # Docker's probes of the Airflow components every 5 minutes: nothing here waits on them (the
         # deployment's health is Airflow's own, below), and seven CLI starts a minute took ~10% of
         # the machine's CPU for the test's whole run
-        "PROBE_INTERVAL=300s", ""]))
+        "PROBE_INTERVAL=300s",
+        # the DAG files never change after `up`: parsed once each (a new file is parsed at once),
+        # not re-imported every 30 s beside the run
+        "DAG_REPARSE_SECONDS=3600", ""]))
     project = f"lockstep-test-{uuid.uuid4().hex[:8]}"
     compose = _compose_cmd(project, env_file)
     password = (secrets_dir / "admin_password").read_text().strip()
@@ -339,6 +342,14 @@ def test_compose_deployment_certifies_an_interval_and_runs_the_consumer(dockerd:
             rows = read_table(spec.table_uri(DOWN, layer, table), partition={"ds": interval},
                               storage_options=opts).select("txn_id").collect()
             assert rows.height == rows["txn_id"].n_unique() > 0, (layer, table, rows.height)
+
+        # every step task of the run was forked warm on its worker (compose's celery_config_options:
+        # the worker's main process imported Lockstep once); the task's own log line says which
+        for ti in client.task_instances(PIPELINE, run_id):
+            if ti["state"] == "success" and (ti["task_id"] in ("reconcile", "gate") or ti["queue"] == "regions-eu"):
+                path = f"/dags/{PIPELINE}/dagRuns/{run_id}/taskInstances/{ti['task_id']}/logs/{ti['try_number']}"
+                text = str(client.api("GET", path, params={"full_content": "true", "map_index": ti["map_index"]}))
+                assert "task process warm" in text and "task process cold" not in text, (ti["task_id"], text[-2000:])
 
         # the view and `lockstep status` from the control plane
         token = client.token()
