@@ -24,7 +24,11 @@ demo: $(STAMP)
 # is one group, so it starts once) and hands the longest first (--dist loadgroup, in pyproject's
 # addopts); WORKERS=0 runs it in this process
 WORKERS ?= 2
-PYTEST := $(BIN)/python -m pytest -q -n $(WORKERS)
+# the tests' temporary files (Delta tables, SQLite metadata DBs, Airflow homes and logs) on a
+# RAM-backed tmpfs when the machine has one with 4 GiB free: the same suite, ~10% less CPU
+# (no fsync or disk round trip per commit; README, "Tests"); else TMPDIR, else /tmp
+TEST_TMPDIR ?= $(or $(shell df -Pk /dev/shm 2> /dev/null | awk 'NR == 2 && $$4 > 4194304 {print "/dev/shm"}'),$(TMPDIR),/tmp)
+PYTEST := TMPDIR=$(TEST_TMPDIR) $(BIN)/python -m pytest -q -n $(WORKERS)
 
 ## the static checks, then the whole test suite, slow end-to-end tests included (CI runs exactly this)
 test: lint

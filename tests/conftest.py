@@ -5,8 +5,10 @@ worker whose test outlives its timeout."""
 
 from __future__ import annotations
 
+import atexit
 import faulthandler
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -26,6 +28,14 @@ REPO = Path(__file__).resolve().parent.parent
 # session its own home and SQLite database before anything imports airflow, so no test ever
 # touches a user's ~/airflow.
 _AIRFLOW_HOME = tempfile.mkdtemp(prefix="lockstep-test-airflow-")
+
+
+def _remove_home(home: str = _AIRFLOW_HOME, owner: int = os.getpid()) -> None:
+    if os.getpid() == owner:  # never from a forked child that exits through atexit
+        shutil.rmtree(home, ignore_errors=True)
+
+
+atexit.register(_remove_home)  # each process's own home, removed when the process ends
 os.environ["AIRFLOW_HOME"] = _AIRFLOW_HOME
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_AIRFLOW_HOME}/airflow.db"
