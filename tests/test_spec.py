@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from pipelines.errors import SpecError
 from pipelines.spec import Interval, load_spec
-from tests.conftest import small_spec_data
+from tests.conftest import REPO, small_spec_data
 
 
 def write(tmp_path: Path, data: object, name: str = "p.yaml") -> Path:
@@ -77,6 +77,24 @@ def test_malformed_spec_names_field(tmp_path: Path, mutate, expected: str) -> No
 def test_yaml_syntax_error_names_line(tmp_path: Path) -> None:
     msg = error_of(write(tmp_path, "name: x\nregions: [a, b\n"))
     assert "YAML syntax error at line" in msg
+
+
+def test_yaml_syntax_error_is_the_pure_python_loaders_line_and_wording(tmp_path: Path) -> None:
+    """Specs parse through libyaml (pipelines.spec.loading.SAFE_LOADER), but an error is worded as
+    PyYAML's own loader words it (libyaml: "did not find expected ',' or ']'")."""
+    msg = error_of(write(tmp_path, "name: x\nregions: [a, b\n"))
+    assert "YAML syntax error at line 3, column 1: expected ',' or ']', but got '<stream end>'" in msg, msg
+
+
+def test_every_shipped_spec_parses_as_pyyaml_parses_it() -> None:
+    from pipelines.spec.loading import SAFE_LOADER, parse_yaml, shipped_pipelines
+
+    assert SAFE_LOADER is yaml.CSafeLoader  # PyYAML's wheel has libyaml: the fast path is the one taken
+    files = [*shipped_pipelines().values(), *(REPO / "dags").glob("*.yaml"), *(REPO / "docker" / "dags").glob("*.yaml")]
+    assert len(files) >= 4
+    for f in files:
+        text = f.read_text()
+        assert parse_yaml(text) == yaml.safe_load(text), f
 
 
 def test_top_level_must_be_mapping(tmp_path: Path) -> None:

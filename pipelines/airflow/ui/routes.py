@@ -99,10 +99,12 @@ def _dags_folder() -> Path:
 
 def _specs() -> dict[str, Path]:
     """Pipeline name (= its DAG id) -> spec file, for every spec in the DAGs folder."""
+    from pipelines.spec.loading import parse_yaml
+
     out: dict[str, Path] = {}
     for path in sorted(_dags_folder().glob("*.yaml")):
         try:
-            name = (yaml.safe_load(path.read_text()) or {}).get("name") or path.stem
+            name = (parse_yaml(path.read_text()) or {}).get("name") or path.stem
         except (OSError, yaml.YAMLError, AttributeError):
             name = path.stem
         out[str(name)] = path
