@@ -22,10 +22,8 @@ demo: $(STAMP)
 # the suite in parallel (pytest-xdist): tests are independent but for those sharing an
 # expensive fixture, which tests/conftest.py puts in one xdist group (the suite-wide Airflow
 # is one group, so it starts once) and hands the longest first (--dist loadgroup, in pyproject's
-# addopts); WORKERS=0 runs it in this process. Three workers on two cores: the Airflow and
-# deployment tests wait on their schedulers for much of their time (with two workers the cores
-# stood 14% idle through the run), and a third worker fills that wait with in-process tests
-WORKERS ?= 3
+# addopts); WORKERS=0 runs it in this process
+WORKERS ?= 2
 # the tests' temporary files (Delta tables, SQLite metadata DBs, Airflow homes and logs) on a
 # RAM-backed tmpfs when the machine has one with 4 GiB free: the same suite, ~10% less CPU
 # (no fsync or disk round trip per commit; README, "Tests"); else TMPDIR, else /tmp

@@ -1,4 +1,4 @@
-"""The suite in parallel (``make test``: pytest-xdist, ``-n 3``), on a scratch suite that uses
+"""The suite in parallel (``make test``: pytest-xdist, ``-n 2``), on a scratch suite that uses
 tests/conftest.py: tests sharing a module-scoped fixture run on one worker, so it is built
 once; the others spread over both workers; what a worker puts in ``TIMINGS`` reaches the
 controller's report."""
