@@ -28,7 +28,7 @@ WORKERS ?= 2
 # RAM-backed tmpfs when the machine has one with 4 GiB free: the same suite, ~10% less CPU
 # (no fsync or disk round trip per commit; README, "Tests"); else TMPDIR, else /tmp
 TEST_TMPDIR ?= $(or $(shell df -Pk /dev/shm 2> /dev/null | awk 'NR == 2 && $$4 > 4194304 {print "/dev/shm"}'),$(TMPDIR),/tmp)
-PYTEST := TMPDIR=$(TEST_TMPDIR) $(BIN)/python -m pytest -q -n $(WORKERS)
+PYTEST = TMPDIR=$(TEST_TMPDIR) $(BIN)/python -m pytest -q -n $(WORKERS)
 
 ## the static checks, then the whole test suite, slow end-to-end tests included (CI runs exactly this)
 test: lint

@@ -306,10 +306,11 @@ class AirflowClient:
         path = _path("dags", dag_id, "dagRuns", run_id, "taskInstances")
         return list(self.api("GET", path, params={"limit": 1000})["task_instances"])
 
-    def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int = 1) -> str:
-        """A task attempt's log as text (``.../taskInstances/{task_id}/logs/{try_number}``)."""
+    def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int = 1, map_index: int = -1) -> str:
+        """A task attempt's log as text (``.../taskInstances/{task_id}/logs/{try_number}``; a
+        mapped task's instance by ``map_index``)."""
         path = _path("dags", dag_id, "dagRuns", run_id, "taskInstances", task_id, "logs", try_number)
-        content = self.api("GET", path, params={"full_content": "true"}).get("content", [])
+        content = self.api("GET", path, params={"full_content": "true", "map_index": map_index}).get("content", [])
         lines = []
         for item in content:
             if isinstance(item, dict):
@@ -331,7 +332,7 @@ class AirflowClient:
             lines.append(f"  {ti['task_id']}[{ti.get('map_index', -1)}]: {ti['state']}")
             if ti["state"] in {"failed", "upstream_failed", "up_for_retry"} and ti.get("try_number"):
                 try:
-                    log = self.task_log(dag_id, run_id, ti["task_id"], ti["try_number"])
+                    log = self.task_log(dag_id, run_id, ti["task_id"], ti["try_number"], ti.get("map_index", -1))
                     lines.append("    " + "\n    ".join(log.splitlines()[-30:]))
                 except AirflowError:
                     pass

@@ -73,8 +73,7 @@ def test_pipeline_certifies_and_triggers_the_consumer(
     # every task process was forked warm (pipelines/airflow/warm.py): none imported Lockstep's
     # modules itself; the task's own log line says which
     for ti in tis:
-        path = f"/dags/e2e_fraud/dagRuns/{run_id}/taskInstances/{ti['task_id']}/logs/{ti['try_number']}"
-        log = str(af.client.api("GET", path, params={"full_content": "true", "map_index": ti["map_index"]}))
+        log = af.client.task_log("e2e_fraud", run_id, ti["task_id"], ti["try_number"], ti["map_index"])
         assert "task process warm" in log and "task process cold" not in log, (ti["task_id"], log[-2000:])
 
     [event] = af.client.asset_events(source_dag_id="e2e_fraud", source_run_id=run_id)

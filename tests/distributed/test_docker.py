@@ -347,8 +347,7 @@ def test_compose_deployment_certifies_an_interval_and_runs_the_consumer(dockerd:
         # the worker's main process imported Lockstep once); the task's own log line says which
         for ti in client.task_instances(PIPELINE, run_id):
             if ti["state"] == "success" and (ti["task_id"] in ("reconcile", "gate") or ti["queue"] == "regions-eu"):
-                path = f"/dags/{PIPELINE}/dagRuns/{run_id}/taskInstances/{ti['task_id']}/logs/{ti['try_number']}"
-                text = str(client.api("GET", path, params={"full_content": "true", "map_index": ti["map_index"]}))
+                text = client.task_log(PIPELINE, run_id, ti["task_id"], ti["try_number"], ti["map_index"])
                 assert "task process warm" in text and "task process cold" not in text, (ti["task_id"], text[-2000:])
 
         # the view and `lockstep status` from the control plane

@@ -13,6 +13,7 @@ from tests.validation.test_policies import D, fault, spec_with
 
 def _site(base: Any) -> dict[str, str]:
     """A site's files, with what differs between any two builds (times, ids) normalised."""
+    import itertools
     import re
     from pathlib import Path
 
@@ -40,13 +41,8 @@ def _site(base: Any) -> dict[str, str]:
             if sep:
                 body, _, tail = rest.rpartition("}]")
                 rows = [row + r + "}" for r in body.split(f"}}, {row}")]
-                groups: list[list[str]] = []
-                for r in rows:
-                    if groups and stamp(r) == stamp(groups[-1][0]):
-                        groups[-1].append(r)
-                    else:
-                        groups.append([r])
-                line = head + "data: [" + ", ".join(r for g in groups for r in sorted(g)) + "]" + tail
+                ordered = (r for _, tied in itertools.groupby(rows, key=stamp) for r in sorted(tied))
+                line = head + "data: [" + ", ".join(ordered) + "]" + tail
             out.append(line)
         return "\n".join(out)
 
