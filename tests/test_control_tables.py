@@ -72,3 +72,65 @@ def test_prefetched_tables_are_read_as_opened_then_brought_up_to_date(tmp_path: 
     assert tables.get(uris[0]).version() == 1  # type: ignore[union-attr]  # the next read brings it up to date
     with pytest.raises(StorageError, match="broken"):  # a table that fails to open fails as it always did
         tables.get(str(tmp_path / "broken"))
+
+
+def _rows(uri: str) -> list[int]:
+    return pl.read_delta(uri)["x"].to_list() if (Path(uri) / "_delta_log").is_dir() else []
+
+
+def test_deferred_appends_commit_once_per_table_and_every_reader_in_the_block_sees_them(tmp_path: Path) -> None:
+    """Rows appended with ``defer`` inside a block: one commit per table when the block ends;
+    a read of the table in the block, or a plain append to it, commits them first (in order)."""
+    ev, ck = str(tmp_path / "evidence"), str(tmp_path / "checks")
+    with OpenTables() as tables:
+        for x in (1, 2):
+            assert tables.append(ev, pl.DataFrame({"interval": ["a"], "x": [x]}), ["interval"], defer=True) is None
+        tables.append(ck, pl.DataFrame({"interval": ["a"], "x": [10]}), ["interval"], defer=True)
+        assert _rows(ev) == [] and _rows(ck) == []  # nothing committed yet
+        read = tables.get(ev)  # a reader in the block: the deferred rows first, in one commit
+        assert read is not None and read.version() == 0
+        assert scan_partition(read, {"interval": "a"}).collect()["x"].to_list() == [1, 2]
+        tables.append(ck, pl.DataFrame({"interval": ["a"], "x": [11]}), ["interval"], defer=True)
+        assert tables.append(ck, pl.DataFrame({"interval": ["a"], "x": [12]})) == 0  # plain: deferred rows with it
+        tables.append(ev, pl.DataFrame({"interval": ["a"], "x": [3]}), defer=True)
+    assert DeltaTable(ev).version() == 1 and DeltaTable(ck).version() == 0  # one commit per table and flush
+    assert sorted(_rows(ev)) == [1, 2, 3] and sorted(_rows(ck)) == [10, 11, 12]
+    assert DeltaTable(ev).metadata().partition_columns == ["interval"]
+    # outside a block there is nothing to defer to: committed at once
+    assert OpenTables().append(ev, pl.DataFrame({"interval": ["b"], "x": [4]}), defer=True) == 2
+
+
+def test_a_failing_block_still_commits_what_it_deferred_and_raises_its_own_error(tmp_path: Path) -> None:
+    uri = str(tmp_path / "evidence")
+    with pytest.raises(RuntimeError, match="the step failed"), OpenTables() as tables:
+        tables.append(uri, pl.DataFrame({"interval": ["a"], "x": [1]}), defer=True)
+        raise RuntimeError("the step failed")
+    assert _rows(uri) == [1]
+    # a deferred commit that cannot be made, inside a failing block: the block's error, not the commit's
+    bad = tmp_path / "not-a-table"
+    (bad / "_delta_log").mkdir(parents=True)
+    (bad / "_delta_log" / "00000000000000000000.json").write_text("not a delta log\n")
+    with pytest.raises(RuntimeError, match="the step failed"), OpenTables() as tables:
+        tables.append(str(bad), pl.DataFrame({"x": [1]}), defer=True)
+        raise RuntimeError("the step failed")
+    # and without an error of its own, the block fails with the commit's, even when a reader in
+    # the block (a best-effort one, like the index refresh) caught it: never dropped silently
+    with pytest.raises(StorageError, match="not-a-table"), OpenTables() as tables:
+        tables.append(str(bad), pl.DataFrame({"x": [1]}), defer=True)
+        with pytest.raises(StorageError, match="not-a-table"):
+            tables.get(str(bad))
+
+
+def test_a_process_killed_inside_the_block_commits_none_of_its_deferred_rows(tmp_path: Path) -> None:
+    """As if it had died before appending: the step's retry publishes again (never half a batch)."""
+    import subprocess
+    import sys
+
+    uri = str(tmp_path / "evidence")
+    code = ("import os, polars as pl\nfrom pipelines.storage import OpenTables\n"
+            "with OpenTables() as t:\n"
+            f"    t.append({uri!r}, pl.DataFrame({{'x': [1]}}), defer=True)\n"
+            f"    t.append({uri!r}, pl.DataFrame({{'x': [2]}}), defer=True)\n"
+            "    os._exit(9)\n")
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 9
+    assert _rows(uri) == []

@@ -135,13 +135,22 @@ def describe_error(exc: BaseException, command: str = "the command",
     if isinstance(exc, FilesystemError):
         return _one_line(exc.with_rerun(command).message), 2
     if isinstance(exc, LockstepError):
-        # a storage error wrapping the OS's refusal of a write (a Delta commit on a full disk)
-        cause = exc.__cause__
-        if isinstance(exc, StorageError) and cause is not None and os_error_code(cause) in WRITE_ERRNOS:
-            where = exc.context.get("path") or exc.context.get("uri")
-            full = FilesystemError.from_os_error(cause, where if isinstance(where, str) else None, rerun=command)
-            if full is not None:
-                return full.message, 2
+        # the OS's refusal of a write (a Delta commit on a full disk) under a storage error,
+        # however deep (a commit a read made first: an evidence read committing a step's rows)
+        where: str | None = None
+        link: BaseException | None = exc
+        for _ in range(8):
+            if link is None:
+                break
+            if isinstance(link, LockstepError):
+                found = link.context.get("path") or link.context.get("uri")
+                where = found if isinstance(found, str) else where
+            cause = link.__cause__
+            if isinstance(link, StorageError) and cause is not None and os_error_code(cause) in WRITE_ERRNOS:
+                full = FilesystemError.from_os_error(cause, where, rerun=command)
+                if full is not None:
+                    return full.message, 2
+            link = cause
         return _one_line(exc), 2
     full = FilesystemError.from_os_error(exc, rerun=command)
     if full is not None:

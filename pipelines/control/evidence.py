@@ -44,7 +44,9 @@ def evidence_uri(spec: PipelineSpec, region: str, root: str | None = None) -> st
 
 def publish(spec: PipelineSpec, profiles: list[Profile], *, root: str | None = None) -> None:
     """Append profiles to the evidence store, one commit per region (each to its own table),
-    then refresh the region's index of each interval it touched (:mod:`pipelines.control.index`)."""
+    then refresh the region's index of each interval it touched (:mod:`pipelines.control.index`).
+    Inside a step (its block of open control tables), the rows are committed when the step
+    ends, with the rest of its evidence, or before anything reads the region's evidence."""
     now = datetime.now(UTC)
     by_region: dict[str, list[dict[str, Any]]] = {}
     for p in profiles:
@@ -55,7 +57,7 @@ def publish(spec: PipelineSpec, profiles: list[Profile], *, root: str | None = N
         })
     for region, rows in by_region.items():
         try:
-            EVIDENCE_TABLE.append(evidence_uri(spec, region, root), rows, spec.control_options())
+            EVIDENCE_TABLE.append(evidence_uri(spec, region, root), rows, spec.control_options(), defer=True)
         except LockstepError as exc:
             raise EvidenceError(f"{spec.name}: {region} cannot publish evidence: {exc}", retryable=True) from exc
         for interval in dict.fromkeys(str(r["interval"]) for r in rows):  # the gate's index of what changed

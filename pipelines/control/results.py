@@ -77,7 +77,8 @@ def record_results(
 ) -> int | None:
     """Append results to the check-results table in one commit; returns its version.
     ``region``: what that region's own steps found, to its prefix's table (else the control
-    plane's; and the region's index of the interval is refreshed, :mod:`pipelines.control.index`).
+    plane's; and the region's index of the interval is refreshed, :mod:`pipelines.control.index`);
+    inside a step they are committed when it ends, with the step's other results (None returned).
     ``tables``: the decision's open control tables (the append commits through them)."""
     table = CHECK_RESULTS_TABLE if region is None else REGION_RESULTS_TABLE
     uri = table.uri(root, pipeline) if region is None else table.region_uri(root, pipeline, region)
@@ -86,7 +87,7 @@ def record_results(
         return None if dt is None else dt.version()
     # partitioned by interval: a decision reads one interval's partition, whatever the history
     version = table.append(uri, [r.to_row(pipeline, interval, run_id) for r in results], storage_options,
-                           tables=tables)
+                           tables=tables, defer=region is not None)
     if region is not None:  # the gate's index of the region's interval
         refresh_index(root, pipeline, region, interval, storage_options, run_id=run_id)
     return version

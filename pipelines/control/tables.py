@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, overload
 
 import polars as pl
 from deltalake import DeltaTable
@@ -80,15 +80,26 @@ class ControlTable:
         """No rows, in the table's schema (what a read of a table not created yet returns)."""
         return pl.DataFrame(schema=self.schema)
 
+    @overload
     def append(self, uri: str, rows: pl.DataFrame | Iterable[Mapping[str, Any]], storage_options: Options = None,
-               *, tables: OpenTables | None = None) -> int:
+               *, tables: OpenTables | None = None, defer: Literal[False] = False) -> int: ...
+
+    @overload
+    def append(self, uri: str, rows: pl.DataFrame | Iterable[Mapping[str, Any]], storage_options: Options = None,
+               *, tables: OpenTables | None = None, defer: bool) -> int | None: ...
+
+    def append(self, uri: str, rows: pl.DataFrame | Iterable[Mapping[str, Any]], storage_options: Options = None,
+               *, tables: OpenTables | None = None, defer: bool = False) -> int | None:
         """Append rows in one commit (through ``tables``: the decision's open control tables,
-        else those of the decision in progress, else new ones); returns the new version."""
+        else those of the decision in progress, else new ones); returns the new version.
+        ``defer``: inside a block of open tables, commit them with the table's other deferred
+        rows when the block ends or reads the table (:class:`~pipelines.storage.OpenTables`;
+        returns None)."""
         if self.ordered:
             raise TypeError(f"{self.name}: rows of an ordered table carry their commit; use append_in_order")
         frame = rows if isinstance(rows, pl.DataFrame) else self.frame(rows)
         tables = tables or decision_tables(storage_options)
-        return tables.append(uri, frame, partition_by=list(self.partition_by) or None)
+        return tables.append(uri, frame, partition_by=list(self.partition_by) or None, defer=defer)
 
     def append_in_order(self, uri: str, build: Callable[[int], Mapping[str, Any]], storage_options: Options = None,
                         *, tables: OpenTables | None = None) -> int:

@@ -47,9 +47,10 @@ _R = TypeVar("_R")
 def region_step(step: Callable[_P, _R]) -> Callable[_P, _R]:
     """A region's step (its first argument the spec): the region's control tables it appends
     to (evidence, check results) are opened once for the step (or the region's run holding
-    it) and written through, and its interval index is refreshed once, when the step (or the
-    run) ends (:func:`~pipelines.control.index.refresh_once`), however many tables it published;
-    a table version it reads is opened once (:func:`~pipelines.storage.versions_once`)."""
+    it), and what it appends to each is committed once, when the step (or the run) ends
+    (deferred appends, :class:`~pipelines.storage.OpenTables`); its interval index is
+    refreshed once then (:func:`~pipelines.control.index.refresh_once`), however many tables
+    it published; a table version it reads is opened once (:func:`~pipelines.storage.versions_once`)."""
 
     @functools.wraps(step)
     def run(*args: _P.args, **kwargs: _P.kwargs) -> _R:

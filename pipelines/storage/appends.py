@@ -8,6 +8,7 @@ lost race is retried with the rows rebuilt rather than rebased.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
@@ -21,6 +22,8 @@ from deltalake.exceptions import DeltaError
 from pipelines.errors import StorageError
 from pipelines.storage.conflicts import TABLE_CONFIGURATION, create_table, retry_on_conflict
 from pipelines.storage.tables import open_table
+
+log = logging.getLogger(__name__)
 
 #: table properties every control-plane table (evidence, check results, decisions, maintenance
 #: log) is created with: a checkpoint every 10 commits, so opening one replays at most 10 JSON
@@ -88,22 +91,72 @@ class OpenTables:
 
     One per decision: ``with OpenTables(options) as tables:`` makes them the decision's tables
     for the block, so code that runs inside it (the checks, the decision log) shares them
-    through :func:`decision_tables`; on leaving, they are forgotten."""
+    through :func:`decision_tables`; on leaving, they are forgotten.
+
+    Inside the block, ``append(..., defer=True)`` holds the rows back: a table's deferred rows
+    are committed together, in the order given, in one append when the block ends, or before
+    anything reads or appends to that table (:meth:`get`, :meth:`append`), so a reader in the
+    block still sees every row appended before it. A step that publishes several tables'
+    evidence and its checks makes one commit per table, not one per call. Rows deferred by a
+    block that fails are still committed as it ends (what the block wrote stays described); a
+    process killed inside the block commits none of them, as if it had died before appending."""
 
     def __init__(self, storage_options: dict[str, str] | None = None) -> None:
         self.storage_options = dict(storage_options or {})
         self._tables: dict[str, DeltaTable] = {}
         self._fresh: set[str] = set()  # opened by prefetch, not read yet
         self._tokens: list[Token[OpenTables | None]] = []
+        #: rows appended with ``defer``, per table, not committed yet (with the partitioning
+        #: a table created by their commit gets)
+        self._deferred: dict[str, tuple[list[pl.DataFrame], list[str] | None]] = {}
+        self._failed: dict[str, Exception] = {}  # deferred rows whose commit failed, by table
 
     def __enter__(self) -> OpenTables:
         self._tokens.append(_DECISION_TABLES.set(self))
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        _DECISION_TABLES.reset(self._tokens.pop())
-        self._tables.clear()
-        self._fresh.clear()
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        try:
+            if not self._tokens[1:]:  # the outermost entry commits what the block deferred
+                self._commit_deferred(failing=exc_type is not None)
+        finally:
+            _DECISION_TABLES.reset(self._tokens.pop())
+            if not self._tokens:
+                self._tables.clear()
+                self._fresh.clear()
+
+    def _commit_deferred(self, *, failing: bool) -> None:
+        """Commit every table's deferred rows (one append each, in the order deferred), then
+        raise the first commit of the block that failed, even one a reader in the block caught
+        (rows are never dropped silently). While the block's own error propagates, failed
+        commits are logged and the block's error kept."""
+        while self._deferred:
+            uri = next(iter(self._deferred))
+            try:
+                self._commit(uri)
+            except Exception:
+                pass  # kept in _failed
+        failed, self._failed = self._failed, {}
+        for uri, exc in failed.items():
+            if not failing:
+                raise exc
+            log.warning("%s: rows deferred by a failed block not appended: %s", uri, exc)
+
+    def _commit(self, uri: str) -> None:
+        """Append ``uri``'s deferred rows now, in one commit (a failure is also kept, to be
+        raised again when the block ends)."""
+        frames, partition_by = self._deferred.pop(uri)
+        try:
+            self._append_now(uri, pl.concat(frames, how="vertical_relaxed").to_arrow(), partition_by)
+        except Exception as exc:
+            self._failed.setdefault(uri, exc)
+            raise
+
+    def _append_now(self, uri: str, arrow: pa.Table, partition_by: list[str] | None) -> int:
+        self._fresh.discard(uri)
+        dt = _append(uri, arrow, self.storage_options, partition_by, self._tables.get(uri))
+        self._tables[uri] = dt
+        return dt.version()
 
     def prefetch(self, uris: list[str]) -> None:
         """Open the tables of ``uris`` not open yet side by side (delta-rs replays each log
@@ -111,7 +164,7 @@ class OpenTables:
         one open's time, not one per table. The next :meth:`get` of each returns it as opened
         here (no second look at its log); a table that is absent or fails to open is left to
         :meth:`get`, which opens it again and reports it as it always does."""
-        todo = [u for u in dict.fromkeys(uris) if u not in self._tables]
+        todo = [u for u in dict.fromkeys(uris) if u not in self._tables and u not in self._deferred]
         if len(todo) < 2:
             return
         from concurrent.futures import ThreadPoolExecutor
@@ -129,7 +182,11 @@ class OpenTables:
                     self._fresh.add(uri)
 
     def get(self, uri: str) -> DeltaTable | None:
-        """The table at ``uri`` at its newest committed version, or None when there is none."""
+        """The table at ``uri`` at its newest committed version, or None when there is none
+        (rows the block deferred for it committed first)."""
+        if uri in self._deferred:
+            self._commit(uri)
+            return self._tables[uri]
         if uri in self._fresh:  # opened by prefetch for this read: already at its newest version
             self._fresh.discard(uri)
             return self._tables[uri]
@@ -145,13 +202,20 @@ class OpenTables:
             raise StorageError(f"{uri}: cannot read the Delta table's new commits: {exc}", uri=uri) from exc
         return dt
 
-    def append(self, uri: str, rows: pa.Table | pl.DataFrame, partition_by: list[str] | None = None) -> int:
-        """:func:`append_rows` through the open table; returns the new version."""
-        arrow = rows.to_arrow() if isinstance(rows, pl.DataFrame) else rows
-        self._fresh.discard(uri)
-        dt = _append(uri, arrow, self.storage_options, partition_by, self._tables.get(uri))
-        self._tables[uri] = dt
-        return dt.version()
+    def append(self, uri: str, rows: pa.Table | pl.DataFrame, partition_by: list[str] | None = None, *,
+               defer: bool = False) -> int | None:
+        """:func:`append_rows` through the open table; returns the new version. ``defer``
+        (inside the block): held back, committed with the table's other deferred rows when
+        the block ends or the table is read (returns None)."""
+        if defer and self._tokens:
+            frame = rows if isinstance(rows, pl.DataFrame) else pl.DataFrame(rows)
+            self._deferred.setdefault(uri, ([], partition_by))[0].append(frame)
+            return None
+        if uri in self._deferred:  # one commit: the rows deferred before, then these
+            self._deferred[uri][0].append(rows if isinstance(rows, pl.DataFrame) else pl.DataFrame(rows))
+            self._commit(uri)
+            return self._tables[uri].version()
+        return self._append_now(uri, rows.to_arrow() if isinstance(rows, pl.DataFrame) else rows, partition_by)
 
 
 _DECISION_TABLES: ContextVar[OpenTables | None] = ContextVar("lockstep_decision_tables", default=None)

@@ -176,6 +176,27 @@ def test_routes_need_a_token(lake: PipelineSpec, monkeypatch: pytest.MonkeyPatch
         assert client.get(path).status_code == 404, path
 
 
+def test_the_view_finds_a_spec_by_the_name_it_declares_now(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The view parses a spec file's name once per change of the file, not per request: a
+    file added, renamed inside or made unparseable is seen as it is at the next request."""
+    import os
+
+    from pipelines.airflow.ui.routes import _specs
+
+    monkeypatch.setenv("AIRFLOW__CORE__DAGS_FOLDER", str(tmp_path))
+    path = tmp_path / "fraud.yaml"
+    path.write_text("name: alpha\n")
+    assert _specs() == {"alpha": path}
+    assert _specs() == {"alpha": path}  # unchanged: the name known
+    stamp = path.stat().st_mtime_ns
+    path.write_text("name: omega\n")  # the same size
+    os.utime(path, ns=(stamp, stamp + 1_000_000))  # even a clock that moved 1 ms sees the change
+    assert _specs() == {"omega": path}
+    path.write_text("name: [unclosed\n")  # unparseable: listed by its stem, loading it names the error
+    (tmp_path / "second.yaml").write_text("name: beta\n")
+    assert _specs() == {"fraud": path, "beta": tmp_path / "second.yaml"}
+
+
 def test_the_package_registers_the_plugin_through_its_entry_point() -> None:
     """An Airflow that has Lockstep installed loads the view from the ``airflow.plugins`` entry
     point: nothing needs copying into a plugins folder (the repo's holds no plugin)."""

@@ -97,18 +97,35 @@ def _dags_folder() -> Path:
     return Path(conf.get("core", "dags_folder"))
 
 
-def _specs() -> dict[str, Path]:
-    """Pipeline name (= its DAG id) -> spec file, for every spec in the DAGs folder."""
+#: spec file -> ((its mtime in ns, its size), the pipeline name it declares): a file is parsed
+#: again only once it changed, not on every request
+_NAMES: dict[Path, tuple[tuple[int, int], str]] = {}
+
+
+def _spec_name(path: Path) -> str:
+    """The pipeline name the spec file at ``path`` declares (its stem when it declares none or
+    cannot be parsed: loading it then gives the error)."""
     from pipelines.spec.loading import parse_yaml
 
-    out: dict[str, Path] = {}
-    for path in sorted(_dags_folder().glob("*.yaml")):
-        try:
-            name = (parse_yaml(path.read_text()) or {}).get("name") or path.stem
-        except (OSError, yaml.YAMLError, AttributeError):
-            name = path.stem
-        out[str(name)] = path
-    return out
+    try:
+        st = path.stat()
+    except OSError:
+        return path.stem
+    stamp = (st.st_mtime_ns, st.st_size)
+    known = _NAMES.get(path)
+    if known is not None and known[0] == stamp:
+        return known[1]
+    try:
+        name = str((parse_yaml(path.read_text()) or {}).get("name") or path.stem)
+    except (OSError, yaml.YAMLError, AttributeError):
+        name = path.stem
+    _NAMES[path] = (stamp, name)
+    return name
+
+
+def _specs() -> dict[str, Path]:
+    """Pipeline name (= its DAG id) -> spec file, for every spec in the DAGs folder."""
+    return {_spec_name(path): path for path in sorted(_dags_folder().glob("*.yaml"))}
 
 
 def load_pipeline(dag_id: str) -> Any:
