@@ -96,8 +96,17 @@ def test_deferred_appends_commit_once_per_table_and_every_reader_in_the_block_se
     assert DeltaTable(ev).version() == 1 and DeltaTable(ck).version() == 0  # one commit per table and flush
     assert sorted(_rows(ev)) == [1, 2, 3] and sorted(_rows(ck)) == [10, 11, 12]
     assert DeltaTable(ev).metadata().partition_columns == ["interval"]
+    # a decision's own tables (another block, or the tables of other options) opened inside a
+    # step: they read every row the step deferred before them
+    with OpenTables() as step:
+        step.append(ev, pl.DataFrame({"interval": ["a"], "x": [5]}), defer=True)
+        with OpenTables() as decision:
+            assert 5 in scan_partition(decision.get(ev), {"interval": "a"}).collect()["x"]  # type: ignore[arg-type]
+        step.append(ev, pl.DataFrame({"interval": ["a"], "x": [6]}), defer=True)
+        assert decision_tables({"other": "options"}).get(ev).version() == 3  # type: ignore[union-attr]
+    assert DeltaTable(ev).version() == 3 and sorted(_rows(ev)) == [1, 2, 3, 5, 6]
     # outside a block there is nothing to defer to: committed at once
-    assert OpenTables().append(ev, pl.DataFrame({"interval": ["b"], "x": [4]}), defer=True) == 2
+    assert OpenTables().append(ev, pl.DataFrame({"interval": ["b"], "x": [4]}), defer=True) == 4
 
 
 def test_a_failing_block_still_commits_what_it_deferred_and_raises_its_own_error(tmp_path: Path) -> None:

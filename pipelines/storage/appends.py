@@ -112,8 +112,17 @@ class OpenTables:
         self._failed: dict[str, Exception] = {}  # deferred rows whose commit failed, by table
 
     def __enter__(self) -> OpenTables:
+        outer = _DECISION_TABLES.get()
+        if outer is not None and outer is not self:  # what this block reads includes what the outer one deferred
+            outer.flush()
         self._tokens.append(_DECISION_TABLES.set(self))
         return self
+
+    def flush(self) -> None:
+        """Commit every table's deferred rows now (a failed commit raises, and is raised again
+        when the block ends)."""
+        while self._deferred:
+            self._commit(next(iter(self._deferred)))
 
     def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
         try:
@@ -227,6 +236,8 @@ def decision_tables(storage_options: dict[str, str] | None = None) -> OpenTables
     current = _DECISION_TABLES.get()
     if current is not None and current.storage_options == dict(storage_options or {}):
         return current
+    if current is not None:  # other tables, read through other options, include what the block deferred
+        current.flush()
     return OpenTables(storage_options)
 
 
