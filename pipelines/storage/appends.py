@@ -94,7 +94,7 @@ class OpenTables:
     through :func:`decision_tables`; on leaving, they are forgotten.
 
     Inside the block, ``append(..., defer=True)`` holds the rows back: a table's deferred rows
-    are committed together, in the order given, in one append when the block ends, or before
+    are committed together, in one append, when the block ends or before
     anything reads or appends to that table (:meth:`get`, :meth:`append`), so a reader in the
     block still sees every row appended before it. A step that publishes several tables'
     evidence and its checks makes one commit per table, not one per call. Rows deferred by a
@@ -156,7 +156,8 @@ class OpenTables:
         raised again when the block ends)."""
         frames, partition_by = self._deferred.pop(uri)
         try:
-            self._append_now(uri, pl.concat(frames, how="vertical_relaxed").to_arrow(), partition_by)
+            # one record batch: delta-rs writes it as one file (batches may be written side by side)
+            self._append_now(uri, pl.concat(frames, how="vertical_relaxed", rechunk=True).to_arrow(), partition_by)
         except Exception as exc:
             self._failed.setdefault(uri, exc)
             raise
