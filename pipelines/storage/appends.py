@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from contextvars import ContextVar, Token
 from typing import Any
 
@@ -135,16 +135,13 @@ class OpenTables:
                 self._fresh.clear()
 
     def _commit_deferred(self, *, failing: bool) -> None:
-        """Commit every table's deferred rows (one append each, in the order deferred), then
+        """Commit every table's deferred rows (one append each, in the order first deferred), then
         raise the first commit of the block that failed, even one a reader in the block caught
         (rows are never dropped silently). While the block's own error propagates, failed
         commits are logged and the block's error kept."""
         while self._deferred:
-            uri = next(iter(self._deferred))
-            try:
-                self._commit(uri)
-            except Exception:
-                pass  # kept in _failed
+            with suppress(Exception):  # kept in _failed
+                self.flush()
         failed, self._failed = self._failed, {}
         for uri, exc in failed.items():
             if not failing:
@@ -217,12 +214,12 @@ class OpenTables:
         """:func:`append_rows` through the open table; returns the new version. ``defer``
         (inside the block): held back, committed with the table's other deferred rows when
         the block ends or the table is read (returns None)."""
-        if defer and self._tokens:
-            frame = rows if isinstance(rows, pl.DataFrame) else pl.DataFrame(rows)
-            self._deferred.setdefault(uri, ([], partition_by))[0].append(frame)
-            return None
-        if uri in self._deferred:  # one commit: the rows deferred before, then these
-            self._deferred[uri][0].append(rows if isinstance(rows, pl.DataFrame) else pl.DataFrame(rows))
+        deferring = defer and bool(self._tokens)
+        if deferring or uri in self._deferred:  # a plain append: one commit with the rows deferred before
+            frames = self._deferred.setdefault(uri, ([], partition_by))[0]
+            frames.append(rows if isinstance(rows, pl.DataFrame) else pl.DataFrame(rows))
+            if deferring:
+                return None
             self._commit(uri)
             return self._tables[uri].version()
         return self._append_now(uri, rows.to_arrow() if isinstance(rows, pl.DataFrame) else rows, partition_by)
