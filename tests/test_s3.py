@@ -30,7 +30,7 @@ from pipelines.validation.docs import DocsWriter, docs_uri
 from tests.conftest import REPO, small_spec_data
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("moto") is None or importlib.util.find_spec("boto3") is None,
-                                reason="moto[server] is not installed: pip install -e '.[dev]'")
+                                reason="moto's server is not installed: pip install -e '.[dev]'")
 
 D1, D2, D3 = Interval.for_date("2026-01-01"), Interval.for_date("2026-01-02"), Interval.for_date("2026-01-03")
 REGIONS = 4

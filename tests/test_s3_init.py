@@ -19,7 +19,7 @@ from pipelines.airflow.embedded import free_port
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("moto") is None or importlib.util.find_spec("boto3") is None,
-                                reason="moto[server] is not installed: pip install -e '.[dev]'")
+                                reason="moto's server is not installed: pip install -e '.[dev]'")
 
 SPEC = REPO / "docker" / "dags" / "fraud_features.yaml"
 EVIDENCE = "lake/fraud_features/_lockstep/regions/{region}/evidence/x.json"

@@ -24,7 +24,7 @@ from tests.conftest import REPO, services_required, small_spec_data
 from tests.test_s3 import CONTROL_BUCKET, bucket, env_name, s3_storage
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("moto") is None or importlib.util.find_spec("boto3") is None,
-                                reason="moto[server] is not installed: pip install -e '.[dev]'")
+                                reason="moto's server is not installed: pip install -e '.[dev]'")
 
 REGIONS = 2
 ADMIN = os.environ.get("LOCKSTEP_POSTGRES_URL", DEFAULT_POSTGRES_ADMIN_URL)
