@@ -83,11 +83,11 @@ def partition_file_hashes(
 
 
 def _written_files(dt: DeltaTable, uri: str, partition: dict[str, str], written: dict[str, dict[str, Any]],
-                   storage_options: dict[str, str] | None) -> dict[str, dict[str, Any]]:
-    """The partition's files at ``dt``'s version, with the hashes taken while writing them
-    (keyed by the object path put); read and hashed again only when the log holds other files
-    than the ones written (a concurrent writer replaced the partition meanwhile)."""
-    logged = partition_sizes(dt, partition)
+                   storage_options: dict[str, str] | None, logged: dict[str, int]) -> dict[str, dict[str, Any]]:
+    """The partition's files at ``dt``'s version (``logged``: their :func:`partition_sizes`),
+    with the hashes taken while writing them (keyed by the object path put); read and hashed
+    again only when the log holds other files than the ones written (a concurrent writer
+    replaced the partition meanwhile)."""
     if {object_path(p) for p in logged} == set(written):
         return {p: written[object_path(p)] for p in sorted(logged)}
     return _file_hashes(dt, uri, partition, storage_options)

@@ -155,19 +155,27 @@ def partition_actions(dt: DeltaTable, partition: dict[str, str]) -> pl.DataFrame
     return actions.filter(cond)
 
 
-def partition_rows(dt: DeltaTable, partition: dict[str, str]) -> int:
-    """Rows in one partition, from the Delta log's file statistics (no data read)."""
-    actions = partition_actions(dt, partition)
+def rows_in(actions: pl.DataFrame) -> int:
+    """Rows in the data files of :func:`partition_actions`, from the log's statistics."""
     return int(actions["num_records"].sum()) if actions.height else 0
 
 
-def partition_sizes(dt: DeltaTable, partition: dict[str, str]) -> dict[str, int]:
-    """The data files of one partition at the table's version: {path as the Delta log names it
-    (relative to the table root, percent-encoded): size in bytes as the log records it}."""
-    actions = partition_actions(dt, partition)
+def sizes_in(actions: pl.DataFrame) -> dict[str, int]:
+    """{path as the Delta log names it (relative to the table root, percent-encoded): size in
+    bytes as the log records it} of the data files of :func:`partition_actions`."""
     if not actions.height:
         return {}
     return {str(p): int(n) for p, n in actions.select("path", "size_bytes").iter_rows()}
+
+
+def partition_rows(dt: DeltaTable, partition: dict[str, str]) -> int:
+    """Rows in one partition, from the Delta log's file statistics (no data read)."""
+    return rows_in(partition_actions(dt, partition))
+
+
+def partition_sizes(dt: DeltaTable, partition: dict[str, str]) -> dict[str, int]:
+    """The data files of one partition at the table's version (:func:`sizes_in`)."""
+    return sizes_in(partition_actions(dt, partition))
 
 
 def partition_files(

@@ -28,8 +28,11 @@ from pipelines.storage.tables import (
     TableRef,
     _predicate,
     open_table,
+    partition_actions,
     partition_rows,
     remember_version,
+    rows_in,
+    sizes_in,
 )
 
 log = logging.getLogger(__name__)
@@ -167,8 +170,9 @@ def _write_interval_once(
             if written is not None:
                 dt.update_incremental()  # the commit just made (and any since): what a fresh open reads
                 remember_version(uri, storage_options, dt)  # the step reads the version it wrote
-                return TableRef(uri, dt.version(), partition_rows(dt, partition), partition,
-                                files=_written_files(dt, uri, partition, written, storage_options))
+                actions = partition_actions(dt, partition)  # the log's files once: their rows and paths
+                return TableRef(uri, dt.version(), rows_in(actions), partition,
+                                files=_written_files(dt, uri, partition, written, storage_options, sizes_in(actions)))
     except (DeltaError, OSError, pa.ArrowException, pl.exceptions.PolarsError) as exc:
         raise StorageError(f"{uri}: write of {partition} failed: {exc}", uri=uri, partition=partition) from exc
     arrow = _as_arrow(data, partition)
