@@ -43,6 +43,9 @@ def test_validate_agrees_with_the_gate_on_a_quarantine_cap(tmp_path: Path) -> No
 
     text = cli("validate", str(spec.path), "--date", D1.ds)
     assert text.exit_code == 1 and f"{bad:,}" in text.output and "rollup.quarantine" in text.output
+    # piped, the table is plain lines: the region's line names its blocking checks verbatim
+    line = next(x for x in text.output.splitlines() if x.startswith(f"{r0}\t"))
+    assert all(cid in line for cid in mine["blocking"][:3]), (line, mine["blocking"])
 
 
 def test_a_cross_region_check_marks_only_the_region_at_fault(tmp_path: Path) -> None:

@@ -7,11 +7,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from pipelines.cli import JsonOpt, PipelineArg, RootOpt, command, console, print_json
 from pipelines.cli.dates import AllowOpenOpt, parse_day, parse_interval
+from pipelines.cli.tables import show_table
 
 
 def _progress() -> Progress:
@@ -73,7 +75,7 @@ def _decision_cell(run: Any) -> str:
     if d.certified:
         return f"[green]certified[/] {d.generation_id}" + (" (stands: nothing changed)" if run.unchanged else "")
     checks = sorted({f"{r['check_id']}@{r['region']}" for r in d.reasons})
-    return f"[red]blocked[/] ({len(d.reasons)}: {', '.join(checks[:3])}{' …' if len(checks) > 3 else ''})"
+    return f"[red]blocked[/] ({len(d.reasons)}: {escape(', '.join(checks[:3]))}{' …' if len(checks) > 3 else ''})"
 
 
 def _run_table(title: str, runs: list[tuple[str, Any]]) -> Table:
@@ -121,7 +123,7 @@ def run_cmd(
     if json_:
         print_json(result.summary())
         return
-    console.print(_run_table(f"{spec.name} at {spec.root(root)}", [(interval.key, result)]))
+    show_table(console, _run_table(f"{spec.name} at {spec.root(root)}", [(interval.key, result)]))
     if result.decision and not result.decision.certified:
         raise typer.Exit(1)
 
@@ -166,7 +168,7 @@ def demo_cmd(
     if json_:
         print_json([{"step": s.label, **s.run.summary()} for s in steps] + ([released.summary()] if released else []))
         return
-    console.print(_run_table(f"{spec.name} demo: 12 regions at {spec.root(root)}", [(s.label, s.run) for s in steps]))
+    show_table(console, _run_table(f"{spec.name} demo: 12 regions at {spec.root(root)}", [(s.label, s.run) for s in steps]))
     where = f" --root {root}" if root else ""
     if released is not None:
         _print_release(released)
@@ -191,7 +193,7 @@ def _print_release(released: Any) -> None:
     for s in released.scores:
         table.add_row(s["region"], f"{s['rows']:,}", ", ".join(s["release_id"]), ", ".join(s["model_version"]),
                       s["score_hash"][:16])
-    console.print(table)
+    show_table(console, table)
 
 
 @command("status")

@@ -15,6 +15,7 @@ import typer
 from rich.table import Table
 
 from pipelines.cli import JsonOpt, PipelineArg, RootOpt, command, console, print_json
+from pipelines.cli.tables import show_table
 
 
 def _show_status(spec: Any, rows: list[dict[str, Any]], json_: bool) -> None:
@@ -38,7 +39,7 @@ def _show_status(spec: Any, rows: list[dict[str, Any]], json_: bool) -> None:
                       f"{r['requested_at']:%Y-%m-%d %H:%M:%S}",
                       "-" if r["removed_at"] is None else f"{r['removed_at']:%Y-%m-%d %H:%M:%S}",
                       "-" if r["seconds_to_removal"] is None else f"{r['seconds_to_removal']:.0f}s")
-    console.print(table)
+    show_table(console, table)
 
 
 @command("erase")

@@ -17,6 +17,7 @@ import typer
 from rich.table import Table
 
 from pipelines.cli import JsonOpt, PipelineArg, RootOpt, command, console, print_json
+from pipelines.cli.tables import show_table
 
 ViaOpt = Annotated[str, typer.Option(
     "--via", help="local: directly on storage (as local:<user>, where the spec allows it); airflow: through the "
@@ -128,7 +129,7 @@ def requests_cmd(
     for r in rows:
         table.add_row(r["request_id"], r["state"], r["action"], r["interval"], r["generation_id"], r["requester"],
                       ", ".join(r["regions"]), ", ".join(a["who"] for a in r.get("approvals") or []))
-    console.print(table)
+    show_table(console, table)
 
 
 @command("audit")

@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from pipelines.cli import JsonOpt, command, console, print_json
+from pipelines.cli.tables import show_table
 
 
 @command("init")
@@ -54,7 +55,7 @@ def templates_cmd(json_: JsonOpt = False) -> None:
         table.add_column(col)
     for t in found:
         table.add_row(t.name, t.description)
-    console.print(table)
+    show_table(console, table)
 
 
 @command("schema")

@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from pipelines.cli import JsonOpt, PipelineArg, RootOpt, command, console, print_json
+from pipelines.cli.tables import show_table
 
 
 @command("maintain")
@@ -38,7 +39,7 @@ def maintain_cmd(
         table.add_row(name, f"{t.version_before}→{t.version_after}", ",".join(map(str, t.kept_versions)) or "-",
                       f"{t.files_before}→{t.files_after}", str(t.files_compacted),
                       str(len(t.files_removable) if dry_run else t.files_removed))
-    console.print(table)
+    show_table(console, table)
     console.print(f"{summary['tables']} tables; {summary['files_compacted']} files compacted; "
                   + (f"{summary['files_removable']} removable" if dry_run else f"{summary['files_removed']} removed"),
                   highlight=False)

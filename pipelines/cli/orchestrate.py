@@ -6,11 +6,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from pipelines.cli import JsonOpt, PipelineArg, RootOpt, command, console, handle_errors, print_json
 from pipelines.cli.core import Steps, _decision_cell, _progress
 from pipelines.cli.dates import AllowOpenOpt, parse_day, parse_interval
+from pipelines.cli.tables import show_table
 
 airflow_app = typer.Typer(help="Run Airflow 3 locally with this project's DAGs.", no_args_is_help=True)
 
@@ -63,8 +65,8 @@ def backfill_cmd(
             for col in ("interval", "status", "why"):
                 table.add_column(col)
             for r in rows:
-                table.add_row(r["interval"], r["status"], r["why"])
-            console.print(table)
+                table.add_row(r["interval"], r["status"], escape(r["why"]))
+            show_table(console, table)
         return
     results: list[dict[str, Any]] = []
     table = Table(title=f"backfill {spec.name} {first} .. {last}")
@@ -79,7 +81,7 @@ def backfill_cmd(
             progress.advance(planned.interval.key + (": nothing to do" if run is None else ""))
             if run is None:
                 results.append({"interval": planned.interval.key, "action": "skipped", "why": planned.why})
-                table.add_row(planned.interval.key, "[dim]nothing to do[/]", "-", planned.why)
+                table.add_row(planned.interval.key, "[dim]nothing to do[/]", "-", escape(planned.why))
             else:
                 results.append({"action": "ran", **run.summary()})
                 table.add_row(planned.interval.key, "ran", f"{run.seconds:.2f}", _decision_cell(run))
@@ -89,7 +91,7 @@ def backfill_cmd(
     if json_:
         print_json(results)
     else:
-        console.print(table)
+        show_table(console, table)
         todo = sum(run is not None for _, run in ran)
         console.print("nothing to do: every interval is certified and unchanged" if todo == 0
                       else f"ran {todo} of {len(ran)} intervals")
@@ -180,7 +182,7 @@ def _backfill_via_airflow(dag_id: str, start: str, end: str, url: str, dry_run: 
             colour = {"success": "green", "failed": "red"}.get(r["state"], "yellow")
             table.add_row(r["dag_run_id"], str(r.get("logical_date")), f"[{colour}]{r['state']}[/]",
                           r.get("tasks", ""))
-        console.print(table)
+        show_table(console, table)
         console.print(f"ran {len(runs)} run(s); {sum(r['state'] == 'success' for r in runs)} succeeded")
     if any(r["state"] != "success" for r in runs):
         raise typer.Exit(1)

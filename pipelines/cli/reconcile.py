@@ -11,11 +11,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from pipelines.cli import JsonOpt, PipelineArg, RootOpt, command, console, err_console, print_json
 from pipelines.cli.dates import AllowOpenOpt, parse_interval
 from pipelines.cli.govern import DEFAULT_URL, AirflowUrlOpt, ViaOpt, request_decision
+from pipelines.cli.tables import show_table
 
 DateOpt = Annotated[str, typer.Option("--date", help="interval: YYYY-MM-DD, or YYYY-MM-DDTHH[:MM] in sub-daily pipelines")]
 
@@ -36,7 +38,7 @@ def _checks_table(title: str, results: list[dict[str, Any]]) -> Table:
         t.add_column(col, overflow="fold")
     for r in results:
         mark = "[green]pass[/]" if r["success"] else ("[red]BLOCK[/]" if r["blocking"] else "[yellow]warn[/]")
-        t.add_row(r["check_id"], r["region"], r["table"], r["policy"], mark, r["message"])
+        t.add_row(*map(escape, (r["check_id"], r["region"], r["table"], r["policy"])), mark, escape(r["message"]))
     return t
 
 
@@ -68,7 +70,7 @@ def reconcile_cmd(
                     "failed": sum(not r["success"] for r in rows), "blocking": len(blocking), "results": rows})
     else:
         shown = rows if all_ else [r for r in rows if not r["success"]]
-        console.print(_checks_table(f"{spec.name} {interval.key}: {len(rows)} checks, {len(blocking)} blocking", shown))
+        show_table(console, _checks_table(f"{spec.name} {interval.key}: {len(rows)} checks, {len(blocking)} blocking", shown))
         console.print("would certify" if not blocking else "[red]would block[/]: see `lockstep explain`")
     if blocking:
         raise typer.Exit(1)
@@ -152,7 +154,6 @@ def explain_cmd(
         note = f" reason: {d['reason']}" if d["reason"] else ""
         console.print(f"  {d['decided_at']:%Y-%m-%d %H:%M:%S} {d['kind']:<8} {d['status']:<9} {d['generation_id']} "
                       f"by {d['who']} (run {d['run_id']}){note}")
-    from rich.markup import escape
 
     if ex.get("stale"):
         console.print(f"[yellow]{escape(ex['stale']['why'])}[/]; re-certify: lockstep backfill {pipeline} --start "
@@ -231,7 +232,7 @@ def _print_drift(regions: list[str], drift: dict[str, dict[str, dict[str, Any]]]
                 text += f" ({_cell(v.get('psi_window'))} / {_cell(v.get('ks_window'))})"
             row.append(f"[red]{text}[/]" if v["fail"] else text)
         t.add_row(region, *row)
-    console.print(t)
+    show_table(console, t)
 
 
 @command("rollback")

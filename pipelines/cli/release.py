@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from pipelines.cli import (
@@ -26,6 +27,7 @@ from pipelines.cli import (
     print_json,
 )
 from pipelines.cli.govern import DEFAULT_URL, AirflowUrlOpt, ViaOpt, request_decision
+from pipelines.cli.tables import show_table
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -61,8 +63,8 @@ def _show(rows: list[Any], json_: bool) -> None:
     for r in rows:
         why = r.why if r.kind != "refused" else f"{r.why} (refused: {len(r.reasons)} reason(s))"
         table.add_row(r.release_id, r.kind + (f" to {r.target}" if r.kind == "rollback" else ""), r.model_name,
-                      r.model_version, r.feature_version, r.effective_from, r.replaces, r.who, why)
-    console.print(table)
+                      r.model_version, r.feature_version, r.effective_from, r.replaces, escape(r.who), escape(why))
+    show_table(console, table)
 
 
 @_command("train")
@@ -124,7 +126,7 @@ def shadow_cmd(
     for r in rows:
         table.add_row(r["region"], r["interval"], str(r["rows"]), str(r["positives"]), _num(r["roc_auc"]),
                       str(r["baseline_release"] or "-"), _num(r["baseline_roc_auc"]), _num(r["psi"]))
-    console.print(table)
+    show_table(console, table)
 
 
 def _num(v: float | None) -> str:
@@ -170,7 +172,7 @@ def evaluations_cmd(
     for r in frame.iter_rows(named=True):
         table.add_row(r["model_version"], r["region"], r["interval"], str(r["rows"]), _num(r["roc_auc"]),
                       str(r["baseline_release"] or "-"), _num(r["baseline_roc_auc"]), _num(r["psi"]))
-    console.print(table)
+    show_table(console, table)
 
 
 @_command("show")
@@ -279,4 +281,4 @@ def score_cmd(
     for row in out:
         table.add_row(row["region"], row["interval"], str(row["rows"]), str(row["release_id"]), row["score_hash"][:16],
                       "-" if row["written_version"] is None else f"version {row['written_version']}")
-    console.print(table)
+    show_table(console, table)

@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from pipelines.cli import JsonOpt, PipelineArg, RootOpt, command, console, print_json
 from pipelines.cli.core import _progress
 from pipelines.cli.dates import parse_interval
+from pipelines.cli.tables import show_table
 
 
 @command("validate")
@@ -59,10 +61,10 @@ def validate_cmd(
         for col in ("region", "checks", "failed", "quarantined rows", "blocking"):
             table.add_column(col)
         for r, s in by_region.items():
-            blocking = ", ".join(s["blocking"][:3]) + (" …" if len(s["blocking"]) > 3 else "")
+            blocking = escape(", ".join(s["blocking"][:3])) + (" …" if len(s["blocking"]) > 3 else "")
             table.add_row(r, str(s["checks"]), str(s["failed"]), f"{s['quarantined']:,}",
                           f"[red]{blocking}[/]" if blocking else "[green]none[/]")
-        console.print(table)
+        show_table(console, table)
         console.print(f"Data Docs: {docs}")
     if any(s["blocking"] for s in by_region.values()):
         raise typer.Exit(1)

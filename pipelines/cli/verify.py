@@ -15,6 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from pipelines.cli import JsonOpt, PipelineArg, RootOpt, command, console, err_console, print_json
+from pipelines.cli.tables import show_table
 
 
 def _decision(spec: Any, date_: str | None, at: str | None, root: str | None) -> Any:
@@ -77,7 +78,7 @@ def verify_cmd(
         for r in rows:
             result = Text("ok", style="green") if r["ok"] else Text("; ".join(r["problems"]), style="red")
             t.add_row(r["member"], str(r["version"]), str(r["files"]), f"{r['bytes']:,}", result)
-        console.print(t)
+        show_table(console, t)
     if failed:
         if not json_:
             regions = sorted({r["member"].split("/", 1)[0] for r in failed})

@@ -1,0 +1,68 @@
+"""A CLI table piped to a file or another program is plain lines that keep every character
+(rich's 80-column box cut long cells and wrapped them into fragments a shell tool cannot
+match); on a terminal it is still drawn."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from pipelines.cli.tables import plain_lines, show_table
+from pipelines.templates import list_templates
+
+LONG = "x" * 150 + " the end"
+
+
+def _table() -> Table:
+    table = Table(title="[bold]checks[/]")
+    for col in ("check", "result", "message"):
+        table.add_column(col)
+    table.add_row("not_null[txn_id]#0", "[green]pass[/]", LONG)
+    table.add_row("unique", Text("BLOCK", style="red"), "two\nlines")
+    return table
+
+
+def test_piped_a_table_is_its_title_header_and_rows_untruncated_without_styles() -> None:
+    out = io.StringIO()
+    show_table(Console(file=out, width=80), _table())
+    assert out.getvalue().splitlines() == [
+        "checks", "check\tresult\tmessage", f"not_null#0\tpass\t{LONG}", "unique\tBLOCK\ttwo lines"]
+    assert plain_lines(_table()) == out.getvalue().splitlines()
+
+
+def test_on_a_terminal_the_table_is_drawn() -> None:
+    out = io.StringIO()
+    show_table(Console(file=out, width=80, force_terminal=True, color_system=None), _table())
+    text = out.getvalue()
+    assert "┏" in text and "the end" in text and LONG not in text  # the long cell wraps inside its box
+
+
+def test_lockstep_templates_piped_names_every_template_with_its_whole_description() -> None:
+    lockstep = Path(sys.executable).parent / "lockstep"  # the console script, its stdout a pipe
+    done = subprocess.run([str(lockstep), "templates"], capture_output=True, text=True, check=False, timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[:2] == ["templates", "name\tdescription"]
+    assert sorted(lines[2:]) == sorted(f"{t.name}\t{t.description}" for t in list_templates())
+    assert not any(ch in done.stdout for ch in "┏━│…")
+
+
+def test_a_check_id_naming_its_column_keeps_it_in_the_reconcile_table() -> None:
+    """``not_null[txn_id]#0``: rich reads ``[txn_id]`` as a style tag and drops it, on a
+    terminal too, unless the CLI escapes data before it reaches a cell."""
+    from pipelines.cli.reconcile import _checks_table
+
+    row = {"check_id": "values_to_not_be_null[txn_id]#0", "region": "eu-west", "table": "raw/transactions",
+           "policy": "block", "success": False, "blocking": True, "message": "3 of 10 rows unexpected, e.g. [None]"}
+    [line] = plain_lines(_checks_table("checks", [row]))[2:]
+    assert line == "values_to_not_be_null[txn_id]#0\teu-west\traw/transactions\tblock\tBLOCK\t" \
+        "3 of 10 rows unexpected, e.g. [None]"
+    drawn = io.StringIO()
+    Console(file=drawn, width=200, force_terminal=True, color_system=None).print(_checks_table("checks", [row]))
+    assert "values_to_not_be_null[txn_id]#0" in drawn.getvalue()
