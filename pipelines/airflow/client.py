@@ -185,16 +185,26 @@ class AirflowClient:
 
     # -- waiting -----------------------------------------------------------------------
     def wait_for(self, probe: Callable[[], T | None], *, timeout: float, what: str, poll: float = 1.0) -> T:
-        """Call ``probe`` until it returns something other than ``None``; fail after ``timeout``."""
+        """Call ``probe`` until it returns something other than ``None``; fail after ``timeout``.
+
+        An answer that does not come within the client's timeout (a busy api-server) is "not
+        yet", asked again until the deadline, which names it; any other error, and a component
+        that died (the client's ``check``), fails the wait at once."""
+        import httpx
+
         deadline = time.monotonic() + timeout
+        late = ""
         while True:
             if self._check is not None:
                 self._check()
-            value = probe()
+            try:
+                value = probe()
+            except httpx.TimeoutException as exc:
+                value, late = None, f"; the last request timed out ({type(exc).__name__})"
             if value is not None:
                 return value
             if time.monotonic() > deadline:
-                raise AirflowError(f"timed out after {timeout:.0f}s waiting for {what}")
+                raise AirflowError(f"timed out after {timeout:.0f}s waiting for {what}{late}")
             time.sleep(poll)
 
     # -- DAGs and their runs -----------------------------------------------------------
