@@ -24,7 +24,7 @@ def _table() -> Table:
     for col in ("check", "result", "message"):
         table.add_column(col)
     table.add_row("not_null[txn_id]#0", "[green]pass[/]", LONG)
-    table.add_row("unique", Text("BLOCK", style="red"), "two\nlines")
+    table.add_row("unique", Text("BLOCK", style="red"), "two\nlines\tand a tab")
     return table
 
 
@@ -32,7 +32,7 @@ def test_piped_a_table_is_its_title_header_and_rows_untruncated_without_styles()
     out = io.StringIO()
     show_table(Console(file=out, width=80), _table())
     assert out.getvalue().splitlines() == [
-        "checks", "check\tresult\tmessage", f"not_null#0\tpass\t{LONG}", "unique\tBLOCK\ttwo lines"]
+        "checks", "check\tresult\tmessage", f"not_null#0\tpass\t{LONG}", "unique\tBLOCK\ttwo lines and a tab"]
     assert plain_lines(_table()) == out.getvalue().splitlines()
 
 

@@ -24,9 +24,10 @@ def _plain(cell: RenderableType | None) -> str:
 
 def plain_lines(table: Table) -> list[str]:
     """The table as plain lines: its title, the header, then one line per row, cells
-    separated by a tab (line breaks inside a cell become spaces)."""
+    separated by a tab (a tab or line break inside a cell becomes a space, so each row is one
+    line of as many fields as the header)."""
     def line(cells: list[str]) -> str:
-        return "\t".join(" ".join(c.split("\n")) for c in cells)
+        return "\t".join(c.replace("\t", " ").replace("\n", " ") for c in cells)
 
     lines = [_plain(table.title)] if table.title else []
     if table.show_header:
