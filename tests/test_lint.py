@@ -41,3 +41,17 @@ def test_layers_contract_fails_on_an_upward_import(tmp_path: Path) -> None:
     assert out.returncode != 0, out.stdout + out.stderr
     assert f"{CONTRACTS - 1} kept, 1 broken" in out.stdout, out.stdout
     assert "pipelines.storage -> pipelines.runner" in out.stdout, out.stdout
+
+
+#: README's Layout: "No module in `pipelines/` is over 400 lines."
+MAX_MODULE_LINES = 400
+
+
+def test_no_module_in_the_package_is_over_400_lines() -> None:
+    """The house keeps its rooms small: a module that grows past the bound is split (or README's
+    Layout names it and says why, and this test with it)."""
+    layout = (REPO / "README.md").read_text().split("## Layout", 1)[1].split("\n## ", 1)[0]
+    assert f"No module in `pipelines/` is over {MAX_MODULE_LINES} lines." in layout
+    over = {str(p.relative_to(REPO)): n for p in sorted((REPO / "pipelines").rglob("*.py"))
+            if (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES}
+    assert over == {}, f"over {MAX_MODULE_LINES} lines: {over}"

@@ -46,7 +46,6 @@ def _iso(value: datetime | date | str) -> str:
     return value
 
 
-
 def _path(*segments: object) -> str:
     """An API path of ``segments``, each percent-encoded whole: a run id holds ``+`` and
     ``:`` (``manual__2026-01-02T00:00:00+00:00``), and may hold ``/``, ``?`` or ``#``."""
@@ -290,9 +289,7 @@ class AirflowClient:
 
         def probe() -> dict[str, Any] | None:
             runs = self.dag_runs(dag_id, **params)
-            if not runs:
-                return None
-            if finished and runs[0]["state"] not in TERMINAL_RUN_STATES:
+            if not runs or (finished and runs[0]["state"] not in TERMINAL_RUN_STATES):
                 return None
             return runs[0]
 
@@ -373,15 +370,9 @@ class AirflowClient:
         or ``completed`` (what to do with intervals that already have a run). A day (a
         :class:`~datetime.date`) stands for the run whose logical date is its midnight UTC.
         """
-        body = {
-            "dag_id": dag_id,
-            "from_date": _iso(from_date),
-            "to_date": _iso(to_date),
-            "run_backwards": run_backwards,
-            "dag_run_conf": dict(dag_run_conf or {}),
-            "reprocess_behavior": reprocess_behavior,
-            "max_active_runs": max_active_runs,
-        }
+        body = {"dag_id": dag_id, "from_date": _iso(from_date), "to_date": _iso(to_date),
+                "run_backwards": run_backwards, "dag_run_conf": dict(dag_run_conf or {}),
+                "reprocess_behavior": reprocess_behavior, "max_active_runs": max_active_runs}
         return dict(self.api("POST", "/backfills/dry_run" if dry_run else "/backfills", body))
 
     def backfill_state(self, backfill_id: int | str) -> dict[str, Any]:

@@ -63,11 +63,8 @@ from pipelines.airflow.ui.pages import INTRO, esc, page, render_drill_down, rend
 
 __all__ = ["app", "drill_down", "load_pipeline", "parse_interval", "readable"]
 
-app = FastAPI(
-    title="Lockstep", description="Certified multi-region feature pipelines",
-    docs_url=None, redoc_url=None, openapi_url=None,
-)
-
+app = FastAPI(title="Lockstep", description="Certified multi-region feature pipelines",
+              docs_url=None, redoc_url=None, openapi_url=None)
 
 
 @app.exception_handler(StarletteHTTPException)
