@@ -97,7 +97,7 @@ ENVIRONMENT_READERS = {
     "pipelines/spec/settings.py": "the one Settings object (LOCKSTEP_*)",
     "pipelines/spec/resolve.py": "${VAR} references a spec makes itself",
     "pipelines/validation/gx.py": "GX's own analytics switch, set before GX is imported",
-    "pipelines/models/registry.py": "MLflow's own telemetry switch, set before MLflow is imported",
+    "pipelines/models/registry.py": "MLflow's telemetry switch; its URIs and S3 key, for one registry call only",
     "pipelines/airflow/embedded/harness.py": "the environment of the Airflow processes it starts",
     "pipelines/airflow/embedded/up.py": "the environment of the Airflow processes it starts",
 }

@@ -150,11 +150,12 @@ def _promotion_decision(root: str, regions: int, rows: int, version: str) -> dic
     import time
 
     from pipelines.models import evaluate_promotion
-    from pipelines.models.registry import use_registry
+    from pipelines.models.registry import registry
 
     spec = _spec(root, regions, rows, PROMOTION_WINDOW)
     t0 = time.perf_counter()
-    use_registry(spec, root)
+    with registry(spec, root):
+        pass
     client_s = time.perf_counter() - t0
     mark_baseline()
     t0 = time.perf_counter()

@@ -8,19 +8,22 @@ when used. Nothing here reads an alias back: the release log is the truth, MLflo
 ``champion`` alias only mirrors it.
 
 MLflow reads its telemetry switch, and its S3 artifact store its endpoint and credentials,
-from the process environment only: :func:`use_registry` sets ``MLFLOW_DISABLE_TELEMETRY``
-there (unless the user has) before MLflow is imported and, for an ``s3://`` artifact
+from the process environment only, and puts its tracking and registry URIs there itself:
+:func:`registry` sets ``MLFLOW_DISABLE_TELEMETRY`` there (unless the user has) before MLflow
+is imported and, for the block it scopes only, the URIs and, for an ``s3://`` artifact
 location, ``MLFLOW_S3_ENDPOINT_URL`` and the AWS key from the spec's control-plane storage
 options (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_REGION``:
-the key of the role this process runs as). These are the writes to the environment outside
-the Airflow glue.
+the key of the role this process runs as), restored when the block ends. These are the
+writes to the environment outside the Airflow glue.
 """
 
 from __future__ import annotations
 
-import functools
+import contextlib
 import logging
 import os
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +76,10 @@ S3_ENVIRONMENT = {"MLFLOW_S3_ENDPOINT_URL": "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_
                   "AWS_SECRET_ACCESS_KEY": "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION": "AWS_REGION"}
 
 
+#: where MLflow puts the URIs it was set to (a subprocess would inherit them)
+MLFLOW_URI_ENVIRONMENT = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+
+
 def s3_environment(spec: PipelineSpec, root: str | None = None) -> dict[str, str]:
     """What MLflow's S3 artifact store is handed for an ``s3://`` artifact location: the
     control plane's endpoint and key (the role's: a region worker's key reads artifacts only);
@@ -83,39 +90,73 @@ def s3_environment(spec: PipelineSpec, root: str | None = None) -> dict[str, str
     return {name: options[option] for name, option in S3_ENVIRONMENT.items() if options.get(option)}
 
 
-def use_registry(spec: PipelineSpec, root: str | None = None) -> Any:
-    """Point MLflow at the spec's registry (and, for an ``s3://`` artifact location, its S3
-    store at the control plane's endpoint and key); returns an ``MlflowClient`` on it."""
+#: MLflow's state is the process's (its URIs, and the environment it reads them and the S3
+#: store's key from): one registry session at a time in a process, nested ones inside it, each
+#: nested one's URI on this stack
+_SESSION = threading.RLock()
+_URIS: list[str] = []
+
+
+@contextlib.contextmanager
+def registry(spec: PipelineSpec, root: str | None = None) -> Iterator[Any]:
+    """MLflow pointed at the spec's registry (and, for an ``s3://`` artifact location, its S3
+    store at the control plane's endpoint and key) for the block; an ``MlflowClient`` on it.
+
+    The environment is what it was once the block ends: MLflow puts its tracking URI there
+    (``MLFLOW_TRACKING_URI``, which may hold the registry database's password) and the S3
+    store reads its key from there, so neither outlives the call that needs it, nor reaches a
+    process started afterwards."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    os.environ.update(s3_environment(spec, root))
     import mlflow
 
     logging.getLogger("mlflow").setLevel(logging.ERROR)
     uri = registry_uri(spec, root)
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+    with _SESSION:
+        scoped = s3_environment(spec, root)
+        saved = {k: os.environ.get(k) for k in (*scoped, *MLFLOW_URI_ENVIRONMENT)}
+        _URIS.append(uri)
+        try:
+            os.environ.update(scoped)
+            mlflow.set_tracking_uri(uri)
+            mlflow.set_registry_uri(uri)
+            yield mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+        finally:
+            _URIS.pop()
+            outer = _URIS[-1] if _URIS else None  # None: MLflow's own "unset"
+            mlflow.set_tracking_uri(outer)  # type: ignore[arg-type]
+            mlflow.set_registry_uri(outer)  # type: ignore[arg-type]
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
 
 
 def experiment_id(spec: PipelineSpec, root: str | None = None) -> str:
     """The experiment runs of the spec's model are logged to (created on first use)."""
-    client = use_registry(spec, root)
-    name = f"lockstep/{spec.name}/{models_spec(spec).name}"
-    found = client.get_experiment_by_name(name)
-    if found is not None:
-        return str(found.experiment_id)
-    return str(client.create_experiment(name, artifact_location=artifact_location(spec, root)))
+    with registry(spec, root) as client:
+        name = f"lockstep/{spec.name}/{models_spec(spec).name}"
+        found = client.get_experiment_by_name(name)
+        if found is not None:
+            return str(found.experiment_id)
+        return str(client.create_experiment(name, artifact_location=artifact_location(spec, root)))
 
 
-@functools.lru_cache(maxsize=16)
-def _load(uri: str, name: str, version: str) -> Any:
-    import mlflow.sklearn
-
-    mlflow.set_registry_uri(uri)
-    return mlflow.sklearn.load_model(f"models:/{name}/{version}")
+#: models loaded in this process: (registry URI, name, version) -> the model (the oldest dropped
+#: past :data:`LOADED_MODELS`)
+_MODELS: dict[tuple[str, str, str], Any] = {}
+LOADED_MODELS = 16
 
 
 def load_model(spec: PipelineSpec, version: str, root: str | None = None) -> Any:
     """The registered model ``version`` (never an alias), loaded once per process."""
-    use_registry(spec, root)
-    return _load(registry_uri(spec, root), models_spec(spec).name, str(version))
+    key = (registry_uri(spec, root), models_spec(spec).name, str(version))
+    if key not in _MODELS:
+        with registry(spec, root):
+            import mlflow.sklearn
+
+            model = mlflow.sklearn.load_model(f"models:/{key[1]}/{key[2]}")
+        while len(_MODELS) >= LOADED_MODELS:
+            _MODELS.pop(next(iter(_MODELS)))
+        _MODELS[key] = model
+    return _MODELS[key]

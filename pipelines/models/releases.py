@@ -41,7 +41,7 @@ from pipelines.models.log import (
     releases,
     scored_at_or_after,
 )
-from pipelines.models.registry import CHAMPION, load_model, models_spec, use_registry
+from pipelines.models.registry import CHAMPION, load_model, models_spec, registry
 from pipelines.models.train import TAG, feature_version_in_force, features_frame, version_tags
 from pipelines.spec import Interval, PipelineSpec
 from pipelines.spec.settings import settings
@@ -103,7 +103,8 @@ def _row(kind: str, spec: PipelineSpec, version: str, tags: dict[str, str], effe
 
 def _mirror(spec: PipelineSpec, release: Release, root: str | None) -> None:
     """MLflow's alias, after Lockstep's commit: other MLflow users see the newest release."""
-    use_registry(spec, root).set_registered_model_alias(release.model_name, CHAMPION, release.model_version)
+    with registry(spec, root) as client:
+        client.set_registered_model_alias(release.model_name, CHAMPION, release.model_version)
 
 
 def _refuse(spec: PipelineSpec, version: str, tags: dict[str, str], requested: Interval | None, why: str, who: str,

@@ -20,7 +20,7 @@ import polars as pl
 
 from pipelines.certify import active_certifications, read_certified
 from pipelines.errors import CertificationError, SpecError
-from pipelines.models.registry import experiment_id, models_spec, use_registry
+from pipelines.models.registry import experiment_id, models_spec, registry
 from pipelines.spec import PipelineSpec
 
 #: tags of a registered model version (and its run) that bind it
@@ -137,20 +137,19 @@ def train(spec: PipelineSpec, *, until: str, exclude: list[str] | None = None, r
         f"{TAG}generations": json.dumps(generations, sort_keys=True), f"{TAG}excluded": json.dumps(excluded),
         f"{TAG}window": json.dumps(keys), f"{TAG}features": json.dumps(ms.features),
     }
-    client = use_registry(spec, root)
-    with mlflow.start_run(experiment_id=experiment_id(spec, root)) as run:
+    with registry(spec, root) as client, mlflow.start_run(experiment_id=experiment_id(spec, root)) as run:
         mlflow.set_tags(tags)
         mlflow.log_params({"seed": ms.seed, "model": "StandardScaler+LogisticRegression", "rows": data.height})
         mlflow.log_metrics(metrics)
         info = mlflow.sklearn.log_model(model, name="model", signature=infer_signature(x, proba),
                                         registered_model_name=ms.name, serialization_format="cloudpickle")
-    version = str(info.registered_model_version)
-    for k, v in tags.items():
-        client.set_model_version_tag(ms.name, version, k, v)
+        version = str(info.registered_model_version)
+        for k, v in tags.items():
+            client.set_model_version_tag(ms.name, version, k, v)
     return TrainedModel(ms.name, version, run.info.run_id, versions[0], generations, suites, excluded, metrics)
 
 
 def version_tags(spec: PipelineSpec, version: str, root: str | None = None) -> dict[str, str]:
     """The tags of a registered model version (what it was trained on)."""
-    client = use_registry(spec, root)
-    return dict(client.get_model_version(models_spec(spec).name, str(version)).tags)
+    with registry(spec, root) as client:
+        return dict(client.get_model_version(models_spec(spec).name, str(version)).tags)

@@ -80,8 +80,6 @@ def test_registry_on_postgres_and_artifacts_in_the_control_bucket(
     spec_file = tmp_path / "deployed.yaml"
     spec_file.write_text(yaml.safe_dump(data))
     monkeypatch.setenv("LOCKSTEP_TEST_REGISTRY_USER", pg.username or "postgres")
-    for name in registry.S3_ENVIRONMENT:  # use_registry sets them in this process: unset again afterwards
-        monkeypatch.setenv(name, "")
     regions = data["regions"]
     policies = s3_policies(load_spec(spec_file))
     grants: dict[str, object] = {r: policies[f"region:{r}"] for r in regions}
@@ -112,10 +110,14 @@ def test_registry_on_postgres_and_artifacts_in_the_control_bucket(
                                               f"{pg.port or 5432}/{database}"
         assert registry.s3_environment(spec)["MLFLOW_S3_ENDPOINT_URL"] == s3.endpoint
         model = LogisticRegression().fit([[0.0], [1.0], [2.0], [3.0]], [0, 0, 1, 1])
-        registry.use_registry(spec)
-        with mlflow.start_run(experiment_id=registry.experiment_id(spec)):
+        with registry.registry(spec):  # MLflow's telemetry switch is set once, for good
+            pass
+        before = dict(os.environ)
+        with registry.registry(spec), mlflow.start_run(experiment_id=registry.experiment_id(spec)):
             info = mlflow.sklearn.log_model(model, name="model", registered_model_name="deployed_model",
                                             serialization_format="cloudpickle")
+        # the control key and the registry's URI lived as long as the registration, no longer
+        assert dict(os.environ) == before, sorted(set(os.environ.items()) ^ set(before.items()))
         version = str(info.registered_model_version)
         admin = s3.client("s3")
         listed = admin.list_objects_v2(Bucket=CONTROL_BUCKET, Prefix="mlflow/")
@@ -133,7 +135,7 @@ def test_registry_on_postgres_and_artifacts_in_the_control_bucket(
 
         # a region's worker: its key loads the version; it may not write the artifacts
         _keys(monkeypatch, s3, regions[0])
-        registry._load.cache_clear()
+        registry._MODELS.clear()
         import mlflow.store.artifact.s3_artifact_repo as s3_repo
 
         s3_repo._cached_get_s3_client.cache_clear()  # MLflow caches its S3 client per endpoint

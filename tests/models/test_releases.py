@@ -6,6 +6,7 @@ bit-identical replay."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +96,21 @@ def test_trained_model_binds_generations_and_suites(lake: tuple[PipelineSpec, st
     assert any(k.startswith("roc_auc.") for k in trained.metrics)
 
 
+def test_mlflow_leaves_the_environment_as_it_found_it(lake: tuple[PipelineSpec, str]) -> None:
+    """MLflow puts its tracking URI (a database password, in a deployment) into the process's
+    environment, where a process started later inherits it: Lockstep takes it out again once
+    the call that needed it is done (train, the registry's tags, a model's load)."""
+    spec, root = lake
+    with model_registry.registry(spec, root):  # MLflow's telemetry switch is set once, for good
+        pass
+    before = dict(os.environ)
+    trained = train(spec, until=DAYS[1], root=root)
+    assert version_tags(spec, trained.version, root)["lockstep.feature_version"] == "1"
+    model_registry._MODELS.clear()
+    assert model_registry.load_model(spec, trained.version, root) is not None
+    assert dict(os.environ) == before, sorted(set(os.environ.items()) ^ set(before.items()))
+
+
 def _shadow(spec: PipelineSpec, version: str, day: str, root: str) -> None:
     for region in spec.regions:
         shadow_score(spec, version, day, region, root=root)
@@ -152,7 +168,7 @@ def test_releases_promote_score_rollback_and_replay(lake: tuple[PipelineSpec, st
     assert [r.release_id for r in releases(spec, root=root)] == [r1.release_id, r2.release_id, back.release_id]
 
     # replay with an earlier release, the model loaded from the registry again: bit-identical
-    model_registry._load.cache_clear()
+    model_registry._MODELS.clear()
     replayed = score(spec, DAYS[2], region, release=r1.release_id, root=root)
     replayed = replayed.sort("txn_id")
     assert score_hash(replayed) == score_hash(scored_t3.select(replayed.columns))
