@@ -5,9 +5,12 @@ match); on a terminal it is still drawn."""
 from __future__ import annotations
 
 import io
+import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -66,3 +69,28 @@ def test_a_check_id_naming_its_column_keeps_it_in_the_reconcile_table() -> None:
     drawn = io.StringIO()
     Console(file=drawn, width=200, force_terminal=True, color_system=None).print(_checks_table("checks", [row]))
     assert "values_to_not_be_null[txn_id]#0" in drawn.getvalue()
+
+
+def test_every_command_help_is_one_line_per_paragraph() -> None:
+    """`lockstep --help` lists each command with its help's first paragraph: a docstring's own
+    line breaks would break that line mid-sentence (typer keeps them in the list)."""
+    import typer.main
+
+    from pipelines.cli import _register, app
+
+    _register()
+
+    def helps(group: Any, prefix: str = "") -> Iterator[tuple[str, str]]:
+        for name, sub in getattr(group, "commands", {}).items():
+            yield prefix + name, sub.help or ""
+            yield from helps(sub, prefix + name + " ")
+
+    found = dict(helps(typer.main.get_command(app)))
+    assert {"approve", "release promote", "airflow up"} <= set(found)
+    ragged = {name: h for name, h in found.items() if "\n" in h.replace("\n\n", "")}
+    assert ragged == {}, ragged
+    lockstep = Path(sys.executable).parent / "lockstep"
+    listed = subprocess.run([str(lockstep), "--help"], capture_output=True, text=True, check=False, timeout=120,
+                            env={**os.environ, "COLUMNS": "250"})
+    assert "Approve (or --reject) a request for an override or a rollback; with the approvals the spec requires" \
+        in listed.stdout, listed.stdout

@@ -11,6 +11,7 @@ internal error; a traceback only with ``--debug``), and has ``--json`` for machi
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
 import re
 import shlex
@@ -108,7 +109,16 @@ def handle_errors(fn: F, name: str | None = None) -> F:
             report_error(line, code, as_json=bool(kwargs.get("json_")), kind=type(exc).__name__)
             raise typer.Exit(code) from None
 
+    wrapper.__doc__ = reflow(fn.__doc__)
     return wrapper  # type: ignore[return-value]
+
+
+def reflow(doc: str | None) -> str | None:
+    """A command's docstring as its help: each paragraph one line (typer keeps a docstring's
+    line breaks in ``lockstep --help``'s command list, which then breaks mid-sentence)."""
+    if not doc:
+        return doc
+    return "\n\n".join(" ".join(p.split()) for p in re.split(r"\n\s*\n", inspect.cleandoc(doc)))
 
 
 def report_error(line: str, code: int, *, as_json: bool, kind: str = "UsageError") -> None:
