@@ -94,3 +94,23 @@ def test_every_command_help_is_one_line_per_paragraph() -> None:
                             env={**os.environ, "COLUMNS": "250"})
     assert "Approve (or --reject) a request for an override or a rollback; with the approvals the spec requires" \
         in listed.stdout, listed.stdout
+
+
+def test_json_before_the_command_name_is_the_command_s_json(tmp_path: Path) -> None:
+    """`lockstep --json status X` is `lockstep status X --json`: its error one JSON document
+    (a usage error too), not click's "No such option: --json"."""
+    import json
+
+    from pipelines.cli import json_after_command
+
+    assert json_after_command(["--json", "status", "x"]) == ["status", "x", "--json"]
+    assert json_after_command(["--debug", "--json", "release", "list", "x"]) == ["--debug", "release", "list", "x", "--json"]
+    assert json_after_command(["status", "x", "--json"]) == ["status", "x", "--json"]
+    assert json_after_command(["--json"]) == ["--json"]
+    lockstep = Path(sys.executable).parent / "lockstep"
+    for args, says in ((["status", "nosuch"], "nosuch: no such pipeline"),
+                       (["run", "fraud_features", "--bogus"], "No such option: --bogus")):
+        done = subprocess.run([str(lockstep), "--json", *args], capture_output=True, text=True, check=False,
+                              timeout=120, cwd=tmp_path)
+        assert done.returncode == 2, done.stderr
+        assert says in json.loads(done.stdout)["error"]["message"], done.stdout

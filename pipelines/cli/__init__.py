@@ -225,14 +225,26 @@ def _register() -> None:
         importlib.import_module(f"pipelines.cli.{name}")
 
 
+def json_after_command(argv: list[str]) -> list[str]:
+    """``lockstep --json status X`` read as ``lockstep status X --json``: every command takes
+    ``--json``, so one given before the command's name is moved after it."""
+    i = 0
+    while i < len(argv) and argv[i].startswith("-"):
+        i += 1
+    if "--json" not in argv[:i] or i == len(argv):
+        return argv
+    return [a for a in argv[:i] if a != "--json"] + argv[i:] + ["--json"]
+
+
 def main() -> None:
     _register()
-    if "--json" not in sys.argv[1:]:
-        app()
+    argv = json_after_command(sys.argv[1:])
+    if "--json" not in argv:
+        app(args=argv)
         return
     # with --json a usage error (an unknown option, a bad value) is a JSON document too
     try:
-        code = app(standalone_mode=False)  # a command's typer.Exit comes back as its exit code
+        code = app(args=argv, standalone_mode=False)  # a command's typer.Exit comes back as its exit code
     except typer.TyperException as exc:  # click's usage errors (typer vendors click)
         message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
         exit_code = int(getattr(exc, "exit_code", 2))
