@@ -344,10 +344,19 @@ def test_compose_deployment_certifies_an_interval_and_runs_the_consumer(dockerd:
             assert rows.height == rows["txn_id"].n_unique() > 0, (layer, table, rows.height)
 
         # every step task of the run was forked warm on its worker (compose's celery_config_options:
-        # the worker's main process imported Lockstep once); the task's own log line says which
+        # the worker's main process imported Lockstep once); the task's own log line says which.
+        # A task's log is read from the control bucket, where its worker uploads it as the task
+        # ends: the run can be done before the last task's upload is (the api-server then asks the
+        # worker's log server, which refuses it: a worker holds no API secret), so each log is
+        # awaited until it holds the task's own lines
+        def uploaded_log(ti: dict) -> str | None:  # type: ignore[type-arg]
+            text = client.task_log(PIPELINE, run_id, ti["task_id"], ti["try_number"], ti["map_index"])
+            return text if "task process" in text else None
+
         for ti in client.task_instances(PIPELINE, run_id):
             if ti["state"] == "success" and (ti["task_id"] in ("reconcile", "gate") or ti["queue"] == "regions-eu"):
-                text = client.task_log(PIPELINE, run_id, ti["task_id"], ti["try_number"], ti["map_index"])
+                text = wait(f"{ti['task_id']}[{ti['map_index']}]'s log in the control bucket",
+                            lambda ti=ti: uploaded_log(ti), timeout=120, poll=2)
                 assert "task process warm" in text and "task process cold" not in text, (ti["task_id"], text[-2000:])
 
         # the view and `lockstep status` from the control plane
