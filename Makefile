@@ -8,7 +8,7 @@ STAMP := $(VENV)/.lockstep-installed
 .PHONY: install demo test test-fast lint bench up images clean
 
 # uv installs the same pinned set as pip does (constraints.txt), its downloads side by side and
-# its bytecode compiled in parallel: ~20 s against pip's ~65 s here; pip does it when uv cannot
+# its bytecode compiled in parallel: ~30 s against pip's ~65 s here; pip does it when uv cannot
 EXTRAS := dev,postgres,celery,fab
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

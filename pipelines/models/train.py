@@ -137,13 +137,14 @@ def train(spec: PipelineSpec, *, until: str, exclude: list[str] | None = None, r
         f"{TAG}generations": json.dumps(generations, sort_keys=True), f"{TAG}excluded": json.dumps(excluded),
         f"{TAG}window": json.dumps(keys), f"{TAG}features": json.dumps(ms.features),
     }
-    with registry(spec, root) as client, mlflow.start_run(experiment_id=experiment_id(spec, root)) as run:
-        mlflow.set_tags(tags)
-        mlflow.log_params({"seed": ms.seed, "model": "StandardScaler+LogisticRegression", "rows": data.height})
-        mlflow.log_metrics(metrics)
-        info = mlflow.sklearn.log_model(model, name="model", signature=infer_signature(x, proba),
-                                        registered_model_name=ms.name, serialization_format="cloudpickle")
-        version = str(info.registered_model_version)
+    with registry(spec, root) as client:
+        with mlflow.start_run(experiment_id=experiment_id(spec, root)) as run:
+            mlflow.set_tags(tags)
+            mlflow.log_params({"seed": ms.seed, "model": "StandardScaler+LogisticRegression", "rows": data.height})
+            mlflow.log_metrics(metrics)
+            info = mlflow.sklearn.log_model(model, name="model", signature=infer_signature(x, proba),
+                                            registered_model_name=ms.name, serialization_format="cloudpickle")
+        version = str(info.registered_model_version)  # the version's tags once its run has ended, as before
         for k, v in tags.items():
             client.set_model_version_tag(ms.name, version, k, v)
     return TrainedModel(ms.name, version, run.info.run_id, versions[0], generations, suites, excluded, metrics)
