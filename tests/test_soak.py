@@ -4,8 +4,8 @@ certified day reads back, storage stays bounded, and the gate does not slow down
 
 The time scale is what the bounds need, no more: storage is compared at twice and at four
 times the rollback window (both past it, so both after vacuums; the second holds twice the
-days), and the gate's time on the last days against days 10-12, once drift's trailing window
-(7 certified days) is full. (It ran 60 days with a 14-day window and 8 faults: the same
+days), and the gate's time on the last days against days 10-12 (the fastest of three each),
+once drift's trailing window (7 certified days) is full. (It ran 60 days with a 14-day window and 8 faults: the same
 ratios at twice the cost.)"""
 
 from __future__ import annotations
@@ -95,8 +95,11 @@ def test_soak_thirty_days(tmp_path: Path) -> None:
     # + each region's site's static files (one site per region, under its prefix)
     assert docs[d2] <= 2 * validated * d2 + len(spec.regions) * d2 + 40 * len(spec.regions), docs
 
-    first, warm, last = (sum(gate_seconds[a:b]) / (b - a) for a, b in ((1, 4), (9, 12), (DAYS - 3, DAYS)))
-    print(f"\nsoak: gate (reconcile + certify) {first:.3f}s on days 2-4, {warm:.3f}s on days 10-12 (drift's "
+    # the fastest day of each window: work that grows with history raises every day's time, while
+    # another process on the 2 shared cores (the suite runs beside this test) only adds to some
+    first, warm, last = (min(gate_seconds[a:b]) for a, b in ((1, 4), (9, 12), (DAYS - 3, DAYS)))
+    print(f"\nsoak: gate (reconcile + certify), fastest of 3 days: {first:.3f}s on days 2-4, {warm:.3f}s on "
+          f"days 10-12 (drift's "
           f"trailing window full), {last:.3f}s on days {DAYS - 2}-{DAYS} ({last / warm:.2f}x day 10-12); "
           f"storage {sizes}")
     assert last <= 2.0 * warm + 0.2, (first, warm, last)  # 2 shared cores: generous, still catches growth
