@@ -272,16 +272,26 @@ def test_release_cli_train_promote_list_show(lake: tuple[PipelineSpec, str], tmp
     version = json.loads(trained.stdout)["version"]
     refused = runner.invoke(app, ["release", "train", *base, "--until", UNCERTIFIED])
     assert refused.exit_code == 2 and UNCERTIFIED in refused.output  # stdout and stderr
-    shadow = runner.invoke(app, ["release", "shadow", *base, version, "--date", DAYS[3]])
+    # a release of this version first, so that the rollback below has one to go back to
+    # whether or not the module's other tests ran before
+    assert runner.invoke(app, ["release", "shadow", *base, version, "--date", DAYS[3]]).exit_code == 0
+    first = runner.invoke(app, ["release", "promote", *base, version, "--why", "cli, first"])
+    assert first.exit_code == 0, first.output
+    retrained = runner.invoke(app, ["release", "train", *base, "--until", DAYS[2]])
+    assert retrained.exit_code == 0, retrained.output
+    newer = json.loads(retrained.stdout)["version"]
+    assert newer != version
+    # shadow-scored against the release in force (the first), as a promotion over one must be
+    shadow = runner.invoke(app, ["release", "shadow", *base, newer, "--date", DAYS[3]])
     assert shadow.exit_code == 0, shadow.output
     assert [r["region"] for r in json.loads(shadow.stdout)] == spec.regions
-    promoted = runner.invoke(app, ["release", "promote", *base, version, "--why", "cli"])
+    promoted = runner.invoke(app, ["release", "promote", *base, newer, "--why", "cli"])
     assert promoted.exit_code == 0, promoted.output
     release = json.loads(promoted.stdout)[0]
     listed = json.loads(runner.invoke(app, ["release", "list", *base]).stdout)
     assert listed == [r.to_json() for r in releases(spec, root=root)] and listed[-1]["release_id"] == release["release_id"]
     shown = json.loads(runner.invoke(app, ["release", "show", *base, "--interval", release["effective_from"]]).stdout)
-    assert shown[0]["release_id"] == release["release_id"] and shown[0]["model_version"] == version
+    assert shown[0]["release_id"] == release["release_id"] and shown[0]["model_version"] == newer
     replay = runner.invoke(app, ["score", *base, "--date", DAYS[2], "--release", release["release_id"]])
     assert replay.exit_code == 0, replay.output
     scored = json.loads(replay.stdout)
@@ -292,4 +302,5 @@ def test_release_cli_train_promote_list_show(lake: tuple[PipelineSpec, str], tmp
     back = runner.invoke(app, ["release", "rollback", *base, "--why", "cli rollback"])
     assert back.exit_code == 0, back.output
     assert json.loads(back.stdout)[0]["kind"] == "rollback"
+    assert json.loads(back.stdout)[0]["model_version"] == version
     assert json.loads(runner.invoke(app, ["release", "history", *base]).stdout)[-1]["kind"] == "rollback"
