@@ -46,6 +46,11 @@ def test_validate_agrees_with_the_gate_on_a_quarantine_cap(tmp_path: Path) -> No
     # piped, the table is plain lines: the region's line names its blocking checks verbatim
     line = next(x for x in text.output.splitlines() if x.startswith(f"{r0}\t"))
     assert all(cid in line for cid in mine["blocking"][:3]), (line, mine["blocking"])
+    # piped, explain's sentences are whole lines too (rich folded them at 80 columns)
+    told = cli("explain", str(spec.path), "--date", D1.ds).output.splitlines()
+    for reason in decision.reasons:
+        assert any(reason["message"] in x for x in told), (reason, told)
+    assert max(map(len, told)) > 80
 
 
 def test_a_cross_region_check_marks_only_the_region_at_fault(tmp_path: Path) -> None:

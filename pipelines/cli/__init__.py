@@ -59,7 +59,10 @@ def _root_options(
     debug: Annotated[bool, typer.Option("--debug", help="show tracebacks")] = False,
 ) -> None:
     """Options of every command. ``--debug`` lives as long as the command does (the flag is
-    kept in a context variable, never written to the process's environment)."""
+    kept in a context variable, never written to the process's environment). Output that is
+    not a terminal (a pipe, a file) gets whole lines: a sentence is never folded at 80 columns."""
+    for out in (console, err_console):
+        out.soft_wrap = not out.is_terminal
     token = _DEBUG.set(debug)
     ctx.call_on_close(lambda: _DEBUG.reset(token))
 
