@@ -301,6 +301,6 @@ def test_release_cli_train_promote_list_show(lake: tuple[PipelineSpec, str], tmp
                                                        root=root))
     back = runner.invoke(app, ["release", "rollback", *base, "--why", "cli rollback"])
     assert back.exit_code == 0, back.output
-    assert json.loads(back.stdout)[0]["kind"] == "rollback"
-    assert json.loads(back.stdout)[0]["model_version"] == version
+    rolled = json.loads(back.stdout)[0]
+    assert rolled["kind"] == "rollback" and rolled["model_version"] == version
     assert json.loads(runner.invoke(app, ["release", "history", *base]).stdout)[-1]["kind"] == "rollback"
